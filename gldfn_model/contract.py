@@ -1,0 +1,68 @@
+"""The machine-readable contract of the local dynamic filter op, shared by the exporter, the plugin
+build (CMake reads the same JSON file) and the tests."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+CONTRACT_PATH = Path(str(resources.files("gldfn_model") / "contracts" / "local_dynamic_filter.json"))
+
+
+@dataclass(frozen=True)
+class OpContract:
+    raw: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.raw["name"]
+
+    @property
+    def domain(self) -> str:
+        return self.raw["domain"]
+
+    @property
+    def version(self) -> str:
+        return self.raw["version"]
+
+    @property
+    def contract_version(self) -> int:
+        return int(self.raw["contract_version"])
+
+    @property
+    def attribute_names(self) -> list[str]:
+        return [a["name"] for a in self.raw["attributes"]]
+
+    def attribute(self, name: str) -> dict[str, Any]:
+        for attr in self.raw["attributes"]:
+            if attr["name"] == name:
+                return attr
+        raise KeyError(f"the op contract has no attribute {name!r}")
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i["name"] for i in self.raw["inputs"]]
+
+    @property
+    def dtypes(self) -> list[str]:
+        return list(self.raw["dtypes"])
+
+    def tolerance(self, dtype: str) -> float:
+        return float(self.raw["tolerances"][dtype]["max_abs_relative_to_range"])
+
+    def validate_attributes(self, kernel_size: int, dilation: int) -> None:
+        """Raise ValueError when the attributes are outside what the op (and its plugin) supports."""
+        allowed = self.attribute("kernel_size")["allowed"]
+        if kernel_size not in allowed:
+            raise ValueError(f"kernel_size={kernel_size} is not supported; use one of {allowed}")
+        dil = self.attribute("dilation")
+        if not dil["min"] <= dilation <= dil["max"]:
+            raise ValueError(f"dilation={dilation} is outside [{dil['min']}, {dil['max']}]")
+
+
+@lru_cache(maxsize=1)
+def load_contract() -> OpContract:
+    return OpContract(json.loads(CONTRACT_PATH.read_text()))

@@ -1,0 +1,1 @@
+"""gldfn_runtime: TensorRT / TensorRT-RTX engines, tiled inference and benchmarks."""
