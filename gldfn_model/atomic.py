@@ -1,0 +1,33 @@
+"""Write files under a temporary name in the destination folder, then rename: readers never see a
+half-written file and a failed write leaves nothing behind."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class OutputPathError(ValueError):
+    """The output location cannot be written."""
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``, on error removed."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputPathError(f"cannot write {target}: folder {folder} does not exist (create it first)")
+    if not os.access(folder, os.W_OK):
+        raise OutputPathError(f"cannot write {target}: folder {folder} is not writable (choose another output path)")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,13 @@
+"""The ``gldfn`` command: a thin layer over the gldfn_model API. Each subcommand lives in its own module."""
+from __future__ import annotations
+
+import typer
+
+from gldfn_model import cli_info
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="GLDFN blind super-resolution: model tools.")
+cli_info.register(app)
+
+
+def main() -> None:
+    app()
