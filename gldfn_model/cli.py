@@ -9,5 +9,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="GLDFN blind 
 cli_info.register(app)
 
 
+@app.callback()
+def _root() -> None:
+    """GLDFN blind super-resolution: model tools."""
+
+
 def main() -> None:
     app()

@@ -31,14 +31,14 @@ class GLDFNConfig:
     channels: int = 64
     groups: int = 5
     modules_per_group: int = 10
-    residual_blocks: int = 0
+    residual_blocks: int = 1
     local_convs: int = 2
     global_convs: int = 1
     gdf_kernels: int = 4
     gdf_reduction: int = 4
     ldf_kernel_size: int = 3
     ldf_dilation: int = 1
-    ldf_squeeze: float = 0.75
+    ldf_squeeze: float = 0.70
     activation: str = "relu"
     fusion: str = "conv1x1"
     scale: int = 4
@@ -94,8 +94,8 @@ class GLDFNConfig:
 
 NAMED_CONFIGS: dict[str, GLDFNConfig] = {
     "paper": GLDFNConfig(),
-    "small": GLDFNConfig(channels=48, groups=3, modules_per_group=4, ldf_squeeze=0.25),
-    "tiny": GLDFNConfig(channels=32, groups=2, modules_per_group=2, ldf_squeeze=0.25),
+    "small": GLDFNConfig(channels=48, groups=3, modules_per_group=4, residual_blocks=1, ldf_squeeze=0.25),
+    "tiny": GLDFNConfig(channels=32, groups=2, modules_per_group=2, residual_blocks=1, ldf_squeeze=0.25),
 }
 
 # Table I: which dynamic layers are kept (local, global).

@@ -1,0 +1,36 @@
+import json
+
+from typer.testing import CliRunner
+
+from gldfn_model.cli import app
+from gldfn_model.config import get_config
+from gldfn_model.network import GLDFN
+
+runner = CliRunner()
+
+
+def test_info_json_matches_model():
+    result = runner.invoke(app, ["info", "--config", "tiny", "--scale", "2", "--lr-size", "32x48", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["config"] == "tiny" and data["scale"] == 2 and data["lr_size"] == [32, 48]
+    assert data["params"] == sum(p.numel() for p in GLDFN(get_config("tiny", 2)).parameters())
+    assert isinstance(data["macs"], int) and data["macs"] > 0
+
+
+def test_info_text_shows_table_iv():
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0
+    assert "DCLS" in result.output and "346.74" in result.output
+
+
+def test_info_ablation_lists_four_variants():
+    result = runner.invoke(app, ["info", "--ablation", "--config", "tiny", "--json"])
+    assert result.exit_code == 0
+    assert sorted(json.loads(result.output)) == ["A", "B", "C", "D"]
+
+
+def test_info_rejects_bad_size_and_config():
+    assert runner.invoke(app, ["info", "--lr-size", "12"]).exit_code != 0
+    bad = runner.invoke(app, ["info", "--config", "huge"])
+    assert bad.exit_code != 0 and "unknown config" in bad.output
