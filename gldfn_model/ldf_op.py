@@ -51,8 +51,10 @@ def local_dynamic_filter_reference(x: Tensor, spatial: Tensor, channel: Tensor, 
     """The op's arithmetic in plain PyTorch, as a sum of shifted products."""
     _check_inputs(x, spatial, channel, kernel_size, dilation)
     out = torch.zeros_like(x)
+    scratch = torch.empty_like(x)  # one reused temporary keeps the extra memory at two input sizes
     for tap, oy, ox, iy, ix in _tap_regions(x.shape[2], x.shape[3], kernel_size, dilation):
-        weighted = x[:, :, iy, ix] * spatial[:, tap : tap + 1, oy, ox]
+        weighted = scratch[:, :, : oy.stop - oy.start, : ox.stop - ox.start]
+        torch.mul(x[:, :, iy, ix], spatial[:, tap : tap + 1, oy, ox], out=weighted)
         out[:, :, oy, ox].addcmul_(weighted, channel[:, :, tap, None, None])
     return out
 
