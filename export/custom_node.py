@@ -1,0 +1,60 @@
+"""Emitting the local dynamic filter as one ``gldfn::GLDFN_LocalDynamicFilter`` node during export, and
+finding those nodes again in an ONNX model. Name, domain, version and attributes come from the op contract."""
+from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import onnx
+import torch
+from torch import Tensor, nn
+
+from gldfn_model.contract import OpContract
+from gldfn_model.dynamic_layers import LocalDynamicFilter
+
+
+def node_attributes(contract: OpContract, layer: LocalDynamicFilter) -> dict[str, Any]:
+    """Every contract attribute: the layer's own value where it has one of that name, else the default."""
+    values = {a["name"]: getattr(layer, a["name"], a["default"]) for a in contract.raw["attributes"]}
+    contract.validate_attributes(values["kernel_size"], values["dilation"])
+    return values
+
+
+def _symbolic_apply_filter(contract: OpContract):  # noqa: ANN202 - returns a method
+    def apply_filter(self: LocalDynamicFilter, x: Tensor, spatial: Tensor, channel: Tensor) -> Tensor:
+        return torch.onnx.ops.symbolic(
+            f"{contract.domain}::{contract.name}",
+            [x, spatial, channel],
+            attrs=node_attributes(contract, self),
+            dtype=x.dtype,
+            shape=x.shape,
+            version=int(contract.version),
+        )
+
+    return apply_filter
+
+
+@contextlib.contextmanager
+def local_filters_as_custom_nodes(model: nn.Module, contract: OpContract) -> Iterator[int]:
+    """While active, each LDF layer of ``model`` exports as the contract's custom node. Yields their count."""
+    layers = [m for m in model.modules() if isinstance(m, LocalDynamicFilter)]
+    method = _symbolic_apply_filter(contract)
+    for layer in layers:
+        layer.apply_filter = types.MethodType(method, layer)
+    try:
+        yield len(layers)
+    finally:
+        for layer in layers:
+            del layer.apply_filter
+
+
+def custom_nodes(model: onnx.ModelProto, contract: OpContract) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.domain == contract.domain and n.op_type == contract.name]
+
+
+def attribute_values(node: onnx.NodeProto) -> dict[str, Any]:
+    """The node's attributes as Python values, strings decoded."""
+    values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}

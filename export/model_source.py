@@ -1,0 +1,52 @@
+"""Which weights an export uses: a checkpoint given by the user, the weights shipped for (config, scale), or
+(only when asked) random ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gldfn_model.checkpoint import CheckpointError, file_sha256, load_checkpoint, shipped_weights_path
+from gldfn_model.config import get_config
+from gldfn_model.network import GLDFN
+
+DEFAULT_CONFIG = "paper"
+
+
+@dataclass
+class ModelSource:
+    model: GLDFN
+    config_name: str
+    checkpoint_sha256: str | None
+    description: str
+
+
+def _from_checkpoint(path: Path, scale: int, config_name: str | None, how: str) -> ModelSource:
+    checkpoint = load_checkpoint(path, expect_scale=scale, expect_config=config_name)
+    try:
+        model = checkpoint.build_model()
+    except RuntimeError as exc:  # load_state_dict: missing / unexpected / mis-shaped tensors
+        raise CheckpointError(f"checkpoint {path} does not fit its own config ({exc.__class__.__name__}): {str(exc).splitlines()[0]}") from exc
+    digest = file_sha256(path)
+    return ModelSource(model, checkpoint.config_name, digest, f"{how} {path} (sha256 {digest[:12]}...)")
+
+
+def resolve_model(scale: int, config_name: str | None, checkpoint: Path | None, random_weights: bool, seed: int = 0) -> ModelSource:
+    """The model to export. ``config_name`` None means: the checkpoint's own config, else ``paper``."""
+    if checkpoint is not None:
+        if random_weights:
+            raise CheckpointError("--checkpoint and --random-weights exclude each other; pass one of them")
+        return _from_checkpoint(checkpoint, scale, config_name, "checkpoint")
+    name = config_name or DEFAULT_CONFIG
+    config = get_config(name, scale)
+    shipped = shipped_weights_path(name, scale)
+    if shipped is not None and not random_weights:
+        return _from_checkpoint(shipped, scale, name, "shipped weights")
+    if not random_weights:
+        raise CheckpointError(
+            f"no trained weights are shipped for config {name!r} at scale x{scale}; pass --checkpoint PATH, "
+            "or --random-weights to export an untrained network (for benchmarking only)"
+        )
+    torch.manual_seed(seed)
+    return ModelSource(GLDFN(config).eval(), name, None, f"random weights (seed {seed}; untrained, for benchmarking only)")
