@@ -1,0 +1,176 @@
+"""Degradation model (Eq. 1): kernels, samplers, batched implementation and its single-image wrapper."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from gldfn_model import degradation as deg
+from gldfn_model.imresize import imresize
+
+
+def test_isotropic_kernel_sums_to_one_is_symmetric_and_has_its_width():
+    kernel = deg.isotropic_gaussian_kernel(2.0, 21)
+    assert kernel.shape == (21, 21)
+    assert kernel.sum() == pytest.approx(1.0)
+    assert np.allclose(kernel, kernel.T) and np.allclose(kernel, kernel[::-1])
+    assert kernel.argmax() == 10 * 21 + 10
+    axis = np.arange(21) - 10
+    variance = (kernel.sum(axis=0) * axis**2).sum()
+    assert variance == pytest.approx(4.0, rel=1e-3)
+
+
+def test_anisotropic_kernel_is_rotated_isotropic_when_widths_equal():
+    assert np.allclose(deg.anisotropic_gaussian_kernel(1.7, 1.7, 0.9, 21), deg.isotropic_gaussian_kernel(1.7, 21))
+    kernel = deg.anisotropic_gaussian_kernel(4.0, 1.0, 0.0, 31)
+    assert kernel.sum() == pytest.approx(1.0)
+    axis = np.arange(31) - 15
+    assert (kernel.sum(axis=0) * axis**2).sum() == pytest.approx(16.0, rel=5e-3)  # variance along x (truncated at 3.75 sigma)
+    assert (kernel.sum(axis=1) * axis**2).sum() == pytest.approx(1.0, rel=1e-3)  # variance along y
+    turned = deg.anisotropic_gaussian_kernel(4.0, 1.0, math.pi / 2, 31)
+    assert np.allclose(turned, kernel.T, atol=1e-12)
+
+
+def test_gaussian8_sigmas_and_training_ranges():
+    assert deg.gaussian8_sigmas(4) == pytest.approx(list(np.linspace(1.8, 3.2, 8)))
+    assert deg.gaussian8_sigmas(2)[0] == pytest.approx(0.8) and deg.gaussian8_sigmas(3)[-1] == pytest.approx(2.4)
+    assert deg.training_sigma_range(3) == (0.2, 3.0)
+    with pytest.raises(deg.DegradationError, match="x5"):
+        deg.gaussian8_sigmas(5)
+
+
+def test_modcrop_keeps_top_left():
+    image = np.arange(7 * 10 * 3).reshape(7, 10, 3)
+    cropped = deg.modcrop(image, 4)
+    assert cropped.shape == (4, 8, 3)
+    assert np.array_equal(cropped, image[:4, :8])
+
+
+def test_defocus_and_motion_kernels():
+    disk = deg.defocus_kernel(3.0, 21)
+    assert disk.sum() == pytest.approx(1.0) and np.allclose(disk, disk.T)
+    assert disk[10, 10] > 0 and disk[10, 15] == 0
+    line = deg.motion_kernel(10.0, 0.0, 0.0, 21)
+    assert line.sum() == pytest.approx(1.0)
+    assert np.abs(line[:9]).sum() == 0 and np.abs(line[12:]).sum() == 0  # a horizontal line through the centre
+    assert (line[10] > 0).sum() >= 9
+    with pytest.raises(deg.DegradationError, match="motion length"):
+        deg.motion_kernel(30.0, 0.0, 0.0, 21)
+
+
+def test_samplers_are_deterministic_from_the_seed():
+    a = deg.random_anisotropic_kernel(4, deg.image_rng(7, "bird.png", 0))
+    b = deg.random_anisotropic_kernel(4, deg.image_rng(7, "bird.png", 0))
+    c = deg.random_anisotropic_kernel(4, deg.image_rng(8, "bird.png", 0))
+    assert np.array_equal(a.kernel, b.kernel) and not np.array_equal(a.kernel, c.kernel)
+    assert a.kernel.shape == (31, 31) and deg.random_anisotropic_kernel(2, np.random.default_rng(0)).kernel.shape == (11, 11)
+    assert 0.6 <= a.params["sigma_1"] <= 5 and -math.pi <= a.params["theta"] <= math.pi
+    iso = deg.random_isotropic_kernel(2, np.random.default_rng(3))
+    assert 0.2 <= iso.params["sigma"] <= 2.0
+
+
+def test_region_masks_partition_the_image():
+    masks = deg.region_masks(60, 80, np.random.default_rng(1), 3)
+    assert masks.shape == (3, 60, 80)
+    assert np.allclose(masks.sum(axis=0), 1.0, atol=1e-5)
+    assert (masks.reshape(3, -1).max(axis=1) > 0.9).all()  # every region owns some pixels
+
+
+def test_spatially_varying_sample_and_noise_ranges():
+    low = deg.random_spatially_varying(64, 64, np.random.default_rng(5), "low")
+    high = deg.random_spatially_varying(64, 64, np.random.default_rng(5), "high")
+    assert low.kernel.ndim == 3 and low.masks.shape == (low.kernel.shape[0], 64, 64)
+    assert 0 <= low.noise_sigma * 255 <= 5 and 5 <= high.noise_sigma * 255 <= 10
+    assert {r["type"] for r in low.params["regions"]} <= {"motion", "defocus"}
+    again = deg.random_spatially_varying(64, 64, np.random.default_rng(5), "low")
+    assert np.array_equal(again.masks, low.masks) and np.array_equal(again.kernel, low.kernel)
+
+
+def test_blur_is_correlation_with_reflect_padding():
+    image = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
+    image[0, 0, 4, 4] = 1.0
+    kernel = torch.zeros(1, 3, 3, dtype=torch.float64)
+    kernel[0, 0, 2] = 1.0  # top-right tap
+    out = deg.blur_batch(image, kernel)
+    # correlation: out[y, x] = in[y - 1, x + 1], so the impulse moves down-left
+    assert out[0, 0, 5, 3] == 1.0 and out.sum() == 1.0
+    ramp = torch.arange(6, dtype=torch.float64).view(1, 1, 1, 6).expand(1, 1, 6, 6).contiguous()
+    left = torch.zeros(1, 3, 3, dtype=torch.float64)
+    left[0, 1, 0] = 1.0
+    shifted = deg.blur_batch(ramp, left)
+    assert shifted[0, 0, 0, 0] == 1.0  # reflect padding: the pixel left of column 0 is column 1
+
+
+def test_degrade_batch_shapes_levels_and_per_sample_kernels():
+    generator = torch.Generator().manual_seed(0)
+    hr = torch.rand(4, 3, 48, 40, generator=generator)
+    rng = np.random.default_rng(0)
+    batch = deg.sample_batch("iso", 4, 4, rng)
+    lr = deg.degrade_batch(hr, batch["kernels"], 4, 0.0)
+    assert lr.shape == (4, 3, 12, 10)
+    assert torch.equal(lr, torch.round(lr * 255) / 255) and lr.min() >= 0 and lr.max() <= 1
+    alone = deg.degrade_batch(hr[2:3], batch["kernels"][2:3], 4, 0.0)
+    assert torch.allclose(alone, lr[2:3], atol=1e-6)
+
+
+def test_degrade_batch_noise_is_seeded_and_per_sample():
+    hr = torch.full((2, 3, 64, 64), 0.5)
+    kernels = torch.from_numpy(np.stack([deg.isotropic_gaussian_kernel(1.0)] * 2)).float()
+    sigma = torch.tensor([0.0, 30 / 255])
+    a = deg.degrade_batch(hr, kernels, 4, sigma, torch.Generator().manual_seed(1), quantize=False)
+    b = deg.degrade_batch(hr, kernels, 4, sigma, torch.Generator().manual_seed(1), quantize=False)
+    assert torch.equal(a, b)
+    assert torch.allclose(a[0], torch.full_like(a[0], 0.5), atol=1e-6)
+    assert a[1].std().item() == pytest.approx(30 / 255, rel=0.1)
+
+
+def test_degrade_batch_spatially_varying_blends_regions():
+    hr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    k1 = deg.isotropic_gaussian_kernel(0.5)
+    k2 = deg.defocus_kernel(4.0)
+    masks = np.zeros((2, 64, 64))
+    masks[0, :, :32] = 1.0
+    masks[1, :, 32:] = 1.0
+    sv = deg.degrade_batch(hr, torch.from_numpy(np.stack([k1, k2]))[None], 4, masks=torch.from_numpy(masks)[None], quantize=False)
+    only_1 = deg.degrade_batch(hr, torch.from_numpy(k1)[None], 4, quantize=False)
+    only_2 = deg.degrade_batch(hr, torch.from_numpy(k2)[None], 4, quantize=False)
+    assert torch.allclose(sv[..., :4], only_1[..., :4]) and torch.allclose(sv[..., -4:], only_2[..., -4:])
+
+
+def test_degrade_image_matches_a_direct_numpy_pipeline():
+    rng = np.random.default_rng(4)
+    hr = rng.integers(0, 256, size=(40, 36, 3), dtype=np.uint8)
+    kernel = deg.isotropic_gaussian_kernel(1.3, 21)
+    lr = deg.degrade_image(hr, kernel, 2)
+    assert lr.dtype == np.uint8 and lr.shape == (20, 18, 3)
+    padded = np.pad(hr / 255.0, ((10, 10), (10, 10), (0, 0)), mode="reflect")
+    blurred = np.zeros((40, 36, 3))
+    for dy in range(21):
+        for dx in range(21):
+            blurred += kernel[dy, dx] * padded[dy : dy + 40, dx : dx + 36]
+    expected = np.round(np.clip(imresize(blurred, 0.5), 0, 1) * 255).astype(np.uint8)
+    assert np.abs(lr.astype(int) - expected).max() <= 1
+    assert (lr == expected).mean() > 0.99
+
+
+def test_bad_inputs_have_clear_errors():
+    with pytest.raises(deg.DegradationError, match="multiple of x4"):
+        deg.degrade_batch(torch.rand(1, 3, 30, 32), torch.ones(1, 3, 3) / 9, 4)
+    with pytest.raises(deg.DegradationError, match="too small"):
+        deg.degrade_batch(torch.rand(1, 3, 8, 8), torch.ones(1, 21, 21) / 441, 4)
+    with pytest.raises(deg.DegradationError, match="rng"):
+        deg.degrade_image(np.zeros((8, 8, 3), np.uint8), np.ones((3, 3)) / 9, 2, noise_sigma=0.1)
+
+
+def test_degrade_batch_is_fast_on_cpu():
+    hr = torch.rand(16, 3, 192, 192)
+    batch = deg.sample_batch("iso", 4, 16, np.random.default_rng(0), noise_range=(0.0, 0.05))
+    deg.degrade_batch(hr, batch["kernels"], 4, batch["noise_sigma"])
+    start = time.perf_counter()
+    lr = deg.degrade_batch(hr, batch["kernels"], 4, batch["noise_sigma"])
+    elapsed = time.perf_counter() - start
+    assert lr.shape == (16, 3, 48, 48)
+    assert elapsed < 2.0, f"degrading 16 crops of 192x192 took {elapsed:.2f} s"
