@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import typer
 
-from gldfn_model import cli_info
+from gldfn_model import cli_info, cli_train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="GLDFN blind super-resolution: model tools.")
 cli_info.register(app)
+cli_train.register(app)
 
 
 @app.callback()

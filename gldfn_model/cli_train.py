@@ -1,0 +1,76 @@
+"""``gldfn train``: a thin layer over gldfn_model.training."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from gldfn_model.training import TrainOptions, train
+
+
+class ProgressPrinter:
+    """One status line (loss, lr, it/s, ETA): redrawn in place on a terminal, a line per log interval otherwise."""
+
+    def __init__(self, total: int, every: int) -> None:
+        self.total, self.every, self.tty = total, every, sys.stderr.isatty()
+        self.started, self.first = time.time(), None
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        done = record["iteration"]
+        if self.first is None:
+            self.first = (done - 1, time.time())
+        steps = done - self.first[0]
+        rate = steps / max(1e-9, time.time() - self.first[1])
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        width = 30
+        bar = "#" * int(width * done / self.total) + "-" * (width - int(width * done / self.total))
+        line = (f"[{bar}] {done}/{self.total} loss {record['loss']:.4f} lr {record['lr']:.2e} "
+                f"{rate:.2f} it/s ETA {time.strftime('%H:%M:%S', time.gmtime(eta)) if eta != float('inf') else '?'}")
+        if "val_psnr" in record:
+            line += f" val {record['val_psnr']:.2f} dB"
+        if self.tty:
+            print("\r" + line, end="\n" if done == self.total or "val_psnr" in record else "", file=sys.stderr, flush=True)
+        elif done % self.every == 0 or done == self.total or "val_psnr" in record:
+            print(line, file=sys.stderr, flush=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_command(
+        data: list[Path] = typer.Option(..., "--data", help="HR image folder(s); repeat --data for several"),
+        out: Path = typer.Option(..., "--out", help="run folder: checkpoints, train_log.jsonl"),
+        scale: int = typer.Option(4, help="2, 3 or 4"),
+        setting: str = typer.Option("iso", help="degradation: iso (Setting 1, isotropic Gaussian)"),
+        config: str = typer.Option("tiny", help="named config: tiny, small or paper"),
+        iters: int = typer.Option(10_000, help="iterations; the paper's lr schedule is scaled to this"),
+        batch: int = typer.Option(16, help="batch size (per process under torchrun)"),
+        patch: int = typer.Option(48, help="LR patch size (HR crop = patch x scale)"),
+        lr: float = typer.Option(4e-4, help="initial learning rate"),
+        seed: int = typer.Option(0),
+        val: Optional[Path] = typer.Option(None, help="HR folder for periodic validation PSNR (Gaussian8, dcls)"),
+        val_every: int = typer.Option(1000),
+        ckpt_every: int = typer.Option(200, help="iterations between last.pt checkpoints"),
+        snapshot_every: int = typer.Option(1000, help="iterations between kept iter_N.pt weight snapshots"),
+        skip_small: bool = typer.Option(False, "--skip-small", help="leave out images smaller than the HR crop"),
+        threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+        resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last.pt"),
+    ) -> None:
+        """Train GLDFN with on-the-fly degradation; resumable, seeded, DDP under torchrun."""
+        options = TrainOptions(data=[str(d) for d in data], out=str(out), scale=scale, setting=setting, config=config,
+                               iters=iters, batch=batch, patch=patch, lr=lr, seed=seed,
+                               val=str(val) if val else None, val_every=val_every, ckpt_every=ckpt_every,
+                               snapshot_every=snapshot_every, skip_small=skip_small, threads=threads)
+        validate = None
+        if val is not None:
+            from gldfn_model.evaluation import make_validator
+
+            validate = make_validator(val, scale)
+        try:
+            last = train(options, resume=resume, validate=validate, progress=ProgressPrinter(iters, 10))
+        except (ValueError, FileNotFoundError, FileExistsError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"done: {last}")

@@ -1,0 +1,237 @@
+"""Training GLDFN on HR images degraded on the fly (Setting 1 by default): L1 loss, Adam with the paper's
+step schedule scaled to the run length, GDF temperature annealing, periodic validation, atomic checkpoints
+with everything needed for an exact resume, and DistributedDataParallel under torchrun."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from gldfn_model.atomic import atomic_output
+from gldfn_model.checkpoint import load_checkpoint, save_checkpoint
+from gldfn_model.config import get_config
+from gldfn_model.degradation import degrade_batch, isotropic_gaussian_kernel, training_sigma_range
+from gldfn_model.dynamic_layers import gdf_temperature, set_gdf_temperature
+from gldfn_model.image_io import list_images, read_rgb
+from gldfn_model.network import GLDFN
+
+# The paper: 5e5 iterations, lr 4e-4 halved every 2e5 iterations; we keep the ratio for shorter runs.
+PAPER_ITERATIONS = 500_000
+PAPER_HALVING_PERIOD = 200_000
+KERNEL_SIZE = 21
+
+
+class TrainingDataError(ValueError):
+    """The training images cannot be used as given."""
+
+
+@dataclass
+class TrainOptions:
+    data: list[str]
+    out: str
+    scale: int = 4
+    setting: str = "iso"
+    config: str = "tiny"
+    iters: int = 10_000
+    batch: int = 16
+    patch: int = 48
+    lr: float = 4e-4
+    seed: int = 0
+    val: str | None = None
+    val_every: int = 1000
+    ckpt_every: int = 200
+    log_every: int = 50
+    snapshot_every: int = 1000
+    anneal_fraction: float = 0.05
+    skip_small: bool = False
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_training_images(folders: Sequence[str], min_size: int, skip_small: bool) -> list[np.ndarray]:
+    """All images of the folders as HxWx3 uint8 arrays; images smaller than ``min_size`` are an error
+    (or skipped with ``skip_small``)."""
+    images, small = [], []
+    for folder in folders:
+        paths = list_images(folder)
+        for path in paths:
+            image = read_rgb(path)
+            if min(image.shape[:2]) < min_size:
+                small.append(f"{path} ({image.shape[1]}x{image.shape[0]})")
+                continue
+            images.append(image)
+    if small and not skip_small:
+        raise TrainingDataError(
+            f"{len(small)} training image(s) are smaller than the {min_size}x{min_size} HR crop: "
+            + ", ".join(small[:5]) + (" ..." if len(small) > 5 else "")
+            + "; use a smaller --patch or pass --skip-small to leave them out")
+    if not images:
+        raise TrainingDataError(f"no usable training image in {list(folders)}")
+    return images
+
+
+class PatchSampler:
+    """Random HR crops with random flips and 90-degree rotations, from a seeded NumPy generator."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, rng: np.random.Generator) -> None:
+        self.images, self.crop, self.rng = images, crop, rng
+
+    def sample(self, batch: int) -> Tensor:
+        crops = []
+        for _ in range(batch):
+            image = self.images[self.rng.integers(len(self.images))]
+            h, w = image.shape[:2]
+            y, x = self.rng.integers(h - self.crop + 1), self.rng.integers(w - self.crop + 1)
+            crop = image[y : y + self.crop, x : x + self.crop]
+            if self.rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            if self.rng.random() < 0.5:
+                crop = crop[::-1]
+            crop = np.rot90(crop, k=int(self.rng.integers(4)))
+            crops.append(np.ascontiguousarray(crop))
+        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def sample_kernels(setting: str, scale: int, batch: int, rng: np.random.Generator) -> Tensor:
+    if setting != "iso":
+        raise ValueError(f"training setting {setting!r} is not supported yet; use 'iso' (Setting 1)")
+    low, high = training_sigma_range(scale)
+    sigmas = rng.uniform(low, high, size=batch)
+    return torch.from_numpy(np.stack([isotropic_gaussian_kernel(float(s), KERNEL_SIZE) for s in sigmas])).float()
+
+
+def learning_rate(iteration: int, total: int, base_lr: float) -> float:
+    period = max(1, round(total * PAPER_HALVING_PERIOD / PAPER_ITERATIONS))
+    return base_lr * 0.5 ** (iteration // period)
+
+
+def _distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initializes the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    rank = dist.get_rank() if world > 1 else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def _rng_state(rng: np.random.Generator, noise: torch.Generator) -> dict[str, Any]:
+    return {"numpy": rng.bit_generator.state, "torch_noise": noise.get_state(), "torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def _restore_rng(state: dict[str, Any], rng: np.random.Generator, noise: torch.Generator) -> None:
+    rng.bit_generator.state = state["numpy"]
+    noise.set_state(state["torch_noise"])
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+
+
+ValidateFn = Callable[[GLDFN], float]
+
+
+def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | None = None,
+          progress: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Run (or resume) a training run; returns the path of the last checkpoint."""
+    rank, world, device = _distributed()
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    out = Path(options.out)
+    last_path = out / "last.pt"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    if resume and not last_path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from")
+    if not resume and last_path.is_file():
+        raise FileExistsError(f"{out} already holds a run ({last_path}); pass --resume to continue it or choose another --out")
+
+    config = get_config(options.config, options.scale)
+    torch.manual_seed(options.seed)
+    model = GLDFN(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, betas=(0.9, 0.999), eps=1e-8)
+    rng = np.random.default_rng(options.seed + 1000 * rank)
+    noise_gen = torch.Generator().manual_seed(options.seed + 1000 * rank + 1)
+    start, best_psnr, history = 0, -math.inf, []
+
+    if resume:
+        ckpt = load_checkpoint(last_path, expect_scale=options.scale, expect_config=options.config)
+        model.load_state_dict(ckpt.state_dict)
+        optimizer.load_state_dict(ckpt.extra["optimizer"])
+        start, best_psnr = ckpt.extra["iteration"], ckpt.extra.get("best_psnr", -math.inf)
+        _restore_rng(ckpt.extra["rng"][rank] if isinstance(ckpt.extra["rng"], list) else ckpt.extra["rng"], rng, noise_gen)
+        saved = ckpt.extra.get("options", {})
+        if saved.get("iters") != options.iters:
+            raise ValueError(f"the run was started with --iters {saved.get('iters')}; resume with the same value")
+
+    crop = options.patch * options.scale
+    images = load_training_images(options.data, crop, options.skip_small)
+    sampler = PatchSampler(images, crop, rng)
+    net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    anneal = max(1, int(options.iters * options.anneal_fraction))
+    started = time.time()
+
+    def save(iteration: int) -> None:
+        if rank != 0:
+            return
+        rng_states: Any = _rng_state(rng, noise_gen)
+        if world > 1:
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, rng_states)
+            rng_states = gathered
+        save_checkpoint(last_path, model, options.config, optimizer=optimizer.state_dict(), iteration=iteration,
+                        best_psnr=best_psnr, rng=rng_states, options=asdict(options))
+
+    for iteration in range(start, options.iters):
+        model.train()
+        set_gdf_temperature(model, gdf_temperature(iteration, anneal))
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(iteration, options.iters, options.lr)
+        hr = sampler.sample(options.batch)
+        kernels = sample_kernels(options.setting, options.scale, options.batch, rng)
+        lr_img = degrade_batch(hr, kernels, options.scale, 0.0, generator=noise_gen)
+        hr, lr_img = hr.to(device), lr_img.to(device)
+        loss = (net(lr_img) - hr).abs().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        done = iteration + 1
+        record = {"iteration": done, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
+                  "elapsed_s": time.time() - started}
+        if validate is not None and rank == 0 and (done % options.val_every == 0 or done == options.iters):
+            model.eval()
+            with torch.no_grad():
+                record["val_psnr"] = validate(model)
+            if record["val_psnr"] > best_psnr:
+                best_psnr = record["val_psnr"]
+                save_checkpoint(out / "best.pt", model, options.config, iteration=done, best_psnr=best_psnr)
+        if rank == 0 and (done % options.log_every == 0 or "val_psnr" in record or done == options.iters):
+            _append_log(out / "train_log.jsonl", record)
+        if progress is not None and rank == 0:
+            progress(record)
+        if done % options.ckpt_every == 0 or done == options.iters:
+            save(done)
+        if rank == 0 and done % options.snapshot_every == 0:
+            save_checkpoint(out / f"iter_{done:07d}.pt", model, options.config, iteration=done)
+    if world > 1:
+        dist.barrier()
+    return last_path
+
+
+def _append_log(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")

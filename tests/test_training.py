@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gldfn_model.checkpoint import load_checkpoint
+from gldfn_model.training import TrainingDataError, TrainOptions, learning_rate, train
+
+
+@pytest.fixture
+def hr_folder(tmp_path):
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        # Smooth random texture: upsampled noise, a real PNG file.
+        small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((64, 48), Image.BICUBIC).save(folder / f"img{i}.png")
+    return folder
+
+
+def options(hr_folder, out, **kw):
+    base = dict(data=[str(hr_folder)], out=str(out), config="tiny", iters=4, batch=2, patch=8, ckpt_every=2,
+                log_every=1, snapshot_every=1000, threads=1)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_is_exact(hr_folder, tmp_path):
+    straight = load_checkpoint(train(options(hr_folder, tmp_path / "a")))
+
+    def stop_after_3(record):
+        if record["iteration"] == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(options(hr_folder, tmp_path / "b"), progress=stop_after_3)
+    assert load_checkpoint(tmp_path / "b" / "last.pt").extra["iteration"] == 2
+    resumed = load_checkpoint(train(options(hr_folder, tmp_path / "b"), resume=True))
+    assert resumed.extra["iteration"] == 4
+    for key, value in straight.state_dict.items():
+        torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_log_and_checkpoint_contents(hr_folder, tmp_path):
+    last = load_checkpoint(train(options(hr_folder, tmp_path / "run", iters=3)))
+    assert last.config_name == "tiny" and last.config.scale == 4
+    assert "optimizer" in last.extra and last.extra["iteration"] == 3
+    lines = [json.loads(l) for l in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [l["iteration"] for l in lines] == [1, 2, 3]
+    assert all(np.isfinite(l["loss"]) for l in lines)
+
+
+def test_refuses_to_overwrite_a_run_and_to_resume_nothing(hr_folder, tmp_path):
+    train(options(hr_folder, tmp_path / "run", iters=1))
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(options(hr_folder, tmp_path / "run", iters=1))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(options(hr_folder, tmp_path / "empty", iters=1), resume=True)
+
+
+def test_small_images_are_named(hr_folder, tmp_path):
+    with pytest.raises(TrainingDataError, match="img0.png.*--skip-small"):
+        train(options(hr_folder, tmp_path / "run", patch=16))
+
+
+def test_schedule_halves_at_the_scaled_period():
+    assert learning_rate(0, 1000, 4e-4) == 4e-4
+    assert learning_rate(399, 1000, 4e-4) == 4e-4
+    assert learning_rate(400, 1000, 4e-4) == 2e-4
+    assert learning_rate(800, 1000, 4e-4) == 1e-4
