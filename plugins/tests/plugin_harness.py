@@ -1,0 +1,122 @@
+"""ctypes wrapper of plugin_harness.cpp: drives libgldfn_trt_plugins.so through its TensorRT interface
+(getCreators, createPlugin, serialization, format queries, enqueue) without TensorRT. Used by the CPU tests
+(tests/test_plugin_library.py) and by the GPU check (gpu_check.py)."""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+HARNESS_SOURCE = HERE / "plugin_harness.cpp"
+HOST_ARITHMETIC_SOURCE = HERE / "host_arithmetic.cpp"
+KERNEL_DIR = HERE.parent / "local_dynamic_filter"
+
+# nvinfer1::DataType / TensorFormat values (NvInferRuntimeBase.h / NvInferRuntimeCommon.h)
+DATA_TYPES = {"float32": 0, "float16": 1, "int8": 2, "int32": 3}
+FORMAT_LINEAR, FORMAT_CHW2, FORMAT_HWC8 = 0, 1, 2
+PHASE_BUILD, PHASE_RUNTIME = 0, 1
+
+
+def cuda_include_dir() -> Path:
+    """The CUDA toolkit's include folder (CUDA_HOME, CUDA_PATH, next to nvcc, or /usr/local/cuda)."""
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(str(Path(nvcc).resolve().parent.parent))
+    for root in filter(None, candidates):
+        if (Path(root) / "include" / "cuda_runtime_api.h").is_file():
+            return Path(root) / "include"
+    raise FileNotFoundError("cuda_runtime_api.h not found: set CUDA_HOME to the CUDA toolkit")
+
+
+def compile_shared(source: Path, output: Path, include_dirs: list[Path], libraries: tuple[str, ...] = ()) -> Path:
+    compiler = os.environ.get("CXX", "g++")
+    command = [compiler, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror"]
+    command += [f"-I{d}" for d in include_dirs] + [str(source), "-o", str(output)] + [f"-l{lib}" for lib in libraries]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+    return output
+
+
+def compile_harness(output_dir: Path, tensorrt_include: Path) -> Path:
+    return compile_shared(
+        HARNESS_SOURCE, output_dir / "libgldfn_plugin_harness.so", [tensorrt_include, cuda_include_dir()], ("dl",)
+    )
+
+
+def compile_host_arithmetic(output_dir: Path) -> Path:
+    return compile_shared(HOST_ARITHMETIC_SOURCE, output_dir / "libgldfn_ldf_host.so", [KERNEL_DIR])
+
+
+class PluginHarness:
+    """One harness library bound to one plugin library (its creator found by name, version and namespace)."""
+
+    def __init__(self, harness_path: Path, plugin_path: Path, name: str, version: str, namespace: str) -> None:
+        lib = ctypes.CDLL(str(harness_path))
+        vp, i32, i64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
+        i32p = ctypes.POINTER(ctypes.c_int32)
+        signatures = {
+            "ldfh_load": (ctypes.c_int, [ctypes.c_char_p] * 4),
+            "ldfh_take_log": (ctypes.c_char_p, []),
+            "ldfh_field_names": (ctypes.c_char_p, []),
+            "ldfh_create": (vp, [i32, i32, i32]),
+            "ldfh_destroy": (None, [vp]),
+            "ldfh_roundtrip": (vp, [vp, i32p, i32p]),
+            "ldfh_supports": (ctypes.c_int, [vp, i32, i32p, i32p]),
+            "ldfh_output_type": (ctypes.c_int, [vp, i32p]),
+            "ldfh_shape_change": (ctypes.c_int, [vp, i32, i64, i64, i64, i64, i64]),
+            "ldfh_prepare": (vp, [vp, i32, i64, i64, i64, i64, i32]),
+            "ldfh_enqueue": (ctypes.c_int, [vp, vp, vp, vp, vp, vp]),
+            "ldfh_release": (None, [vp]),
+        }
+        for fname, (restype, argtypes) in signatures.items():
+            fn = getattr(lib, fname)
+            fn.restype, fn.argtypes = restype, argtypes
+        self._lib = lib
+        status = lib.ldfh_load(str(plugin_path).encode(), name.encode(), version.encode(), namespace.encode())
+        if status != 0:
+            raise RuntimeError(f"loading {plugin_path} failed: {self.take_log()}")
+
+    def take_log(self) -> str:
+        return self._lib.ldfh_take_log().decode()
+
+    def field_names(self) -> list[str]:
+        return self._lib.ldfh_field_names().decode().split(",")
+
+    def create(self, kernel_size: int, dilation: int, phase: int = PHASE_BUILD) -> int | None:
+        return self._lib.ldfh_create(kernel_size, dilation, phase)
+
+    def destroy(self, plugin: int | None) -> None:
+        if plugin:
+            self._lib.ldfh_destroy(plugin)
+
+    def roundtrip(self, plugin: int) -> tuple[int | None, int, int]:
+        """(restored plugin, its kernel_size, its dilation) after getFieldsToSerialize -> createPlugin(runtime)."""
+        k, d = ctypes.c_int32(-1), ctypes.c_int32(-1)
+        restored = self._lib.ldfh_roundtrip(plugin, ctypes.byref(k), ctypes.byref(d))
+        return restored, k.value, d.value
+
+    def supports(self, plugin: int, pos: int, types: list[int], formats: list[int]) -> bool:
+        return bool(self._lib.ldfh_supports(plugin, pos, (ctypes.c_int32 * 4)(*types), (ctypes.c_int32 * 4)(*formats)))
+
+    def output_type(self, plugin: int, input_types: list[int]) -> int:
+        return self._lib.ldfh_output_type(plugin, (ctypes.c_int32 * 3)(*input_types))
+
+    def shape_change(self, plugin: int, dtype: str, shape: tuple[int, int, int, int], taps: int) -> int:
+        return self._lib.ldfh_shape_change(plugin, DATA_TYPES[dtype], *shape, taps)
+
+    def prepare(self, plugin: int, dtype: str, shape: tuple[int, int, int, int], kernel_size: int) -> int:
+        prepared = self._lib.ldfh_prepare(plugin, DATA_TYPES[dtype], *shape, kernel_size)
+        if not prepared:
+            raise RuntimeError(f"prepare failed: {self.take_log()}")
+        return prepared
+
+    def enqueue(self, prepared: int, x: int, spatial: int, channel: int, out: int, stream: int) -> int:
+        return self._lib.ldfh_enqueue(prepared, x, spatial, channel, out, stream)
+
+    def release(self, prepared: int) -> None:
+        self._lib.ldfh_release(prepared)

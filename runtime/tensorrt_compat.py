@@ -1,0 +1,98 @@
+"""One import point for TensorRT: the full ``tensorrt`` package or TensorRT-RTX (``tensorrt_rtx``), which share
+the builder, network, ONNX parser and plugin registry API.
+
+The TensorRT-RTX wheel ships ``libtensorrt_rtx.so.1`` but its ONNX parser ``dlopen``s ``libtensorrt_rtx.so``
+when it imports a plugin node; without that name the process aborts ("terminate called without an active
+exception"). Loading TensorRT-RTX through this module creates the missing link in the ``tensorrt_rtx_libs``
+package folder (on the parser's RPATH), or says clearly what to do when it cannot.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+BACKEND_ENV = "GLDFN_TENSORRT"
+BACKENDS = ("tensorrt", "tensorrt_rtx")
+RTX_LIBS_PACKAGE = "tensorrt_rtx_libs"
+RTX_LIBRARY = "libtensorrt_rtx.so"
+RTX_LIBRARY_SONAME = "libtensorrt_rtx.so.1"
+
+
+class TensorRTUnavailable(RuntimeError):
+    """Neither TensorRT nor TensorRT-RTX can be used; the message says what to install or fix."""
+
+
+@dataclass(frozen=True)
+class TensorRTBackend:
+    module: ModuleType
+    name: str
+
+    @property
+    def is_rtx(self) -> bool:
+        return self.name == "tensorrt_rtx"
+
+    @property
+    def version(self) -> str:
+        return str(self.module.__version__)
+
+
+def ensure_rtx_library_link(libs_dir: Path) -> Path:
+    """Make ``libs_dir/libtensorrt_rtx.so`` point at ``libtensorrt_rtx.so.1``; return the link's path."""
+    link = libs_dir / RTX_LIBRARY
+    target = libs_dir / RTX_LIBRARY_SONAME
+    if link.exists():
+        return link
+    if not target.exists():
+        raise TensorRTUnavailable(f"{target} is missing: the TensorRT-RTX wheel looks broken; reinstall tensorrt-rtx")
+    try:
+        if link.is_symlink():  # a dangling link left behind
+            link.unlink()
+        link.symlink_to(RTX_LIBRARY_SONAME)
+    except FileExistsError:
+        pass  # another process made it first
+    except OSError as error:
+        raise TensorRTUnavailable(
+            f"TensorRT-RTX's ONNX parser needs {link}, which the wheel lacks, and it cannot be created ({error}). "
+            f"Run `ln -s {RTX_LIBRARY_SONAME} {link}` as the owner of {libs_dir}, or put a folder holding a "
+            f"{RTX_LIBRARY} -> {target} link on LD_LIBRARY_PATH before starting Python."
+        ) from error
+    return link
+
+
+def _rtx_libs_dir() -> Path | None:
+    spec = importlib.util.find_spec(RTX_LIBS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None  # not the pip wheel (a tarball install ships the unversioned name itself)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _import(name: str) -> ModuleType:
+    if name == "tensorrt_rtx":
+        libs_dir = _rtx_libs_dir()
+        if libs_dir is not None:
+            ensure_rtx_library_link(libs_dir)
+    return importlib.import_module(name)
+
+
+@lru_cache(maxsize=None)
+def load_tensorrt(name: str | None = None) -> TensorRTBackend:
+    """Import TensorRT. ``name`` (or the GLDFN_TENSORRT environment variable) picks ``tensorrt`` or
+    ``tensorrt_rtx``; by default the first of them that imports."""
+    choice = name or os.environ.get(BACKEND_ENV) or None
+    if choice is not None and choice not in BACKENDS:
+        raise TensorRTUnavailable(f"{BACKEND_ENV}={choice!r} is not one of {BACKENDS}")
+    errors = []
+    for candidate in (choice,) if choice else BACKENDS:
+        try:
+            return TensorRTBackend(_import(candidate), candidate)
+        except ImportError as error:
+            errors.append(f"{candidate}: {error}")
+    raise TensorRTUnavailable(
+        "no TensorRT Python package can be imported (" + "; ".join(errors) + "). "
+        "Install TensorRT-RTX with `pip install tensorrt-rtx` (or the project's [rtx] extra), or TensorRT >= 10."
+    )
