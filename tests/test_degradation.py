@@ -89,19 +89,34 @@ def test_spatially_varying_sample_and_noise_ranges():
     assert np.array_equal(again.masks, low.masks) and np.array_equal(again.kernel, low.kernel)
 
 
-def test_blur_is_correlation_with_reflect_padding():
-    image = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # direct convolution / FFT paths
+def test_blur_is_correlation_with_reflect_padding(dtype):
+    image = torch.zeros(1, 1, 9, 9, dtype=dtype)
     image[0, 0, 4, 4] = 1.0
-    kernel = torch.zeros(1, 3, 3, dtype=torch.float64)
+    kernel = torch.zeros(1, 3, 3, dtype=dtype)
     kernel[0, 0, 2] = 1.0  # top-right tap
     out = deg.blur_batch(image, kernel)
     # correlation: out[y, x] = in[y - 1, x + 1], so the impulse moves down-left
-    assert out[0, 0, 5, 3] == 1.0 and out.sum() == 1.0
-    ramp = torch.arange(6, dtype=torch.float64).view(1, 1, 1, 6).expand(1, 1, 6, 6).contiguous()
-    left = torch.zeros(1, 3, 3, dtype=torch.float64)
+    expected = torch.zeros_like(image)
+    expected[0, 0, 5, 3] = 1.0
+    assert torch.allclose(out, expected, atol=1e-6)
+    ramp = torch.arange(6, dtype=dtype).view(1, 1, 1, 6).expand(1, 1, 6, 6).contiguous()
+    left = torch.zeros(1, 3, 3, dtype=dtype)
     left[0, 1, 0] = 1.0
     shifted = deg.blur_batch(ramp, left)
-    assert shifted[0, 0, 0, 0] == 1.0  # reflect padding: the pixel left of column 0 is column 1
+    assert shifted[0, 0, 0, 0].item() == pytest.approx(1.0)  # reflect padding: left of column 0 is column 1
+
+
+def test_blur_paths_agree_for_even_and_odd_kernels():
+    generator = torch.Generator().manual_seed(3)
+    image = torch.rand(2, 3, 37, 30, generator=generator, dtype=torch.float64)
+    for size in (4, 11):
+        kernels = torch.rand(2, size, size, generator=generator, dtype=torch.float64)
+        kernels /= kernels.sum(dim=(1, 2), keepdim=True)
+        by_fft = deg.blur_batch(image, kernels)
+        by_conv = deg.blur_batch(image.float(), kernels.float())
+        assert by_fft.shape == image.shape
+        assert torch.allclose(by_fft.float(), by_conv, atol=1e-5)
 
 
 def test_degrade_batch_shapes_levels_and_per_sample_kernels():

@@ -1,0 +1,224 @@
+"""Evaluation as the field measures it: degrade HR test images (on the fly, or read a ``gldfn degrade`` folder),
+restore them with a method, and score PSNR / SSIM under a convention (see :mod:`gldfn_model.metrics`)."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gldfn_model import degradation as deg
+from gldfn_model.image_io import ImageReadError, list_images, read_rgb
+from gldfn_model.imresize import imresize
+from gldfn_model.metrics import check_convention, quantize_uint8, score
+
+RestoreFn = Callable[[np.ndarray], np.ndarray]
+"""LR ``h x w x 3`` uint8 -> SR ``sh x sw x 3`` (uint8, or float in [0, 1])."""
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class EvaluationError(ValueError):
+    """The evaluation inputs (folders, images, manifest, method) are unusable."""
+
+
+@dataclass
+class Case:
+    """One test pair: a modcropped HR image and its degraded LR version."""
+
+    name: str  # HR file name
+    variant: int  # index among the degradations of this HR image (0..7 for Gaussian8)
+    hr: np.ndarray  # H x W x 3 uint8, modcropped
+    lr: np.ndarray  # H/s x W/s x 3 uint8
+    degradation: dict[str, Any]
+
+
+@dataclass
+class ImageScore:
+    name: str
+    variant: int
+    psnr: float
+    ssim: float
+    degradation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    setting: str
+    scale: int
+    convention: str
+    per_image: list[ImageScore]
+
+    @property
+    def psnr(self) -> float:
+        return float(np.mean([s.psnr for s in self.per_image]))
+
+    @property
+    def ssim(self) -> float:
+        return float(np.mean([s.ssim for s in self.per_image]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"setting": self.setting, "scale": self.scale, "convention": self.convention,
+                "psnr": self.psnr, "ssim": self.ssim, "count": len(self.per_image),
+                "per_image": [asdict(s) for s in self.per_image]}
+
+
+# ---------------------------------------------------------------- which degradations an image gets
+
+def degradations_for_image(setting: str, scale: int, name: str, hr_shape: tuple[int, int], seed: int = 0,
+                      noise_sigma: float = 0.0, sv_noise: str = "low") -> list[deg.Degradation]:
+    """The degradations applied to the test image ``name``: the 8 Gaussian8 kernels, or one random sample of
+    ``iso`` / ``aniso`` / ``sv`` drawn from ``(seed, name)``. ``noise_sigma`` ([0, 1] units) adds AWGN (not for
+    ``sv``, which draws its own)."""
+    deg.check_scale(scale)
+    if setting == "gaussian8":
+        return deg.gaussian8_degradations(scale, noise_sigma)
+    if setting not in deg.SETTINGS:
+        raise EvaluationError(f"unknown setting {setting!r} (use one of {', '.join(deg.SETTINGS)})")
+    return [deg.sample_degradation(setting, scale, deg.image_rng(seed, name, "kernel"), hr_shape, noise_sigma, sv_noise)]
+
+
+def _load_hr(path: Path, scale: int, min_size: int) -> np.ndarray:
+    hr = deg.modcrop(read_rgb(path), scale)
+    if min(hr.shape[:2]) < min_size:
+        raise EvaluationError(f"{path}: image is {hr.shape[1]}x{hr.shape[0]} after modcrop, smaller than the "
+                              f"{min_size}x{min_size} this setting needs; remove it from the folder")
+    return hr
+
+
+def _min_hr_size(setting: str, scale: int) -> int:
+    kernel = deg.aniso_kernel_size(scale) if setting == "aniso" else deg.ISO_KERNEL_SIZE
+    # reflect padding needs kernel // 2 < size, and the dcls SSIM window needs 11 pixels after the border crop
+    return max(kernel // 2 + 1, scale * math.ceil((11 + 2 * scale) / scale))
+
+
+def degrade_cases(hr_dir: str | Path, setting: str, scale: int, seed: int = 0, noise_sigma: float = 0.0,
+                  sv_noise: str = "low") -> Iterator[Case]:
+    """Degrade every image of ``hr_dir`` on the fly (deterministic from ``seed``)."""
+    for path in list_images(hr_dir):
+        hr = _load_hr(path, scale, _min_hr_size(setting, scale))
+        for variant, degradation in enumerate(degradations_for_image(setting, scale, path.name, hr.shape[:2], seed, noise_sigma, sv_noise)):
+            rng = deg.image_rng(seed, path.name, "noise", variant)
+            lr = deg.degrade_image(hr, degradation, scale, rng=rng)
+            yield Case(path.name, variant, hr, lr, degradation.describe())
+
+
+def read_manifest(lr_dir: str | Path) -> dict[str, Any]:
+    path = Path(lr_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise EvaluationError(f"{lr_dir}: no {MANIFEST_NAME}; is it a folder written by `gldfn degrade`?")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EvaluationError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or "images" not in manifest:
+        raise EvaluationError(f"{path}: not a gldfn degrade manifest (format {MANIFEST_FORMAT})")
+    return manifest
+
+
+def folder_cases(hr_dir: str | Path, lr_dir: str | Path, scale: int, setting: str | None = None) -> Iterator[Case]:
+    """Read the LR images of a ``gldfn degrade`` folder and pair them with their HR images from ``hr_dir``."""
+    manifest = read_manifest(lr_dir)
+    if manifest["scale"] != scale:
+        raise EvaluationError(f"{lr_dir} holds x{manifest['scale']} LR images, not x{scale}")
+    if setting is not None and manifest["setting"] != setting:
+        raise EvaluationError(f"{lr_dir} holds setting {manifest['setting']!r}, not {setting!r}")
+    if not manifest["images"]:
+        raise EvaluationError(f"{lr_dir}: the manifest lists no images")
+    hr_cache: dict[str, np.ndarray] = {}
+    for entry in manifest["images"]:
+        hr_path = Path(hr_dir) / entry["hr"]
+        if entry["hr"] not in hr_cache:
+            hr_cache.clear()
+            hr_cache[entry["hr"]] = deg.modcrop(read_rgb(hr_path), scale)
+        hr = hr_cache[entry["hr"]]
+        lr_path = Path(lr_dir) / entry["lr"]
+        lr = read_rgb(lr_path)
+        if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
+            raise EvaluationError(f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not the x{scale} LR of {hr_path} "
+                                  f"({hr.shape[1]}x{hr.shape[0]} after modcrop)")
+        yield Case(entry["hr"], int(entry["variant"]), hr, lr, entry["degradation"])
+
+
+# ---------------------------------------------------------------- restoration methods
+
+def bicubic_restore(scale: int) -> RestoreFn:
+    """MATLAB-style bicubic upsampling of the LR image, rounded to uint8."""
+    return lambda lr: quantize_uint8(np.clip(imresize(lr.astype(np.float64) / 255.0, scale), 0.0, 1.0))
+
+
+def model_restore(model: torch.nn.Module) -> RestoreFn:
+    """Run ``model`` (LR in [0, 1], N x 3 x h x w) on the whole image, in ``torch.no_grad``, on its device."""
+    def restore(lr: np.ndarray) -> np.ndarray:
+        parameter = next(model.parameters())
+        batch = torch.from_numpy(lr.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
+        with torch.no_grad():
+            sr = model(batch.to(device=parameter.device, dtype=parameter.dtype))
+        return quantize_uint8(sr[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+    return restore
+
+
+def load_eval_model(checkpoint: str | Path | None, scale: int, config: str = "tiny") -> torch.nn.Module:
+    """The model of ``checkpoint``, or the weights shipped for (``config``, ``scale``) when it is None."""
+    from gldfn_model.checkpoint import load_checkpoint, shipped_weights_path
+
+    if checkpoint is None:
+        checkpoint = shipped_weights_path(config, scale)
+        if checkpoint is None:
+            raise EvaluationError(f"no checkpoint given and no shipped weights for config {config!r} at x{scale}; "
+                                  "pass --checkpoint PATH")
+    return load_checkpoint(checkpoint, expect_scale=scale).build_model()
+
+
+# ---------------------------------------------------------------- scoring
+
+def evaluate_cases(cases: Iterator[Case], scale: int, restore: RestoreFn, convention: str = "dcls",
+                   setting: str = "gaussian8", on_image: Callable[[ImageScore], None] | None = None) -> EvalResult:
+    check_convention(convention)
+    scores = []
+    for case in cases:
+        sr = restore(case.lr)
+        if sr.shape != case.hr.shape:
+            raise EvaluationError(f"{case.name}: the method returned {sr.shape[1]}x{sr.shape[0]}, expected "
+                                  f"{case.hr.shape[1]}x{case.hr.shape[0]} (x{scale} of the LR)")
+        result = score(sr, case.hr, scale, convention)
+        image_score = ImageScore(case.name, case.variant, result.psnr, result.ssim, case.degradation)
+        scores.append(image_score)
+        if on_image is not None:
+            on_image(image_score)
+    if not scores:
+        raise EvaluationError("nothing was evaluated")
+    return EvalResult(setting, scale, convention, scores)
+
+
+def evaluate(hr_dir: str | Path, setting: str, scale: int, restore: RestoreFn, convention: str = "dcls",
+             seed: int = 0, noise_sigma: float = 0.0, sv_noise: str = "low", lr_dir: str | Path | None = None,
+             on_image: Callable[[ImageScore], None] | None = None) -> EvalResult:
+    """Degrade the HR images of ``hr_dir`` with ``setting`` (or read the LR images of ``lr_dir``, a
+    ``gldfn degrade`` folder), restore each with ``restore`` and score it under ``convention``."""
+    if lr_dir is not None:
+        cases = folder_cases(hr_dir, lr_dir, scale, setting)
+    else:
+        cases = degrade_cases(hr_dir, setting, scale, seed, noise_sigma, sv_noise)
+    return evaluate_cases(cases, scale, restore, convention, setting, on_image)
+
+
+def make_validator(hr_dir: str | Path, scale: int, setting: str = "gaussian8", convention: str = "dcls",
+                   seed: int = 0) -> Callable[[torch.nn.Module], float]:
+    """For training: degrade ``hr_dir`` once, then score a model on it; returns its mean PSNR."""
+    cases = list(degrade_cases(hr_dir, setting, scale, seed))
+
+    def validate(model: torch.nn.Module) -> float:
+        return evaluate_cases(iter(cases), scale, model_restore(model), convention, setting).psnr
+    return validate
+
+
+__all__ = ["Case", "EvalResult", "EvaluationError", "ImageScore", "ImageReadError", "RestoreFn", "bicubic_restore",
+           "degrade_cases", "evaluate", "evaluate_cases", "folder_cases", "load_eval_model", "make_validator",
+           "model_restore", "read_manifest", "degradations_for_image"]
