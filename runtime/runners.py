@@ -175,3 +175,25 @@ class OnnxRuntimeRunner:
 
     def synchronize(self) -> None:
         """``InferenceSession.run`` returns host arrays, so it has already waited for the device."""
+
+
+class BicubicRunner:
+    """MATLAB-style bicubic upscaling (gldfn_model.imresize): the classic baseline, and a purely local
+    function (each output pixel depends on a 4 x 4 LR neighbourhood), which makes tiling exact away from seams."""
+
+    name = "bicubic"
+    min_size: Size | None = None
+    max_size: Size | None = None
+    receptive_radius = 2  # LR pixels on each side that reach an output pixel
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+
+    def infer(self, lr: np.ndarray) -> np.ndarray:
+        from gldfn_model.imresize import imresize_torch
+
+        batch = check_batch(lr, "BicubicRunner")
+        return imresize_torch(torch.from_numpy(batch), self.scale).numpy()
+
+    def synchronize(self) -> None:
+        """Synchronous on the CPU."""
