@@ -4,10 +4,12 @@ from __future__ import annotations
 import typer
 
 from gldfn_model import cli_info, cli_train
+from gldfn_model import cli_upscale
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="GLDFN blind super-resolution: model tools.")
 cli_info.register(app)
 cli_train.register(app)
+cli_upscale.register(app)
 
 
 @app.callback()

@@ -161,3 +161,49 @@ class Upscaler:
             host = batch.detach().float().cpu().numpy()
             output = torch.from_numpy(self.upscale_batch(host)).to(source.device)
         return output if source.ndim == 4 else output[0]
+
+
+def collect_inputs(inputs: list[Path]) -> list[Path]:
+    """Image files named directly or found in folders (not recursive), in order, without duplicates;
+    ImageReadError for a path that doesn't exist or a folder without images."""
+    from gldfn_model.image_io import ImageReadError, list_images
+
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files.extend(list_images(path))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ImageReadError(f"{path}: no such file or folder")
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    return [Path(p) for p in unique]
+
+
+def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
+    """``out_dir / name`` for each input; two inputs with the same name would overwrite each other: an error."""
+    targets = [out_dir / f.name for f in files]
+    seen: dict[Path, Path] = {}
+    for source, target in zip(files, targets):
+        if target in seen:
+            raise ValueError(f"{seen[target]} and {source} would both be written to {target}; upscale them into different folders")
+        seen[target] = source
+    return targets
+
+
+def upscale_file(upscaler: Upscaler, source: Path, target: Path) -> str | None:
+    """Read, upscale, write atomically. Returns a note when the output format forced a change (16-bit colour
+    stored as 8-bit), else None. Raises ImageReadError / ImageShapeError naming the file on bad input."""
+    from gldfn_model.image_io import read_image, write_image
+
+    image = read_image(source)
+    try:
+        result = upscaler.upscale(image)
+    except ImageShapeError as exc:
+        raise ImageShapeError(f"{source}: {exc}") from None
+    note = None
+    if result.dtype == np.uint16 and (result.ndim == 3 or target.suffix.lower() != ".png"):
+        result = np.round(result.astype(np.float64) / 257.0).astype(np.uint8)
+        note = f"{target}: written as 8 bits per channel (16-bit output is supported for grayscale PNG only)"
+    write_image(target, result)
+    return note
