@@ -1,0 +1,302 @@
+"""Build a TensorRT / TensorRT-RTX engine from an exported GLDFN ONNX file.
+
+The plugin library is loaded into the plugin registry and the ONNX parser's ENABLE_PLUGIN_OVERRIDE flag is
+set, so each ``gldfn::GLDFN_LocalDynamicFilter`` node becomes the plugin instead of its model-local function
+body. Engines go through the cache (``engine_cache``); the engine and its sidecar are written atomically, so a
+failed build leaves no file behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from gldfn_model.complexity import count_complexity
+from gldfn_model.config import NAMED_CONFIGS, get_config
+from gldfn_model.contract import load_contract
+from gldfn_runtime.backend import (
+    RTX_DEFAULT_COMPUTE_CAPABILITIES,
+    BackendError,
+    Flavour,
+    check_precision,
+    configure_precision,
+    current_gpu,
+    normalize_compute_capabilities,
+    select_flavour,
+)
+from gldfn_runtime.engine_cache import EngineCache, cache_key, copy_engine, matching_engine
+from gldfn_runtime.plugin_library import PluginLibraryError, find_plugin_library, load_plugin_library
+from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_command, sha256_file
+
+# The exporter makes H and W dynamic with a minimum of 2.
+MIN_LR_SIDE = 2
+DEFAULT_PROFILE = {"min": (16, 16), "opt": (180, 270), "max": (512, 512)}
+PLUGIN_LAYER_TYPES = ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3")
+
+
+class EngineBuildError(RuntimeError):
+    """The engine cannot be built as asked; the message says why and what to do."""
+
+
+def parse_size(text: str) -> Size:
+    """``HxW`` (e.g. ``180x270``) -> (180, 270)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not match:
+        raise EngineBuildError(f"size {text!r} is not HEIGHTxWIDTH, e.g. 180x270")
+    return int(match.group(1)), int(match.group(2))
+
+
+@dataclass(frozen=True)
+class OnnxModelInfo:
+    """What an exported file says about itself, read with the onnx package (no TensorRT needed)."""
+
+    path: Path
+    sha256: str
+    input_name: str
+    input_shape: list[Any]
+    output_name: str
+    output_shape: list[Any]
+    precision: str | None
+    scale: int | None
+    config_name: str | None
+    custom_nodes: int
+    metadata: dict[str, str]
+
+    @property
+    def batch(self) -> int:
+        return self.input_shape[0] if isinstance(self.input_shape[0], int) else 1
+
+    def macs_at(self, size: Size) -> int | None:
+        """The model's multiply-accumulates at LR ``size`` (named configs only: the file holds no layer widths)."""
+        if self.config_name not in NAMED_CONFIGS or self.scale is None:
+            return None
+        return count_complexity(get_config(self.config_name, self.scale), *size).macs * self.batch
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[Any]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
+
+
+def read_onnx_info(path: str | os.PathLike[str]) -> OnnxModelInfo:
+    """Read an exported GLDFN file; clear errors for missing, empty and non-ONNX files."""
+    path = Path(path)
+    if not path.is_file():
+        raise EngineBuildError(f"ONNX file {path} does not exist (export one with gldfn-export)")
+    if path.stat().st_size == 0:
+        raise EngineBuildError(f"ONNX file {path} is empty (0 bytes); export it again with gldfn-export")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf raises DecodeError, onnx its own types
+        raise EngineBuildError(f"{path} is not a readable ONNX file ({type(error).__name__}: {error}); export it again with gldfn-export") from None
+    graph = model.graph
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        raise EngineBuildError(f"{path} has {len(graph.input)} inputs and {len(graph.output)} outputs; a GLDFN export has one of each")
+    metadata = {p.key: p.value for p in model.metadata_props}
+    contract = load_contract()
+    custom = sum(1 for n in graph.node if n.domain == contract.domain and n.op_type == contract.name)
+    scale = metadata.get("gldfn.scale")
+    return OnnxModelInfo(
+        path=path, sha256=sha256_file(path), input_name=graph.input[0].name, input_shape=_dims(graph.input[0]),
+        output_name=graph.output[0].name, output_shape=_dims(graph.output[0]), precision=metadata.get("gldfn.precision"),
+        scale=int(scale) if scale and scale.isdigit() else None, config_name=metadata.get("gldfn.config"),
+        custom_nodes=custom, metadata=metadata,
+    )
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build. ``precision`` None takes the ONNX file's; ``plugin`` None finds the default library;
+    ``use_plugin`` False builds the model-local function bodies instead of the plugin."""
+
+    precision: str | None = None
+    min_size: Size = DEFAULT_PROFILE["min"]
+    opt_size: Size = DEFAULT_PROFILE["opt"]
+    max_size: Size = DEFAULT_PROFILE["max"]
+    plugin: str | os.PathLike[str] | None = None
+    use_plugin: bool = True
+    embed_plugin: bool = False
+    compute_capabilities: tuple[str, ...] = ()
+    backend: str = "auto"
+
+    def check_profile(self) -> None:
+        for name, size in (("min", self.min_size), ("opt", self.opt_size), ("max", self.max_size)):
+            if min(size) < MIN_LR_SIDE:
+                raise EngineBuildError(f"--{name} {format_size(size)}: each side must be at least {MIN_LR_SIDE}")
+        for axis, label in ((0, "height"), (1, "width")):
+            if not self.min_size[axis] <= self.opt_size[axis] <= self.max_size[axis]:
+                raise EngineBuildError(
+                    f"profile {label}s must satisfy min <= opt <= max, got min {format_size(self.min_size)}, "
+                    f"opt {format_size(self.opt_size)}, max {format_size(self.max_size)}"
+                )
+
+
+@dataclass
+class BuildResult:
+    engine_path: Path
+    sidecar: EngineSidecar
+    cache_hit: bool
+    cache_path: Path
+    messages: list[str] = field(default_factory=list)
+
+
+def default_engine_path(onnx_path: Path, precision: str, flavour: Flavour) -> Path:
+    return onnx_path.with_name(f"{onnx_path.stem}.{flavour.name}-{precision}.engine")
+
+
+def make_logger(trt: Any) -> Any:
+    """A TensorRT logger that keeps warnings and errors (for error messages) instead of printing them."""
+
+    class CollectingLogger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.messages: list[str] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity <= trt.ILogger.Severity.WARNING:
+                self.messages.append(f"[{severity.name}] {msg}")
+
+    return CollectingLogger()
+
+
+@dataclass
+class _Plan:
+    plan: bytes
+    seconds: float
+    batch: int
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    layers: list[dict[str, Any]]
+    messages: list[str]
+
+
+def _tensor_info(tensor: Any) -> dict[str, Any]:
+    return {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype.name.lower()}
+
+
+def _build_plan(flavour: Flavour, info: OnnxModelInfo, options: BuildOptions, precision: str, plugin: Path | None) -> _Plan:
+    trt = flavour.trt
+    logger = make_logger(trt)
+    builder = trt.Builder(logger)
+    if plugin is not None:
+        load_plugin_library(plugin)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    parser.set_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
+    if not parser.parse_from_file(str(info.path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise EngineBuildError(f"the ONNX parser rejected {info.path}: " + "; ".join(errors + logger.messages[-5:]))
+    layers = []
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        kind = layer.type.name
+        layers.append({"name": layer.name, "type": kind, "plugin": kind in PLUGIN_LAYER_TYPES})
+    plugin_layers = sum(layer["plugin"] for layer in layers)
+    if plugin is not None and plugin_layers != info.custom_nodes:
+        raise EngineBuildError(
+            f"{info.custom_nodes} {load_contract().name} nodes in {info.path} but {plugin_layers} plugin layers after "
+            f"parsing with {plugin}: the library does not provide the plugin these nodes name; rebuild it with `gldfn-trt plugin build`"
+        )
+    network_input = network.get_input(0)
+    batch = network_input.shape[0] if network_input.shape[0] > 0 else 1
+    profile = builder.create_optimization_profile()
+    profile.set_shape(network_input.name, (batch, 3, *options.min_size), (batch, 3, *options.opt_size), (batch, 3, *options.max_size))
+    config = builder.create_builder_config()
+    config.add_optimization_profile(profile)
+    configure_precision(flavour, config, precision)
+    if options.compute_capabilities:
+        config.num_compute_capabilities = len(options.compute_capabilities)
+        for slot, name in enumerate(options.compute_capabilities):
+            config.set_compute_capability(trt.ComputeCapability.__members__[name], slot)
+    if options.embed_plugin and plugin is not None:
+        if not flavour.is_rtx:
+            config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)  # TensorRT serializes plugins only into these
+        config.plugins_to_serialize = [str(plugin)]
+    start = time.perf_counter()
+    plan = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - start
+    if plan is None:
+        raise EngineBuildError(f"TensorRT could not build {info.path}: " + " | ".join(logger.messages[-8:] or ["no message"]))
+    inputs = [_tensor_info(network.get_input(i)) for i in range(network.num_inputs)]
+    outputs = [_tensor_info(network.get_output(i)) for i in range(network.num_outputs)]
+    return _Plan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.messages)
+
+
+def _resolve_plugin(info: OnnxModelInfo, options: BuildOptions) -> Path | None:
+    if info.custom_nodes == 0 or not options.use_plugin:
+        return None  # a portable export (no custom nodes), or the function bodies asked for
+    try:
+        return find_plugin_library(options.plugin)
+    except PluginLibraryError as error:
+        raise EngineBuildError(f"{error}; or build from the ONNX function bodies instead with --no-plugin") from None
+
+
+def _target(flavour: Flavour, options: BuildOptions) -> dict[str, Any]:
+    if flavour.builds_ahead_of_time:
+        return {"compute_capabilities": list(options.compute_capabilities or RTX_DEFAULT_COMPUTE_CAPABILITIES)}
+    gpu, reason = current_gpu()
+    if gpu is None:
+        raise EngineBuildError(f"{flavour.describe()} builds on a GPU and there is none: {reason}. On a machine without a GPU, build ahead of time with --backend tensorrt-rtx")
+    return {"gpu": gpu.name, "compute_capability": gpu.compute_capability}
+
+
+def build_engine(
+    onnx_path: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    options: BuildOptions = BuildOptions(),
+    *,
+    force: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> BuildResult:
+    """Build (or reuse from the cache) the engine for ``onnx_path`` and write it with its sidecar to ``output``
+    (default: beside the ONNX file, ``MODEL.<flavour>-<precision>.engine``)."""
+    info = read_onnx_info(onnx_path)
+    options.check_profile()
+    try:
+        flavour = select_flavour(options.backend)
+        precision = options.precision or info.precision or "fp32"
+        check_precision(flavour, precision, info.precision, str(info.path))
+        options = replace(options, compute_capabilities=normalize_compute_capabilities(flavour, options.compute_capabilities))
+    except BackendError as error:
+        raise EngineBuildError(str(error)) from None
+    plugin = _resolve_plugin(info, options)
+    target = _target(flavour, options)
+    plugin_record = None if plugin is None else {"path": str(plugin), "sha256": sha256_file(plugin), "embedded": options.embed_plugin}
+    profile = {"input": info.input_name, "batch": info.batch, "min": list(options.min_size), "opt": list(options.opt_size), "max": list(options.max_size)}
+    key = cache_key({
+        "onnx_sha256": info.sha256, "plugin_sha256": plugin_record and plugin_record["sha256"],
+        "embed_plugin": bool(plugin_record and options.embed_plugin), "flavour": flavour.name, "version": flavour.version,
+        "precision": precision, "profile": profile, "target": target,
+    })
+    engine_path = Path(output) if output is not None else default_engine_path(info.path, precision, flavour)
+    command = rebuild_command(info.path, engine_path, precision, {k: tuple(v) for k, v in profile.items() if k in ("min", "opt", "max")},
+                              str(plugin) if plugin else None, options.embed_plugin, options.compute_capabilities, flavour.name)
+    cache = EngineCache(cache_dir)
+    if not force:
+        existing = matching_engine(engine_path, key)
+        if existing is not None:
+            return BuildResult(engine_path, existing, True, cache.engine_path(key))
+        cached = cache.lookup(key)
+        if cached is not None:
+            sidecar = replace(cached, rebuild_command=command)
+            copy_engine(cache.engine_path(key), engine_path, sidecar)
+            return BuildResult(engine_path, sidecar, True, cache.engine_path(key))
+    built = _build_plan(flavour, info, options, precision, plugin)
+    sidecar = EngineSidecar(
+        engine_sha256=hashlib.sha256(built.plan).hexdigest(), engine_bytes=len(built.plan),
+        onnx={"path": str(info.path.resolve()), "sha256": info.sha256, "precision": info.precision, "scale": info.scale, "config": info.config_name},
+        plugin=plugin_record, tensorrt={"flavour": flavour.name, "version": flavour.version}, precision=precision,
+        profile={**profile, "batch": built.batch}, target=target, build_seconds=round(built.seconds, 3),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), inputs=built.inputs, outputs=built.outputs,
+        layers=built.layers, macs_at_opt=info.macs_at(options.opt_size), cache_key=key, rebuild_command=command,
+        notes=["layers: the network definition before TensorRT's fusions (a serialized engine cannot be inspected without a GPU)"],
+    )
+    stored = cache.store(key, built.plan, sidecar)
+    copy_engine(stored, engine_path, sidecar)
+    return BuildResult(engine_path, sidecar, False, stored, built.messages)
