@@ -109,6 +109,38 @@ def degrade_cases(hr_dir: str | Path, setting: str, scale: int, seed: int = 0, n
             yield Case(path.name, variant, hr, lr, degradation.describe())
 
 
+def write_degraded_folder(hr_dir: str | Path, out_dir: str | Path, setting: str, scale: int, seed: int = 0,
+                          noise_sigma: float = 0.0, sv_noise: str = "low",
+                          on_image: Callable[[Case, str], None] | None = None) -> dict[str, Any]:
+    """Degrade every image of ``hr_dir`` into ``out_dir`` (created if needed): ``<stem>_<variant>.png`` LR images
+    and a ``manifest.json`` with each one's HR name, size and degradation parameters. Every file is written
+    atomically; the manifest last, so a folder with a manifest is complete. Returns the manifest."""
+    from gldfn_model.atomic import atomic_output
+    from gldfn_model.image_io import write_image
+
+    hr_paths = list_images(hr_dir)
+    stems = [p.stem for p in hr_paths]
+    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    if clashes:
+        raise EvaluationError(f"{hr_dir}: several images share the name stem(s) {clashes}; their LR files would collide")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for case in degrade_cases(hr_dir, setting, scale, seed, noise_sigma, sv_noise):
+        lr_name = f"{Path(case.name).stem}_{case.variant}.png"
+        write_image(out / lr_name, case.lr)
+        entries.append({"hr": case.name, "lr": lr_name, "variant": case.variant,
+                        "hr_size": [int(case.hr.shape[0]), int(case.hr.shape[1])], "degradation": case.degradation})
+        if on_image is not None:
+            on_image(case, lr_name)
+    manifest = {"format": MANIFEST_FORMAT, "setting": setting, "scale": scale, "seed": seed,
+                "noise_sigma": noise_sigma, "sv_noise": sv_noise if setting == "sv" else None,
+                "hr_dir": str(Path(hr_dir).resolve()), "images": entries}
+    with atomic_output(out / MANIFEST_NAME) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
 def read_manifest(lr_dir: str | Path) -> dict[str, Any]:
     path = Path(lr_dir) / MANIFEST_NAME
     if not path.is_file():
@@ -221,4 +253,4 @@ def make_validator(hr_dir: str | Path, scale: int, setting: str = "gaussian8", c
 
 __all__ = ["Case", "EvalResult", "EvaluationError", "ImageScore", "ImageReadError", "RestoreFn", "bicubic_restore",
            "degrade_cases", "evaluate", "evaluate_cases", "folder_cases", "load_eval_model", "make_validator",
-           "model_restore", "read_manifest", "degradations_for_image"]
+           "model_restore", "read_manifest", "degradations_for_image", "write_degraded_folder"]
