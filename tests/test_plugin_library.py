@@ -3,6 +3,7 @@ TensorRT entry points, behaves through its real interface (creator, validation, 
 TensorRT-RTX loads it, parses ONNX plugin nodes into PLUGIN_V3 layers and builds engines on the CPU."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -160,16 +161,26 @@ def ldf_onnx(dtype: int, layers: list[tuple[int, int]], channels: int = 8, heigh
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid(CONTRACT.domain, 1)])
 
 
-def parse_and_build(trt, model_bytes: bytes, plugins_to_serialize: list[str] | None = None):
+@functools.lru_cache(maxsize=None)
+def _logger(trt):
+    return trt.Logger(trt.Logger.ERROR)  # TensorRT keeps the first builder's logger for the process anyway
+
+
+def parse_and_build(trt, model_bytes: bytes, plugins_to_serialize: list[str] | None = None,
+                    profile_shapes: dict[str, tuple[tuple[int, ...], ...]] | None = None):
     """(network, serialized plan, parser errors) for an ONNX model parsed with ENABLE_PLUGIN_OVERRIDE."""
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
+    builder = trt.Builder(_logger(trt))
     network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
+    parser = trt.OnnxParser(network, _logger(trt))
     parser.set_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
     if not parser.parse(model_bytes):
         return network, None, [parser.get_error(i).desc() for i in range(parser.num_errors)]
     config = builder.create_builder_config()
+    if profile_shapes:
+        profile = builder.create_optimization_profile()
+        for name, (low, opt, high) in profile_shapes.items():
+            profile.set_shape(name, low, opt, high)
+        config.add_optimization_profile(profile)
     if plugins_to_serialize:
         config.plugins_to_serialize = plugins_to_serialize
     return network, builder.build_serialized_network(network, config), []
@@ -223,3 +234,39 @@ def test_add_plugin_v3_one_layer_network_builds(trt):
     network.mark_output(layer.get_output(0))
     assert tuple(layer.get_output(0).shape) == (1, 4, 9, 11)
     assert builder.build_serialized_network(network, builder.create_builder_config()) is not None
+
+
+# --- a real exported GLDFN ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=["fp32", "fp16"])
+def exported_tiny(request, tmp_path_factory):
+    import onnx
+    import torch
+
+    from gldfn_export.exporter import export_gldfn
+    from gldfn_model.config import get_config
+    from gldfn_model.network import GLDFN
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("export") / f"tiny_{request.param}.onnx"
+    export_gldfn(GLDFN(get_config("tiny")), path, precision=request.param, target="trt", verify=False)
+    return request.param, path, onnx.load(path)
+
+
+@pytest.mark.parametrize("embed_library", [False, True], ids=["library-loaded", "plugins_to_serialize"])
+def test_exported_gldfn_parses_one_plugin_layer_per_ldf_node_and_builds_on_cpu(trt, built_library, exported_tiny, embed_library):
+    precision, path, model = exported_tiny
+    ldf_nodes = [n for n in model.graph.node if n.op_type == CONTRACT.name and n.domain == CONTRACT.domain]
+    assert ldf_nodes and any(f.name == CONTRACT.name for f in model.functions)  # the function ORT would inline
+    lr = model.graph.input[0].name
+    network, plan, errors = parse_and_build(
+        trt, path.read_bytes(), [str(built_library)] if embed_library else None,
+        {lr: ((1, 3, 16, 16), (1, 3, 48, 48), (1, 3, 96, 96))})
+    assert not errors
+    layers = plugin_layers(trt, network)
+    assert len(layers) == len(ldf_nodes)
+    expected = trt.DataType.HALF if precision == "fp16" else trt.DataType.FLOAT
+    assert all(layer.get_input(0).dtype == expected for layer in layers)
+    assert plan is not None
+    if embed_library:
+        assert plan.nbytes > built_library.stat().st_size
