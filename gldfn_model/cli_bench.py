@@ -1,0 +1,104 @@
+"""``gldfn bench``: latency of GLDFN with PyTorch and/or ONNX Runtime, a thin layer over gldfn_runtime.benchmark."""
+from __future__ import annotations
+
+import json
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gldfn_model.cli_info import parse_size
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def parse_backends(text: str) -> list[str]:
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in names if b not in BACKENDS]
+    if not names or unknown:
+        raise typer.BadParameter(f"{text!r}: choose from {', '.join(BACKENDS)} (comma-separated for several)")
+    return list(dict.fromkeys(names))
+
+
+def _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads):  # noqa: ANN001, ANN202
+    """(runner, model config) per backend; ONNX Runtime without --onnx runs a temporary export of the torch model."""
+    from gldfn_export.model_source import resolve_model
+    from gldfn_model.config import get_config
+    from gldfn_runtime.runners import OnnxRuntimeRunner, TorchRunner
+
+    source = None
+    if "torch" in backends or onnx is None:
+        source = resolve_model(scale, config or ("tiny" if checkpoint is None else None), checkpoint, random_weights)
+    runners = []
+    for backend in backends:
+        if backend == "torch":
+            runners.append((TorchRunner(source.model, threads=threads), source.model.config))
+            continue
+        path = onnx
+        if path is None:
+            from gldfn_export.exporter import export_gldfn
+
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gldfn-bench-")))
+            path = folder / "model.onnx"
+            typer.echo(f"exporting {source.config_name} to a temporary ONNX file...", err=True)
+            export_gldfn(source.model, path, verify=False, config_name=source.config_name)
+        runner = OnnxRuntimeRunner(path, providers=providers, threads=threads)
+        if runner.scale != scale:
+            raise typer.BadParameter(f"{path} upscales x{runner.scale}, not x{scale}; pass --scale {runner.scale}")
+        name = runner.config_name if source is None else source.config_name
+        model_config = source.model.config if source is not None else (get_config(name, scale) if name and name != "custom" else None)
+        runners.append((runner, model_config))
+    return runners, (source.config_name if source is not None else runner.config_name)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench_command(
+        backend: str = typer.Option("torch", help="torch, onnxruntime, or both: torch,onnxruntime"),
+        sizes: str = typer.Option("180x270", help="LR sizes HEIGHTxWIDTH, comma-separated (Table IV: 180x270)"),
+        iters: int = typer.Option(20, help="timed iterations per size"),
+        warmup: int = typer.Option(3, help="untimed iterations first"),
+        batch: int = typer.Option(1, help="images per call"),
+        scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
+        config: Optional[str] = typer.Option(None, help="named config: tiny (default), small or paper"),
+        checkpoint: Optional[Path] = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
+        random_weights: bool = typer.Option(False, "--random-weights", help="untrained weights: latency does not depend on them"),
+        onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported file (default: export the torch model)"),
+        providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
+        threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+        markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
+        plot: Optional[Path] = typer.Option(None, help="write a PNG of latency against image size per backend"),
+    ) -> None:
+        """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs and achieved TFLOP/s per size,
+        beside the paper's Table IV. For TensorRT engines use `gldfn-trt bench`."""
+        from gldfn_model.checkpoint import CheckpointError
+        from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency
+        from gldfn_runtime.runners import RunnerError
+
+        backends = parse_backends(backend)
+        lr_sizes = [parse_size(s) for s in sizes.split(",") if s.strip()]
+        results = []
+        with ExitStack() as stack:
+            try:
+                runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads)
+                for runner, model_config in runners:
+                    for size in lr_sizes:
+                        typer.echo(f"measuring {runner.name} at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
+                        results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=batch, config=model_config))
+            except (CheckpointError, RunnerError, BenchmarkError, ValueError) as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+        if plot is not None:
+            plot_latency(results, plot, title=f"GLDFN {config_name} x{scale}, batch {batch}")
+            typer.echo(f"plot written to {plot}", err=True)
+        if as_json:
+            from gldfn_runtime.benchmark import table_iv_rows
+
+            typer.echo(json.dumps({"config": config_name, "results": [r.to_dict() for r in results], "table_iv": table_iv_rows(results, config_name)}, indent=2))
+        elif markdown:
+            typer.echo(format_markdown(results, config_name))
+        else:
+            typer.echo(format_text(results, config_name))
