@@ -59,17 +59,21 @@ def datasets_dir() -> Path | None:
     return next((c for c in candidates if c.is_dir()), None)
 
 
-def load_lr_image(path: Path, scale: int, height: int, width: int, batch: int) -> np.ndarray:
-    """The centre crop of the bicubic x1/scale downscale of an RGB image, as batch x 3 x height x width."""
+def load_lr_image(path: Path, scale: int, batch: int = 1, crop: tuple[int, int] | None = None) -> np.ndarray:
+    """The bicubic x1/scale downscale of an RGB image (its centre ``crop`` = (height, width) if given), as
+    batch x 3 x H x W float32 in [0, 1]."""
     with Image.open(path) as img:
         rgb = img.convert("RGB")
         lr = rgb.resize((max(1, rgb.width // scale), max(1, rgb.height // scale)), Image.Resampling.BICUBIC)
     array = np.asarray(lr, dtype=np.float32) / 255.0
-    if array.shape[0] < height or array.shape[1] < width:
-        raise ValueError(f"{path} is too small for a {height}x{width} crop at scale x{scale}")
-    top, left = (array.shape[0] - height) // 2, (array.shape[1] - width) // 2
-    crop = array[top : top + height, left : left + width].transpose(2, 0, 1)
-    return np.ascontiguousarray(np.broadcast_to(crop, (batch, *crop.shape)))
+    if crop is not None:
+        height, width = crop
+        if array.shape[0] < height or array.shape[1] < width:
+            raise ValueError(f"{path} is too small for a {height}x{width} crop at scale x{scale}")
+        top, left = (array.shape[0] - height) // 2, (array.shape[1] - width) // 2
+        array = array[top : top + height, left : left + width]
+    chw = array.transpose(2, 0, 1)
+    return np.ascontiguousarray(np.broadcast_to(chw, (batch, *chw.shape)))
 
 
 def synthetic_card(height: int, width: int, batch: int) -> np.ndarray:
@@ -91,7 +95,7 @@ def real_image_input(scale: int, height: int, width: int, batch: int, image: Pat
         image = candidate if candidate is not None and candidate.is_file() else None
     if image is None:
         return ReferenceInput("synthetic test card (no Set5 found)", synthetic_card(height, width, batch))
-    return ReferenceInput(f"image {image.name}", load_lr_image(image, scale, height, width, batch))
+    return ReferenceInput(f"image {image.name}", load_lr_image(image, scale, batch, crop=(height, width)))
 
 
 def random_input(height: int, width: int, batch: int, seed: int = 0) -> ReferenceInput:

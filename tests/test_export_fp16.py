@@ -1,0 +1,100 @@
+"""FP16 export: float32 I/O, fragile parts in float32, finite on flat inputs, >= 45 dB against FP32 on Set5.
+
+ONNX Runtime's CPU provider runs these files: where it lacks a float16 kernel it computes the op in float32 and
+rounds the result back to float16, so every intermediate tensor is still stored in float16, which is where
+overflow, underflow and the flat-region 0/0 would show.
+"""
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from gldfn_export.custom_node import custom_nodes
+from gldfn_export.exporter import FP16_MIN_PSNR_DB, export_gldfn
+from gldfn_export.verify import datasets_dir, load_lr_image, psnr, run_onnx, run_torch
+from gldfn_model.config import get_config
+from gldfn_model.contract import load_contract
+from gldfn_model.network import GLDFN
+
+CONTRACT = load_contract()
+FLOAT, HALF = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+
+
+@pytest.fixture(scope="module")
+def tiny_fp16(tmp_path_factory):
+    torch.manual_seed(0)
+    model = GLDFN(get_config("tiny", 4)).eval()
+    path = tmp_path_factory.mktemp("fp16") / "tiny_fp16.onnx"
+    result = export_gldfn(model, path, precision="fp16", config_name="tiny")
+    return model, path, result
+
+
+def _types(path: Path) -> tuple[onnx.ModelProto, dict[str, int]]:
+    model = onnx.load(path)
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    types.update({i.name: i.data_type for i in graph.initializer})
+    return model, types
+
+
+def test_fp16_types_where_they_belong(tiny_fp16):
+    _, path, _ = tiny_fp16
+    model, types = _types(path)
+    graph = model.graph
+    assert types["lr"] == FLOAT and types["sr"] == FLOAT
+    for node in custom_nodes(model, CONTRACT):
+        assert [types[name] for name in node.input] == [HALF] * 3
+        assert types[node.output[0]] == HALF
+    by_op = lambda op: [n for n in graph.node if n.op_type == op]  # noqa: E731
+    assert all(types[n.output[0]] == HALF for n in by_op("Conv"))
+    # FilterNorm's statistics and division, the softmax, the bilinear skip and the final add stay float32.
+    for op in ("Sqrt", "Div", "Softmax", "Resize", "ReduceMean"):
+        assert by_op(op) and all(types[n.output[0]] == FLOAT for n in by_op(op)), op
+    (final,) = [n for n in graph.node if "sr" in n.output]
+    assert final.op_type == "Add" and [types[i] for i in final.input] == [FLOAT, FLOAT]
+    assert any(i.data_type == HALF for i in graph.initializer)
+
+
+def test_fp16_verification_passed(tiny_fp16):
+    assert all(check.passed and check.finite for check in tiny_fp16[2].parity)
+
+
+def flat_page(height: int, width: int) -> np.ndarray:
+    """An off-white page with dark 'text' strokes: large flat areas with hard edges."""
+    page = np.full((1, 3, height, width), 0.96, dtype=np.float32)
+    for top in range(4, height - 6, 10):
+        for left in range(3, width - 8, 9):
+            page[:, :, top : top + 5, left : left + 6] = 0.08
+            page[:, :, top + 2, left - 1 : left + 7] = 0.08
+    return page
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_fp16_finite_on_constant_colour(tiny_fp16, value):
+    model, path, _ = tiny_fp16
+    lr = np.full((1, 3, 24, 20), value, dtype=np.float32)
+    out = run_onnx(path, lr)
+    assert np.isfinite(out).all()
+    assert psnr(out, run_torch(model, lr)) >= FP16_MIN_PSNR_DB
+
+
+def test_fp16_finite_on_flat_background_page(tiny_fp16):
+    model, path, _ = tiny_fp16
+    lr = flat_page(40, 56)
+    out = run_onnx(path, lr)
+    assert np.isfinite(out).all()
+    assert psnr(out, run_torch(model, lr)) >= FP16_MIN_PSNR_DB
+
+
+def test_fp16_psnr_against_fp32_on_set5(tiny_fp16):
+    root = datasets_dir()
+    images = sorted((root / "Set5").glob("*.png")) if root else []
+    if not images:
+        pytest.skip("Set5 not found (../shared/datasets/Set5 or $GLDFN_DATASETS)")
+    model, path, _ = tiny_fp16
+    for image in images:
+        lr = load_lr_image(image, 4)
+        value = psnr(run_onnx(path, lr), run_torch(model, lr))
+        assert value >= FP16_MIN_PSNR_DB, f"{image.name}: {value:.1f} dB"
