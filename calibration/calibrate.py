@@ -1,0 +1,167 @@
+"""``calibrate_gldfn``: a float32 GLDFN export -> an INT8 (Q/DQ) ONNX file, checked in ONNX Runtime and
+TensorRT, with a JSON report of what the quantization costs. Both output files are written atomically: on any
+error neither is left behind."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gldfn_calibration.accuracy import AccuracyComparison, compare, onnx_restore, restore_all
+from gldfn_calibration.data_reader import PatchReader, make_calibration_set
+from gldfn_calibration.engine_check import EngineCheck, build_engine_on_cpu
+from gldfn_calibration.errors import CalibrationError
+from gldfn_calibration.gldfn_onnx import load_gldfn_export
+from gldfn_calibration.layer_selection import QuantizationPlan, plan_quantization
+from gldfn_calibration.quantize import Method, QuantizationSettings, check_runs, quantize_to_file
+from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
+from gldfn_model.atomic import atomic_output
+from gldfn_model.evaluation import EvaluationError, degrade_cases
+from gldfn_model.image_io import ImageReadError, list_images
+
+REPORT_FORMAT = 1
+DEFAULT_EVAL_SET = "Set5"
+
+
+@dataclass
+class CalibrationOptions:
+    images: Path
+    scale: int | None = None  # checked against the export's when given
+    setting: str = "gaussian8"
+    samples: int = 64
+    patch: int = 128
+    method: Method = Method.entropy
+    exclude: tuple[str, ...] = ()
+    lr_images: bool = False
+    seed: int = 0
+    eval_images: Path | None = None  # None: no evaluation
+    sensitivity: bool = False
+    engine_check: bool = True
+    plugin_library: Path | None = None
+
+
+@dataclass
+class CalibrationResult:
+    output: Path
+    report_path: Path | None
+    plan: QuantizationPlan
+    calibration_description: str
+    file_bytes: dict[str, int]
+    accuracy: AccuracyComparison | None = None
+    sensitivity: list[LayerSensitivity] = field(default_factory=list)
+    engine: EngineCheck | None = None
+    engine_skipped: str | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def default_eval_images() -> Path | None:
+    """Set5 under $GLDFN_DATASETS or ``../shared/datasets`` beside the checkout, as gldfn-export finds it."""
+    from gldfn_export.verify import datasets_dir
+
+    root = datasets_dir()
+    return root / DEFAULT_EVAL_SET if root is not None and (root / DEFAULT_EVAL_SET).is_dir() else None
+
+
+def _check_eval_images(folder: Path) -> None:
+    try:
+        list_images(folder)
+    except ImageReadError as exc:
+        raise CalibrationError(f"--eval-images: {exc}") from exc
+
+
+def calibrate_gldfn(
+    model_path: str | os.PathLike[str], output: str | os.PathLike[str], options: CalibrationOptions,
+    report_path: str | os.PathLike[str] | None = None, progress: Callable[[str], None] | None = None,
+) -> CalibrationResult:
+    """Quantize ``model_path`` into ``output`` and (optionally) write the JSON report to ``report_path``."""
+    say = progress or (lambda message: None)
+    export = load_gldfn_export(model_path)
+    if options.scale is not None and options.scale != export.scale:
+        raise CalibrationError(f"--scale {options.scale} does not match {export.path}, which is a x{export.scale} model")
+    plan = plan_quantization(export.model, options.exclude)
+    if options.eval_images is not None:
+        _check_eval_images(options.eval_images)
+    with contextlib.ExitStack() as stack:
+        # Entered first, so an unwritable output fails before the slow part and a failure leaves no file.
+        model_tmp = stack.enter_context(atomic_output(output))
+        report_tmp = stack.enter_context(atomic_output(report_path)) if report_path is not None else None
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gldfn-calibrate-")))
+        started = time.perf_counter()
+        calibration = make_calibration_set(
+            options.images, export.scale, samples=options.samples, patch=options.patch, setting=options.setting,
+            lr_images=options.lr_images, seed=options.seed,
+        )
+        say(f"calibrating with {options.method.value} on {calibration.description}")
+        settings = QuantizationSettings(options.method, calibration.description, options.exclude)
+        cache = work / "ranges.json"
+        reader = PatchReader(calibration.patches, export.input_name, export.batch)
+        quantize_to_file(export, plan, model_tmp, settings, cache, reader)
+        check_runs(model_tmp, export.input_name, next(iter(reader.feeds()))[export.input_name], export.scale)
+        result = CalibrationResult(
+            Path(output), Path(report_path) if report_path is not None else None, plan, calibration.description,
+            {"fp32_onnx": export.path.stat().st_size, "int8_onnx": model_tmp.stat().st_size},
+        )
+        if options.engine_check:
+            _engine_check(result, model_tmp, options.plugin_library, say)
+        if options.eval_images is not None:
+            _evaluate(result, export, plan, settings, cache, work, options, model_tmp, say)
+        result.report = _report(result, export.path, options, calibration.images_too_small, time.perf_counter() - started)
+        if report_tmp is not None:
+            report_tmp.write_text(json.dumps(result.report, indent=2) + "\n")
+            result.file_bytes["report"] = report_tmp.stat().st_size
+    return result
+
+
+def _engine_check(result: CalibrationResult, path: Path, plugin: Path | None, say: Callable[[str], None]) -> None:
+    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable
+
+    say("building a TensorRT engine on the CPU" + (f" with {plugin}" if plugin else " (custom nodes from their function bodies)"))
+    try:
+        result.engine = build_engine_on_cpu(path, plugin)
+    except TensorRTUnavailable as exc:
+        result.engine_skipped = str(exc)
+        return
+    result.file_bytes["engine_plan"] = result.engine.plan_bytes
+
+
+def _evaluate(result: CalibrationResult, export: Any, plan: QuantizationPlan, settings: QuantizationSettings, cache: Path,
+              work: Path, options: CalibrationOptions, int8_path: Path, say: Callable[[str], None]) -> None:
+    say(f"evaluating FP32 and INT8 on {options.eval_images} ({options.setting} x{export.scale})")
+    try:
+        cases = list(degrade_cases(options.eval_images, options.setting, export.scale, options.seed))
+    except (EvaluationError, ImageReadError) as exc:
+        raise CalibrationError(f"--eval-images: {exc}") from exc
+    fp32 = restore_all(cases, export.scale, onnx_restore(export.path, export.batch), options.setting)
+    int8 = restore_all(cases, export.scale, onnx_restore(int8_path, export.batch), options.setting)
+    result.accuracy = compare(fp32, int8, export.scale)
+    if options.sensitivity:
+        report = lambda i, n, name: say(f"sensitivity {i + 1}/{n}: {name}")  # noqa: E731
+        result.sensitivity = layer_sensitivity(export, plan, settings, cache, work, cases, fp32, report)
+
+
+def _report(result: CalibrationResult, source: Path, options: CalibrationOptions, too_small: list[str], seconds: float) -> dict[str, Any]:
+    return {
+        "format": REPORT_FORMAT,
+        "fp32_model": str(source),
+        "int8_model": str(result.output),
+        "quantization": {
+            "format": "QDQ", "activations": "int8 symmetric, per tensor", "weights": "int8 symmetric, per output channel",
+            "bias": "float", "method": options.method.value, "exclude": list(options.exclude),
+            "quantized_layers": [layer.name for layer in result.plan.quantized],
+            "float_layers": result.plan.excluded_layers,
+            "float_nodes_by_reason": result.plan.float_node_counts(),
+        },
+        "calibration": {"data": result.calibration_description, "setting": options.setting, "samples": options.samples,
+                        "patch": options.patch, "lr_images": options.lr_images, "images_skipped_too_small": too_small},
+        "evaluation": result.accuracy.to_dict() if result.accuracy else None,
+        "sensitivity": [s.to_dict() for s in result.sensitivity] if options.sensitivity else None,
+        "tensorrt": result.engine.to_dict() if result.engine else {"skipped": result.engine_skipped or "not asked (--no-engine-check)"},
+        "file_bytes": dict(result.file_bytes),
+        "seconds": round(seconds, 1),
+    }

@@ -1,0 +1,7 @@
+"""The one error type of the calibration package: bad input or a result that failed its checks."""
+from __future__ import annotations
+
+
+class CalibrationError(ValueError):
+    """The input cannot be calibrated as asked, or the quantized model failed its checks; the message says what
+    to do."""

@@ -1,0 +1,177 @@
+"""INT8 quantization of a GLDFN export with ONNX Runtime's ``quantize_static``, in the explicit (Q/DQ) form
+TensorRT builds from: symmetric INT8 activations (zero point 0), symmetric per-channel INT8 weights, float
+bias. Which layers are quantized comes from :mod:`gldfn_calibration.layer_selection`.
+
+Two fixes after ONNX Runtime's quantizer:
+- it puts one Q/DQ pair on a tensor and hands the dequantized value to *every* consumer, so a skip connection
+  or a local dynamic filter reading the same tensor as a quantized convolution would read it at 8 bits. Those
+  float consumers are pointed back at the original tensor: only the quantized convolutions see INT8 inputs.
+- the model-local function that defines the custom node must survive; if a quantizer version drops it, it is
+  copied back from the float model (and the file is refused if that is impossible).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+from gldfn_calibration.data_reader import PatchReader
+from gldfn_calibration.errors import CalibrationError
+from gldfn_calibration.gldfn_onnx import GldfnExport
+from gldfn_calibration.layer_selection import QUANTIZED_OP_TYPES, QuantizationPlan
+from gldfn_export import metadata
+from gldfn_model.checkpoint import file_sha256
+
+PERCENTILE = 99.999
+METHOD_KEY = "gldfn.int8.calibration_method"
+CALIBRATION_KEY = "gldfn.int8.calibration_data"
+EXCLUDED_KEY = "gldfn.int8.excluded_layers"
+QUANTIZED_KEY = "gldfn.int8.quantized_layers"
+SOURCE_KEY = "gldfn.int8.source_sha256"
+ORT_SHAPE_MARKER = "onnx.infer"  # added by the quantizer's shape inference; says nothing about the model
+
+
+class Method(str, Enum):
+    entropy = "entropy"
+    minmax = "minmax"
+    percentile = "percentile"
+
+
+_ORT_METHODS = {Method.entropy: CalibrationMethod.Entropy, Method.minmax: CalibrationMethod.MinMax,
+                Method.percentile: CalibrationMethod.Percentile}
+
+
+@dataclass(frozen=True)
+class QuantizationSettings:
+    method: Method
+    calibration_description: str
+    exclude: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs a pre-processing hint at WARNING on the root logger on every call."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_to_file(
+    export: GldfnExport, plan: QuantizationPlan, output: Path, settings: QuantizationSettings,
+    cache: Path, reader: PatchReader | None,
+) -> onnx.ModelProto:
+    """Quantize ``export`` following ``plan`` into ``output`` (not atomic: callers pass a temporary path).
+
+    ``cache`` holds the calibrated tensor ranges: computed with ``reader`` when the file does not exist yet,
+    reused otherwise (all convolutions' tensors are calibrated, so any plan can reuse one cache)."""
+    if not plan.quantized:
+        raise CalibrationError("every convolution is excluded: nothing would be quantized; drop some --exclude patterns")
+    method = _ORT_METHODS[settings.method]
+    extra = {
+        "ActivationSymmetric": True, "WeightSymmetric": True, "CalibTensorRangeSymmetric": True,
+        "QuantizeBias": False,  # TensorRT takes the bias in float and fuses it
+    }
+    if settings.method is Method.percentile:
+        extra["CalibPercentile"] = PERCENTILE
+    if reader is not None:
+        reader.rewind()
+    with _quiet_quantizer():
+        quantize_static(
+            export.path, output, reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+            nodes_to_quantize=plan.quantized_nodes, per_channel=True, reduce_range=False,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+            calibration_cache_path=cache, extra_options=extra,
+        )
+    model = onnx.load(output)
+    restore_float_consumers(model, plan)
+    restore_functions(model, export.model)
+    _set_metadata(model, export, plan, settings)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise CalibrationError(f"the quantized model fails the ONNX checker: {exc}") from exc
+    onnx.save(model, output)
+    return model
+
+
+def restore_float_consumers(model: onnx.ModelProto, plan: QuantizationPlan) -> int:
+    """Point every consumer of a dequantized activation that is not a quantized node back at the float
+    tensor. Returns how many node inputs were changed."""
+    quantized = set(plan.quantized_nodes)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    initializers = {i.name for i in model.graph.initializer}
+    original: dict[str, str] = {}  # DQ output -> the float tensor its Q read
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear":
+            continue
+        q = producer.get(node.input[0])
+        if q is not None and q.op_type == "QuantizeLinear" and q.input[0] not in initializers:
+            original[node.output[0]] = q.input[0]
+    changed = 0
+    for node in model.graph.node:
+        if node.name in quantized or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        for i, name in enumerate(node.input):
+            if name in original:
+                node.input[i] = original[name]
+                changed += 1
+    return changed
+
+
+def restore_functions(model: onnx.ModelProto, source: onnx.ModelProto) -> None:
+    """Copy back any model-local function (and its opset import) of ``source`` that ``model`` lacks."""
+    present = {(f.domain, f.name) for f in model.functions}
+    for function in source.functions:
+        if (function.domain, function.name) not in present:
+            model.functions.append(function)
+    domains = {o.domain for o in model.opset_import}
+    for opset in source.opset_import:
+        if opset.domain not in domains:
+            model.opset_import.append(opset)
+    used = {(n.domain, n.op_type) for n in model.graph.node if n.domain not in ("", "ai.onnx")}
+    missing = used - {(f.domain, f.name) for f in model.functions}
+    if missing:
+        raise CalibrationError(f"the quantized model uses {sorted(missing)} without a function defining them")
+
+
+def _set_metadata(model: onnx.ModelProto, export: GldfnExport, plan: QuantizationPlan, settings: QuantizationSettings) -> None:
+    kept = [p for p in model.metadata_props if p.key != ORT_SHAPE_MARKER]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    metadata.set_metadata(model, {
+        metadata.PRECISION: "int8",
+        METHOD_KEY: settings.method.value,
+        CALIBRATION_KEY: settings.calibration_description,
+        QUANTIZED_KEY: str(len(plan.quantized)),
+        EXCLUDED_KEY: ",".join(settings.exclude) or "none (default float parts only)",
+        SOURCE_KEY: file_sha256(export.path),
+    })
+    model.producer_name = "gldfn-calibrate"
+
+
+def check_runs(path: Path, input_name: str, sample: np.ndarray, scale: int) -> None:
+    """The quantized file loads and runs in ONNX Runtime on the CPU and gives a finite image of the right size."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        (output,) = session.run(None, {input_name: sample})
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise CalibrationError(f"the quantized model does not run in ONNX Runtime: {exc}") from exc
+    expected = (*sample.shape[:2], sample.shape[2] * scale, sample.shape[3] * scale)
+    if output.shape != expected or not np.isfinite(output).all():
+        raise CalibrationError(f"the quantized model gives shape {output.shape} (expected {expected}) or non-finite values")
+
