@@ -1,0 +1,165 @@
+"""The tiler: tile plans, blending windows, padding, and tiled-vs-whole agreement with real runners
+(MATLAB bicubic, GLDFN's all-convolutional Table I variant A in ONNX Runtime, GLDFN tiny in PyTorch)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gldfn_export.exporter import export_gldfn
+from gldfn_export.verify import psnr, real_image_input
+from gldfn_model.config import get_config
+from gldfn_model.network import GLDFN
+from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, TorchRunner
+from gldfn_runtime.tiling import TilingError, pad_to_min, plan_tiles, tile_weights, upscale_tiled
+
+SCALE = 4
+
+
+def lr_batch(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((1, 3, height, width), dtype=np.float32)
+
+
+def seam_mask(height: int, width: int, tile: int, overlap: int, radius: int, scale: int) -> np.ndarray:
+    """HR pixels within ``radius`` LR pixels of a tile's inner (cut) edge: where tiles can differ from the whole."""
+    mask = np.zeros((height * scale, width * scale), dtype=bool)
+    for t in plan_tiles(height, width, (tile, tile), overlap):
+        reach = radius * scale
+        if t.inner_top:
+            mask[t.top * scale : t.top * scale + reach, t.left * scale : t.right * scale] = True
+        if t.inner_bottom:
+            mask[max(0, t.bottom * scale - reach) : t.bottom * scale, t.left * scale : t.right * scale] = True
+        if t.inner_left:
+            mask[t.top * scale : t.bottom * scale, t.left * scale : t.left * scale + reach] = True
+        if t.inner_right:
+            mask[t.top * scale : t.bottom * scale, max(0, t.right * scale - reach) : t.right * scale] = True
+    return mask
+
+
+def receptive_radius(runner, size: int = 64) -> int:
+    """LR pixels an impulse at the centre reaches in the output, measured."""
+    x = lr_batch(size, size, seed=1)
+    y = x.copy()
+    y[0, :, size // 2, size // 2] += 0.5
+    changed = np.abs(runner.infer(x) - runner.infer(y))[0].max(axis=0) > 0
+    rows, cols = np.nonzero(changed)
+    reach = max(size // 2 - rows.min() / runner.scale, rows.max() / runner.scale - size // 2,
+                size // 2 - cols.min() / runner.scale, cols.max() / runner.scale - size // 2)
+    assert reach < size // 2 - 2, "the impulse reached the border: measure on a bigger input"
+    return int(np.ceil(reach)) + 1
+
+
+@pytest.mark.parametrize("height,width,tile,overlap", [(50, 70, 24, 6), (24, 24, 24, 4), (31, 100, 16, 0), (9, 200, 64, 12)])
+def test_plan_covers_the_image_with_the_requested_overlap(height, width, tile, overlap):
+    tiles = plan_tiles(height, width, (tile, tile), overlap)
+    cover = np.zeros((height, width), dtype=int)
+    for t in tiles:
+        assert t.bottom - t.top == min(tile, height) and t.right - t.left == min(tile, width)
+        cover[t.top : t.bottom, t.left : t.right] += 1
+    assert cover.min() >= 1
+    lefts = sorted({t.left for t in tiles})
+    for a, b in zip(lefts, lefts[1:]):
+        assert min(tile, width) - (b - a) >= overlap  # neighbours share at least `overlap` columns
+
+
+def test_blending_weights_are_positive_everywhere_and_one_inside():
+    height, width, tile, overlap = 50, 70, 24, 8
+    total = np.zeros((height * SCALE, width * SCALE))
+    for t in plan_tiles(height, width, (tile, tile), overlap):
+        weights = tile_weights(t, SCALE, overlap)
+        assert weights.shape == ((t.bottom - t.top) * SCALE, (t.right - t.left) * SCALE)
+        assert weights.max() == 1.0 and weights.min() >= 0.0
+        total[t.top * SCALE : t.bottom * SCALE, t.left * SCALE : t.right * SCALE] += weights
+    assert total.min() > 0.0
+
+
+def test_overlap_not_smaller_than_the_tile_is_refused():
+    with pytest.raises(TilingError, match="overlap 16 must be smaller"):
+        plan_tiles(64, 64, (16, 16), 16)
+
+
+def test_reflect_padding_reaches_the_minimum_and_keeps_the_image():
+    lr = lr_batch(5, 7)
+    padded = pad_to_min(lr, (16, 12))
+    assert padded.shape == (1, 3, 16, 12)
+    np.testing.assert_array_equal(padded[:, :, :5, :7], lr)
+    np.testing.assert_array_equal(padded[:, :, 5, :7], lr[:, :, 3, :])  # mirrored about the last row
+
+
+@pytest.mark.parametrize("overlap", [8, 12])
+def test_bicubic_tiled_equals_whole_everywhere_when_overlap_covers_its_reach(overlap):
+    # Bicubic reaches 2 LR pixels; the outer overlap // 4 >= 2 pixels of each cut get zero weight.
+    runner = BicubicRunner(SCALE)
+    lr = lr_batch(50, 70)
+    np.testing.assert_allclose(upscale_tiled(runner, lr, tile=24, overlap=overlap), runner.infer(lr), atol=1e-5)
+
+
+def test_bicubic_hard_seams_differ_only_at_the_cuts():
+    runner = BicubicRunner(SCALE)
+    lr = lr_batch(50, 70)
+    error = np.abs(upscale_tiled(runner, lr, tile=24, overlap=0) - runner.infer(lr))[0].max(axis=0)
+    near = seam_mask(50, 70, 24, 0, runner.receptive_radius, SCALE)
+    assert error[~near].max() < 1e-5
+    assert error[near].max() > 1e-3  # the comparison does see seams when there are any
+
+
+@pytest.fixture(scope="module")
+def variant_a_runner(tmp_path_factory) -> OnnxRuntimeRunner:
+    """GLDFN tiny, Table I variant A (both dynamic layers replaced by plain convolutions: no global pooling,
+    so purely local), exported and run in ONNX Runtime."""
+    torch.manual_seed(0)
+    model = GLDFN(get_config("tiny", SCALE, ablation="A")).eval()
+    path = tmp_path_factory.mktemp("onnx") / "tiny_variant_a.onnx"
+    export_gldfn(model, path, verify=False, config_name="tiny")
+    return OnnxRuntimeRunner(path)
+
+
+def test_local_network_in_onnxruntime_tiled_equals_whole_away_from_seams(variant_a_runner):
+    runner = variant_a_runner
+    radius = receptive_radius(runner)
+    height, width, tile, overlap = 96, 112, 56, radius + 4
+    lr = lr_batch(height, width)
+    whole = runner.infer(lr)
+    error = np.abs(upscale_tiled(runner, lr, tile=tile, overlap=overlap) - whole)[0].max(axis=0)
+    near = seam_mask(height, width, tile, overlap, radius, SCALE)
+    assert near.any() and not near.all()
+    assert error[~near].max() < 1e-5
+    print(f"variant A (receptive radius {radius} LR px), tile {tile} overlap {overlap}: max seam error {error[near].max():.2e}")
+
+
+def test_gldfn_tiled_error_is_small_and_reported(record_property):
+    """GLDFN's dynamic filters pool over the whole input, so tiles are inexact: bound and report by how much."""
+    torch.manual_seed(0)
+    runner = TorchRunner(GLDFN(get_config("tiny", SCALE)))
+    reference = real_image_input(SCALE, 64, 64, 1)
+    whole = runner.infer(reference.lr)
+    rows = []
+    for tile, overlap in [(32, 8), (32, 16), (48, 16)]:
+        tiled = upscale_tiled(runner, reference.lr, tile=tile, overlap=overlap)
+        value = psnr(tiled, whole)
+        rows.append((tile, overlap, value, float(np.abs(tiled - whole).max())))
+        record_property(f"psnr_tile{tile}_overlap{overlap}", value)
+        assert value > 30.0, f"tile {tile} overlap {overlap}: tiled vs whole only {value:.1f} dB on {reference.name}"
+    print("\n".join(f"{reference.name}: tile {t} overlap {o}: {p:.1f} dB, max abs {m:.3f}" for t, o, p, m in rows))
+
+
+def test_runner_max_size_triggers_tiling_and_min_size_padding():
+    runner = BicubicRunner(SCALE)
+    runner.max_size = (24, 24)  # as a TensorRT engine's profile would
+    lr = lr_batch(40, 60)
+    np.testing.assert_allclose(upscale_tiled(runner, lr, overlap=8), BicubicRunner(SCALE).infer(lr), atol=1e-5)
+    runner = BicubicRunner(SCALE)
+    runner.min_size = (32, 32)
+    small = lr_batch(10, 20)
+    out = upscale_tiled(runner, small)
+    assert out.shape == (1, 3, 40, 80)
+    # Padding at the bottom/right only changes the last `reach` rows/columns.
+    reach = BicubicRunner.receptive_radius * SCALE
+    np.testing.assert_allclose(out[:, :, :-reach, :-reach], BicubicRunner(SCALE).infer(small)[:, :, :-reach, :-reach], atol=1e-5)
+
+
+def test_tile_below_the_runner_minimum_is_refused():
+    runner = BicubicRunner(SCALE)
+    runner.min_size = (32, 32)
+    with pytest.raises(TilingError, match="below the runner's minimum"):
+        upscale_tiled(runner, lr_batch(64, 64), tile=16)
