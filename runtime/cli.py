@@ -6,11 +6,13 @@ from typing import Optional
 
 import typer
 
+from gldfn_runtime import cli_engine
 from gldfn_runtime.plugin_library import DEFAULT_BUILD_DIR, PluginLibraryError, build_plugin_library
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="GLDFN on TensorRT / TensorRT-RTX.")
 plugin_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The TensorRT plugin library.")
 app.add_typer(plugin_app, name="plugin")
+cli_engine.register(app)
 
 
 @app.callback()

@@ -1,0 +1,277 @@
+"""``gldfn-trt build | inspect | run | bench | compare``: thin commands over engine_build, sidecar, trt_runner,
+benchmark and compare. User errors exit with code 1 and one ``error:`` line, no traceback."""
+from __future__ import annotations
+
+import json
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    tensorrt = "tensorrt"
+    tensorrt_rtx = "tensorrt-rtx"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(1)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from gldfn_model.atomic import OutputPathError
+    from gldfn_model.image_io import ImageReadError
+    from gldfn_runtime.backend import BackendError
+    from gldfn_runtime.compare import CompareError
+    from gldfn_runtime.engine_build import EngineBuildError
+    from gldfn_runtime.plugin_library import PluginLibraryError
+    from gldfn_runtime.runners import RunnerError
+    from gldfn_runtime.sidecar import SidecarError
+    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable
+
+    return (EngineBuildError, BackendError, SidecarError, PluginLibraryError, RunnerError, TensorRTUnavailable,
+            CompareError, ImageReadError, OutputPathError)
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    from gldfn_runtime.engine_build import parse_size
+
+    return [parse_size(part) for part in text.split(",") if part.strip()]
+
+
+def _format_macs(macs: Optional[int]) -> str:
+    return "unknown (not a named config)" if macs is None else f"{macs / 1e9:.2f} GMACs ({2 * macs / 1e9:.2f} GFLOPs)"
+
+
+def describe_engine(engine: Path) -> dict:
+    from gldfn_runtime.sidecar import read_sidecar, verify_engine_file
+
+    sidecar = read_sidecar(engine)
+    verify_engine_file(engine, sidecar)
+    return {
+        "kind": "engine", "path": str(engine), "source": "sidecar (a serialized engine cannot be deserialized without a GPU)",
+        "tensorrt": sidecar.tensorrt, "precision": sidecar.precision, "target": sidecar.target,
+        "inputs": sidecar.inputs, "outputs": sidecar.outputs, "profile": sidecar.profile,
+        "plugin": sidecar.plugin, "plugin_layers": sidecar.plugin_layers, "layers": len(sidecar.layers),
+        "macs_at_opt": sidecar.macs_at_opt, "onnx": sidecar.onnx, "built_at": sidecar.built_at,
+        "build_seconds": sidecar.build_seconds, "engine_bytes": sidecar.engine_bytes,
+    }
+
+
+def describe_onnx(path: Path, opt: tuple[int, int]) -> dict:
+    from gldfn_model.contract import load_contract
+    from gldfn_runtime.engine_build import read_onnx_info
+
+    info = read_onnx_info(path)
+    return {
+        "kind": "onnx", "path": str(path), "precision": info.precision, "scale": info.scale, "config": info.config_name,
+        "inputs": [{"name": info.input_name, "shape": info.input_shape}], "outputs": [{"name": info.output_name, "shape": info.output_shape}],
+        "plugin_nodes": info.custom_nodes, "plugin_op": f"{load_contract().domain}::{load_contract().name}",
+        "opt": list(opt), "macs_at_opt": info.macs_at(opt), "metadata": info.metadata,
+    }
+
+
+def format_description(data: dict) -> str:
+    def shapes(items: list) -> str:
+        return ", ".join(f"{i['name']} {i['shape']}" + (f" {i['dtype']}" if "dtype" in i else "") for i in items)
+
+    lines = [f"{data['kind']}: {data['path']}"]
+    if data["kind"] == "engine":
+        profile = data["profile"]
+        lines += [
+            f"  read from:     {data['source']}",
+            f"  built with:    {data['tensorrt']['flavour']} {data['tensorrt']['version']} at {data['built_at']} ({data['build_seconds']} s)",
+            f"  target:        {', '.join(data['target'].get('compute_capabilities') or [str(data['target'].get('gpu')) + ' ' + str(data['target'].get('compute_capability'))])}",
+            f"  precision:     {data['precision']}",
+            f"  inputs:        {shapes(data['inputs'])}",
+            f"  outputs:       {shapes(data['outputs'])}",
+            f"  profile:       {profile['input']} batch {profile['batch']}: min {profile['min'][0]}x{profile['min'][1]}, "
+            f"opt {profile['opt'][0]}x{profile['opt'][1]}, max {profile['max'][0]}x{profile['max'][1]}",
+            f"  plugin:        {'none (function bodies)' if data['plugin'] is None else data['plugin']['path'] + (' (embedded)' if data['plugin']['embedded'] else '')}",
+            f"  plugin layers: {len(data['plugin_layers'])} of {data['layers']} network layers",
+            f"  MACs at opt:   {_format_macs(data['macs_at_opt'])}",
+            f"  from ONNX:     {data['onnx']['path']} (SHA-256 {data['onnx']['sha256'][:12]}…)",
+        ]
+    else:
+        lines += [
+            f"  precision:     {data['precision']}, scale x{data['scale']}, config {data['config']}",
+            f"  inputs:        {shapes(data['inputs'])}",
+            f"  outputs:       {shapes(data['outputs'])}",
+            f"  plugin nodes:  {data['plugin_nodes']} {data['plugin_op']}",
+            f"  MACs at {data['opt'][0]}x{data['opt'][1]}: {_format_macs(data['macs_at_opt'])}",
+        ]
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("build")
+    def build_command(
+        model: Path = typer.Argument(..., help="an ONNX file from gldfn-export (FP16: export with --precision fp16)"),
+        precision: Optional[Precision] = typer.Option(None, help="fp32 or fp16 (default: the ONNX file's precision)"),
+        min_size: str = typer.Option("16x16", "--min", help="smallest LR size HxW of the optimization profile"),
+        opt_size: str = typer.Option("180x270", "--opt", help="LR size HxW TensorRT optimizes for"),
+        max_size: str = typer.Option("512x512", "--max", help="largest LR size HxW"),
+        plugin: Optional[Path] = typer.Option(None, help="libgldfn_trt_plugins.so (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"),
+        no_plugin: bool = typer.Option(False, "--no-plugin", help="build the ONNX function bodies instead of the plugin"),
+        embed_plugin: bool = typer.Option(False, "--embed-plugin", help="serialize the plugin library into the engine"),
+        compute_capability: Optional[list[str]] = typer.Option(None, "--compute-capability", help="TensorRT-RTX targets, e.g. SM86 (repeatable; default SM80-SM121)"),
+        backend: Backend = typer.Option(Backend.auto, help="tensorrt, tensorrt-rtx, or auto (the first that imports)"),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", help="engine file (default: MODEL.<backend>-<precision>.engine)"),
+        cache_dir: Optional[Path] = typer.Option(None, help="engine cache (default: $GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines)"),
+        force: bool = typer.Option(False, "--force", help="rebuild even when the cache holds a matching engine"),
+    ) -> None:
+        """Build an engine (or reuse the cached one) and write it with its JSON sidecar."""
+        from gldfn_runtime.engine_build import BuildOptions, build_engine, parse_size
+
+        try:
+            options = BuildOptions(
+                precision=precision.value if precision else None, min_size=parse_size(min_size), opt_size=parse_size(opt_size),
+                max_size=parse_size(max_size), plugin=plugin, use_plugin=not no_plugin, embed_plugin=embed_plugin,
+                compute_capabilities=tuple(compute_capability or ()), backend=backend.value,
+            )
+            result = build_engine(model, output, options, force=force, cache_dir=cache_dir)
+        except _user_errors() as error:
+            raise _fail(error) from None
+        sidecar = result.sidecar
+        how = "reused from the cache" if result.cache_hit else f"built in {sidecar.build_seconds:.1f} s"
+        targets = sidecar.target.get("compute_capabilities") or [f"{sidecar.target['gpu']} ({sidecar.target['compute_capability']})"]
+        typer.echo(f"{result.engine_path}: {how} ({sidecar.engine_bytes / 1e6:.1f} MB)")
+        typer.echo(f"  {sidecar.tensorrt['flavour']} {sidecar.tensorrt['version']}, {sidecar.precision}, targets {', '.join(targets)}")
+        typer.echo(f"  plugin layers: {len(sidecar.plugin_layers)}; sidecar {result.engine_path}.json; cache {result.cache_path.parent}")
+
+    @app.command("inspect")
+    def inspect_command(
+        path: Path = typer.Argument(..., help="an engine (read from its sidecar) or an ONNX file"),
+        opt: str = typer.Option("180x270", help="ONNX: LR size HxW for the MAC count"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    ) -> None:
+        """Inputs, outputs, profile, precision, plugin layers and MACs. Engines are described from their sidecar:
+        a serialized engine cannot be deserialized without a GPU."""
+        from gldfn_runtime.engine_build import parse_size
+
+        try:
+            data = describe_onnx(path, parse_size(opt)) if path.suffix.lower() == ".onnx" else describe_engine(path)
+        except _user_errors() as error:
+            raise _fail(error) from None
+        typer.echo(json.dumps(data, indent=2) if as_json else format_description(data))
+
+    @app.command("run")
+    def run_command(
+        engine: Path = typer.Argument(..., help="an engine from gldfn-trt build"),
+        inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
+        out_dir: Path = typer.Option(..., "-o", "--out", help="output folder (created if missing)"),
+        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: tiles only beyond the profile's max)"),
+        overlap: int = typer.Option(16, help="tile overlap in LR pixels"),
+        plugin: Optional[Path] = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
+    ) -> None:
+        """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`)."""
+        from gldfn_runtime.tiling import TilingError
+        from gldfn_runtime.trt_runner import TensorRTRunner
+        from gldfn_runtime.upscaler import Upscaler, collect_inputs, output_paths
+
+        try:
+            files = collect_inputs(inputs)
+            targets = output_paths(files, out_dir)
+            upscaler = Upscaler(TensorRTRunner(engine, plugin=plugin), tile=tile, overlap=overlap)
+        except (*_user_errors(), TilingError, ValueError) as error:
+            raise _fail(error) from None
+        failures = upscale_all(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} (tensorrt)")
+        typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}")
+        if failures:
+            raise typer.Exit(1)
+
+    @app.command("bench")
+    def bench_command(
+        engine: Path = typer.Argument(..., help="an engine from gldfn-trt build"),
+        sizes: str = typer.Option("180x270", help="LR sizes HxW, comma-separated (Table IV: 180x270)"),
+        iters: int = typer.Option(100, help="timed iterations per size"),
+        warmup: int = typer.Option(10, help="untimed iterations first"),
+        plugin: Optional[Path] = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+        markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
+        plot: Optional[Path] = typer.Option(None, help="write a PNG of latency against image size"),
+    ) -> None:
+        """CUDA-event latency of an engine with the shared harness (needs a GPU; without one use `gldfn bench`)."""
+        from gldfn_model.config import NAMED_CONFIGS, get_config
+        from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
+        from gldfn_runtime.trt_runner import TensorRTRunner
+
+        try:
+            lr_sizes = _sizes(sizes)
+            runner = TensorRTRunner(engine, plugin=plugin)
+            config_name = runner.sidecar.onnx.get("config")
+            config = get_config(config_name, runner.scale) if config_name in NAMED_CONFIGS else None
+            timer = runner.cuda_event_timer()
+            results = []
+            for size in lr_sizes:
+                typer.echo(f"measuring tensorrt at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
+                results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=runner.batch, config=config, timer=timer))
+        except (*_user_errors(), BenchmarkError) as error:
+            raise _fail(error) from None
+        if plot is not None:
+            plot_latency(results, plot, title=f"GLDFN {config_name} x{runner.scale} TensorRT")
+        if as_json:
+            typer.echo(json.dumps({"config": config_name, "engine": str(engine), "results": [r.to_dict() for r in results],
+                                   "table_iv": table_iv_rows(results, config_name)}, indent=2))
+        else:
+            typer.echo(format_markdown(results, config_name) if markdown else format_text(results, config_name))
+
+    @app.command("compare")
+    def compare_command(
+        reference: Path = typer.Argument(..., help="an engine or an ONNX file"),
+        candidate: Path = typer.Argument(..., help="an ONNX file (or an engine); two ONNX files run in ONNX Runtime"),
+        images: Optional[list[Path]] = typer.Option(None, "--images", help="images to compare on (repeatable; default: a real image and seeded noise)"),
+        size: str = typer.Option("64x64", help="centre crop HxW of each image (LR pixels)"),
+        plugin: Optional[Path] = typer.Option(None, help="plugin library for an engine"),
+        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    ) -> None:
+        """Run both models on the same inputs through Polygraphy's comparator: max/mean error and PSNR."""
+        from gldfn_runtime.compare import compare_models
+        from gldfn_runtime.engine_build import parse_size
+
+        try:
+            report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin)
+        except _user_errors() as error:
+            raise _fail(error) from None
+        if as_json:
+            typer.echo(json.dumps(report.as_dict(), indent=2))
+            return
+        typer.echo(f"reference {report.reference}  vs  candidate {report.candidate}")
+        for row in report.rows:
+            typer.echo(f"  {row.describe()}")
+        psnr = "inf" if math.isinf(report.min_psnr_db) else f"{report.min_psnr_db:.2f}"
+        typer.echo(f"overall: max abs {report.max_abs:.3e}, mean abs {report.mean_abs:.3e}, min PSNR {psnr} dB")
+
+
+def upscale_all(upscaler, files: list[Path], targets: list[Path], out_dir: Path, label: str) -> int:  # noqa: ANN001
+    """Upscale each file to its target with a progress bar; per-file errors are reported and counted."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from gldfn_model.image_io import ImageReadError
+    from gldfn_runtime.runners import RunnerError
+    from gldfn_runtime.upscaler import ImageShapeError, upscale_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as progress:
+        task = progress.add_task(label, total=len(files))
+        for source, target in zip(files, targets):
+            try:
+                note = upscale_file(upscaler, source, target)
+                if note:
+                    progress.console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+            except (ImageReadError, ImageShapeError, RunnerError, ValueError) as error:
+                failures += 1
+                progress.console.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
+            progress.advance(task)
+    return failures
