@@ -262,9 +262,17 @@ def sample_batch(setting: str, scale: int, batch: int, rng: np.random.Generator,
     for _ in range(batch):
         noise = float(rng.uniform(*noise_range)) if noise_range is not None else 0.0
         samples.append(sample_degradation(setting, scale, rng, hr_shape, noise))
-    kernels = torch.from_numpy(np.stack([s.kernel for s in samples])).float()
-    masks = torch.from_numpy(np.stack([s.masks for s in samples])) if setting == "sv" else None
-    return {"kernels": kernels, "noise_sigma": torch.tensor([s.noise_sigma for s in samples]), "masks": masks}
+    noise_sigma = torch.tensor([s.noise_sigma for s in samples])
+    if setting != "sv":
+        return {"kernels": torch.from_numpy(np.stack([s.kernel for s in samples])).float(), "noise_sigma": noise_sigma, "masks": None}
+    # Samples have 2-4 regions: pad to the most with empty regions (zero mask, any kernel) to stack them.
+    regions = max(s.kernel.shape[0] for s in samples)
+    kernels = np.zeros((batch, regions, *samples[0].kernel.shape[1:]), np.float32)
+    masks = np.zeros((batch, regions, *samples[0].masks.shape[1:]), np.float32)
+    for i, s in enumerate(samples):
+        kernels[i, : len(s.kernel)], masks[i, : len(s.masks)] = s.kernel, s.masks
+        kernels[i, len(s.kernel) :] = s.kernel[0]
+    return {"kernels": torch.from_numpy(kernels), "noise_sigma": noise_sigma, "masks": torch.from_numpy(masks)}
 
 
 # ---------------------------------------------------------------- batched implementation (torch)
@@ -322,6 +330,8 @@ def degrade_batch(hr: torch.Tensor, kernels: torch.Tensor, scale: int, noise_sig
             blurred += masks[:, region : region + 1].to(hr.dtype) * blur_batch(hr, kernels[:, region])
     lr = imresize_torch(blurred, 1.0 / scale)
     sigma = torch.as_tensor(noise_sigma, dtype=hr.dtype, device=hr.device)
+    if torch.any(sigma < 0) or sigma.ndim > 1 or (sigma.ndim == 1 and sigma.numel() != batch):
+        raise DegradationError(f"noise_sigma must be >= 0, a scalar or one per sample ({batch}), got {noise_sigma}")
     if sigma.ndim == 1:
         sigma = sigma.view(batch, 1, 1, 1)
     if torch.any(sigma > 0):

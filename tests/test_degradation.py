@@ -89,6 +89,17 @@ def test_spatially_varying_sample_and_noise_ranges():
     assert np.array_equal(again.masks, low.masks) and np.array_equal(again.kernel, low.kernel)
 
 
+def test_sample_batch_spatially_varying_pads_region_counts():
+    batch = deg.sample_batch("sv", 4, 6, np.random.default_rng(11), hr_shape=(48, 48))
+    kernels, masks = batch["kernels"], batch["masks"]
+    assert kernels.ndim == 4 and masks.shape == (6, kernels.shape[1], 48, 48)
+    assert torch.allclose(masks.sum(dim=1), torch.ones(6, 48, 48), atol=1e-5)
+    assert (batch["noise_sigma"] * 255 <= 5).all()
+    hr = torch.rand(6, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    lr = deg.degrade_batch(hr, kernels, 4, batch["noise_sigma"], torch.Generator().manual_seed(0), masks=masks)
+    assert lr.shape == (6, 3, 12, 12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # direct convolution / FFT paths
 def test_blur_is_correlation_with_reflect_padding(dtype):
     image = torch.zeros(1, 1, 9, 9, dtype=dtype)
@@ -176,6 +187,8 @@ def test_bad_inputs_have_clear_errors():
         deg.degrade_batch(torch.rand(1, 3, 30, 32), torch.ones(1, 3, 3) / 9, 4)
     with pytest.raises(deg.DegradationError, match="too small"):
         deg.degrade_batch(torch.rand(1, 3, 8, 8), torch.ones(1, 21, 21) / 441, 4)
+    with pytest.raises(deg.DegradationError, match="noise_sigma must be >= 0"):
+        deg.degrade_batch(torch.rand(2, 3, 8, 8), torch.ones(2, 3, 3) / 9, 4, torch.tensor([0.1, -0.1]))
     with pytest.raises(deg.DegradationError, match="rng"):
         deg.degrade_image(np.zeros((8, 8, 3), np.uint8), np.ones((3, 3)) / 9, 2, noise_sigma=0.1)
 
