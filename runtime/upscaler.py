@@ -14,7 +14,7 @@ import numpy as np
 
 from gldfn_model.imresize import imresize
 from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, Runner, RunnerError, Size, TorchRunner
-from gldfn_runtime.tiling import DEFAULT_OVERLAP, effective_tile, upscale_tiled
+from gldfn_runtime.tiling import DEFAULT_OVERLAP, TilingError, effective_tile, upscale_tiled
 
 # The exporter's dynamic axes start at 2, and reflect padding needs two pixels: a 1-pixel side is refused.
 MIN_IMAGE_SIDE = 2
@@ -64,7 +64,9 @@ class Upscaler:
         self.runner = runner
         self.tile = tile
         self.overlap = overlap
-        effective_tile(runner, 1 << 30, 1 << 30, tile)  # validate tile settings early
+        size = effective_tile(runner, 1 << 30, 1 << 30, tile)  # validates tile settings early
+        if overlap < 0 or (tile is not None and size is not None and overlap >= min(size)):
+            raise TilingError(f"overlap {overlap} must be >= 0 and smaller than the tile size {size[0]}x{size[1]}" if size else f"overlap must be >= 0, got {overlap}")
 
     @property
     def scale(self) -> int:

@@ -1,0 +1,193 @@
+"""gldfn_runtime.Upscaler and `gldfn upscale`: layouts and dtypes, alpha, DLPack, backends, bad inputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from gldfn_export.exporter import export_gldfn
+from gldfn_export.verify import real_image_input
+from gldfn_model.cli import app
+from gldfn_model.config import get_config
+from gldfn_model.image_io import read_image
+from gldfn_model.imresize import imresize
+from gldfn_model.network import GLDFN
+from gldfn_runtime import Upscaler
+from gldfn_runtime.runners import RunnerError, TorchRunner
+from gldfn_runtime.upscaler import ImageShapeError
+
+SCALE = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The CPUs are shared (training, other tests): one thread is ~10x faster than two oversubscribed ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model() -> GLDFN:
+    torch.manual_seed(0)
+    return GLDFN(get_config("tiny", SCALE)).eval()
+
+
+@pytest.fixture(scope="module")
+def upscaler(model) -> Upscaler:
+    return Upscaler(TorchRunner(model))
+
+
+@pytest.fixture(scope="module")
+def rgb() -> np.ndarray:
+    """A real image (Set5 butterfly crop, or the synthetic card without the datasets) as 24 x 32 uint8 RGB."""
+    lr = real_image_input(SCALE, 24, 32, 1).lr[0]
+    return np.round(lr.transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("layout", ["gray", "gray1", "rgb", "rgba"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_layout_and_dtype_come_back_unchanged(upscaler, rgb, layout, dtype):
+    image = {"gray": rgb[:, :, 0], "gray1": rgb[:, :, :1], "rgb": rgb, "rgba": np.dstack([rgb, rgb[:, :, 1]])}[layout]
+    image = image.astype(np.float32) / 255 if dtype == np.float32 else image.astype(dtype) * (257 if dtype == np.uint16 else 1)
+    out = upscaler.upscale(image)
+    assert out.dtype == image.dtype
+    assert out.shape == (image.shape[0] * SCALE, image.shape[1] * SCALE, *image.shape[2:])
+    assert float(out.min()) >= 0 and float(out.max()) <= (1 if dtype == np.float32 else np.iinfo(dtype).max)
+
+
+def test_alpha_is_bicubic_and_colour_ignores_it(upscaler, rgb):
+    alpha = np.tile(np.linspace(0, 255, rgb.shape[1], dtype=np.float64).round().astype(np.uint8), (rgb.shape[0], 1))
+    out = upscaler.upscale(np.dstack([rgb, alpha]))
+    np.testing.assert_array_equal(out[:, :, :3], upscaler.upscale(rgb))
+    expected = np.round(np.clip(imresize(alpha / 255.0, SCALE), 0, 1) * 255).astype(np.uint8)
+    assert np.abs(out[:, :, 3].astype(int) - expected).max() <= 1
+
+
+def test_gray_is_the_mean_of_the_rgb_result(upscaler, rgb):
+    gray = rgb[:, :, 0].astype(np.float32) / 255
+    rgb_out = upscaler.upscale_batch(np.repeat(gray[None, None], 3, axis=1))[0]
+    np.testing.assert_allclose(upscaler.upscale(gray), np.clip(rgb_out.mean(axis=0), 0, 1), atol=1e-6)
+
+
+def test_uint8_matches_the_float_path(upscaler, rgb):
+    as_float = upscaler.upscale(rgb.astype(np.float32) / 255)
+    assert np.abs(upscaler.upscale(rgb).astype(int) - np.round(as_float * 255)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "image,match",
+    [
+        (np.zeros((1, 1, 3), np.uint8), "1x1 pixels"),
+        (np.zeros((1, 40, 3), np.uint8), "1x40 pixels"),
+        (np.zeros((8, 8, 5), np.uint8), "shape"),
+        (np.zeros((8, 8, 3), np.int32), "int32"),
+        (np.zeros((2, 8, 8, 3), np.uint8), "shape"),
+    ],
+)
+def test_bad_arrays_are_refused_with_the_reason(upscaler, image, match):
+    with pytest.raises(ImageShapeError, match=match):
+        upscaler.upscale(image)
+
+
+def test_dlpack_tensor_goes_through_the_same_path(upscaler, rgb):
+    chw = torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32) / 255)
+    out = upscaler.upscale_tensor(chw)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, rgb.shape[0] * SCALE, rgb.shape[1] * SCALE)
+    np.testing.assert_allclose(out.numpy(), upscaler.upscale_batch(chw.numpy()[None])[0], atol=1e-6)
+
+
+def test_constructors(model, tmp_path):
+    assert Upscaler.from_checkpoint(None, SCALE, random_weights=True).scale == SCALE
+    with pytest.raises(Exception, match="--random-weights"):
+        Upscaler.from_checkpoint(None, 3, config="paper")  # no shipped paper weights: says what to pass
+    with pytest.raises(RunnerError, match="does not exist"):
+        Upscaler.from_onnx(tmp_path / "missing.onnx")
+
+
+def test_a_missing_onnxruntime_provider_is_an_error_not_a_fallback(onnx_file):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    with pytest.raises(RunnerError, match="CUDAExecutionProvider.*not available"):
+        Upscaler.from_onnx(onnx_file, providers="cuda")
+
+
+@pytest.fixture(scope="module")
+def onnx_file(model, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_gldfn(model, path, verify=False, config_name="tiny")
+    return path
+
+
+def test_onnxruntime_and_torch_agree_tiled(upscaler, model, onnx_file, rgb):
+    ort_tiled = Upscaler.from_onnx(onnx_file, tile=16, overlap=8)
+    torch_tiled = Upscaler(TorchRunner(model), tile=16, overlap=8)
+    assert np.abs(ort_tiled.upscale(rgb).astype(int) - torch_tiled.upscale(rgb)).max() <= 1
+
+
+def write_inputs(folder: Path, rgb: np.ndarray) -> None:
+    folder.mkdir()
+    Image.fromarray(rgb).save(folder / "rgb.png")
+    Image.fromarray(rgb[:, :, 0]).save(folder / "gray.png")
+    Image.fromarray(np.dstack([rgb, rgb[:, :, 2]])).save(folder / "rgba.png")
+    Image.fromarray(rgb[:, :, 1].astype(np.uint16) * 257).save(folder / "gray16.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not an image\n")
+    (folder / "truncated.png").write_bytes((folder / "rgb.png").read_bytes()[:150])
+    Image.new("RGB", (1, 1)).save(folder / "dot.png")
+
+
+def test_cli_upscales_a_folder_and_names_each_bad_file(tmp_path, rgb):
+    write_inputs(tmp_path / "in", rgb)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["upscale", str(tmp_path / "in"), "-o", str(out), "--random-weights", "--tile", "16", "--overlap", "8"])
+    assert result.exit_code == 1, result.output
+    text = result.output
+    assert "empty.png: the file is empty" in text
+    assert "notes.png: not a readable image" in text
+    assert "truncated.png: not a readable image" in text
+    assert "dot.png: the image is 1x1 pixels" in text
+    assert "4 of 8 images written" in text
+    assert sorted(p.name for p in out.iterdir()) == ["gray.png", "gray16.png", "rgb.png", "rgba.png"]  # no temp files
+    shapes = {p.name: (read_image(p).shape, read_image(p).dtype) for p in out.iterdir()}
+    h, w = rgb.shape[0] * SCALE, rgb.shape[1] * SCALE
+    assert shapes == {
+        "rgb.png": ((h, w, 3), np.uint8), "gray.png": ((h, w), np.uint8),
+        "rgba.png": ((h, w, 4), np.uint8), "gray16.png": ((h, w), np.uint16),
+    }
+
+
+def test_cli_onnxruntime_backend_matches_torch(tmp_path, rgb, onnx_file, model):
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    result = CliRunner().invoke(app, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--backend", "onnxruntime", "--onnx", str(onnx_file)])
+    assert result.exit_code == 0, result.output
+    expected = Upscaler(TorchRunner(model)).upscale(rgb)
+    assert np.abs(read_image(tmp_path / "out" / "a.png").astype(int) - expected).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--backend", "onnxruntime"], "needs --onnx"),
+        (["--backend", "torch", "--scale", "3", "--config", "paper"], "--random-weights"),
+        (["--random-weights", "--tile", "8", "--overlap", "8"], "overlap 8 must be >= 0 and smaller"),
+    ],
+)
+def test_cli_bad_options_explain_themselves(tmp_path, rgb, args, message):
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    result = CliRunner().invoke(app, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), *args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_cli_missing_input_is_an_error(tmp_path):
+    result = CliRunner().invoke(app, ["upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "out"), "--backend", "bicubic"])
+    assert result.exit_code == 1 and "nope.png: no such file or folder" in result.output
