@@ -17,6 +17,8 @@ BACKENDS = ("torch", "onnxruntime")
 def parse_backends(text: str) -> list[str]:
     names = [b.strip() for b in text.split(",") if b.strip()]
     unknown = [b for b in names if b not in BACKENDS]
+    if any(b in ("tensorrt", "trt", "tensorrt_rtx") for b in unknown):
+        raise typer.BadParameter("TensorRT engines are benchmarked with `gldfn-trt bench ENGINE`; here: torch, onnxruntime")
     if not names or unknown:
         raise typer.BadParameter(f"{text!r}: choose from {', '.join(BACKENDS)} (comma-separated for several)")
     return list(dict.fromkeys(names))
