@@ -15,7 +15,9 @@ def noise_from_level(level: float) -> float:
     return level / 255.0
 
 
-def check_setting(setting: str, sv_noise: str) -> None:
+def check_setting(setting: str, sv_noise: str, noise: float) -> None:
+    if setting == "sv" and noise:
+        raise typer.BadParameter("--noise does not apply to the sv setting, which draws its own; use --sv-noise low|high")
     if setting not in SETTINGS:
         raise typer.BadParameter(f"unknown setting {setting!r}; use one of {', '.join(SETTINGS)}")
     if sv_noise not in SV_NOISE_RANGES_255:
@@ -36,7 +38,7 @@ def register(app: typer.Typer) -> None:
         """Degrade every HR image of a folder (8 LR images each for gaussian8) and write a manifest."""
         from gldfn_model.evaluation import write_degraded_folder
 
-        check_setting(setting, sv_noise)
+        check_setting(setting, sv_noise, noise)
         try:
             manifest = write_degraded_folder(hr, out, setting, scale, seed, noise_from_level(noise), sv_noise,
                                              on_image=lambda case, name: typer.echo(f"{case.name} -> {name}"))

@@ -14,11 +14,18 @@ from gldfn_model.metrics import CONVENTIONS
 METHODS = ("bicubic", "model")
 
 
+def _has_manifest(lr_dir: Path) -> bool:
+    from gldfn_model.evaluation import MANIFEST_NAME
+
+    return (lr_dir / MANIFEST_NAME).is_file()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_command(
         hr: Path = typer.Option(..., "--hr", help="folder of HR test images"),
-        setting: str = typer.Option("gaussian8", help=f"degradation setting: {', '.join(SETTINGS)}"),
+        setting: Optional[str] = typer.Option(None, help=f"degradation setting: {', '.join(SETTINGS)} "
+                                              "(default gaussian8, or the --lr-dir folder's)"),
         scale: int = typer.Option(4, help="scale factor (2, 3, 4)"),
         method: str = typer.Option("bicubic", help="bicubic (MATLAB-style upsampling) or model"),
         checkpoint: Optional[Path] = typer.Option(None, help="GLDFN checkpoint (default: the shipped weights)"),
@@ -33,7 +40,13 @@ def register(app: typer.Typer) -> None:
         """Degrade (or read) the test images, restore them, and report per-image and mean PSNR / SSIM."""
         from gldfn_model import evaluation
 
-        check_setting(setting, sv_noise)
+        try:
+            if setting is None:
+                setting = evaluation.read_manifest(lr_dir)["setting"] if lr_dir is not None and _has_manifest(lr_dir) else "gaussian8"
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        check_setting(setting, sv_noise, noise)
         if method not in METHODS:
             raise typer.BadParameter(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
         if convention not in CONVENTIONS:

@@ -159,3 +159,16 @@ def test_manifest_of_another_scale_is_refused(tmp_path):
     assert runner.invoke(app, ["degrade", "--hr", str(hr), "--out", str(tmp_path / "lr"), "--scale", "2"]).exit_code == 0
     result = runner.invoke(app, ["eval", "--hr", str(hr), "--lr-dir", str(tmp_path / "lr"), "--scale", "4"])
     assert result.exit_code == 2 and "x2 LR images, not x4" in result.output
+
+
+def test_eval_takes_the_setting_of_a_degrade_folder(tmp_path):
+    hr = _write_images(tmp_path / "hr", count=1, size=(64, 64))
+    made = runner.invoke(app, ["degrade", "--hr", str(hr), "--out", str(tmp_path / "lr"), "--setting", "aniso", "--seed", "5"])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(app, ["eval", "--hr", str(hr), "--lr-dir", str(tmp_path / "lr"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["setting"] == "aniso" and data["per_image"][0]["degradation"]["type"] == "anisotropic_gaussian"
+    (tmp_path / "lr" / "manifest.json").write_text("{broken")
+    broken = runner.invoke(app, ["eval", "--hr", str(hr), "--lr-dir", str(tmp_path / "lr")])
+    assert broken.exit_code == 2 and "not valid JSON" in broken.output
