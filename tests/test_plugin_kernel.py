@@ -102,3 +102,72 @@ def test_host_arithmetic_uses_row_major_taps_and_zero_padding(host_filter):
         dy, dx = (tap // 3 - 1) * 2, (tap % 3 - 1) * 2
         shifted = padded[:, :, 2 + dy : 2 + dy + 5, 2 + dx : 2 + dx + 6]
         assert torch.equal(host_filter(x, spatial, torch.ones(1, 1, 9), 3, 2), shifted)
+
+
+@pytest.fixture(scope="module")
+def emulated_kernel(tmp_path_factory):
+    """The plugin's kernels and launch planning (ldf_kernel_impl.cuh) on CPU threads, through ctypes."""
+    _require("g++")
+    try:
+        cuda_include = _harness_module().cuda_include_dir()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    assert cuda_include.is_dir()
+    lib = ctypes.CDLL(str(_harness_module().compile_kernel_emulation(tmp_path_factory.mktemp("emulation"))))
+    lib.ldf_emulate.restype = ctypes.c_int
+    lib.ldf_emulate.argtypes = [ctypes.c_int] + [ctypes.c_int64] * 4 + [ctypes.c_int] * 2 + [ctypes.c_void_p] * 4
+
+    def run(x, spatial, channel, kernel_size, dilation, out=None):
+        out = torch.full_like(x, float("nan")) if out is None else out  # NaN: unwritten outputs fail the check
+        dtype = 0 if x.dtype == torch.float32 else 1
+        status = lib.ldf_emulate(dtype, *x.shape, kernel_size, dilation, x.data_ptr(), spatial.data_ptr(),
+                                 channel.data_ptr(), out.data_ptr())
+        assert status == 0, f"cudaError {status}"
+        return out, {1: "tiled", 2: "direct"}[lib.ldf_emulate_last_path()]
+
+    return run
+
+
+def _random_inputs(shape, kernel_size, dtype, seed, misalign=False):
+    n, c, h, w = shape
+    taps = kernel_size * kernel_size
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*size):
+        numel = 1
+        for s in size:
+            numel *= s
+        flat = torch.randn(numel + 1, generator=gen).to(dtype)
+        # Misaligned by one element: the kernel must fall back from its 16-byte vector loads.
+        return flat[1:].view(*size) if misalign else flat[:-1].view(*size)
+
+    return rand(n, c, h, w), rand(n, taps, h, w), rand(n, c, taps)
+
+
+EMULATION_WINDOWS = [(1, 1), (3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 3), (3, 9), (7, 16)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (2, 5, 17, 23), (1, 7, 9, 130), (1, 19, 10, 67)])
+def test_emulated_cuda_kernels_match_the_pytorch_reference(emulated_kernel, dtype, shape):
+    torch_dtype = getattr(torch, dtype)
+    tolerance = load_contract().tolerance(dtype)
+    paths = set()
+    for index, (kernel_size, dilation) in enumerate(EMULATION_WINDOWS):
+        for misalign in (False, True):
+            x, spatial, channel = _random_inputs(shape, kernel_size, torch_dtype, seed=index, misalign=misalign)
+            out, path = emulated_kernel(x, spatial, channel, kernel_size, dilation)
+            paths.add(path)
+            expected = local_dynamic_filter_reference(x.float(), spatial.float(), channel.float(), kernel_size, dilation)
+            data_range = float(expected.max() - expected.min()) or 1.0
+            error = float((out.float() - expected).abs().max()) / data_range  # NaN (unwritten) fails too
+            assert error <= tolerance, f"k={kernel_size} d={dilation} misaligned={misalign} via {path}: {error:.2e}"
+    assert paths == {"tiled", "direct"}
+
+
+def test_emulated_fp32_kernels_agree_bit_for_bit_with_the_host_arithmetic(emulated_kernel, host_filter):
+    # Both run ldfTapTerm tap by tap in the same order, so FP32 results are identical.
+    for kernel_size, dilation in [(3, 1), (5, 2), (3, 9), (7, 16)]:
+        x, spatial, channel = _random_inputs((2, 18, 11, 70), kernel_size, torch.float32, seed=kernel_size)
+        out, _ = emulated_kernel(x, spatial, channel, kernel_size, dilation)
+        assert torch.equal(out, host_filter(x, spatial, channel, kernel_size, dilation))

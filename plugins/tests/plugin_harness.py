@@ -12,6 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 HARNESS_SOURCE = HERE / "plugin_harness.cpp"
 HOST_ARITHMETIC_SOURCE = HERE / "host_arithmetic.cpp"
+KERNEL_EMULATION_SOURCE = HERE / "kernel_emulation.cpp"
 KERNEL_DIR = HERE.parent / "local_dynamic_filter"
 
 # nvinfer1::DataType / TensorFormat values (NvInferRuntimeBase.h / NvInferRuntimeCommon.h)
@@ -32,10 +33,13 @@ def cuda_include_dir() -> Path:
     raise FileNotFoundError("cuda_runtime_api.h not found: set CUDA_HOME to the CUDA toolkit")
 
 
-def compile_shared(source: Path, output: Path, include_dirs: list[Path], libraries: tuple[str, ...] = ()) -> Path:
+def compile_shared(source: Path, output: Path, include_dirs: list[Path], system_include_dirs: list[Path] = (),
+                   libraries: tuple[str, ...] = (), extra_flags: tuple[str, ...] = ("-std=c++17", "-O2")) -> Path:
     compiler = os.environ.get("CXX", "g++")
-    command = [compiler, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror"]
-    command += [f"-I{d}" for d in include_dirs] + [str(source), "-o", str(output)] + [f"-l{lib}" for lib in libraries]
+    command = [compiler, *extra_flags, "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror"]
+    # -isystem: TensorRT's headers warn about their own deprecated declarations.
+    command += [f"-I{d}" for d in include_dirs] + [arg for d in system_include_dirs for arg in ("-isystem", str(d))]
+    command += [str(source), "-o", str(output)] + [f"-l{lib}" for lib in libraries]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
@@ -44,12 +48,20 @@ def compile_shared(source: Path, output: Path, include_dirs: list[Path], librari
 
 def compile_harness(output_dir: Path, tensorrt_include: Path) -> Path:
     return compile_shared(
-        HARNESS_SOURCE, output_dir / "libgldfn_plugin_harness.so", [tensorrt_include, cuda_include_dir()], ("dl",)
+        HARNESS_SOURCE, output_dir / "libgldfn_plugin_harness.so", [], [tensorrt_include, cuda_include_dir()], ("dl",)
     )
 
 
 def compile_host_arithmetic(output_dir: Path) -> Path:
     return compile_shared(HOST_ARITHMETIC_SOURCE, output_dir / "libgldfn_ldf_host.so", [KERNEL_DIR])
+
+
+def compile_kernel_emulation(output_dir: Path) -> Path:
+    """The CUDA kernels run on CPU threads (kernel_emulation.cpp); needs the CUDA headers, no GPU."""
+    return compile_shared(
+        KERNEL_EMULATION_SOURCE, output_dir / "libgldfn_ldf_emulation.so", [KERNEL_DIR], [cuda_include_dir()],
+        extra_flags=("-std=c++20", "-O1", "-pthread", "-Wno-unknown-pragmas"),
+    )
 
 
 class PluginHarness:

@@ -1,0 +1,559 @@
+// CUDA kernels of the local dynamic filter and the launch planning and dispatch around them. Included by
+// ldf_kernel.cu, which launches them on a GPU, and by plugins/tests/kernel_emulation.cpp, which runs the very
+// same kernel code block by block on CPU threads so that CI checks it without a GPU.
+//
+// Tiled kernel (the fast path): a block owns a tile of kTileW x TH output pixels of one image and a chunk of
+// up to kMaxChannelsPerBlock channels. It keeps the tile's spatial filters (registers for K <= 3, shared
+// memory above) and the chunk's channel filters for the whole chunk, and stages the input tiles (plus halo)
+// of up to 4 channels at a time in shared memory as FP32. Global loads are 16-byte vectors wherever a row segment is
+// aligned and inside the image (scalar loads with zero padding at the borders), and the next channel's tile
+// stage is fetched into registers while the current one is computed. Each thread computes 4 neighbouring outputs
+// of a row; stores are vectorized when aligned.
+//
+// Direct kernel (fallback): one output per thread straight from global memory, for windows whose halo does
+// not fit the tiled kernel's shared-memory and register budget (large kernel_size x dilation).
+#include "ldf_arithmetic.h"
+#include "ldf_kernel.h"
+
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+
+#ifndef GLDFN_DYNAMIC_SHARED_MEMORY
+#define GLDFN_DYNAMIC_SHARED_MEMORY(type, name) extern __shared__ type name[]
+#endif
+
+namespace gldfn
+{
+namespace detail
+{
+
+constexpr int kThreadsX = 16;
+constexpr int kOutPerThread = 4;
+constexpr int kTileW = kThreadsX * kOutPerThread;
+constexpr int kMaxChannelsPerBlock = 16;
+constexpr int kVecBytes = 16;
+constexpr size_t kMaxTiledSharedBytes = 48 * 1024;
+constexpr int kDirectThreads = 256;
+
+template <int K>
+__host__ __device__ constexpr int tileRows()
+{
+    return K <= 3 ? 8 : (K == 5 ? 4 : 2);
+}
+
+template <int K>
+__host__ __device__ constexpr bool spatialInRegisters()
+{
+    return K <= 3;
+}
+
+__device__ __forceinline__ float toFloat(float v)
+{
+    return v;
+}
+
+__device__ __forceinline__ float toFloat(__half v)
+{
+    return __half2float(v);
+}
+
+template <typename T>
+__device__ __forceinline__ T fromFloat(float v);
+
+template <>
+__device__ __forceinline__ float fromFloat<float>(float v)
+{
+    return v;
+}
+
+template <>
+__device__ __forceinline__ __half fromFloat<__half>(float v)
+{
+    return __float2half_rn(v);
+}
+
+__device__ __forceinline__ void storeFour(float* dst, float const (&v)[kOutPerThread])
+{
+    *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+}
+
+__device__ __forceinline__ void storeFour(__half* dst, float const (&v)[kOutPerThread])
+{
+    __half2 const lo = __floats2half2_rn(v[0], v[1]);
+    __half2 const hi = __floats2half2_rn(v[2], v[3]);
+    uint2 packed;
+    packed.x = *reinterpret_cast<unsigned int const*>(&lo);
+    packed.y = *reinterpret_cast<unsigned int const*>(&hi);
+    *reinterpret_cast<uint2*>(dst) = packed;
+}
+
+//! Geometry of the shared-memory input tile; the same arithmetic runs on the host (planning) and the device.
+struct TileGeometry
+{
+    int radius;
+    int rows;
+    int cols;
+    int pitch; //!< cols rounded up to a multiple of 4 floats, so compute reads are float4-aligned
+    int slots; //!< 16-byte load slots per row, enough for any alignment of the row's first element
+
+    __host__ __device__ constexpr TileGeometry(int kernelSize, int tileRowsCount, int dilation, int elementBytes)
+        : radius((kernelSize / 2) * dilation)
+        , rows(tileRowsCount + 2 * radius)
+        , cols(kTileW + 2 * radius)
+        , pitch((cols + 3) / 4 * 4)
+        , slots((cols + 2 * (kVecBytes / elementBytes) - 2) / (kVecBytes / elementBytes))
+    {
+    }
+
+    __host__ __device__ constexpr int itemsPerChannel() const
+    {
+        return rows * slots;
+    }
+};
+
+//! Compile-time plan of one tiled-kernel instantiation. With a compile-time dilation (D > 0) a stage loads
+//! as many channels' tiles (up to 4) as kMaxItemsPerThread 16-byte loads per thread allow, which keeps more
+//! bytes in flight per block; with a runtime dilation a stage is one channel.
+template <typename T, int K, int D>
+struct TiledPlan
+{
+    static constexpr int kTileRows = tileRows<K>();
+    static constexpr int kThreads = kThreadsX * kTileRows;
+    static constexpr int kMaxItemsPerThread = 4;
+    static constexpr int kItemsPerChannel
+        = D > 0 ? TileGeometry(K, kTileRows, D, sizeof(T)).itemsPerChannel() : kMaxItemsPerThread * kThreads;
+    static constexpr int kChannelsPerStage = std::min(4, kMaxItemsPerThread * kThreads / kItemsPerChannel);
+    static constexpr int kItemsPerThread
+        = D > 0 ? (kChannelsPerStage * kItemsPerChannel + kThreads - 1) / kThreads : kMaxItemsPerThread;
+};
+
+__host__ __device__ inline size_t tiledSharedBytes(
+    int kernelSize, int tileRowsCount, int channelsPerStage, bool spatialShared, TileGeometry const& g)
+{
+    size_t const taps = static_cast<size_t>(kernelSize) * kernelSize;
+    return sizeof(float)
+        * (static_cast<size_t>(channelsPerStage) * g.rows * g.pitch + kMaxChannelsPerBlock * taps
+            + (spatialShared ? taps * tileRowsCount * kTileW : 0));
+}
+
+template <typename T, int K, int D>
+__global__ void __launch_bounds__(kThreadsX * tileRows<K>()) ldfTiledKernel(T const* __restrict__ x,
+    T const* __restrict__ spatial, T const* __restrict__ channel, T* __restrict__ out, int channels, int height,
+    int width, int runtimeDilation, int channelsPerBlock, int tilesX, int tilesY, int chunks)
+{
+    using Plan = TiledPlan<T, K, D>;
+    constexpr int TH = Plan::kTileRows;
+    constexpr int KK = K * K;
+    constexpr int V = kVecBytes / static_cast<int>(sizeof(T));
+    constexpr int kThreads = Plan::kThreads;
+    constexpr int CS = Plan::kChannelsPerStage;
+    constexpr bool kSpatialRegs = spatialInRegisters<K>();
+
+    int const d = D > 0 ? D : runtimeDilation;
+    TileGeometry const g(K, TH, d, sizeof(T));
+    int const itemsPerChannel = g.itemsPerChannel();
+    int const stageItems = CS * itemsPerChannel;
+    int const tileFloats = g.rows * g.pitch;
+
+    GLDFN_DYNAMIC_SHARED_MEMORY(float4, sharedRaw);
+    float* xs = reinterpret_cast<float*>(sharedRaw); // CS input tiles
+    float* chS = xs + CS * tileFloats;
+    float* spS = chS + kMaxChannelsPerBlock * KK;
+
+    int64_t block = blockIdx.x;
+    int const chunk = static_cast<int>(block % chunks);
+    block /= chunks;
+    int const tileX = static_cast<int>(block % tilesX);
+    block /= tilesX;
+    int const tileY = static_cast<int>(block % tilesY);
+    int64_t const n = block / tilesY;
+
+    int const c0 = chunk * channelsPerBlock;
+    int const cEnd = min(channels, c0 + channelsPerBlock);
+    int const tx = threadIdx.x;
+    int const ty = threadIdx.y;
+    int const tid = ty * kThreadsX + tx;
+    int const oy = tileY * TH + ty;
+    int const ox = tileX * kTileW + tx * kOutPerThread;
+    int const gy0 = tileY * TH - g.radius;
+    int const gx0 = tileX * kTileW - g.radius;
+    int64_t const hw = static_cast<int64_t>(height) * width;
+    bool const active = oy < height && ox < width;
+
+    for (int i = tid; i < (cEnd - c0) * KK; i += kThreads)
+    {
+        chS[i] = toFloat(channel[(n * channels + c0) * KK + i]);
+    }
+
+    float spR[kSpatialRegs ? KK : 1][kOutPerThread];
+    if constexpr (kSpatialRegs)
+    {
+#pragma unroll
+        for (int t = 0; t < KK; ++t)
+        {
+#pragma unroll
+            for (int p = 0; p < kOutPerThread; ++p)
+            {
+                spR[t][p] = (active && ox + p < width)
+                    ? toFloat(spatial[(n * KK + t) * hw + static_cast<int64_t>(oy) * width + ox + p])
+                    : 0.F;
+            }
+        }
+    }
+    else
+    {
+        for (int i = tid; i < KK * TH * kTileW; i += kThreads)
+        {
+            int const t = i / (TH * kTileW);
+            int const yy = tileY * TH + (i / kTileW) % TH;
+            int const xx = tileX * kTileW + i % kTileW;
+            spS[i] = (yy < height && xx < width)
+                ? toFloat(spatial[(n * KK + t) * hw + static_cast<int64_t>(yy) * width + xx])
+                : 0.F;
+        }
+    }
+
+    // Item = (channel of the stage, tile row, load slot). Slot s of a row covers the V elements starting at
+    // global column slotColumn(); slot starts are 16-byte aligned in memory, so a slot fully inside the image
+    // is one vector load.
+    struct Item
+    {
+        int cs;
+        int row;
+        int firstCol; //!< global column of the slot's first element
+    };
+    auto decode = [&](int item, int cBase) {
+        Item it;
+        it.cs = item / itemsPerChannel;
+        int const rem = item - it.cs * itemsPerChannel;
+        it.row = rem / g.slots;
+        T const* plane = x + (n * channels + cBase + it.cs) * hw;
+        uintptr_t const addr = reinterpret_cast<uintptr_t>(plane)
+            + static_cast<uintptr_t>(
+                (static_cast<int64_t>(gy0 + it.row) * width + gx0) * static_cast<int64_t>(sizeof(T)));
+        int const misalignment = static_cast<int>((addr % kVecBytes) / sizeof(T));
+        it.firstCol = gx0 - misalignment + (rem - it.row * g.slots) * V;
+        return it;
+    };
+
+    uint4 raw[Plan::kItemsPerThread];
+    auto fetch = [&](int cBase) {
+#pragma unroll
+        for (int k = 0; k < Plan::kItemsPerThread; ++k)
+        {
+            int const item = tid + k * kThreads;
+            if (item < stageItems && cBase + item / itemsPerChannel < cEnd)
+            {
+                Item const it = decode(item, cBase);
+                T const* plane = x + (n * channels + cBase + it.cs) * hw;
+                int const gy = gy0 + it.row;
+                bool const rowInside = gy >= 0 && gy < height;
+                if (rowInside && it.firstCol >= 0 && it.firstCol + V <= width)
+                {
+                    raw[k] = *reinterpret_cast<uint4 const*>(plane + static_cast<int64_t>(gy) * width + it.firstCol);
+                }
+                else
+                {
+                    T* e = reinterpret_cast<T*>(&raw[k]);
+#pragma unroll
+                    for (int q = 0; q < V; ++q)
+                    {
+                        int const gx = it.firstCol + q;
+                        e[q] = (rowInside && gx >= 0 && gx < width) ? plane[static_cast<int64_t>(gy) * width + gx]
+                                                                    : fromFloat<T>(0.F);
+                    }
+                }
+            }
+        }
+    };
+    auto stage = [&](int cBase) {
+#pragma unroll
+        for (int k = 0; k < Plan::kItemsPerThread; ++k)
+        {
+            int const item = tid + k * kThreads;
+            if (item < stageItems && cBase + item / itemsPerChannel < cEnd)
+            {
+                Item const it = decode(item, cBase);
+                float* tileRow = xs + (it.cs * g.rows + it.row) * g.pitch;
+                T const* e = reinterpret_cast<T const*>(&raw[k]);
+#pragma unroll
+                for (int q = 0; q < V; ++q)
+                {
+                    int const sc = it.firstCol - gx0 + q;
+                    if (sc >= 0 && sc < g.cols)
+                    {
+                        tileRow[sc] = toFloat(e[q]);
+                    }
+                }
+            }
+        }
+    };
+    auto spatialAt = [&](int t, int p) {
+        if constexpr (kSpatialRegs)
+        {
+            return spR[t][p];
+        }
+        else
+        {
+            return spS[(t * TH + ty) * kTileW + tx * kOutPerThread + p];
+        }
+    };
+    auto compute = [&](int c, float const* tile) {
+        float w[KK];
+#pragma unroll
+        for (int t = 0; t < KK; ++t)
+        {
+            w[t] = chS[(c - c0) * KK + t];
+        }
+        float acc[kOutPerThread] = {0.F, 0.F, 0.F, 0.F};
+#pragma unroll
+        for (int i = 0; i < K; ++i)
+        {
+            float const* row = tile + (ty + i * d) * g.pitch + tx * kOutPerThread;
+            if constexpr (D > 0)
+            {
+                constexpr int kSegVecs = (kOutPerThread + (K - 1) * D + 3) / 4;
+                float seg[kSegVecs * 4];
+#pragma unroll
+                for (int v = 0; v < kSegVecs; ++v)
+                {
+                    float4 const f = reinterpret_cast<float4 const*>(row)[v];
+                    seg[4 * v] = f.x;
+                    seg[4 * v + 1] = f.y;
+                    seg[4 * v + 2] = f.z;
+                    seg[4 * v + 3] = f.w;
+                }
+#pragma unroll
+                for (int j = 0; j < K; ++j)
+                {
+#pragma unroll
+                    for (int p = 0; p < kOutPerThread; ++p)
+                    {
+                        acc[p] = ldfTapTerm(acc[p], spatialAt(i * K + j, p), w[i * K + j], seg[p + j * D]);
+                    }
+                }
+            }
+            else
+            {
+#pragma unroll
+                for (int j = 0; j < K; ++j)
+                {
+#pragma unroll
+                    for (int p = 0; p < kOutPerThread; ++p)
+                    {
+                        acc[p] = ldfTapTerm(acc[p], spatialAt(i * K + j, p), w[i * K + j], row[p + j * d]);
+                    }
+                }
+            }
+        }
+        T* outRow = out + (n * channels + c) * hw + static_cast<int64_t>(oy) * width;
+        if (ox + kOutPerThread <= width
+            && reinterpret_cast<uintptr_t>(outRow + ox) % (kOutPerThread * sizeof(T)) == 0)
+        {
+            storeFour(outRow + ox, acc);
+        }
+        else
+        {
+#pragma unroll
+            for (int p = 0; p < kOutPerThread; ++p)
+            {
+                if (ox + p < width)
+                {
+                    outRow[ox + p] = fromFloat<T>(acc[p]);
+                }
+            }
+        }
+    };
+
+    if (c0 < cEnd)
+    {
+        fetch(c0);
+    }
+    for (int cBase = c0; cBase < cEnd; cBase += CS)
+    {
+        __syncthreads(); // the previous stage's reads of xs are done (first pass: the filters are staged)
+        stage(cBase);
+        __syncthreads();
+        if (cBase + CS < cEnd)
+        {
+            fetch(cBase + CS); // in flight while this stage is computed
+        }
+        if (active)
+        {
+#pragma unroll
+            for (int cs = 0; cs < CS; ++cs)
+            {
+                if (cBase + cs < cEnd)
+                {
+                    compute(cBase + cs, xs + cs * tileFloats);
+                }
+            }
+        }
+    }
+}
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kDirectThreads) ldfDirectKernel(T const* __restrict__ x,
+    T const* __restrict__ spatial, T const* __restrict__ channel, T* __restrict__ out, int64_t channels,
+    int64_t height, int64_t width, int dilation, int64_t total)
+{
+    constexpr int KK = K * K;
+    int64_t const hw = height * width;
+    int64_t const radius = (K / 2) * dilation;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    {
+        int64_t const ox = i % width;
+        int64_t const oy = (i / width) % height;
+        int64_t const nc = i / hw;
+        int64_t const n = nc / channels;
+        T const* plane = x + nc * hw;
+        float const v = ldfOutput<K>(
+            dilation,
+            [&](int dy, int dx) {
+                int64_t const yy = oy - radius + dy;
+                int64_t const xx = ox - radius + dx;
+                return (yy >= 0 && yy < height && xx >= 0 && xx < width) ? toFloat(plane[yy * width + xx]) : 0.F;
+            },
+            [&](int t) { return toFloat(spatial[(n * KK + t) * hw + oy * width + ox]); },
+            [&](int t) { return toFloat(channel[nc * KK + t]); });
+        out[i] = fromFloat<T>(v);
+    }
+}
+
+//! Launch configuration of the tiled kernel for one instantiation; planTiled() fills it when the window fits.
+struct TiledLaunch
+{
+    unsigned blocks;
+    int tileRows;
+    size_t sharedBytes;
+    int channelsPerBlock;
+    int tilesX;
+    int tilesY;
+    int chunks;
+};
+
+struct DirectLaunch
+{
+    unsigned blocks;
+    int threads;
+    int64_t total;
+};
+
+template <typename T, int K, int D>
+bool planTiled(LdfShape const& s, int dilation, TiledLaunch& plan)
+{
+    using Plan = TiledPlan<T, K, D>;
+    static_assert(Plan::kItemsPerThread >= 0, "a negative load budget");
+    if constexpr (Plan::kChannelsPerStage < 1)
+    {
+        return false; // this window's tile does not fit the per-thread load budget
+    }
+    else
+    {
+        constexpr int TH = Plan::kTileRows;
+        TileGeometry const g(K, TH, dilation, sizeof(T));
+        size_t const sharedBytes = tiledSharedBytes(K, TH, Plan::kChannelsPerStage, !spatialInRegisters<K>(), g);
+        int const channelsPerBlock = static_cast<int>(std::min<int64_t>(s.channels, kMaxChannelsPerBlock));
+        int64_t const chunks = (s.channels + channelsPerBlock - 1) / channelsPerBlock;
+        int64_t const tilesX = (s.width + kTileW - 1) / kTileW;
+        int64_t const tilesY = (s.height + TH - 1) / TH;
+        int64_t const blocks = chunks * tilesX * tilesY * s.batch;
+        bool const fits = sharedBytes <= kMaxTiledSharedBytes
+            && Plan::kChannelsPerStage * g.itemsPerChannel() <= Plan::kItemsPerThread * Plan::kThreads
+            && blocks <= INT_MAX && s.height <= INT_MAX && s.width <= INT_MAX && s.channels <= INT_MAX;
+        if (fits)
+        {
+            plan = TiledLaunch{static_cast<unsigned>(blocks), TH, sharedBytes, channelsPerBlock,
+                static_cast<int>(tilesX), static_cast<int>(tilesY), static_cast<int>(chunks)};
+        }
+        return fits;
+    }
+}
+
+inline DirectLaunch planDirect(LdfShape const& s)
+{
+    int64_t const total = s.batch * s.channels * s.height * s.width;
+    int64_t const blocks = std::min<int64_t>((total + kDirectThreads - 1) / kDirectThreads, int64_t{1} << 20);
+    return DirectLaunch{static_cast<unsigned>(blocks), kDirectThreads, total};
+}
+
+//! Picks the kernel for (T, K, dilation) and hands it with its plan to the launcher, which provides
+//! tiled<T, K, D>(plan, ...) and direct<T, K>(plan, ...).
+template <typename T, int K, typename Launcher>
+cudaError_t dispatchKernelSize(Launcher& launcher, LdfShape const& s, int dilation, T const* x, T const* sp,
+    T const* ch, T* out)
+{
+    TiledLaunch plan{};
+    if (K == 1 || dilation == 1)
+    {
+        if (planTiled<T, K, 1>(s, 1, plan))
+        {
+            if constexpr (TiledPlan<T, K, 1>::kChannelsPerStage >= 1)
+            {
+                return launcher.template tiled<T, K, 1>(plan, s, 1, x, sp, ch, out);
+            }
+        }
+    }
+    else if constexpr (K > 1)
+    {
+        if (planTiled<T, K, 0>(s, dilation, plan))
+        {
+            return launcher.template tiled<T, K, 0>(plan, s, dilation, x, sp, ch, out);
+        }
+    }
+    return launcher.template direct<T, K>(planDirect(s), s, dilation, x, sp, ch, out);
+}
+
+template <typename T, typename Launcher>
+cudaError_t dispatchTyped(Launcher& launcher, LdfShape const& s, int32_t kernelSize, int32_t dilation, void const* x,
+    void const* sp, void const* ch, void* out)
+{
+    auto const* xt = static_cast<T const*>(x);
+    auto const* st = static_cast<T const*>(sp);
+    auto const* ct = static_cast<T const*>(ch);
+    auto* ot = static_cast<T*>(out);
+    switch (kernelSize)
+    {
+    case 1: return dispatchKernelSize<T, 1>(launcher, s, dilation, xt, st, ct, ot);
+    case 3: return dispatchKernelSize<T, 3>(launcher, s, dilation, xt, st, ct, ot);
+    case 5: return dispatchKernelSize<T, 5>(launcher, s, dilation, xt, st, ct, ot);
+    case 7: return dispatchKernelSize<T, 7>(launcher, s, dilation, xt, st, ct, ot);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+//! Argument checks and dtype dispatch shared by every launcher.
+template <typename Launcher>
+cudaError_t dispatchLocalDynamicFilter(Launcher& launcher, LdfDataType dtype, LdfShape const& shape,
+    int32_t kernelSize, int32_t dilation, void const* x, void const* spatial, void const* channel, void* out)
+{
+    if (!ldfKernelSizeSupported(kernelSize) || dilation < 1 || shape.batch < 0 || shape.channels < 0
+        || shape.height < 0 || shape.width < 0)
+    {
+        return cudaErrorInvalidValue;
+    }
+    if (shape.batch == 0 || shape.channels == 0 || shape.height == 0 || shape.width == 0)
+    {
+        return cudaSuccess;
+    }
+    if (x == nullptr || spatial == nullptr || channel == nullptr || out == nullptr)
+    {
+        return cudaErrorInvalidValue;
+    }
+    switch (dtype)
+    {
+    case LdfDataType::kFLOAT32:
+        return dispatchTyped<float>(launcher, shape, kernelSize, dilation, x, spatial, channel, out);
+    case LdfDataType::kFLOAT16:
+        return dispatchTyped<__half>(launcher, shape, kernelSize, dilation, x, spatial, channel, out);
+    }
+    return cudaErrorInvalidValue;
+}
+
+} // namespace detail
+} // namespace gldfn

@@ -1,0 +1,190 @@
+"""GPU check of libgldfn_trt_plugins.so through its real plugin interface (plugin_harness: getCreators,
+createPlugin, attachToContext, onShapeChange, enqueue with PluginTensorDesc and device pointers) against the
+PyTorch reference, then timing against the reference and the DRAM roofline. Run by gpu_check.sh.
+
+  python plugins/tests/gpu_check.py --plugin LIB --harness HARNESS [--quick] [--json OUT]
+
+--quick checks small shapes only (for compute-sanitizer)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gldfn_model.contract import load_contract  # noqa: E402
+from gldfn_model.ldf_op import local_dynamic_filter_reference  # noqa: E402
+from plugin_harness import PHASE_BUILD, PluginHarness  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+SMALL_SHAPES = [(1, 3, 1, 1), (2, 5, 17, 23), (1, 7, 9, 130), (3, 16, 33, 65), (1, 64, 8, 8)]
+LARGE_SHAPES = [(1, 64, 360, 540), (2, 32, 121, 257)]
+WINDOWS = [(1, 1), (3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 3), (7, 16), (3, 9)]
+
+
+def make_inputs(shape, kernel_size, dtype, seed, misalign=False):
+    n, c, h, w = shape
+    taps = kernel_size * kernel_size
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+
+    def rand(*size):
+        if not misalign:
+            return torch.randn(*size, generator=gen, device="cuda", dtype=torch.float32).to(dtype)
+        # Offset by one element: the kernel must fall back from its 16-byte vector loads and stores.
+        flat = torch.randn(int(torch.tensor(size).prod()) + 1, generator=gen, device="cuda").to(dtype)
+        return flat[1:].view(*size)
+
+    return rand(n, c, h, w), rand(n, taps, h, w), rand(n, c, taps)
+
+
+def run_plugin(harness, plugin, x, spatial, channel, kernel_size, out=None):
+    out = torch.empty_like(x) if out is None else out
+    dtype = "float16" if x.dtype == torch.float16 else "float32"
+    prepared = harness.prepare(plugin, dtype, tuple(x.shape), kernel_size)
+    try:
+        status = harness.enqueue(prepared, x.data_ptr(), spatial.data_ptr(), channel.data_ptr(), out.data_ptr(),
+                                 torch.cuda.current_stream().cuda_stream)
+    finally:
+        harness.release(prepared)
+    if status != 0:
+        raise RuntimeError(f"enqueue returned {status}: {harness.take_log()}")
+    torch.cuda.synchronize()
+    return out
+
+
+def check_accuracy(harness, shapes, windows, contract, misalign_too=True) -> list[dict]:
+    results = []
+    for dtype_name, dtype in DTYPES.items():
+        tolerance = contract.tolerance(dtype_name)
+        for shape in shapes:
+            for kernel_size, dilation in windows:
+                for misalign in (False, True) if misalign_too else (False,):
+                    plugin = harness.create(kernel_size, dilation, PHASE_BUILD)
+                    restored, _, _ = harness.roundtrip(plugin)  # run the runtime-phase plugin, as an engine does
+                    x, sp, ch = make_inputs(shape, kernel_size, dtype, seed=len(results), misalign=misalign)
+                    out = run_plugin(harness, restored, x, sp, ch, kernel_size)
+                    ref = local_dynamic_filter_reference(x.float(), sp.float(), ch.float(), kernel_size, dilation)
+                    data_range = float(ref.max() - ref.min()) or 1.0
+                    err = float((out.float() - ref).abs().max()) / data_range
+                    ok = err <= tolerance and bool(torch.isfinite(out).all())
+                    results.append({"dtype": dtype_name, "shape": list(shape), "kernel_size": kernel_size,
+                                    "dilation": dilation, "misaligned": misalign, "max_abs_rel_range": err, "ok": ok})
+                    print(f"{'ok  ' if ok else 'FAIL'} {dtype_name} {shape} k={kernel_size} d={dilation}"
+                          f"{' misaligned' if misalign else ''}: max|err|/range = {err:.2e} (tol {tolerance:g})")
+                    harness.destroy(restored)
+                    harness.destroy(plugin)
+    return results
+
+
+def time_cuda(fn, iterations) -> float:
+    """Mean milliseconds per call."""
+    for _ in range(3):
+        fn(0)
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for i in range(iterations):
+        fn(i)
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / iterations
+
+
+def peak_bandwidth_gbs() -> float | None:
+    try:
+        import cupy
+
+        rt = cupy.cuda.runtime
+        clock_khz = rt.deviceGetAttribute(rt.cudaDevAttrMemoryClockRate, 0)
+        bus_bits = rt.deviceGetAttribute(rt.cudaDevAttrGlobalMemoryBusWidth, 0)
+        return 2.0 * clock_khz * 1e3 * bus_bits / 8 / 1e9
+    except Exception as error:  # noqa: BLE001 - report and go on with the measured copy bandwidth
+        print(f"peak bandwidth from device attributes unavailable: {error}")
+        return None
+
+
+def copy_bandwidth_gbs() -> float:
+    src = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    ms = time_cuda(lambda i: dst.copy_(src), 20)
+    return 2 * src.numel() / (ms * 1e-3) / 1e9
+
+
+def benchmark(harness, shape, kernel_size, dilation, dtype_name) -> dict:
+    dtype = DTYPES[dtype_name]
+    plugin = harness.create(kernel_size, dilation, PHASE_BUILD)
+    # Rotate buffer sets so successive calls cannot be served from L2.
+    sets = [make_inputs(shape, kernel_size, dtype, seed=100 + i) for i in range(4)]
+    outs = [torch.empty_like(s[0]) for s in sets]
+    dtype_key = "float16" if dtype == torch.float16 else "float32"
+    prepared = harness.prepare(plugin, dtype_key, tuple(shape), kernel_size)
+    stream = torch.cuda.current_stream().cuda_stream
+
+    def plugin_call(i):
+        x, sp, ch = sets[i % 4]
+        harness.enqueue(prepared, x.data_ptr(), sp.data_ptr(), ch.data_ptr(), outs[i % 4].data_ptr(), stream)
+
+    plugin_ms = time_cuda(plugin_call, 200)
+    reference_ms = time_cuda(lambda i: local_dynamic_filter_reference(*sets[i % 4], kernel_size, dilation), 20)
+    harness.release(prepared)
+    harness.destroy(plugin)
+    n, c, h, w = shape
+    element = torch.finfo(dtype).bits // 8
+    moved = element * (2 * n * c * h * w + n * kernel_size**2 * h * w + n * c * kernel_size**2)
+    achieved = moved / (plugin_ms * 1e-3) / 1e9
+    return {"shape": list(shape), "kernel_size": kernel_size, "dilation": dilation, "dtype": dtype_name,
+            "plugin_ms": plugin_ms, "reference_ms": reference_ms, "speedup_vs_reference": reference_ms / plugin_ms,
+            "bytes_moved": moved, "achieved_gbs": achieved}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--plugin", type=Path, required=True)
+    parser.add_argument("--harness", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true", help="small shapes only, no timing (for compute-sanitizer)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    contract = load_contract()
+    namespace = contract.attribute("plugin_namespace")["default"]
+    harness = PluginHarness(args.harness, args.plugin, contract.name, contract.version, namespace)
+    print(f"device: {torch.cuda.get_device_name(0)}, capability {torch.cuda.get_device_capability(0)}")
+    report: dict = {"device": torch.cuda.get_device_name(0)}
+    if args.quick:
+        report["accuracy"] = check_accuracy(harness, SMALL_SHAPES[:3], [(3, 1), (5, 2), (7, 16)], contract)
+    else:
+        report["accuracy"] = check_accuracy(harness, SMALL_SHAPES, WINDOWS, contract)
+        report["accuracy"] += check_accuracy(harness, LARGE_SHAPES, [(3, 1), (5, 2)], contract, misalign_too=False)
+        peak = peak_bandwidth_gbs()
+        copy = copy_bandwidth_gbs()
+        report.update(peak_bandwidth_gbs=peak, copy_bandwidth_gbs=copy)
+        print(f"DRAM bandwidth: peak {peak or float('nan'):.0f} GB/s (clock x bus), device copy {copy:.0f} GB/s")
+        report["timing"] = []
+        for shape, k, d, dt in [((1, 64, 360, 540), 3, 1, "float16"), ((1, 64, 360, 540), 3, 1, "float32"),
+                                ((1, 64, 360, 540), 5, 2, "float16"), ((4, 64, 180, 270), 3, 1, "float16")]:
+            row = benchmark(harness, shape, k, d, dt)
+            row["roofline_fraction"] = row["achieved_gbs"] / peak if peak else None
+            row["copy_fraction"] = row["achieved_gbs"] / copy
+            report["timing"].append(row)
+            print(f"{dt} {shape} k={k} d={d}: plugin {row['plugin_ms']:.3f} ms, PyTorch reference "
+                  f"{row['reference_ms']:.3f} ms ({row['speedup_vs_reference']:.1f}x), {row['achieved_gbs']:.0f} GB/s = "
+                  f"{100 * (row['roofline_fraction'] or float('nan')):.0f}% of peak, {100 * row['copy_fraction']:.0f}% of copy")
+        target = report["timing"][0]
+        report["targets_met"] = {"speedup_ge_10x": target["speedup_vs_reference"] >= 10,
+                                 "roofline_ge_60pct": bool(target["roofline_fraction"] and target["roofline_fraction"] >= 0.6)}
+        print(f"H100 targets at C=64, 360x540, FP16: {report['targets_met']}")
+    failures = [r for r in report["accuracy"] if not r["ok"]]
+    print(f"accuracy: {len(report['accuracy']) - len(failures)}/{len(report['accuracy'])} cases within tolerance")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
