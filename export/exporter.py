@@ -208,11 +208,16 @@ def _build_onnx(
 
 def _verify(model: GLDFN, path: Path, precision: str, batch: int, image: Path | None) -> list[ParityCheck]:
     inputs = [random_input(*RANDOM_HW, batch), real_image_input(model.config.scale, *IMAGE_HW, batch, image)]
-    if precision == "fp32":
-        checks = check_parity(model, path, inputs, tolerance=FP32_TOLERANCE)
-    else:
-        # Random noise is no image: FP16 is held to the PSNR floor on the real image only.
-        checks = check_parity(model, path, inputs[:1], tolerance=None) + check_parity(model, path, inputs[1:], tolerance=None, min_psnr_db=FP16_MIN_PSNR_DB)
+    try:
+        if precision == "fp32":
+            checks = check_parity(model, path, inputs, tolerance=FP32_TOLERANCE)
+        else:
+            # Random noise is no image: FP16 is held to the PSNR floor on the real image only.
+            checks = check_parity(model, path, inputs[:1], tolerance=None) + check_parity(model, path, inputs[1:], tolerance=None, min_psnr_db=FP16_MIN_PSNR_DB)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"verification could not run: {exc}") from exc
+    except Exception as exc:  # onnxruntime raises its own exception types for a file it cannot load or run
+        raise ExportError(f"ONNX Runtime cannot run the exported file ({type(exc).__name__}): {exc}") from exc
     failed = [c.describe() for c in checks if not c.passed]
     if failed:
         raise ExportError("ONNX Runtime does not match PyTorch: " + "; ".join(failed))

@@ -2,10 +2,10 @@
 
 ONNX Runtime, and TensorRT without the plugin, inline this body; TensorRT with the plugin loaded and
 ``ENABLE_PLUGIN_OVERRIDE`` set uses the plugin instead. The body is the op's arithmetic written tap by tap
-(as the PyTorch reference does): one zero-filled shift of ``x`` per tap (a Pad whose pads are negative on the
-side the window leaves and positive on the side it enters, so the shape stays H x W and shape inference keeps
-symbolic dimensions), times that tap's channel weights (N x C x 1 x 1) and spatial weights (N x 1 x H x W),
-summed. No k^2-fold unfolded copy is built. The body carries no element type, so one function serves float32
+(as the PyTorch reference does): ``x`` zero-padded once, then per tap a constant-offset Slice of it (the
+shifted input), times that tap's spatial weights (N x 1 x H x W) and channel weights (N x C x 1 x 1), summed.
+No k^2-fold unfolded copy is built. Only plain Pad/Slice/Split/Unsqueeze/Mul/Add are used, with non-negative
+pads, so every ONNX consumer (ONNX Runtime, TensorRT's parser, onnx.reference) takes it. The body carries no element type, so one function serves float32
 and float16 models.
 
 A FunctionProto body has a fixed number of nodes, so it is generated for one (kernel_size, dilation): the
@@ -21,6 +21,7 @@ from gldfn_model.ldf_op import tap_offsets
 
 # Split with num_outputs needs opset 18.
 MIN_FUNCTION_OPSET = 18
+INT64_MAX = 2**63 - 1
 
 
 def _int64_constant(name: str, values: list[int]) -> onnx.NodeProto:
@@ -51,17 +52,26 @@ def build_ldf_function(contract: OpContract, kernel_size: int, dilation: int, op
         nodes.append(helper.make_node("Unsqueeze", [channel, "last_axis"], ["channel_0"]))
         channel_taps = ["channel_0"]
 
+    # Zero-pad once by the window's reach, then each tap is a constant-offset Slice of the padded input:
+    # rows [reach + dy, reach + dy + H) are written as (reach + dy) .. -(reach - dy), or to the end when
+    # reach == dy, so the Slice needs no runtime shape arithmetic.
+    reach = dilation * (kernel_size // 2)
+    if reach:
+        nodes.append(_int64_constant("pads", [0, 0, reach, reach, 0, 0, reach, reach]))
+        nodes.append(_int64_constant("hw_axes", [2, 3]))
+        nodes.append(helper.make_node("Pad", [x, "pads"], ["padded"], mode="constant"))
     terms = []
     for t, (dy, dx) in enumerate(offsets):
         shifted = x
-        if (dy, dx) != (0, 0):
-            # Pad layout: begins of N, C, H, W then ends; out[y] = x[y + dy].
-            nodes.append(_int64_constant(f"pads_{t}", [0, 0, -dy, -dx, 0, 0, dy, dx]))
+        if reach:
             shifted = f"shifted_{t}"
-            nodes.append(helper.make_node("Pad", [x, f"pads_{t}"], [shifted], mode="constant"))
-        nodes.append(helper.make_node("Mul", [shifted, channel_taps[t]], [f"channel_weighted_{t}"]))
+            ends = [-(reach - d) if reach != d else INT64_MAX for d in (dy, dx)]
+            nodes.append(_int64_constant(f"starts_{t}", [reach + dy, reach + dx]))
+            nodes.append(_int64_constant(f"ends_{t}", ends))
+            nodes.append(helper.make_node("Slice", ["padded", f"starts_{t}", f"ends_{t}", "hw_axes"], [shifted]))
+        nodes.append(helper.make_node("Mul", [spatial_taps[t], shifted], [f"spatial_weighted_{t}"]))
         term = f"term_{t}"
-        nodes.append(helper.make_node("Mul", [f"channel_weighted_{t}", spatial_taps[t]], [term]))
+        nodes.append(helper.make_node("Mul", [f"spatial_weighted_{t}", channel_taps[t]], [term]))
         terms.append(term)
 
     total = terms[0]

@@ -95,6 +95,24 @@ def test_fp16_psnr_against_fp32_on_set5(tiny_fp16):
         pytest.skip("Set5 not found (../shared/datasets/Set5 or $GLDFN_DATASETS)")
     model, path, _ = tiny_fp16
     for image in images:
-        lr = load_lr_image(image, 4)
+        lr = load_lr_image(image, 4, crop=(48, 48))
         value = psnr(run_onnx(path, lr), run_torch(model, lr))
         assert value >= FP16_MIN_PSNR_DB, f"{image.name}: {value:.1f} dB"
+
+
+def test_fp16_in_onnx_reference_evaluator(tiny_fp16):
+    """A second, stricter float16 run: onnx.reference computes every op in NumPy on float16 arrays, Conv
+    included, where ONNX Runtime's CPU provider falls back to float32 kernels for many ops."""
+    from onnx.reference import ReferenceEvaluator
+
+    model, path, _ = tiny_fp16
+    evaluator = ReferenceEvaluator(str(path))
+    root = datasets_dir()
+    butterfly = root / "Set5" / "butterfly.png" if root else None
+    inputs = [np.full((1, 3, 12, 10), 0.5, dtype=np.float32), flat_page(24, 30)]
+    if butterfly is not None and butterfly.is_file():
+        inputs.append(load_lr_image(butterfly, 4, crop=(24, 24)))
+    for lr in inputs:
+        (out,) = evaluator.run(None, {"lr": lr})
+        assert out.dtype == np.float32 and np.isfinite(out).all()
+        assert psnr(out, run_torch(model, lr)) >= FP16_MIN_PSNR_DB
