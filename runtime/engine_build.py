@@ -188,7 +188,9 @@ def _build_plan(flavour: Flavour, info: OnnxModelInfo, options: BuildOptions, pr
         load_plugin_library(plugin)
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
-    parser.set_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
+    if plugin is not None:
+        # Without the flag the parser imports the model-local function body even when the plugin is registered.
+        parser.set_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
     if not parser.parse_from_file(str(info.path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise EngineBuildError(f"the ONNX parser rejected {info.path}: " + "; ".join(errors + logger.messages[-5:]))
@@ -198,6 +200,11 @@ def _build_plan(flavour: Flavour, info: OnnxModelInfo, options: BuildOptions, pr
         kind = layer.type.name
         layers.append({"name": layer.name, "type": kind, "plugin": kind in PLUGIN_LAYER_TYPES})
     plugin_layers = sum(layer["plugin"] for layer in layers)
+    if plugin is None and plugin_layers:
+        raise EngineBuildError(
+            f"--no-plugin asked for the ONNX function bodies, but a GLDFN plugin library is already loaded in this process "
+            f"and the parser maps the {info.custom_nodes} nodes to it; build without the plugin in a fresh process"
+        )
     if plugin is not None and plugin_layers != info.custom_nodes:
         raise EngineBuildError(
             f"{info.custom_nodes} {load_contract().name} nodes in {info.path} but {plugin_layers} plugin layers after "

@@ -1,0 +1,310 @@
+"""Engines for the tiny GLDFN (random weights) built on the CPU with TensorRT-RTX and the real plugin library:
+FP32 and FP16, the sidecar, the cache (hit, ONNX change, --force), failed builds leaving nothing, and the
+checks that reject engines built for another TensorRT or GPU, corrupt files and missing plugin libraries."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from gldfn_model.complexity import count_complexity
+from gldfn_model.config import get_config
+from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_engine, parse_size
+from gldfn_runtime.plugin_library import build_plugin_library, find_tensorrt_headers
+from gldfn_runtime.sidecar import (
+    EngineMismatch,
+    SidecarError,
+    check_compatible,
+    read_sidecar,
+    sha256_file,
+    sidecar_path,
+    verify_engine_file,
+)
+from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+
+PROFILE = {"min_size": (8, 8), "opt_size": (32, 48), "max_size": (64, 64)}
+# The same folder and SM as tests/test_plugin_library.py, so one pytest session compiles the library once.
+PLUGIN_BUILD_FOLDER = "gldfn_plugin_build"
+TEST_CUDA_ARCHS = "80-real"
+
+
+def _rtx():
+    try:
+        return load_tensorrt("tensorrt_rtx")
+    except TensorRTUnavailable as error:
+        pytest.skip(f"TensorRT-RTX is not installed (pip install 'gldfn-trt[rtx]'): {error}")
+
+
+@pytest.fixture(scope="session")
+def plugin_library(tmp_path_factory) -> Path:
+    """libgldfn_trt_plugins.so, built once per session (needs the TensorRT headers, CMake and nvcc)."""
+    if find_tensorrt_headers() is None:
+        pytest.skip("TensorRT headers (NvInferRuntime.h) are not installed: run ../shared/tools/install-trt-headers "
+                    "<git dir of NVIDIA/TensorRT> or set TENSORRT_ROOT")
+    for tool in ("cmake", "nvcc"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not on PATH (needed to build the plugin library)")
+    return build_plugin_library(tmp_path_factory.getbasetemp() / PLUGIN_BUILD_FOLDER, cuda_architectures=TEST_CUDA_ARCHS)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> dict[str, Path]:
+    """The tiny config (random weights, seed 0) exported in FP32 and FP16, once per session."""
+    from gldfn_export.exporter import export_gldfn
+    from gldfn_model.network import GLDFN
+
+    folder = tmp_path_factory.getbasetemp() / "gldfn_engine_models"
+    paths = {p: folder / f"tiny_{p}.onnx" for p in ("fp32", "fp16")}
+    if not all(path.is_file() for path in paths.values()):
+        folder.mkdir(exist_ok=True)
+        torch.manual_seed(0)
+        model = GLDFN(get_config("tiny"))
+        for precision, path in paths.items():
+            export_gldfn(model, path, precision=precision, config_name="tiny", verify=False)
+    return paths
+
+
+@pytest.fixture
+def rtx():
+    return _rtx()
+
+
+def _options(plugin: Path, **overrides) -> BuildOptions:
+    return BuildOptions(plugin=plugin, backend="tensorrt-rtx", **{**PROFILE, **overrides})
+
+
+def test_fp32_engine_builds_with_the_plugin_and_a_complete_sidecar(rtx, plugin_library, tiny_onnx, tmp_path):
+    engine = tmp_path / "tiny_fp32.engine"
+    result = build_engine(tiny_onnx["fp32"], engine, _options(plugin_library), cache_dir=tmp_path / "cache")
+    assert not result.cache_hit and engine.is_file() and sidecar_path(engine).is_file()
+    sidecar = read_sidecar(engine)
+    verify_engine_file(engine, sidecar)
+    assert sidecar.engine_sha256 == sha256_file(engine) and sidecar.engine_bytes == engine.stat().st_size
+    assert sidecar.onnx["sha256"] == sha256_file(tiny_onnx["fp32"])
+    assert sidecar.onnx["scale"] == 4 and sidecar.onnx["config"] == "tiny" and sidecar.onnx["precision"] == "fp32"
+    assert sidecar.plugin == {"path": str(plugin_library), "sha256": sha256_file(plugin_library), "embedded": False}
+    assert sidecar.tensorrt == {"flavour": "tensorrt-rtx", "version": rtx.version}
+    assert sidecar.precision == "fp32"
+    assert sidecar.profile == {"input": "lr", "batch": 1, "min": [8, 8], "opt": [32, 48], "max": [64, 64]}
+    assert sidecar.target == {"compute_capabilities": ["SM80", "SM86", "SM89", "SM120", "SM121"]}
+    assert sidecar.build_seconds > 0 and sidecar.built_at.endswith("+00:00")
+    assert sidecar.inputs == [{"name": "lr", "shape": [1, 3, -1, -1], "dtype": "float"}]
+    assert sidecar.outputs[0]["name"] == "sr" and sidecar.outputs[0]["dtype"] == "float"
+    # One PLUGIN_V3 layer per local dynamic filter (tiny: 2 groups x 2 modules), everything else TensorRT's own.
+    config = get_config("tiny")
+    assert len(sidecar.plugin_layers) == config.num_modules == 4
+    assert {layer["type"] for layer in sidecar.layers if layer["plugin"]} == {"PLUGIN_V3"}
+    assert len(sidecar.layers) > 50
+    assert sidecar.macs_at_opt == count_complexity(config, 32, 48).macs
+    assert f"-o {engine}" in sidecar.rebuild_command and "--plugin" in sidecar.rebuild_command
+    assert json.loads(sidecar_path(engine).read_text())["cache_key"] == sidecar.cache_key
+
+
+def test_fp16_engine_builds_from_the_fp16_export(rtx, plugin_library, tiny_onnx, tmp_path):
+    engine = tmp_path / "tiny_fp16.engine"
+    result = build_engine(tiny_onnx["fp16"], engine, _options(plugin_library), cache_dir=tmp_path / "cache")
+    assert result.sidecar.precision == "fp16" and result.sidecar.onnx["precision"] == "fp16"
+    assert len(result.sidecar.plugin_layers) == 4
+    # Float32 I/O: the exporter keeps the model's interface in float32.
+    assert result.sidecar.inputs[0]["dtype"] == result.sidecar.outputs[0]["dtype"] == "float"
+    assert engine.stat().st_size == result.sidecar.engine_bytes
+
+
+def test_strongly_typed_flavours_refuse_fp16_from_an_fp32_export(rtx, plugin_library, tiny_onnx, tmp_path):
+    with pytest.raises(EngineBuildError, match=r"gldfn-export --precision fp16"):
+        build_engine(tiny_onnx["fp32"], tmp_path / "x.engine", _options(plugin_library, precision="fp16"), cache_dir=tmp_path / "cache")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_second_build_is_a_cache_hit_and_force_rebuilds(rtx, plugin_library, tiny_onnx, tmp_path):
+    cache = tmp_path / "cache"
+    engine = tmp_path / "a.engine"
+    first = build_engine(tiny_onnx["fp32"], engine, _options(plugin_library), cache_dir=cache)
+    stamp = (engine.stat().st_mtime_ns, engine.stat().st_ino, first.cache_path.stat().st_mtime_ns)
+
+    again = build_engine(tiny_onnx["fp32"], engine, _options(plugin_library), cache_dir=cache)
+    assert again.cache_hit and again.sidecar.built_at == first.sidecar.built_at
+    assert (engine.stat().st_mtime_ns, engine.stat().st_ino, first.cache_path.stat().st_mtime_ns) == stamp
+
+    # Another output path: copied from the cache entry, not built (same build time and bytes).
+    other = build_engine(tiny_onnx["fp32"], tmp_path / "b.engine", _options(plugin_library), cache_dir=cache)
+    assert other.cache_hit and other.sidecar.built_at == first.sidecar.built_at
+    assert sha256_file(tmp_path / "b.engine") == first.sidecar.engine_sha256
+    assert "-o " + str(tmp_path / "b.engine") in other.sidecar.rebuild_command
+    assert first.cache_path.stat().st_mtime_ns == stamp[2]
+
+    forced = build_engine(tiny_onnx["fp32"], engine, _options(plugin_library), cache_dir=cache, force=True)
+    assert not forced.cache_hit
+    assert first.cache_path.stat().st_mtime_ns != stamp[2] and engine.stat().st_ino != stamp[1]
+
+
+def test_changed_onnx_or_options_miss_the_cache(rtx, plugin_library, tiny_onnx, tmp_path):
+    cache = tmp_path / "cache"
+    model_path = tmp_path / "model.onnx"
+    shutil.copyfile(tiny_onnx["fp32"], model_path)
+    first = build_engine(model_path, tmp_path / "m.engine", _options(plugin_library), cache_dir=cache)
+
+    model = onnx.load(str(model_path))
+    model.doc_string = "edited"
+    onnx.save(model, str(model_path))
+    edited = build_engine(model_path, tmp_path / "m.engine", _options(plugin_library), cache_dir=cache)
+    assert not edited.cache_hit and edited.sidecar.cache_key != first.sidecar.cache_key
+    assert edited.sidecar.onnx["sha256"] == sha256_file(model_path) != first.sidecar.onnx["sha256"]
+
+    reprofiled = build_engine(model_path, tmp_path / "m.engine", _options(plugin_library, max_size=(96, 96)), cache_dir=cache)
+    assert not reprofiled.cache_hit and reprofiled.sidecar.profile["max"] == [96, 96]
+    assert len(list(cache.iterdir())) == 3
+
+
+def test_failed_tensorrt_build_leaves_no_engine(rtx, plugin_library, tmp_path):
+    """A plugin node whose spatial filter has 6 taps where kernel_size 3 needs 9: the plugin rejects it at
+    build time, TensorRT returns no plan, and neither the engine, its sidecar nor a cache entry exists."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Concat", ["lr", "lr"], ["spatial"], axis=1),
+        helper.make_node("GLDFN_LocalDynamicFilter", ["lr", "spatial", "channel"], ["sr"], domain="gldfn",
+                         kernel_size=3, dilation=1, plugin_version="1", plugin_namespace="gldfn"),
+    ]
+    graph = helper.make_graph(
+        nodes, "mismatched", [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("sr", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.ones((1, 3, 9), np.float32), "channel")],
+    )
+    bad = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("gldfn", 1)]), str(bad))
+    engine = tmp_path / "bad.engine"
+    with pytest.raises(EngineBuildError, match=r"could not build .*spatial taps vs kernel_size"):
+        build_engine(bad, engine, _options(plugin_library), cache_dir=tmp_path / "cache")
+    assert not engine.exists() and not sidecar_path(engine).exists()
+    assert not any((tmp_path / "cache").rglob("*.engine*")) if (tmp_path / "cache").exists() else True
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["bad.onnx"]
+
+
+@pytest.mark.parametrize("content, message", [(b"", "is empty"), (b"not a protobuf at all \xff\xfe", "not a readable ONNX file")])
+def test_corrupt_onnx_files_are_refused_clearly(rtx, plugin_library, tmp_path, content, message):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(content)
+    with pytest.raises(EngineBuildError, match=message):
+        build_engine(bad, tmp_path / "model.engine", _options(plugin_library), cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "model.engine").exists()
+
+
+def test_missing_plugin_library_names_the_fix(rtx, tiny_onnx, tmp_path):
+    missing = tmp_path / "nowhere" / "libgldfn_trt_plugins.so"
+    with pytest.raises(EngineBuildError, match=r"plugin library not found at .*nowhere.*gldfn-trt plugin build.*--no-plugin"):
+        build_engine(tiny_onnx["fp32"], tmp_path / "x.engine", _options(missing), cache_dir=tmp_path / "cache")
+
+
+def test_no_plugin_builds_the_function_bodies(rtx, tiny_onnx, tmp_path):
+    """In a fresh process (the CLI): once a plugin library is registered, TensorRT-RTX's parser maps the nodes
+    to it whatever the override flag says, so in-process the request is refused instead of silently ignored."""
+    engine = tmp_path / "x.engine"
+    command = [sys.executable, "-c", "from gldfn_runtime.cli import main; main()", "build", str(tiny_onnx["fp32"]), "--no-plugin",
+               "--backend", "tensorrt-rtx", "--min", "8x8", "--opt", "32x48", "--max", "64x64", "-o", str(engine), "--cache-dir", str(tmp_path / "c")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    sidecar = read_sidecar(engine)
+    assert sidecar.plugin is None and sidecar.plugin_layers == [] and len(sidecar.layers) > 400
+    assert "--no-plugin" in sidecar.rebuild_command
+
+
+def test_no_plugin_is_refused_where_the_plugin_is_already_loaded(rtx, plugin_library, tiny_onnx, tmp_path):
+    from gldfn_runtime.plugin_library import load_plugin_library
+
+    load_plugin_library(plugin_library)
+    with pytest.raises(EngineBuildError, match=r"already loaded in this process.*fresh process"):
+        build_engine(tiny_onnx["fp32"], tmp_path / "x.engine", BuildOptions(use_plugin=False, backend="tensorrt-rtx", **PROFILE),
+                     cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "x.engine").exists()
+
+
+def test_embedded_plugin_and_compute_capabilities_are_recorded(rtx, plugin_library, tiny_onnx, tmp_path):
+    plain = build_engine(tiny_onnx["fp32"], tmp_path / "plain.engine", _options(plugin_library, compute_capabilities=("86",)), cache_dir=tmp_path / "c")
+    embedded = build_engine(tiny_onnx["fp32"], tmp_path / "emb.engine", _options(plugin_library, compute_capabilities=("8.6",), embed_plugin=True),
+                            cache_dir=tmp_path / "c")
+    assert plain.sidecar.target == embedded.sidecar.target == {"compute_capabilities": ["SM86"]}
+    assert embedded.sidecar.plugin["embedded"] and not plain.sidecar.plugin["embedded"]
+    assert plain.sidecar.cache_key != embedded.sidecar.cache_key
+    # The plugin library's bytes travel inside the plan.
+    assert embedded.sidecar.engine_bytes > plain.sidecar.engine_bytes + plugin_library.stat().st_size // 2
+    assert "--embed-plugin" in embedded.sidecar.rebuild_command and "--compute-capability SM86" in embedded.sidecar.rebuild_command
+
+
+def test_unsupported_compute_capability_and_bad_profiles_are_refused(rtx, plugin_library, tiny_onnx, tmp_path):
+    with pytest.raises(EngineBuildError, match=r"'90' is not one .* can target.*SM86"):
+        build_engine(tiny_onnx["fp32"], tmp_path / "x.engine", _options(plugin_library, compute_capabilities=("90",)), cache_dir=tmp_path)
+    with pytest.raises(EngineBuildError, match=r"min <= opt <= max"):
+        build_engine(tiny_onnx["fp32"], tmp_path / "x.engine", _options(plugin_library, min_size=(80, 8)), cache_dir=tmp_path)
+    with pytest.raises(EngineBuildError, match=r"not HEIGHTxWIDTH"):
+        parse_size("180 by 270")
+    assert not (tmp_path / "x.engine").exists()
+
+
+# --- engines that cannot run here -------------------------------------------------------------------------
+
+@pytest.fixture
+def built_engine(rtx, plugin_library, tiny_onnx, tmp_path) -> Path:
+    engine = tmp_path / "sm86.engine"
+    build_engine(tiny_onnx["fp32"], engine, _options(plugin_library, compute_capabilities=("SM86",)), cache_dir=tmp_path / "cache")
+    return engine
+
+
+def test_engine_for_another_gpu_or_tensorrt_is_rejected_with_the_rebuild_command(built_engine, rtx):
+    sidecar = read_sidecar(built_engine)
+    check_compatible(sidecar, built_engine, "tensorrt-rtx", rtx.version, "NVIDIA GeForce RTX 3090", "SM86")  # its target: fine
+    with pytest.raises(EngineMismatch, match=r"targets compute capabilities SM86; this GPU \(NVIDIA H100\) is SM90.*Rebuild it: gldfn-trt build"):
+        check_compatible(sidecar, built_engine, "tensorrt-rtx", rtx.version, "NVIDIA H100", "SM90")
+    with pytest.raises(EngineMismatch, match=r"--compute-capability SM89"):
+        check_compatible(sidecar, built_engine, "tensorrt-rtx", rtx.version, "NVIDIA GeForce RTX 4090", "SM89")
+    with pytest.raises(EngineMismatch, match=r"built with tensorrt-rtx .* this is 0\.9"):
+        check_compatible(sidecar, built_engine, "tensorrt-rtx", "0.9", None, None)
+    with pytest.raises(EngineMismatch, match=r"built with tensorrt-rtx, this process uses tensorrt"):
+        check_compatible(sidecar, built_engine, "tensorrt", "10.13", None, None)
+
+
+def test_corrupt_engine_and_sidecar_files_are_caught_before_tensorrt(built_engine):
+    from gldfn_runtime.trt_runner import TensorRTRunner
+
+    data = built_engine.read_bytes()
+    built_engine.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SidecarError, match=r"not the engine its sidecar describes.*corrupt or was replaced.*gldfn-trt build"):
+        TensorRTRunner(built_engine)
+    sidecar_path(built_engine).write_text("{ not json")
+    with pytest.raises(SidecarError, match=r"not valid JSON"):
+        TensorRTRunner(built_engine)
+    sidecar_path(built_engine).unlink()
+    with pytest.raises(SidecarError, match=r"\.json is missing.*gldfn-trt build"):
+        TensorRTRunner(built_engine)
+
+
+def test_tensorrt_rtx_validity_check_reports_a_malformed_engine(rtx):
+    """get_engine_validity reads the plan header without a GPU; garbage is reported as malformed."""
+    from gldfn_runtime.backend import select_flavour
+    from gldfn_runtime.engine_build import make_logger
+    from gldfn_runtime.trt_runner import _rtx_validity_problems
+
+    flavour = select_flavour("tensorrt-rtx")
+    runtime = flavour.trt.Runtime(make_logger(flavour.trt))
+    usable, reasons = _rtx_validity_problems(flavour, runtime, b"definitely not an engine" * 64)
+    assert not usable and "the file is not a well-formed engine" in reasons
+
+
+def test_runner_without_a_gpu_points_to_the_cpu_commands(built_engine):
+    from gldfn_runtime.backend import current_gpu
+    from gldfn_runtime.trt_runner import NoGpuError, TensorRTRunner
+    from gldfn_runtime.upscaler import Upscaler
+
+    if current_gpu()[0] is not None:
+        pytest.skip("a CUDA GPU is present: this test covers machines without one")
+    with pytest.raises(NoGpuError, match=r"need an NVIDIA GPU.*gldfn upscale .*--backend onnxruntime.*gldfn bench"):
+        TensorRTRunner(built_engine)
+    with pytest.raises(NoGpuError):
+        Upscaler.from_engine(built_engine)
