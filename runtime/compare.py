@@ -68,12 +68,6 @@ class CompareReport:
                 "min_psnr_db": finite(self.min_psnr_db), "rows": rows}
 
 
-def psnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """PSNR of two outputs clipped to [0, 1] (what is written as an image); inf when identical."""
-    mse = float(np.mean((np.clip(reference, 0, 1).astype(np.float64) - np.clip(candidate, 0, 1)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
-
-
 def image_inputs(paths: list[Path], size: Size | None, batch: int = 1) -> list[CompareInput]:
     """Each image as RGB in [0, 1], centre-cropped to ``size`` (None: whole), repeated to ``batch``."""
     from gldfn_model.image_io import read_rgb
@@ -143,21 +137,24 @@ def _quiet_polygraphy() -> None:
 
 def compare_runners(reference: Any, candidate: Any, inputs: list[CompareInput], input_name: str) -> CompareReport:
     """Run both Polygraphy runners on every input, compare each output with Polygraphy's simple comparator
-    (max/mean absolute difference) and add the PSNR between the two outputs."""
-    from polygraphy.comparator import Comparator, CompareFunc
+    (max/mean absolute difference) and add the PSNR between the two outputs (clipped to [0, 1], peak 1: the
+    exporter's verification convention)."""
+    from polygraphy.comparator import Comparator, SimpleCompareFunc
+
+    from gldfn_export.verify import psnr
 
     _quiet_polygraphy()
     feeds = [{input_name: item.lr} for item in inputs]
     results = Comparator.run([reference, candidate], data_loader=feeds)
     # atol=inf: the comparator reports the errors; judging them is the caller's business.
-    accuracy = Comparator.compare_accuracy(results, compare_func=CompareFunc.simple(atol=math.inf, rtol=math.inf, check_shapes=True))
+    accuracy = Comparator.compare_accuracy(results, compare_func=SimpleCompareFunc(atol=math.inf, rtol=math.inf, check_shapes=True))
     (iterations,) = accuracy[0].values()  # one comparison function, one runner pair
     (_, reference_outputs), (_, candidate_outputs) = results.items()
     rows = []
     for item, compared, ref, cand in zip(inputs, iterations, reference_outputs, candidate_outputs):
         ((output_name, stats),) = compared.items()
         rows.append(CompareRow(item.name, tuple(item.lr.shape), float(stats.max_absdiff), float(stats.mean_absdiff),
-                               psnr_db(ref[output_name], cand[output_name])))
+                               psnr(ref[output_name], cand[output_name])))
     return CompareReport(reference.name, candidate.name, rows)
 
 

@@ -1,0 +1,139 @@
+"""``gldfn-trt build | inspect | run | bench | compare`` through the typer app, on a machine without a GPU:
+builds and inspection for real with TensorRT-RTX, ``compare`` of two ONNX files for real in ONNX Runtime through
+Polygraphy, and ``run``/``bench`` refusing clearly and pointing to the CPU commands."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gldfn_model.complexity import count_complexity
+from gldfn_model.config import get_config
+from gldfn_runtime.cli import app
+from test_engine_build import _rtx, plugin_library, tiny_onnx  # noqa: F401 - session fixtures shared with the build tests
+
+PROFILE_ARGS = ["--min", "8x8", "--opt", "32x48", "--max", "64x64"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def cli_engine(tiny_onnx, plugin_library, tmp_path_factory) -> Path:  # noqa: F811 - fixtures imported above
+    _rtx()
+    folder = tmp_path_factory.mktemp("cli_engine")
+    engine = folder / "tiny.engine"
+    result = invoke("build", tiny_onnx["fp32"], *PROFILE_ARGS, "--plugin", plugin_library, "--backend", "tensorrt-rtx",
+                    "-o", engine, "--cache-dir", folder / "cache")
+    assert result.exit_code == 0, result.output
+    assert f"{engine}: built in" in result.output and "plugin layers: 4" in result.output
+    return engine
+
+
+def _no_gpu() -> None:
+    from gldfn_runtime.backend import current_gpu
+
+    if current_gpu()[0] is not None:
+        pytest.skip("a CUDA GPU is present: this test covers machines without one")
+
+
+def test_build_twice_reuses_the_cached_engine(cli_engine, tiny_onnx, plugin_library):  # noqa: F811
+    mtime = cli_engine.stat().st_mtime_ns
+    result = invoke("build", tiny_onnx["fp32"], *PROFILE_ARGS, "--plugin", plugin_library, "--backend", "tensorrt-rtx",
+                    "-o", cli_engine, "--cache-dir", cli_engine.parent / "cache")
+    assert result.exit_code == 0, result.output
+    assert "reused from the cache" in result.output and cli_engine.stat().st_mtime_ns == mtime
+
+
+def test_inspect_engine_reads_the_sidecar(cli_engine):
+    text = invoke("inspect", cli_engine)
+    assert text.exit_code == 0, text.output
+    for expected in ("sidecar (a serialized engine cannot be deserialized without a GPU)", "tensorrt-rtx", "precision:     fp32",
+                     "min 8x8, opt 32x48, max 64x64", "plugin layers: 4 of", "SM80, SM86, SM89, SM120, SM121"):
+        assert expected in text.output
+    data = json.loads(invoke("inspect", cli_engine, "--json").output)
+    assert data["macs_at_opt"] == count_complexity(get_config("tiny"), 32, 48).macs
+    assert len(data["plugin_layers"]) == 4 and data["inputs"][0]["name"] == "lr"
+
+
+def test_inspect_onnx_counts_plugin_nodes_and_macs(tiny_onnx):  # noqa: F811
+    result = invoke("inspect", tiny_onnx["fp16"], "--opt", "180x270", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["precision"] == "fp16" and data["scale"] == 4 and data["plugin_nodes"] == 4
+    assert data["macs_at_opt"] == count_complexity(get_config("tiny"), 180, 270).macs
+    assert data["inputs"][0]["shape"] == [1, 3, "height", "width"]
+
+
+def test_inspect_rejects_a_corrupt_engine(cli_engine, tmp_path):
+    copy = tmp_path / "copy.engine"
+    copy.write_bytes(cli_engine.read_bytes()[:1000])
+    Path(str(copy) + ".json").write_text(Path(str(cli_engine) + ".json").read_text())
+    result = invoke("inspect", copy)
+    assert result.exit_code == 1 and "corrupt or was replaced" in result.output
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_run_and_bench_without_a_gpu_point_to_the_cpu_commands(cli_engine, tmp_path, command):
+    _no_gpu()
+    image = Path(__file__).resolve().parents[1] / "README.md"  # never read: the GPU check comes first
+    args = ["run", cli_engine, image, "-o", tmp_path / "out"] if command == "run" else ["bench", cli_engine, "--sizes", "32x32"]
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert "need an NVIDIA GPU" in result.output and "gldfn upscale" in result.output and "gldfn bench" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_build_errors_are_one_line(tiny_onnx, tmp_path):  # noqa: F811
+    _rtx()
+    missing = invoke("build", tiny_onnx["fp32"], "--plugin", tmp_path / "missing.so", "--backend", "tensorrt-rtx", "-o", tmp_path / "x.engine")
+    assert missing.exit_code == 1 and "plugin library not found" in missing.output and "gldfn-trt plugin build" in missing.output
+    bad_size = invoke("build", tiny_onnx["fp32"], "--min", "8by8", "-o", tmp_path / "x.engine")
+    assert bad_size.exit_code == 1 and "not HEIGHTxWIDTH" in bad_size.output
+    no_file = invoke("build", tmp_path / "absent.onnx")
+    assert no_file.exit_code == 1 and "does not exist" in no_file.output
+    assert not (tmp_path / "x.engine").exists()
+
+
+# --- compare: ONNX Runtime against itself, for real ---------------------------------------------------------
+
+def test_compare_fp32_against_fp16_reports_errors_and_psnr(tiny_onnx):  # noqa: F811
+    result = invoke("compare", tiny_onnx["fp32"], tiny_onnx["fp16"], "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["reference"].startswith("onnxruntime:") and report["candidate"].endswith("tiny_fp16.onnx")
+    assert len(report["rows"]) == 2  # a real image (or the test card) and seeded noise
+    # FP16 inside differs from FP32, a little: not identical, far below one 8-bit step on average.
+    assert 0 < report["mean_abs"] < 1 / 255 and 0 < report["max_abs"] < 0.05
+    assert 40 < report["min_psnr_db"] < math.inf
+
+
+def test_compare_a_file_with_itself_is_exact_and_text_output_is_readable(tiny_onnx):  # noqa: F811
+    result = invoke("compare", tiny_onnx["fp32"], tiny_onnx["fp32"], "--size", "24x40")
+    assert result.exit_code == 0, result.output
+    assert "max abs 0.000e+00" in result.output and "PSNR inf dB" in result.output and "24x40" in result.output
+
+
+def test_compare_on_given_images(tiny_onnx, tmp_path):  # noqa: F811
+    from PIL import Image
+    import numpy as np
+
+    image = tmp_path / "card.png"
+    Image.fromarray((np.indices((40, 50)).sum(0) % 7 * 36).astype(np.uint8)).save(image)  # grayscale: read as RGB
+    result = invoke("compare", tiny_onnx["fp32"], tiny_onnx["fp16"], "--images", image, "--size", "32x32", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["rows"]
+    assert row["input_name"] == "card.png" and row["shape"] == [1, 3, 32, 32] and row["psnr_db"] > 40
+
+
+def test_compare_bad_inputs_fail_clearly(tiny_onnx, tmp_path):  # noqa: F811
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    result = invoke("compare", tiny_onnx["fp32"], tiny_onnx["fp16"], "--images", text)
+    assert result.exit_code == 1 and "notes.png" in result.output and "not a readable image" in result.output
+    missing = invoke("compare", tiny_onnx["fp32"], tmp_path / "absent.onnx")
+    assert missing.exit_code == 1 and "absent.onnx does not exist" in missing.output
