@@ -144,6 +144,20 @@ def test_formats_and_types_keep_all_tensors_in_one_linear_type(harness):
         harness.destroy(plugin)
 
 
+def test_enqueue_without_a_gpu_fails_with_a_logged_cuda_error(harness):
+    if Path("/dev/nvidiactl").exists():
+        pytest.skip("a GPU driver is present: fake device pointers would reach a real kernel (gpu_check.sh covers enqueue)")
+    plugin = harness.create(3, 1)
+    prepared = harness.prepare(plugin, "float16", (1, 4, 8, 8), 3)
+    try:
+        harness.take_log()
+        assert harness.enqueue(prepared, 256, 512, 768, 1024, 0) != 0
+        assert "kernel launch failed" in harness.take_log()
+    finally:
+        harness.release(prepared)
+        harness.destroy(plugin)
+
+
 # --- TensorRT-RTX: registry, ONNX parser, CPU engine build --------------------------------------------------
 
 def ldf_onnx(dtype: int, layers: list[tuple[int, int]], channels: int = 8, height: int = 17, width: int = 23):
