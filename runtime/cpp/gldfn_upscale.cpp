@@ -1,0 +1,274 @@
+// gldfn_upscale: run a GLDFN TensorRT engine (built by `gldfn-trt build`) on one PNG image from C++.
+//
+//   gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so]
+//
+// Loads the plugin library into TensorRT's plugin registry (skip --plugin only for engines built with
+// --embed-plugin), deserializes the engine, reads an 8-bit PNG with libpng (gray and alpha are dropped to
+// RGB), runs it once in the engine's profile and writes the upscaled RGB PNG under a temporary name that is
+// renamed into place on success. Images outside the engine's min/max profile are refused: tiling lives in
+// the Python runtime (`gldfn-trt run`).
+#include <NvInferRuntime.h>
+#include <cuda_runtime_api.h>
+#include <png.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace
+{
+class Logger : public nvinfer1::ILogger
+{
+public:
+    void log(Severity severity, char const* message) noexcept override
+    {
+        if (severity <= Severity::kWARNING)
+        {
+            std::cerr << "[TensorRT] " << message << '\n';
+        }
+    }
+};
+
+struct RgbImage
+{
+    uint32_t width{};
+    uint32_t height{};
+    std::vector<uint8_t> pixels; // height x width x 3, row-major
+};
+
+RgbImage readPng(std::string const& path)
+{
+    png_image image{};
+    image.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&image, path.c_str()))
+    {
+        throw std::runtime_error(path + ": not a readable PNG (" + image.message + ")");
+    }
+    image.format = PNG_FORMAT_RGB;
+    RgbImage result{image.width, image.height, std::vector<uint8_t>(PNG_IMAGE_SIZE(image))};
+    if (!png_image_finish_read(&image, nullptr, result.pixels.data(), 0, nullptr))
+    {
+        throw std::runtime_error(path + ": " + image.message);
+    }
+    return result;
+}
+
+void writePngAtomically(std::string const& path, RgbImage const& rgb)
+{
+    png_image image{};
+    image.version = PNG_IMAGE_VERSION;
+    image.width = rgb.width;
+    image.height = rgb.height;
+    image.format = PNG_FORMAT_RGB;
+    std::string const temporary = path + ".partial";
+    if (!png_image_write_to_file(&image, temporary.c_str(), 0, rgb.pixels.data(), 0, nullptr))
+    {
+        std::remove(temporary.c_str());
+        throw std::runtime_error(path + ": cannot write (" + image.message + ")");
+    }
+    if (std::rename(temporary.c_str(), path.c_str()) != 0)
+    {
+        std::remove(temporary.c_str());
+        throw std::runtime_error(path + ": cannot move the finished file into place");
+    }
+}
+
+std::vector<char> readFile(std::string const& path)
+{
+    std::ifstream file(path, std::ios::binary);
+    if (!file)
+    {
+        throw std::runtime_error(path + ": cannot open");
+    }
+    return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+}
+
+void checkCuda(cudaError_t status, char const* what)
+{
+    if (status != cudaSuccess)
+    {
+        throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
+    }
+}
+
+class DeviceBuffer
+{
+public:
+    explicit DeviceBuffer(size_t bytes)
+    {
+        checkCuda(cudaMalloc(&mData, bytes), "cudaMalloc");
+    }
+    ~DeviceBuffer()
+    {
+        cudaFree(mData);
+    }
+    DeviceBuffer(DeviceBuffer const&) = delete;
+    DeviceBuffer& operator=(DeviceBuffer const&) = delete;
+    void* get() const
+    {
+        return mData;
+    }
+
+private:
+    void* mData{};
+};
+
+struct Arguments
+{
+    std::string engine;
+    std::string input;
+    std::string output;
+    std::string plugin;
+};
+
+Arguments parseArguments(int argc, char** argv)
+{
+    Arguments arguments;
+    std::vector<std::string> positional;
+    for (int i = 1; i < argc; ++i)
+    {
+        std::string const word = argv[i];
+        if (word == "--plugin" && i + 1 < argc)
+        {
+            arguments.plugin = argv[++i];
+        }
+        else
+        {
+            positional.push_back(word);
+        }
+    }
+    if (positional.size() != 3)
+    {
+        throw std::invalid_argument("usage: gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so]");
+    }
+    arguments.engine = positional[0];
+    arguments.input = positional[1];
+    arguments.output = positional[2];
+    return arguments;
+}
+
+char const* tensorName(nvinfer1::ICudaEngine const& engine, nvinfer1::TensorIOMode mode)
+{
+    for (int32_t i = 0; i < engine.getNbIOTensors(); ++i)
+    {
+        if (engine.getTensorIOMode(engine.getIOTensorName(i)) == mode)
+        {
+            return engine.getIOTensorName(i);
+        }
+    }
+    throw std::runtime_error("the engine has no tensor of the expected direction");
+}
+
+void checkProfile(nvinfer1::ICudaEngine const& engine, char const* input, RgbImage const& image)
+{
+    auto const low = engine.getProfileShape(input, 0, nvinfer1::OptProfileSelector::kMIN);
+    auto const high = engine.getProfileShape(input, 0, nvinfer1::OptProfileSelector::kMAX);
+    auto const h = static_cast<int64_t>(image.height);
+    auto const w = static_cast<int64_t>(image.width);
+    if (h < low.d[2] || w < low.d[3] || h > high.d[2] || w > high.d[3])
+    {
+        throw std::runtime_error("the image is " + std::to_string(h) + "x" + std::to_string(w) + "; this engine takes "
+            + std::to_string(low.d[2]) + "x" + std::to_string(low.d[3]) + " to " + std::to_string(high.d[2]) + "x"
+            + std::to_string(high.d[3]) + " (use `gldfn-trt run`, which tiles and pads)");
+    }
+}
+
+RgbImage upscale(nvinfer1::ICudaEngine& engine, RgbImage const& image)
+{
+    char const* input = tensorName(engine, nvinfer1::TensorIOMode::kINPUT);
+    char const* output = tensorName(engine, nvinfer1::TensorIOMode::kOUTPUT);
+    checkProfile(engine, input, image);
+    std::unique_ptr<nvinfer1::IExecutionContext> context{engine.createExecutionContext()};
+    if (!context)
+    {
+        throw std::runtime_error("cannot create an execution context");
+    }
+    size_t const plane = size_t{image.height} * image.width;
+    std::vector<float> lr(3 * plane);
+    for (size_t p = 0; p < plane; ++p)
+    {
+        for (size_t c = 0; c < 3; ++c)
+        {
+            lr[c * plane + p] = image.pixels[p * 3 + c] / 255.F;
+        }
+    }
+    if (!context->setInputShape(input, nvinfer1::Dims4{1, 3, image.height, image.width}))
+    {
+        throw std::runtime_error("the engine rejects the input shape");
+    }
+    nvinfer1::Dims const outShape = context->getTensorShape(output);
+    auto const outHeight = static_cast<uint32_t>(outShape.d[2]);
+    auto const outWidth = static_cast<uint32_t>(outShape.d[3]);
+    size_t const outPlane = size_t{outHeight} * outWidth;
+    std::vector<float> sr(3 * outPlane);
+
+    DeviceBuffer deviceIn(lr.size() * sizeof(float));
+    DeviceBuffer deviceOut(sr.size() * sizeof(float));
+    cudaStream_t stream{};
+    checkCuda(cudaStreamCreate(&stream), "cudaStreamCreate");
+    std::unique_ptr<CUstream_st, decltype(&cudaStreamDestroy)> streamGuard{stream, &cudaStreamDestroy};
+    checkCuda(cudaMemcpyAsync(deviceIn.get(), lr.data(), lr.size() * sizeof(float), cudaMemcpyHostToDevice, stream), "copy to GPU");
+    context->setTensorAddress(input, deviceIn.get());
+    context->setTensorAddress(output, deviceOut.get());
+    if (!context->enqueueV3(stream))
+    {
+        throw std::runtime_error("TensorRT failed to run the engine");
+    }
+    checkCuda(cudaMemcpyAsync(sr.data(), deviceOut.get(), sr.size() * sizeof(float), cudaMemcpyDeviceToHost, stream), "copy from GPU");
+    checkCuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+
+    RgbImage result{outWidth, outHeight, std::vector<uint8_t>(3 * outPlane)};
+    for (size_t p = 0; p < outPlane; ++p)
+    {
+        for (size_t c = 0; c < 3; ++c)
+        {
+            float const value = std::clamp(sr[c * outPlane + p], 0.F, 1.F);
+            result.pixels[p * 3 + c] = static_cast<uint8_t>(std::lround(value * 255.F));
+        }
+    }
+    return result;
+}
+} // namespace
+
+int main(int argc, char** argv)
+{
+    try
+    {
+        Arguments const arguments = parseArguments(argc, argv);
+        Logger logger;
+        std::unique_ptr<nvinfer1::IRuntime> runtime{nvinfer1::createInferRuntime(logger)};
+        if (!runtime)
+        {
+            throw std::runtime_error("cannot create the TensorRT runtime");
+        }
+        if (!arguments.plugin.empty() && runtime->getPluginRegistry().loadLibrary(arguments.plugin.c_str()) == nullptr)
+        {
+            throw std::runtime_error(arguments.plugin + ": TensorRT cannot load this plugin library");
+        }
+        std::vector<char> const plan = readFile(arguments.engine);
+        std::unique_ptr<nvinfer1::ICudaEngine> engine{runtime->deserializeCudaEngine(plan.data(), plan.size())};
+        if (!engine)
+        {
+            throw std::runtime_error(arguments.engine
+                + ": cannot deserialize (another TensorRT version or GPU, a missing --plugin, or not an engine; "
+                  "`gldfn-trt inspect` shows what it was built for)");
+        }
+        RgbImage const image = readPng(arguments.input);
+        writePngAtomically(arguments.output, upscale(*engine, image));
+        std::cout << arguments.output << '\n';
+        return 0;
+    }
+    catch (std::exception const& error)
+    {
+        std::cerr << "error: " << error.what() << '\n';
+        return 1;
+    }
+}

@@ -1,0 +1,69 @@
+"""The C++ example in runtime/cpp: it compiles against the TensorRT headers (CI: compile only, no libnvinfer);
+where the TensorRT-RTX wheel is installed it also links against libtensorrt_rtx and runs up to the point that
+needs a GPU."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gldfn_runtime.plugin_library import find_tensorrt_headers
+
+CPP_DIR = Path(__file__).resolve().parents[1] / "runtime" / "cpp"
+
+
+def _require_toolchain() -> Path:
+    headers = find_tensorrt_headers()
+    if headers is None:
+        pytest.skip("TensorRT headers (NvInferRuntime.h) are not installed: run ../shared/tools/install-trt-headers "
+                    "<git dir of NVIDIA/TensorRT> or set TENSORRT_ROOT")
+    for tool in ("cmake", "c++"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not on PATH")
+    if not Path("/usr/include/png.h").is_file():
+        pytest.skip("libpng headers are missing: apt-get install libpng-dev")
+    return headers
+
+
+def _cmake(build: Path, *options: str) -> subprocess.CompletedProcess:
+    configure = subprocess.run(["cmake", "-S", str(CPP_DIR), "-B", str(build), *options], capture_output=True, text=True)
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    return subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True)
+
+
+def test_example_compiles_against_the_tensorrt_headers_without_warnings(tmp_path):
+    _require_toolchain()
+    built = _cmake(tmp_path / "build", "-DGLDFN_COMPILE_ONLY=ON")
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "warning" not in (built.stdout + built.stderr).lower()
+    assert list((tmp_path / "build").rglob("gldfn_upscale.cpp.o"))
+
+
+def test_example_links_against_tensorrt_rtx_and_fails_cleanly_without_a_gpu(tmp_path):
+    headers = _require_toolchain()
+    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+
+    try:
+        rtx = load_tensorrt("tensorrt_rtx")  # also makes the wheel's libtensorrt_rtx.so link
+    except TensorRTUnavailable as error:
+        pytest.skip(f"TensorRT-RTX is not installed: {error}")
+    libs = Path(rtx.module.__file__).resolve().parent.parent / "tensorrt_rtx_libs"
+    if not (libs / "libtensorrt_rtx.so").exists():
+        pytest.skip(f"{libs} holds no libtensorrt_rtx.so")
+    root = tmp_path / "tensorrt"
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "libtensorrt_rtx.so").symlink_to(libs / "libtensorrt_rtx.so")
+    (root / "include").symlink_to(headers)
+    built = _cmake(tmp_path / "build", f"-DTENSORRT_ROOT={root}")
+    assert built.returncode == 0, built.stdout + built.stderr
+    program = tmp_path / "build" / "gldfn_upscale"
+    environment = {**os.environ, "LD_LIBRARY_PATH": str(libs)}
+    usage = subprocess.run([str(program)], capture_output=True, text=True, env=environment)
+    assert usage.returncode == 1 and "usage: gldfn_upscale ENGINE INPUT.png OUTPUT.png" in usage.stderr
+    missing = subprocess.run([str(program), str(tmp_path / "absent.engine"), "in.png", str(tmp_path / "out.png")],
+                             capture_output=True, text=True, env=environment)
+    assert missing.returncode == 1 and "absent.engine: cannot open" in missing.stderr
+    assert not (tmp_path / "out.png").exists()
