@@ -137,3 +137,13 @@ def test_compare_bad_inputs_fail_clearly(tiny_onnx, tmp_path):  # noqa: F811
     assert result.exit_code == 1 and "notes.png" in result.output and "not a readable image" in result.output
     missing = invoke("compare", tiny_onnx["fp32"], tmp_path / "absent.onnx")
     assert missing.exit_code == 1 and "absent.onnx does not exist" in missing.output
+
+
+def test_backend_tensorrt_without_the_package_says_what_to_install(tiny_onnx, tmp_path):  # noqa: F811
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("full TensorRT is installed here")
+    result = invoke("build", tiny_onnx["fp32"], "--backend", "tensorrt", "-o", tmp_path / "x.engine")
+    assert result.exit_code == 1 and "tensorrt:" in result.output and "pip install tensorrt-rtx" in result.output
+    assert not (tmp_path / "x.engine").exists()
