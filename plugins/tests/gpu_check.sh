@@ -2,7 +2,8 @@
 # The plugin's GPU check, one call on a GPU machine (CUDA 13, PyTorch with CUDA, compute-sanitizer; no TensorRT
 # needed): builds libgldfn_trt_plugins.so for the local GPU and the dlopen harness, checks enqueue against the
 # PyTorch reference (FP32/FP16, odd shapes, k 1/3/5/7, several dilations, misaligned pointers), runs
-# compute-sanitizer memcheck, and times the kernel against the reference and the DRAM roofline.
+# compute-sanitizer memcheck, times the kernel against the reference and the DRAM roofline, and prints Nsight
+# Compute's speed-of-light and occupancy of the main case.
 #
 #   plugins/tests/gpu_check.sh stage   # on a machine with TensorRT headers: copy them to plugins/build/tensorrt-headers
 #   plugins/tests/gpu_check.sh         # on the GPU machine (headers from TENSORRT_ROOT, the staged copy or /usr/include)
@@ -91,5 +92,11 @@ log "compute-sanitizer memcheck (small shapes)"
 # The caching allocator would hide out-of-bounds accesses inside its large blocks.
 PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --error-exitcode 3 --print-limit 20 \
   "${check[@]}" --quick || status=1
+if command -v ncu >/dev/null; then
+  log "Nsight Compute: speed of light and occupancy of the main case (C=64, 360x540, FP16, k=3)"
+  ncu --kernel-name regex:ldfTiledKernel --launch-skip 1 --launch-count 1 --section SpeedOfLight \
+      --section Occupancy --section LaunchStats "${check[@]}" --profile \
+    || echo "ncu failed (GPU performance counters may be restricted); the timings above stand"
+fi
 log "done, status $status"
 exit $status
