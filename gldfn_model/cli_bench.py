@@ -5,11 +5,15 @@ import json
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from gldfn_model.cli_info import parse_size
+
+if TYPE_CHECKING:
+    from gldfn_model.config import GLDFNConfig
+    from gldfn_runtime.runners import OnnxRuntimeRunner, Runner
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -24,16 +28,26 @@ def parse_backends(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads):  # noqa: ANN001, ANN202
-    """(runner, model config) per backend; ONNX Runtime without --onnx runs a temporary export of the torch model."""
+def _onnx_config(runner: "OnnxRuntimeRunner") -> "GLDFNConfig | None":
+    """The named config recorded in an exported file's metadata (for the MAC count), else None."""
+    from gldfn_model.config import NAMED_CONFIGS, get_config
+
+    return get_config(runner.config_name, runner.scale) if runner.config_name in NAMED_CONFIGS else None
+
+
+def _runners(
+    backends: list[str], stack: ExitStack, scale: int, checkpoint: Optional[Path], onnx: Optional[Path],
+    config: Optional[str], random_weights: bool, providers: str, threads: Optional[int],
+) -> tuple[list[tuple["Runner", "GLDFNConfig | None"]], str]:
+    """(runner, network config for the MAC count) per backend, and the config's name. ONNX Runtime without
+    --onnx runs a temporary export of the same network the torch backend uses."""
     from gldfn_export.model_source import resolve_model
-    from gldfn_model.config import get_config
     from gldfn_runtime.runners import OnnxRuntimeRunner, TorchRunner
 
     source = None
     if "torch" in backends or onnx is None:
         source = resolve_model(scale, config or ("tiny" if checkpoint is None else None), checkpoint, random_weights)
-    runners = []
+    runners, config_name = [], source.config_name if source is not None else None
     for backend in backends:
         if backend == "torch":
             runners.append((TorchRunner(source.model, threads=threads), source.model.config))
@@ -42,17 +56,15 @@ def _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, p
         if path is None:
             from gldfn_export.exporter import export_gldfn
 
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gldfn-bench-")))
-            path = folder / "model.onnx"
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gldfn-bench-"))) / "model.onnx"
             typer.echo(f"exporting {source.config_name} to a temporary ONNX file...", err=True)
             export_gldfn(source.model, path, verify=False, config_name=source.config_name)
         runner = OnnxRuntimeRunner(path, providers=providers, threads=threads)
         if runner.scale != scale:
             raise typer.BadParameter(f"{path} upscales x{runner.scale}, not x{scale}; pass --scale {runner.scale}")
-        name = runner.config_name if source is None else source.config_name
-        model_config = source.model.config if source is not None else (get_config(name, scale) if name and name != "custom" else None)
-        runners.append((runner, model_config))
-    return runners, (source.config_name if source is not None else runner.config_name)
+        runners.append((runner, source.model.config if onnx is None else _onnx_config(runner)))
+        config_name = config_name or runner.config_name
+    return runners, config_name or "model"
 
 
 def register(app: typer.Typer) -> None:
@@ -80,6 +92,8 @@ def register(app: typer.Typer) -> None:
         from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency
         from gldfn_runtime.runners import RunnerError
 
+        if as_json and markdown:
+            raise typer.BadParameter("--json and --markdown exclude each other; pass one")
         backends = parse_backends(backend)
         lr_sizes = [parse_size(s) for s in sizes.split(",") if s.strip()]
         results = []

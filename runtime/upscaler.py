@@ -64,9 +64,11 @@ class Upscaler:
         self.runner = runner
         self.tile = tile
         self.overlap = overlap
-        size = effective_tile(runner, 1 << 30, 1 << 30, tile)  # validates tile settings early
-        if overlap < 0 or (tile is not None and size is not None and overlap >= min(size)):
-            raise TilingError(f"overlap {overlap} must be >= 0 and smaller than the tile size {size[0]}x{size[1]}" if size else f"overlap must be >= 0, got {overlap}")
+        size = effective_tile(runner, 1 << 30, 1 << 30, tile)  # the largest tile it will use; validates `tile`
+        if overlap < 0:
+            raise TilingError(f"overlap must be >= 0, got {overlap}")
+        if size is not None and overlap >= min(size):
+            raise TilingError(f"overlap {overlap} must be smaller than the tile size {size[0]}x{size[1]}")
 
     @property
     def scale(self) -> int:

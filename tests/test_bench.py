@@ -106,9 +106,21 @@ def test_cli_two_backends_json_and_plot(tmp_path):
         (["--backend", "tensorrt"], "gldfn-trt bench"),
         (["--backend", "torch", "--config", "paper"], "--random-weights"),
         (["--sizes", "180by270", "--random-weights"], "HEIGHTxWIDTH"),
+        (["--random-weights", "--json", "--markdown"], "exclude each other"),
     ],
 )
 def test_cli_bad_options_explain_themselves(args, message):
     result = CliRunner().invoke(app, ["bench", *args])
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_cli_onnx_file_takes_its_config_from_the_metadata(tiny_runner, tmp_path):
+    from gldfn_export.exporter import export_gldfn
+
+    path = tmp_path / "tiny.onnx"
+    export_gldfn(tiny_runner.model, path, verify=False, config_name="tiny")
+    result = CliRunner().invoke(app, ["bench", "--backend", "onnxruntime", "--onnx", str(path), "--sizes", "16x24", "--iters", "2", "--warmup", "0", "--markdown"])
+    assert result.exit_code == 0, result.output
+    gmacs = count_complexity(get_config("tiny", 4), 16, 24).macs / 1e9
+    assert f"| onnxruntime | 16x24 | 1 |" in result.stdout and f"| {gmacs:.2f} |" in result.stdout
