@@ -122,6 +122,9 @@ class TensorRTRunner:
                               f"Rebuild it: {self.sidecar.rebuild_command}")
         self._context = self._engine.create_execution_context()
         self._output_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self.output_name)))
+        input_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self.input_name)))
+        if input_dtype != np.float32:
+            raise RunnerError(f"{self.path} takes {input_dtype} input; GLDFN exports keep float32 I/O: rebuild from a gldfn-export file")
 
     def _check_size(self, height: int, width: int) -> None:
         (min_h, min_w), (max_h, max_w) = self.min_size, self.max_size  # type: ignore[misc]
