@@ -19,7 +19,7 @@ from gldfn_calibration.engine_check import EngineCheck, build_engine_on_cpu
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import load_gldfn_export
 from gldfn_calibration.layer_selection import QuantizationPlan, plan_quantization
-from gldfn_calibration.quantize import Method, QuantizationSettings, check_runs, quantize_to_file
+from gldfn_calibration.quantize import Method, QuantizationSettings, calibrate_ranges, check_runs, quantize_to_file
 from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
 from gldfn_model.atomic import atomic_output
 from gldfn_model.evaluation import EvaluationError, degrade_cases
@@ -101,7 +101,8 @@ def calibrate_gldfn(
         settings = QuantizationSettings(options.method, calibration.description, options.exclude)
         cache = work / "ranges.json"
         reader = PatchReader(calibration.patches, export.input_name, export.batch)
-        quantize_to_file(export, plan, model_tmp, settings, cache, reader)
+        calibrate_ranges(export, reader, options.method, cache, work)
+        quantize_to_file(export, plan, model_tmp, settings, cache)
         check_runs(model_tmp, export.input_name, next(iter(reader.feeds()))[export.input_name], export.scale)
         result = CalibrationResult(
             Path(output), Path(report_path) if report_path is not None else None, plan, calibration.description,

@@ -12,6 +12,7 @@ Two fixes after ONNX Runtime's quantizer:
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import (
+    CalibrationMethod, QuantFormat, QuantType, create_calibrator, quantize_static, save_tensors_data,
+)
 
 from gldfn_calibration.data_reader import PatchReader
 from gldfn_calibration.errors import CalibrationError
@@ -57,40 +60,59 @@ class QuantizationSettings:
 
 @contextlib.contextmanager
 def _quiet_quantizer() -> Iterator[None]:
-    """ONNX Runtime's quantizer logs a pre-processing hint at WARNING on the root logger on every call."""
+    """ONNX Runtime's quantizer logs a pre-processing hint at WARNING on the root logger on every call, and its
+    entropy calibrator prints progress to stdout."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.setLevel(level)
 
 
-def quantize_to_file(
-    export: GldfnExport, plan: QuantizationPlan, output: Path, settings: QuantizationSettings,
-    cache: Path, reader: PatchReader | None,
-) -> onnx.ModelProto:
-    """Quantize ``export`` following ``plan`` into ``output`` (not atomic: callers pass a temporary path).
+# TensorRT's entropy calibrator uses 2048 histogram bins and 128 quantized bins; ONNX Runtime's entropy default
+# of 128 bins leaves no threshold to search, which gives the min/max range.
+HISTOGRAM_BINS = 2048
+QUANTIZED_BINS = 128
 
-    ``cache`` holds the calibrated tensor ranges: computed with ``reader`` when the file does not exist yet,
-    reused otherwise (all convolutions' tensors are calibrated, so any plan can reuse one cache)."""
+
+def calibrate_ranges(export: GldfnExport, reader: PatchReader, method: Method, cache: Path, work_dir: Path) -> None:
+    """Run the calibration data through ``export`` and write every convolution tensor's range to ``cache``
+    (ONNX Runtime's calibration-cache JSON), which :func:`quantize_to_file` then reads."""
+    options: dict[str, object] = {"symmetric": True}
+    if method is not Method.minmax:
+        options["num_bins"] = HISTOGRAM_BINS
+    if method is Method.entropy:
+        options["num_quantized_bins"] = QUANTIZED_BINS
+    if method is Method.percentile:
+        options["percentile"] = PERCENTILE
+    reader.rewind()
+    with _quiet_quantizer():
+        calibrator = create_calibrator(
+            export.path, list(QUANTIZED_OP_TYPES), augmented_model_path=str(work_dir / "augmented.onnx"),
+            calibrate_method=_ORT_METHODS[method], extra_options=options,
+        )
+        calibrator.collect_data(reader)
+        save_tensors_data(calibrator.compute_data(), cache)
+
+
+def quantize_to_file(export: GldfnExport, plan: QuantizationPlan, output: Path, settings: QuantizationSettings, cache: Path) -> onnx.ModelProto:
+    """Quantize ``export`` following ``plan`` into ``output`` (not atomic: callers pass a temporary path), with
+    the ranges that :func:`calibrate_ranges` wrote to ``cache`` (all convolutions' tensors are calibrated, so
+    any plan can reuse one cache)."""
     if not plan.quantized:
         raise CalibrationError("every convolution is excluded: nothing would be quantized; drop some --exclude patterns")
-    method = _ORT_METHODS[settings.method]
     extra = {
-        "ActivationSymmetric": True, "WeightSymmetric": True, "CalibTensorRangeSymmetric": True,
+        "ActivationSymmetric": True, "WeightSymmetric": True,
         "QuantizeBias": False,  # TensorRT takes the bias in float and fuses it
     }
-    if settings.method is Method.percentile:
-        extra["CalibPercentile"] = PERCENTILE
-    if reader is not None:
-        reader.rewind()
     with _quiet_quantizer():
         quantize_static(
-            export.path, output, reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+            export.path, output, None, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
             nodes_to_quantize=plan.quantized_nodes, per_channel=True, reduce_range=False,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=_ORT_METHODS[settings.method],
             calibration_cache_path=cache, extra_options=extra,
         )
     model = onnx.load(output)

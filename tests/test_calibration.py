@@ -1,0 +1,296 @@
+"""gldfn_calibration: what stays in float, the Q/DQ form TensorRT takes, the custom node's function surviving,
+ONNX Runtime / TensorRT-RTX acceptance, the report, and clear errors with no partial file on bad input.
+
+A random-weight tiny x4 model is used throughout (trained weights are not needed to check the mechanics); the
+calibration and evaluation images are Set5 / BSD200 from the shared datasets."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import numpy_helper
+
+from gldfn_calibration.calibrate import CalibrationOptions, calibrate_gldfn
+from gldfn_calibration.data_reader import make_calibration_set
+from gldfn_calibration.errors import CalibrationError
+from gldfn_calibration.gldfn_onnx import load_gldfn_export
+from gldfn_calibration.layer_selection import plan_quantization
+from gldfn_calibration.quantize import Method, restore_functions
+from gldfn_export import metadata
+from gldfn_export.custom_node import custom_nodes
+from gldfn_export.exporter import export_gldfn
+from gldfn_export.verify import datasets_dir
+from gldfn_model.atomic import OutputPathError
+from gldfn_model.config import get_config
+from gldfn_model.contract import load_contract
+from gldfn_model.image_io import read_rgb, write_image
+from gldfn_model.network import GLDFN
+
+CONTRACT = load_contract()
+FILTER_GENERATION = ("spatial_conv", "channel_squeeze", "channel_expand")
+
+
+def _dataset(name: str) -> Path:
+    root = datasets_dir()
+    if root is None or not (root / name).is_dir():
+        pytest.skip(f"{name} not found: the shared datasets (../shared/datasets or $GLDFN_DATASETS) are missing")
+    return root / name
+
+
+@pytest.fixture(scope="module")
+def fp32_export(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("fp32") / "tiny_x4.onnx"
+    export_gldfn(GLDFN(get_config("tiny", 4)).eval(), path, config_name="tiny", verify=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def eval_images(tmp_path_factory) -> Path:
+    """One Set5 image: its 8 Gaussian8 cases are enough to compare FP32 and INT8 quickly."""
+    folder = tmp_path_factory.mktemp("eval")
+    shutil.copy(_dataset("Set5") / "head.png", folder / "head.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def calibrated(fp32_export, eval_images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8")
+    options = CalibrationOptions(images=_dataset("BSD200"), samples=8, patch=32, method=Method.minmax,
+                                 eval_images=eval_images, engine_check=False)
+    result = calibrate_gldfn(fp32_export, out / "tiny.int8.onnx", options, out / "report.json")
+    return result, onnx.load(out / "tiny.int8.onnx"), out
+
+
+def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    found: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            found.setdefault(name, []).append(node)
+    return found
+
+
+# ---------------------------------------------------------------- which layers are quantized
+
+def test_plan_keeps_dynamic_filter_parts_in_float(fp32_export):
+    plan = plan_quantization(onnx.load(fp32_export))
+    quantized = {layer.name for layer in plan.quantized}
+    for layer in quantized:
+        assert not any(part in layer for part in FILTER_GENERATION) and "attention" not in layer, layer
+    # 4 DDFMs x (3 filter-generation convs + 2 GDF attention convs) stay float.
+    assert sum(any(p in name for p in FILTER_GENERATION) for name in plan.excluded_layers) == 12
+    assert sum("attention" in name for name in plan.excluded_layers) == 8
+    assert {"head", "reconstruct", "merge.conv", "groups.0.fusion.conv"} <= quantized
+    assert all(plan.float_nodes[n.name].startswith("local dynamic filter") for n in custom_nodes(onnx.load(fp32_export), CONTRACT))
+
+
+def test_plan_exclude_first_last_and_patterns(fp32_export):
+    model = onnx.load(fp32_export)
+    plan = plan_quantization(model, ["first", "last", "groups.1.*"])
+    quantized = {layer.name for layer in plan.quantized}
+    assert "head" not in quantized and "reconstruct" not in quantized
+    assert not any(name.startswith("groups.1.") for name in quantized)
+    assert any(name.startswith("groups.0.") for name in quantized)
+    assert plan.excluded_layers["head"].startswith("first") and plan.excluded_layers["reconstruct"].startswith("last")
+    with pytest.raises(CalibrationError, match="matches no convolution layer"):
+        plan_quantization(model, ["groups.9.*"])
+
+
+# ---------------------------------------------------------------- the quantized file
+
+def test_quantized_convs_take_symmetric_int8_inputs_and_per_channel_weights(calibrated):
+    result, model, _ = calibrated
+    producer = {o: n for n in model.graph.node for o in n.output}
+    initializers = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    nodes = {n.name: n for n in model.graph.node}
+    for layer in result.plan.quantized:
+        conv = nodes[layer.node]
+        activation_dq, weight_dq = producer[conv.input[0]], producer[conv.input[1]]
+        assert activation_dq.op_type == weight_dq.op_type == "DequantizeLinear", layer.name
+        assert producer[activation_dq.input[0]].op_type == "QuantizeLinear"
+        weight = initializers[weight_dq.input[0]]
+        assert weight.dtype == np.int8
+        weight_scale = initializers[weight_dq.input[1]]
+        assert weight_scale.shape == (weight.shape[0],), f"{layer.name}: weights not per output channel"
+        for dq in (activation_dq, weight_dq):
+            zero_point = initializers[dq.input[2]]
+            assert zero_point.dtype == np.int8 and not zero_point.any(), f"{layer.name}: not symmetric"
+        assert len(conv.input) < 3 or conv.input[2] in initializers and initializers[conv.input[2]].dtype == np.float32
+
+
+def test_only_quantized_convs_read_dequantized_activations(calibrated):
+    result, model, _ = calibrated
+    quantized = set(result.plan.quantized_nodes)
+    dq_outputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    readers = [n for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
+               and any(i in dq_outputs for i in n.input)]
+    assert readers and all(n.name in quantized for n in readers), [n.name for n in readers if n.name not in quantized]
+    for node in custom_nodes(model, CONTRACT):
+        assert not set(node.input) & dq_outputs
+
+
+def test_function_and_metadata_survive(calibrated, fp32_export):
+    _, model, _ = calibrated
+    source = onnx.load(fp32_export)
+    assert [f.SerializeToString() for f in model.functions] == [f.SerializeToString() for f in source.functions]
+    assert len(custom_nodes(model, CONTRACT)) == len(custom_nodes(source, CONTRACT)) == 4
+    values = metadata.read_metadata(model)
+    assert values[metadata.PRECISION] == "int8"
+    assert values[metadata.SCALE] == "4" and values[metadata.CONFIG] == "tiny"
+    assert values["gldfn.int8.calibration_method"] == "minmax"
+
+
+def test_restore_functions_reattaches_a_dropped_function(calibrated, fp32_export, tmp_path):
+    _, model, _ = calibrated
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    del stripped.functions[:]
+    with pytest.raises(CalibrationError, match="without a function"):
+        restore_functions(stripped, onnx.ModelProto())
+    restore_functions(stripped, onnx.load(fp32_export))
+    onnx.save(stripped, tmp_path / "restored.onnx")
+    lr = np.random.default_rng(0).random((1, 3, 20, 24), dtype=np.float32)
+    session = ort.InferenceSession(str(tmp_path / "restored.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"lr": lr})[0].shape == (1, 3, 80, 96)
+
+
+def test_int8_runs_in_onnx_runtime_close_to_fp32(calibrated, fp32_export):
+    _, _, out = calibrated
+    lr = make_calibration_set(_dataset("Set5"), 4, samples=1, patch=40, seed=3).patches
+    run = lambda p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"lr": lr})[0]  # noqa: E731
+    int8, fp32 = run(out / "tiny.int8.onnx"), run(fp32_export)
+    assert int8.shape == fp32.shape == (1, 3, 160, 160) and np.isfinite(int8).all()
+    mse = float(np.mean((np.clip(int8, 0, 1) - np.clip(fp32, 0, 1)) ** 2))
+    assert 0 < mse and 10 * np.log10(1 / mse) > 30  # quantized (not identical), yet close
+
+
+def test_report(calibrated, fp32_export):
+    result, _, out = calibrated
+    report = json.loads((out / "report.json").read_text())
+    evaluation = report["evaluation"]
+    assert evaluation["images"] == 8 and evaluation["setting"] == "gaussian8" and evaluation["scale"] == 4
+    fp32, int8 = evaluation["fp32_vs_ground_truth"]["psnr"], evaluation["int8_vs_ground_truth"]["psnr"]
+    assert evaluation["psnr_lost_db"] == pytest.approx(fp32 - int8)
+    assert evaluation["int8_vs_fp32"]["psnr"] > 30
+    assert report["file_bytes"]["int8_onnx"] == (out / "tiny.int8.onnx").stat().st_size
+    assert report["file_bytes"]["fp32_onnx"] == fp32_export.stat().st_size
+    assert report["file_bytes"]["int8_onnx"] < report["file_bytes"]["fp32_onnx"]
+    assert len(report["quantization"]["quantized_layers"]) == len(result.plan.quantized) == 20
+    assert report["sensitivity"] is None
+
+
+def test_tensorrt_rtx_parses_and_builds_int8_on_cpu(calibrated):
+    from gldfn_calibration.engine_check import build_engine_on_cpu
+    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+
+    try:
+        load_tensorrt()
+    except TensorRTUnavailable as exc:
+        pytest.skip(f"no TensorRT / TensorRT-RTX: {exc}")
+
+    _, _, out = calibrated
+    check = build_engine_on_cpu(out / "tiny.int8.onnx")
+    assert check.plan_bytes > 0
+    assert check.layer_types["QUANTIZE"] >= 20 and check.layer_types["DEQUANTIZE"] >= 40
+
+
+def test_sensitivity_ranks_each_quantized_layer(fp32_export, eval_images, tmp_path):
+    options = CalibrationOptions(images=_dataset("BSD200"), samples=4, patch=32, method=Method.minmax,
+                                 exclude=("groups.*",), eval_images=eval_images, sensitivity=True, engine_check=False)
+    result = calibrate_gldfn(fp32_export, tmp_path / "m.onnx", options, tmp_path / "r.json")
+    layers = [s.layer for s in result.sensitivity]
+    assert sorted(layers) == sorted(layer.name for layer in result.plan.quantized)
+    assert "head" in layers and "reconstruct" in layers and not any(name.startswith("groups.") for name in layers)
+    losses = [s.psnr_lost_db for s in result.sensitivity]
+    assert losses == sorted(losses, reverse=True)
+    assert json.loads((tmp_path / "r.json").read_text())["sensitivity"][0]["layer"] == layers[0]
+
+
+# ---------------------------------------------------------------- calibration data
+
+def test_calibration_patches_from_lr_images_are_crops(tmp_path):
+    shutil.copy(_dataset("Set5") / "head.png", tmp_path / "head.png")
+    calibration = make_calibration_set(tmp_path, 4, samples=3, patch=24, lr_images=True, seed=1)
+    assert calibration.patches.shape == (3, 3, 24, 24) and calibration.patches.dtype == np.float32
+    image = read_rgb(tmp_path / "head.png").astype(np.float32) / 255
+    for patch in calibration.patches.transpose(0, 2, 3, 1):
+        # Candidate corners: where the patch's first pixel occurs; one of them must hold the whole patch.
+        corners = zip(*np.nonzero((image[:-23, :-23] == patch[0, 0]).all(axis=2)))
+        assert any(np.array_equal(image[y : y + 24, x : x + 24], patch) for y, x in corners)
+
+
+def test_calibration_patches_from_hr_images_are_degraded_and_reproducible():
+    folder = _dataset("Set5")
+    first = make_calibration_set(folder, 4, samples=4, patch=32, seed=5)
+    again = make_calibration_set(folder, 4, samples=4, patch=32, seed=5)
+    other = make_calibration_set(folder, 4, samples=4, patch=32, seed=6)
+    assert first.patches.shape == (4, 3, 32, 32)
+    np.testing.assert_array_equal(first.patches, again.patches)
+    assert not np.array_equal(first.patches, other.patches)
+    levels = first.patches * 255
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-4)  # 8-bit LR, as the degradation pipeline writes
+
+
+# ---------------------------------------------------------------- bad input: clear error, no file
+
+def _options(images: Path, **kw) -> CalibrationOptions:
+    return CalibrationOptions(images=images, samples=2, patch=16, method=Method.minmax, engine_check=False, **kw)
+
+
+def test_refuses_onnx_that_is_not_a_gldfn_export(tmp_path):
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 8, 8])])
+    onnx.save(onnx.helper.make_model(graph), tmp_path / "other.onnx")
+    (tmp_path / "text.onnx").write_text("not a model")
+    for name, message in (("other.onnx", "is not a GLDFN export"), ("text.onnx", "not a readable ONNX file"), ("missing.onnx", "no such file")):
+        with pytest.raises(CalibrationError, match=message):
+            calibrate_gldfn(tmp_path / name, tmp_path / "out.onnx", _options(tmp_path), tmp_path / "r.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.onnx", "text.onnx"]
+
+
+def test_refuses_fp16_and_portable_exports(fp32_export, tmp_path):
+    model = onnx.load(fp32_export)
+    for key, value, message in ((metadata.PRECISION, "fp16", "float32 export"), (metadata.TARGET, "portable", "--target trt")):
+        changed = onnx.ModelProto()
+        changed.CopyFrom(model)
+        metadata.set_metadata(changed, {key: value})
+        onnx.save(changed, tmp_path / f"{value}.onnx")
+        with pytest.raises(CalibrationError, match=message):
+            load_gldfn_export(tmp_path / f"{value}.onnx")
+
+
+def test_empty_or_too_small_image_folder(fp32_export, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CalibrationError, match="no image files"):
+        calibrate_gldfn(fp32_export, tmp_path / "out.onnx", _options(empty))
+    small = tmp_path / "small"
+    small.mkdir()
+    write_image(small / "tiny.png", np.zeros((40, 50, 3), np.uint8))
+    with pytest.raises(CalibrationError, match=r"smaller --patch \(at most 10\)"):
+        calibrate_gldfn(fp32_export, tmp_path / "out.onnx", _options(small))
+    assert not (tmp_path / "out.onnx").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.onnx")]
+
+
+def test_unwritable_output_leaves_nothing(fp32_export, tmp_path):
+    images = _dataset("Set5")
+    with pytest.raises(OutputPathError, match="does not exist"):
+        calibrate_gldfn(fp32_export, tmp_path / "missing" / "out.onnx", _options(images))
+    # A report that cannot be written stops the run before the model file is kept.
+    with pytest.raises(OutputPathError):
+        calibrate_gldfn(fp32_export, tmp_path / "out.onnx", _options(images), tmp_path / "missing" / "r.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scale_mismatch(fp32_export, tmp_path):
+    with pytest.raises(CalibrationError, match="x4 model"):
+        calibrate_gldfn(fp32_export, tmp_path / "out.onnx", _options(tmp_path, scale=2))
