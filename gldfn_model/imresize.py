@@ -83,7 +83,8 @@ def imresize(image: np.ndarray, scale: float, antialias: bool = True) -> np.ndar
     cols = resize_matrix(width, output_size(width, scale), scale, antialias)
     if array.ndim == 2:
         return rows @ array @ cols.T
-    return np.einsum("oh,hwc,pw->opc", rows, array, cols, optimize=True)
+    resized_rows = np.tensordot(rows, array, axes=(1, 0))  # out_h x W x C
+    return np.tensordot(cols, resized_rows, axes=(1, 1)).transpose(1, 0, 2)  # out_h x out_w x C
 
 
 def imresize_torch(images: torch.Tensor, scale: float, antialias: bool = True) -> torch.Tensor:
