@@ -16,7 +16,10 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+from typer.testing import CliRunner
+
 from gldfn_calibration.calibrate import CalibrationOptions, calibrate_gldfn
+from gldfn_calibration.cli import app
 from gldfn_calibration.data_reader import make_calibration_set
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import load_gldfn_export
@@ -294,3 +297,32 @@ def test_unwritable_output_leaves_nothing(fp32_export, tmp_path):
 def test_scale_mismatch(fp32_export, tmp_path):
     with pytest.raises(CalibrationError, match="x4 model"):
         calibrate_gldfn(fp32_export, tmp_path / "out.onnx", _options(tmp_path, scale=2))
+
+
+# ---------------------------------------------------------------- the command
+
+def test_cli_writes_model_and_report(fp32_export, tmp_path):
+    result = CliRunner().invoke(app, [
+        str(fp32_export), "--images", str(_dataset("BSD200")), "--scale", "4", "--samples", "4", "--patch", "32",
+        "--method", "percentile", "--exclude", "first,last", "--no-eval", "--no-engine-check",
+        "-o", str(tmp_path / "m.int8.onnx"), "--report", str(tmp_path / "r.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "18 convolutions in INT8" in result.output  # 20 quantizable in the tiny model, minus head and reconstruct
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["quantization"]["method"] == "percentile" and report["quantization"]["exclude"] == ["first", "last"]
+    assert report["evaluation"] is None and report["file_bytes"]["int8_onnx"] == (tmp_path / "m.int8.onnx").stat().st_size
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--exclude", "nothing.like.this"], "matches no convolution layer"),
+    (["--scale", "3"], "x4 model"),
+    (["--patch", "200"], "smaller --patch"),
+    (["--sensitivity", "--no-eval"], "--sensitivity needs the evaluation"),
+])
+def test_cli_bad_input_is_one_clear_line(fp32_export, tmp_path, args, message):
+    result = CliRunner().invoke(app, [str(fp32_export), "--images", str(_dataset("Set5")), "-o", str(tmp_path / "m.onnx"),
+                                 "--report", str(tmp_path / "r.json"), "--no-engine-check", *args])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

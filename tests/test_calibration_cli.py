@@ -1,0 +1,40 @@
+"""The 0.3 dB target of issue 7 on the shipped tiny x4 weights, through the gldfn-calibrate command (slow; skipped
+while no weights are shipped). The command's other tests are in test_calibration.py."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gldfn_calibration.cli import app
+from gldfn_export.exporter import export_gldfn
+from gldfn_export.verify import datasets_dir
+from gldfn_model.checkpoint import file_sha256, load_checkpoint, shipped_weights_path
+
+TARGET_DB = 0.3
+runner = CliRunner()
+
+
+def _dataset(name: str) -> Path:
+    root = datasets_dir()
+    if root is None or not (root / name).is_dir():
+        pytest.skip(f"{name} not found: the shared datasets (../shared/datasets or $GLDFN_DATASETS) are missing")
+    return root / name
+
+
+@pytest.mark.slow
+def test_shipped_tiny_x4_loses_at_most_0_3_db(tmp_path):
+    weights = shipped_weights_path("tiny", 4)
+    if weights is None:
+        pytest.skip("no trained weights shipped for tiny x4 (gldfn_model/weights/gldfn_tiny_x4.pt)")
+    model = load_checkpoint(weights, expect_scale=4).build_model()
+    fp32 = tmp_path / "tiny_x4.onnx"
+    export_gldfn(model, fp32, config_name="tiny", checkpoint_sha256=file_sha256(weights))
+    result = runner.invoke(app, [str(fp32), "--images", str(_dataset("BSD200")), "--patch", "64", "--method", "percentile",
+                                 "--eval-images", str(_dataset("Set5")), "-o", str(tmp_path / "int8.onnx"),
+                                 "--report", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((tmp_path / "r.json").read_text())["evaluation"]
+    assert evaluation["images"] == 40 and evaluation["psnr_lost_db"] <= TARGET_DB
