@@ -102,13 +102,16 @@ class Upscaler:
         return cls(OnnxRuntimeRunner(path, providers=providers, threads=threads), **kwargs)
 
     @classmethod
-    def from_engine(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Upscaler":
-        """A TensorRT / TensorRT-RTX engine (needs a GPU and the TensorRT runtime)."""
+    def from_engine(
+        cls, path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0, **kwargs: Any
+    ) -> "Upscaler":
+        """A TensorRT / TensorRT-RTX engine built by ``gldfn-trt build`` (needs an NVIDIA GPU and the TensorRT
+        runtime); ``plugin`` overrides the plugin library recorded in the engine's sidecar."""
         try:
             from gldfn_runtime.trt_runner import TensorRTRunner
         except ImportError as exc:
             raise RunnerError(f"the TensorRT runner cannot be imported ({exc}); install gldfn-trt[rtx] or gldfn-trt[trt]") from exc
-        return cls(TensorRTRunner(path), **kwargs)
+        return cls(TensorRTRunner(path, plugin=plugin, device=device), **kwargs)
 
     @classmethod
     def bicubic(cls, scale: int, **kwargs: Any) -> "Upscaler":

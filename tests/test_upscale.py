@@ -191,3 +191,9 @@ def test_cli_bad_options_explain_themselves(tmp_path, rgb, args, message):
 def test_cli_missing_input_is_an_error(tmp_path):
     result = CliRunner().invoke(app, ["upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "out"), "--backend", "bicubic"])
     assert result.exit_code == 1 and "nope.png: no such file or folder" in result.output
+
+
+def test_from_engine_without_a_built_engine_says_how_to_build_one(tmp_path):
+    pytest.importorskip("gldfn_runtime.trt_runner", reason="the TensorRT runner module is absent")
+    with pytest.raises(Exception, match="gldfn-trt build"):
+        Upscaler.from_engine(tmp_path / "model.engine")
