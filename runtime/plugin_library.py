@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -97,19 +98,22 @@ def load_plugin_library(path: str | os.PathLike[str] | None = None, registry: An
     """Load the library into a TensorRT plugin registry (default: the process-wide one) once, check that the
     contract's plugin creator is registered, and return the library's path."""
     library = find_plugin_library(path)
+    key = ("global" if registry is None else id(registry), library)
     if registry is None:
         registry = load_tensorrt().module.get_plugin_registry()
-    key = (id(registry), library)
+    contract = load_contract()
+    namespace = contract.attribute("plugin_namespace")["default"]
+    creator = f"{namespace}::{contract.name} version {contract.version}"
     if key not in _loaded:
         handle = registry.load_library(str(library))
         if handle is None:
-            raise PluginLibraryError(f"TensorRT could not load {library}; see the TensorRT log above")
+            if registry.get_creator(contract.name, contract.version, namespace) is None:
+                raise PluginLibraryError(f"TensorRT could not load {library}; see the TensorRT log above")
+            # TensorRT refuses a second library registering the same creator (another copy or build of it).
+            warnings.warn(f"{library} not loaded: {creator} is already registered by another copy; using that one")
         _loaded[key] = handle
-    contract = load_contract()
-    namespace = contract.attribute("plugin_namespace")["default"]
     if registry.get_creator(contract.name, contract.version, namespace) is None:
         raise PluginLibraryError(
-            f"{library} loaded but registers no creator {namespace}::{contract.name} version {contract.version}; "
-            "rebuild it with `gldfn-trt plugin build`"
+            f"{library} loaded but registers no creator {creator}; rebuild it with `gldfn-trt plugin build`"
         )
     return library

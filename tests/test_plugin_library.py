@@ -211,6 +211,13 @@ def test_registry_loads_the_library_and_registers_the_creator(trt, built_library
     assert plugin_library.load_plugin_library(built_library) == built_library  # a second load is a no-op
 
 
+def test_loading_a_second_copy_reuses_the_registered_creator(trt, built_library, tmp_path):
+    copy = tmp_path / LIBRARY_FILENAME
+    copy.write_bytes(built_library.read_bytes())
+    with pytest.warns(UserWarning, match="already registered"):
+        assert plugin_library.load_plugin_library(copy) == copy.resolve()
+
+
 @pytest.mark.parametrize(("dtype", "trt_type"), [(TensorProto.FLOAT, "FLOAT"), (TensorProto.FLOAT16, "HALF")])
 def test_onnx_plugin_nodes_parse_to_plugin_v3_layers_and_build_on_cpu(trt, built_library, dtype, trt_type):
     network, plan, errors = parse_and_build(trt, ldf_onnx(dtype, [(3, 1), (5, 2)]).SerializeToString())
