@@ -81,14 +81,19 @@ def _check_arguments(model: GLDFN, precision: str, target: str, opset: int, batc
 def _torch_export(model: GLDFN, contract: OpContract, opset: int, batch: int) -> tuple[onnx.ModelProto, int]:
     sample = torch.rand(batch, 3, 32, 40)
     dynamic = {INPUT_NAME: {2: torch.export.Dim(HEIGHT_DIM, min=2), 3: torch.export.Dim(WIDTH_DIM, min=2)}}
-    with local_filters_as_custom_nodes(model, contract) as layer_count, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # torch.onnx logs progress and registry notes at WARNING/INFO; the summary is what users need.
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        program = torch.onnx.export(
-            model, (sample,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes=dynamic, verbose=False, optimize=True,
-        )
+    # torch.onnx logs registry notes (e.g. "torchvision is not installed") at WARNING; the summary is what users need.
+    torch_logger = logging.getLogger("torch.onnx")
+    level = torch_logger.level
+    torch_logger.setLevel(logging.ERROR)
+    try:
+        with local_filters_as_custom_nodes(model, contract) as layer_count, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model, (sample,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes=dynamic, verbose=False, optimize=True,
+            )
+    finally:
+        torch_logger.setLevel(level)
     return program.model_proto, layer_count
 
 

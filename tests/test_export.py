@@ -138,3 +138,14 @@ def test_model_without_local_filters_exports_without_function(tmp_path):
     path = tmp_path / "no_ldf.onnx"
     result = export_gldfn(model, path, verify=True)
     assert result.custom_node_count == 0 and not onnx.load(path).functions
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_paper_config_exports_and_verifies(tmp_path, precision):
+    """The paper's network (5 x 10 DDFMs): built-in verification must pass at the paper's depth."""
+    torch.manual_seed(0)
+    model = GLDFN(get_config("paper", 4)).eval()
+    result = export_gldfn(model, tmp_path / "paper.onnx", precision=precision, config_name="paper")
+    assert result.custom_node_count == 50
+    assert all(check.passed for check in result.parity)
