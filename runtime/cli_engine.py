@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from gldfn_model.cli_info import parse_size
+
 
 class Backend(str, Enum):
     auto = "auto"
@@ -43,9 +45,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
-    from gldfn_runtime.engine_build import parse_size
-
-    return [parse_size(part) for part in text.split(",") if part.strip()]
+    return [parse_size(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def _format_macs(macs: Optional[int]) -> str:
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="rebuild even when the cache holds a matching engine"),
     ) -> None:
         """Build an engine (or reuse the cached one) and write it with its JSON sidecar."""
-        from gldfn_runtime.engine_build import BuildOptions, build_engine, parse_size
+        from gldfn_runtime.engine_build import BuildOptions, build_engine
 
         try:
             options = BuildOptions(
@@ -156,8 +156,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inputs, outputs, profile, precision, plugin layers and MACs. Engines are described from their sidecar:
         a serialized engine cannot be deserialized without a GPU."""
-        from gldfn_runtime.engine_build import parse_size
-
         try:
             data = describe_onnx(path, parse_size(opt)) if path.suffix.lower() == ".onnx" else describe_engine(path)
         except _user_errors() as error:
@@ -236,7 +234,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run both models on the same inputs through Polygraphy's comparator: max/mean error and PSNR."""
         from gldfn_runtime.compare import compare_models
-        from gldfn_runtime.engine_build import parse_size
 
         try:
             report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -43,14 +42,6 @@ PLUGIN_LAYER_TYPES = ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3")
 
 class EngineBuildError(RuntimeError):
     """The engine cannot be built as asked; the message says why and what to do."""
-
-
-def parse_size(text: str) -> Size:
-    """``HxW`` (e.g. ``180x270``) -> (180, 270)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not match:
-        raise EngineBuildError(f"size {text!r} is not HEIGHTxWIDTH, e.g. 180x270")
-    return int(match.group(1)), int(match.group(2))
 
 
 @dataclass(frozen=True)

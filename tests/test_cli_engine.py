@@ -93,7 +93,7 @@ def test_build_errors_are_one_line(tiny_onnx, tmp_path):  # noqa: F811
     missing = invoke("build", tiny_onnx["fp32"], "--plugin", tmp_path / "missing.so", "--backend", "tensorrt-rtx", "-o", tmp_path / "x.engine")
     assert missing.exit_code == 1 and "plugin library not found" in missing.output and "gldfn-trt plugin build" in missing.output
     bad_size = invoke("build", tiny_onnx["fp32"], "--min", "8by8", "-o", tmp_path / "x.engine")
-    assert bad_size.exit_code == 1 and "not HEIGHTxWIDTH" in bad_size.output
+    assert bad_size.exit_code == 2 and "'8by8' is not a size" in bad_size.output
     no_file = invoke("build", tmp_path / "absent.onnx")
     assert no_file.exit_code == 1 and "does not exist" in no_file.output
     assert not (tmp_path / "x.engine").exists()
