@@ -3,18 +3,48 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 import torch
 
 from gldfn_export import metadata
 from gldfn_export.custom_node import attribute_values, custom_nodes
 from gldfn_export.exporter import export_gldfn
+from gldfn_export.ldf_function import build_ldf_function
 from gldfn_export.verify import run_onnx, run_torch
 from gldfn_model.config import GLDFNConfig, get_config
 from gldfn_model.contract import load_contract
+from gldfn_model.ldf_op import local_dynamic_filter_reference
 from gldfn_model.network import GLDFN
 
 CONTRACT = load_contract()
+
+
+def single_node_model(kernel_size: int, dilation: int, elem_type: int) -> onnx.ModelProto:
+    taps = kernel_size * kernel_size
+    info = onnx.helper.make_tensor_value_info
+    inputs = [info("x", elem_type, ["N", 4, "H", "W"]), info("s", elem_type, ["N", taps, "H", "W"]), info("c", elem_type, ["N", 4, taps])]
+    node = onnx.helper.make_node(CONTRACT.name, ["x", "s", "c"], ["y"], domain=CONTRACT.domain, kernel_size=kernel_size, dilation=dilation)
+    graph = onnx.helper.make_graph([node], "ldf", inputs, [info("y", elem_type, ["N", 4, "H", "W"])])
+    opsets = [onnx.helper.make_opsetid("", 20), onnx.helper.make_opsetid(CONTRACT.domain, int(CONTRACT.version))]
+    return onnx.helper.make_model(graph, opset_imports=opsets, functions=[build_ldf_function(CONTRACT, kernel_size, dilation, 20)])
+
+
+@pytest.mark.parametrize(("kernel_size", "dilation"), [(1, 1), (3, 1), (5, 2), (7, 1), (3, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_function_body_matches_reference(kernel_size, dilation, dtype):
+    elem_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    model = single_node_model(kernel_size, dilation, elem_type)
+    onnx.checker.check_model(model, full_check=True)
+    taps = kernel_size * kernel_size
+    rng = np.random.default_rng(kernel_size * 10 + dilation)
+    for size in [(9, 11), (2, 3)]:  # the second is smaller than the window's reach for some cases
+        x, s, c = (rng.standard_normal(shape).astype(dtype) for shape in [(2, 4, *size), (2, taps, *size), (2, 4, taps)])
+        expected = local_dynamic_filter_reference(*(torch.from_numpy(a.astype(np.float32)) for a in (x, s, c)), kernel_size, dilation).numpy()
+        (actual,) = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x, "s": s, "c": c})
+        assert actual.dtype == dtype
+        atol = CONTRACT.tolerance(np.dtype(dtype).name) * float(expected.max() - expected.min())
+        np.testing.assert_allclose(actual.astype(np.float32), expected, rtol=0, atol=atol)
 
 
 def tiny_model(seed: int = 0, **overrides) -> GLDFN:
