@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from gldfn_runtime.upscaler import Upscaler
 
 
 class Backend(str, Enum):
@@ -17,7 +20,7 @@ class Backend(str, Enum):
 def build_upscaler(
     backend: str, scale: int, checkpoint: Optional[Path], onnx: Optional[Path], config: Optional[str],
     random_weights: bool, providers: str, threads: Optional[int], tile: Optional[int], overlap: int,
-):  # noqa: ANN201 - an Upscaler; imported lazily to keep `gldfn --help` fast
+) -> "Upscaler":  # imported lazily to keep `gldfn --help` fast
     """The upscaler a backend name and its options describe; typer.BadParameter for inconsistent options."""
     from gldfn_runtime.upscaler import Upscaler
 

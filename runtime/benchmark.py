@@ -104,7 +104,7 @@ def measure_latency(
             raise BenchmarkError(f"size {height}x{width} is {word} {bound[0]}x{bound[1]} that {runner.name} accepts")
     lr = np.random.default_rng(seed).random((batch, 3, height, width), dtype=np.float32)
     timer = timer or host_timer(runner)
-    step = lambda: runner.infer(lr)  # noqa: E731
+    step = lambda: runner.infer(lr)  # noqa: E731 - a named step reads better here
     for _ in range(warmup):
         step()
     runner.synchronize()

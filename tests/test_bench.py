@@ -123,4 +123,4 @@ def test_cli_onnx_file_takes_its_config_from_the_metadata(tiny_runner, tmp_path)
     result = CliRunner().invoke(app, ["bench", "--backend", "onnxruntime", "--onnx", str(path), "--sizes", "16x24", "--iters", "2", "--warmup", "0", "--markdown"])
     assert result.exit_code == 0, result.output
     gmacs = count_complexity(get_config("tiny", 4), 16, 24).macs / 1e9
-    assert f"| onnxruntime | 16x24 | 1 |" in result.stdout and f"| {gmacs:.2f} |" in result.stdout
+    assert "| onnxruntime | 16x24 | 1 |" in result.stdout and f"| {gmacs:.2f} |" in result.stdout
