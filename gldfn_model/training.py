@@ -173,9 +173,13 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         optimizer.load_state_dict(ckpt.extra["optimizer"])
         start, best_psnr = ckpt.extra["iteration"], ckpt.extra.get("best_psnr", -math.inf)
         _restore_rng(ckpt.extra["rng"][rank] if isinstance(ckpt.extra["rng"], list) else ckpt.extra["rng"], rng, noise_gen)
-        saved = ckpt.extra.get("options", {})
-        if saved.get("iters") != options.iters:
-            raise ValueError(f"the run was started with --iters {saved.get('iters')}; resume with the same value")
+        saved_iters = ckpt.extra.get("options", {}).get("iters")
+        if saved_iters != options.iters:
+            if options.iters <= start:
+                raise ValueError(f"--iters {options.iters} is not beyond the {start} iterations already done")
+            # Re-planning a run's length re-scales the rest of its lr schedule; the resume is then not bit-exact.
+            print(f"note: the run was planned for {saved_iters} iterations; continuing to {options.iters} "
+                  f"with the lr schedule re-scaled", flush=True)
 
     crop = options.patch * options.scale
     images = load_training_images(options.data, crop, options.skip_small)
