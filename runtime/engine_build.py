@@ -273,7 +273,7 @@ def build_engine(
         "precision": precision, "profile": profile, "target": target,
     })
     engine_path = Path(output) if output is not None else default_engine_path(info.path, precision, flavour)
-    command = rebuild_command(info.path, engine_path, precision, {k: tuple(v) for k, v in profile.items() if k in ("min", "opt", "max")},
+    command = rebuild_command(info.path.resolve(), engine_path.resolve(), precision, {k: tuple(v) for k, v in profile.items() if k in ("min", "opt", "max")},
                               str(plugin) if plugin else None, options.embed_plugin, options.compute_capabilities, flavour.name)
     cache = EngineCache(cache_dir)
     if not force:
