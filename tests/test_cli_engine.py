@@ -88,6 +88,12 @@ def test_run_and_bench_without_a_gpu_point_to_the_cpu_commands(cli_engine, tmp_p
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
 
 
+def test_compare_with_an_engine_needs_a_gpu(cli_engine, tiny_onnx):  # noqa: F811
+    _no_gpu()
+    result = invoke("compare", cli_engine, tiny_onnx["fp32"])
+    assert result.exit_code == 1 and "need an NVIDIA GPU" in result.output and "Traceback" not in result.output
+
+
 def test_build_errors_are_one_line(tiny_onnx, tmp_path):  # noqa: F811
     _rtx()
     missing = invoke("build", tiny_onnx["fp32"], "--plugin", tmp_path / "missing.so", "--backend", "tensorrt-rtx", "-o", tmp_path / "x.engine")
