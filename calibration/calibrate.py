@@ -19,7 +19,8 @@ from gldfn_calibration.engine_check import EngineCheck, build_engine_on_cpu
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import load_gldfn_export
 from gldfn_calibration.layer_selection import QuantizationPlan, plan_quantization
-from gldfn_calibration.quantize import Method, QuantizationSettings, calibrate_ranges, check_runs, quantize_to_file
+from gldfn_calibration.methods import Method
+from gldfn_calibration.quantize import QuantizationSettings, calibrate_ranges, check_runs, quantize_to_file
 from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
 from gldfn_model.atomic import atomic_output
 from gldfn_model.evaluation import EvaluationError, degrade_cases

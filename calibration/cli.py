@@ -7,16 +7,14 @@ from typing import Optional
 
 import typer
 
+from gldfn_calibration.methods import Method
+
 app = typer.Typer(add_completion=False)
 
 
-class MethodChoice(str, Enum):
-    entropy = "entropy"
-    minmax = "minmax"
-    percentile = "percentile"
-
-
 class SettingChoice(str, Enum):
+    """gldfn_model.degradation.SETTINGS (not imported here: it loads torch)."""
+
     gaussian8 = "gaussian8"
     iso = "iso"
     aniso = "aniso"
@@ -32,7 +30,7 @@ def calibrate(
     setting: SettingChoice = typer.Option(SettingChoice.gaussian8, "--setting", help="Degradation for the calibration and evaluation LR images."),
     samples: int = typer.Option(64, "--samples", help="Number of calibration patches."),
     patch: int = typer.Option(128, "--patch", help="LR patch size in pixels (HR images need patch x scale)."),
-    method: MethodChoice = typer.Option(MethodChoice.entropy, "--method", help="How activation ranges are chosen from the calibration data."),
+    method: Method = typer.Option(Method.entropy, "--method", help="How activation ranges are chosen from the calibration data."),
     exclude: Optional[str] = typer.Option(None, "--exclude", help="Comma-separated layers kept in float: first, last, or layer-name patterns (e.g. 'groups.0.*')."),
     lr: bool = typer.Option(False, "--lr", help="--images holds LR images: cut patches as they are, no degradation."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report here."),
@@ -49,7 +47,6 @@ def calibrate(
     from gldfn_calibration.engine_check import find_plugin
     from gldfn_calibration.errors import CalibrationError
     from gldfn_calibration.layer_selection import parse_exclude
-    from gldfn_calibration.quantize import Method
     from gldfn_calibration.summary import format_summary
     from gldfn_model.atomic import OutputPathError
 
@@ -63,7 +60,7 @@ def calibrate(
                 raise CalibrationError("no evaluation images: Set5 was not found under $GLDFN_DATASETS or ../shared/datasets; "
                                        "pass --eval-images DIR or --no-eval")
         options = CalibrationOptions(
-            images=images, scale=scale, setting=setting.value, samples=samples, patch=patch, method=Method(method.value),
+            images=images, scale=scale, setting=setting.value, samples=samples, patch=patch, method=method,
             exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_dir,
             sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(),
         )

@@ -16,7 +16,6 @@ import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from gldfn_calibration.data_reader import PatchReader
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import GldfnExport
 from gldfn_calibration.layer_selection import QUANTIZED_OP_TYPES, QuantizationPlan
+from gldfn_calibration.methods import Method
 from gldfn_export import metadata
 from gldfn_model.checkpoint import file_sha256
 
@@ -39,12 +39,6 @@ EXCLUDED_KEY = "gldfn.int8.excluded_layers"
 QUANTIZED_KEY = "gldfn.int8.quantized_layers"
 SOURCE_KEY = "gldfn.int8.source_sha256"
 ORT_SHAPE_MARKER = "onnx.infer"  # added by the quantizer's shape inference; says nothing about the model
-
-
-class Method(str, Enum):
-    entropy = "entropy"
-    minmax = "minmax"
-    percentile = "percentile"
 
 
 _ORT_METHODS = {Method.entropy: CalibrationMethod.Entropy, Method.minmax: CalibrationMethod.MinMax,

@@ -24,7 +24,8 @@ from gldfn_calibration.data_reader import make_calibration_set
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import load_gldfn_export
 from gldfn_calibration.layer_selection import plan_quantization
-from gldfn_calibration.quantize import Method, restore_functions
+from gldfn_calibration.methods import Method
+from gldfn_calibration.quantize import restore_functions
 from gldfn_export import metadata
 from gldfn_export.custom_node import custom_nodes
 from gldfn_export.exporter import export_gldfn
@@ -326,3 +327,10 @@ def test_cli_bad_input_is_one_clear_line(fp32_export, tmp_path, args, message):
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_settings_are_the_degradation_settings():
+    from gldfn_calibration.cli import SettingChoice
+    from gldfn_model.degradation import SETTINGS
+
+    assert tuple(choice.value for choice in SettingChoice) == SETTINGS
