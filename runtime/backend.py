@@ -14,7 +14,7 @@ from typing import Any
 from gldfn_runtime.tensorrt_compat import TensorRTBackend, TensorRTUnavailable, load_tensorrt
 
 BACKEND_CHOICES = ("auto", "tensorrt", "tensorrt-rtx")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 _MODULE_BY_CHOICE = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 # TensorRT-RTX targets these when no compute capability is named ("8.0, 8.6, 8.9, 12.0 and later" in its
 # CPU-only AOT documentation); Turing (SM75) must be asked for explicitly.
@@ -113,11 +113,17 @@ def normalize_compute_capabilities(flavour: Flavour, requested: list[str] | tupl
 
 
 def check_precision(flavour: Flavour, precision: str, onnx_precision: str | None, onnx_path: str) -> None:
-    """Reject builds the flavour cannot make from this ONNX file, naming the command that makes the right file."""
+    """Reject builds the flavour cannot make from this ONNX file, naming the command that makes the right file.
+    INT8 always comes from explicit Q/DQ nodes (``gldfn-calibrate``), never from a builder calibrator."""
     if precision not in PRECISIONS:
         raise BackendError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if onnx_precision is None or onnx_precision == precision:
         return
+    if precision == "int8" or onnx_precision == "int8":
+        raise BackendError(
+            f"{onnx_path} is {onnx_precision}; an {precision} engine needs "
+            + ("a Q/DQ ONNX file from `gldfn-calibrate`" if precision == "int8" else f"the {precision} export (gldfn-export --precision {precision})")
+        )
     if precision == "fp32" and onnx_precision == "fp16":
         raise BackendError(
             f"{onnx_path} is an FP16 export; an FP32 engine needs the FP32 export (gldfn-export --precision fp32)"
@@ -130,11 +136,11 @@ def check_precision(flavour: Flavour, precision: str, onnx_precision: str | None
 
 
 def configure_precision(flavour: Flavour, config: Any, precision: str) -> None:
-    """Set the builder flag where the flavour has one (TensorRT <= 10); strongly typed flavours take their
-    types from the network."""
-    if precision == "fp16" and not flavour.strongly_typed:
-        config.set_flag(flavour.trt.BuilderFlag.FP16)
-
+    """Set the builder flag where the flavour has one (TensorRT <= 10: FP16, or INT8 so that its Q/DQ nodes are
+    honoured); strongly typed flavours take their types from the network."""
+    if flavour.strongly_typed or precision == "fp32":
+        return
+    config.set_flag(flavour.trt.BuilderFlag.FP16 if precision == "fp16" else flavour.trt.BuilderFlag.INT8)
 
 
 @dataclass(frozen=True)

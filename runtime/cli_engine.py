@@ -22,6 +22,7 @@ class Backend(str, Enum):
 class Precision(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
+    int8 = "int8"
 
 
 def _fail(error: Exception) -> typer.Exit:
@@ -115,8 +116,8 @@ def format_description(data: dict) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("build")
     def build_command(
-        model: Path = typer.Argument(..., help="an ONNX file from gldfn-export (FP16: export with --precision fp16)"),
-        precision: Optional[Precision] = typer.Option(None, help="fp32 or fp16 (default: the ONNX file's precision)"),
+        model: Path = typer.Argument(..., help="an ONNX file from gldfn-export (FP16: --precision fp16) or gldfn-calibrate (INT8)"),
+        precision: Optional[Precision] = typer.Option(None, help="fp32, fp16 or int8 (default: the ONNX file's; int8 needs a Q/DQ file from gldfn-calibrate)"),
         min_size: str = typer.Option("16x16", "--min", help="smallest LR size HxW of the optimization profile"),
         opt_size: str = typer.Option("180x270", "--opt", help="LR size HxW TensorRT optimizes for"),
         max_size: str = typer.Option("512x512", "--max", help="largest LR size HxW"),

@@ -306,3 +306,28 @@ def test_runner_without_a_gpu_points_to_the_cpu_commands(built_engine):
         TensorRTRunner(built_engine)
     with pytest.raises(NoGpuError):
         Upscaler.from_engine(built_engine)
+
+
+def test_int8_engine_builds_from_a_qdq_export(rtx, plugin_library, tiny_onnx, tmp_path):
+    """INT8 comes from explicit Q/DQ nodes (gldfn-calibrate), never from a builder flag on an FP32 file."""
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "lr"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        smooth = np.kron(rng.random((12, 12, 3)), np.ones((4, 4, 1)))  # blocky, image-like
+        Image.fromarray((smooth * 255).astype(np.uint8)).save(images / f"{index}.png")
+    int8 = tmp_path / "tiny_int8.onnx"
+    command = [sys.executable, "-c", "from gldfn_calibration.cli import main; main()", str(tiny_onnx["fp32"]), "--images", str(images),
+               "--lr", "--samples", "2", "--patch", "32", "--method", "minmax", "--no-eval", "--no-engine-check", "-o", str(int8)]
+    calibrated = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert calibrated.returncode == 0, calibrated.stdout + calibrated.stderr
+
+    result = build_engine(int8, tmp_path / "int8.engine", _options(plugin_library), cache_dir=tmp_path / "cache")
+    types = {layer["type"] for layer in result.sidecar.layers}
+    assert result.sidecar.precision == "int8" and {"QUANTIZE", "DEQUANTIZE"} <= types
+    assert len(result.sidecar.plugin_layers) == 4
+    with pytest.raises(EngineBuildError, match=r"needs a Q/DQ ONNX file from `gldfn-calibrate`"):
+        build_engine(tiny_onnx["fp32"], tmp_path / "x.engine", _options(plugin_library, precision="int8"), cache_dir=tmp_path / "cache")
