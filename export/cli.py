@@ -32,7 +32,7 @@ def default_output(config_name: str, scale: int, precision: str, target: str) ->
 @app.command()
 def export(
     scale: int = typer.Option(..., "--scale", help="Upscaling factor: 2, 3 or 4."),
-    config: Optional[str] = typer.Option(None, "--config", help="Named config (paper, small, tiny). Default: the checkpoint's, else paper."),
+    config: Optional[str] = typer.Option(None, "--config", help="Named config (paper, small, tiny). Default: the checkpoint's, else the shipped one (tiny)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint to export. Default: the weights shipped for --config and --scale."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Export an untrained network when no weights are shipped (benchmarking only)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file. Default: gldfn_<config>_x<scale>_<precision>[_portable].onnx"),

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import torch
 
-from gldfn_model.checkpoint import CheckpointError, file_sha256, load_checkpoint, shipped_weights_path
+from gldfn_model.checkpoint import SHIPPED_CONFIG, CheckpointError, file_sha256, load_checkpoint, shipped_weights_path
 from gldfn_model.config import get_config
 from gldfn_model.network import GLDFN
 
-DEFAULT_CONFIG = "paper"
 
 
 @dataclass
@@ -33,12 +32,12 @@ def _from_checkpoint(path: Path, scale: int, config_name: str | None, how: str) 
 
 
 def resolve_model(scale: int, config_name: str | None, checkpoint: Path | None, random_weights: bool, seed: int = 0) -> ModelSource:
-    """The model to export. ``config_name`` None means: the checkpoint's own config, else ``paper``."""
+    """The model to export. ``config_name`` None means: the checkpoint's own config, else the shipped one."""
     if checkpoint is not None:
         if random_weights:
             raise CheckpointError("--checkpoint and --random-weights exclude each other; pass one of them")
         return _from_checkpoint(checkpoint, scale, config_name, "checkpoint")
-    name = config_name or DEFAULT_CONFIG
+    name = config_name or SHIPPED_CONFIG
     config = get_config(name, scale)
     shipped = shipped_weights_path(name, scale)
     if shipped is not None and not random_weights:

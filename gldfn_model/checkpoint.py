@@ -15,6 +15,8 @@ from gldfn_model.config import GLDFNConfig
 from gldfn_model.network import GLDFN
 
 CHECKPOINT_FORMAT = 1
+# The config whose trained weights the package ships; commands default to it when no checkpoint is given.
+SHIPPED_CONFIG = "tiny"
 
 
 class CheckpointError(ValueError):

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from gldfn_model.checkpoint import SHIPPED_CONFIG
 from gldfn_model.cli_degrade import check_setting, noise_from_level
 from gldfn_model.degradation import SETTINGS
 from gldfn_model.metrics import CONVENTIONS
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
         scale: int = typer.Option(4, help="scale factor (2, 3, 4)"),
         method: str = typer.Option("bicubic", help="bicubic (MATLAB-style upsampling) or model"),
         checkpoint: Optional[Path] = typer.Option(None, help="GLDFN checkpoint (default: the shipped weights)"),
-        config: str = typer.Option("tiny", help="config of the shipped weights used when no --checkpoint is given"),
+        config: str = typer.Option(SHIPPED_CONFIG, help="config of the shipped weights used when no --checkpoint is given"),
         convention: str = typer.Option("dcls", help="scoring convention: dcls (Y 16-235, border crop) or ikc"),
         lr_dir: Optional[Path] = typer.Option(None, "--lr-dir", help="read LR images from a `gldfn degrade` folder"),
         seed: int = typer.Option(0, help="seed of the random settings and of the noise"),

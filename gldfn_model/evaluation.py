@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from gldfn_model import degradation as deg
+from gldfn_model.checkpoint import SHIPPED_CONFIG
 from gldfn_model.image_io import ImageReadError, list_images, read_rgb
 from gldfn_model.imresize import imresize
 from gldfn_model.metrics import check_convention, quantize_uint8, score
@@ -196,7 +197,7 @@ def model_restore(model: torch.nn.Module) -> RestoreFn:
     return restore
 
 
-def load_eval_model(checkpoint: str | Path | None, scale: int, config: str = "tiny") -> torch.nn.Module:
+def load_eval_model(checkpoint: str | Path | None, scale: int, config: str = SHIPPED_CONFIG) -> torch.nn.Module:
     """The model of ``checkpoint``, or the weights shipped for (``config``, ``scale``) when it is None."""
     from gldfn_model.checkpoint import load_checkpoint, shipped_weights_path
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from gldfn_model.checkpoint import SHIPPED_CONFIG
 from gldfn_model.imresize import imresize
 from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, Runner, RunnerError, Size, TorchRunner
 from gldfn_runtime.tiling import DEFAULT_OVERLAP, TilingError, effective_tile, upscale_tiled
 
 # The exporter's dynamic axes start at 2, and reflect padding needs two pixels: a 1-pixel side is refused.
 MIN_IMAGE_SIDE = 2
-DEFAULT_CONFIG = "tiny"  # the config whose weights the package ships
 _MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
@@ -90,7 +90,7 @@ class Upscaler:
         ``scale``, or random weights when ``random_weights`` (benchmarks only)."""
         from gldfn_export.model_source import resolve_model
 
-        name = config if config is not None or path is not None else DEFAULT_CONFIG
+        name = config if config is not None or path is not None else SHIPPED_CONFIG
         source = resolve_model(scale, name, Path(path) if path is not None else None, random_weights)
         return cls(TorchRunner(source.model, device=device, threads=threads), **kwargs)
 
