@@ -174,13 +174,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`)."""
         from gldfn_runtime.tiling import TilingError
-        from gldfn_runtime.trt_runner import TensorRTRunner
         from gldfn_runtime.upscaler import Upscaler, collect_inputs, output_paths
 
         try:
             files = collect_inputs(inputs)
             targets = output_paths(files, out_dir)
-            upscaler = Upscaler(TensorRTRunner(engine, plugin=plugin), tile=tile, overlap=overlap)
+            upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
         except (*_user_errors(), TilingError, ValueError) as error:
             raise _fail(error) from None
         failures = upscale_all(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} (tensorrt)")
