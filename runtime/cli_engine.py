@@ -11,6 +11,8 @@ from typing import Optional
 import typer
 
 from gldfn_model.cli_info import parse_size
+from gldfn_runtime.engine_build import DEFAULT_PROFILE
+from gldfn_runtime.sidecar import format_size
 
 
 class Backend(str, Enum):
@@ -118,9 +120,9 @@ def register(app: typer.Typer) -> None:
     def build_command(
         model: Path = typer.Argument(..., help="an ONNX file from gldfn-export (FP16: --precision fp16) or gldfn-calibrate (INT8)"),
         precision: Optional[Precision] = typer.Option(None, help="fp32, fp16 or int8 (default: the ONNX file's; int8 needs a Q/DQ file from gldfn-calibrate)"),
-        min_size: str = typer.Option("16x16", "--min", help="smallest LR size HxW of the optimization profile"),
-        opt_size: str = typer.Option("180x270", "--opt", help="LR size HxW TensorRT optimizes for"),
-        max_size: str = typer.Option("512x512", "--max", help="largest LR size HxW"),
+        min_size: str = typer.Option(format_size(DEFAULT_PROFILE["min"]), "--min", help="smallest LR size HxW of the optimization profile"),
+        opt_size: str = typer.Option(format_size(DEFAULT_PROFILE["opt"]), "--opt", help="LR size HxW TensorRT optimizes for"),
+        max_size: str = typer.Option(format_size(DEFAULT_PROFILE["max"]), "--max", help="largest LR size HxW"),
         plugin: Optional[Path] = typer.Option(None, help="libgldfn_trt_plugins.so (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"),
         no_plugin: bool = typer.Option(False, "--no-plugin", help="build the ONNX function bodies instead of the plugin"),
         embed_plugin: bool = typer.Option(False, "--embed-plugin", help="serialize the plugin library into the engine"),
