@@ -1,6 +1,22 @@
-"""GLDFN blind super-resolution network (Wen et al., IEEE TIP 2024) as the paper describes it."""
-from gldfn_model.config import GLDFNConfig, get_config
-from gldfn_model.network import GLDFN, build_model
+"""GLDFN blind super-resolution network (Wen et al., IEEE TIP 2024) as the paper describes it.
+
+The network classes are imported lazily so that tools which only need the op contract or the configs
+(``gldfn-trt --help``, the plugin build) don't pay for importing PyTorch.
+"""
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["GLDFN", "GLDFNConfig", "build_model", "get_config"]
 __version__ = "0.1.0"
+
+_LAZY = {"GLDFN": "gldfn_model.network", "build_model": "gldfn_model.network",
+         "GLDFNConfig": "gldfn_model.config", "get_config": "gldfn_model.config"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gldfn_model' has no attribute {name!r}")
