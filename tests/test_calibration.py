@@ -6,6 +6,7 @@ calibration and evaluation images are Set5 / BSD200 from the shared datasets."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -293,6 +294,20 @@ def test_unwritable_output_leaves_nothing(fp32_export, tmp_path):
     with pytest.raises(OutputPathError):
         calibrate_gldfn(fp32_export, tmp_path / "out.onnx", _options(images), tmp_path / "missing" / "r.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_output_folder(fp32_export, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: a read-only folder is still writable")
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(OutputPathError, match="not writable"):
+            calibrate_gldfn(fp32_export, folder / "out.onnx", _options(_dataset("Set5")))
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
 
 
 def test_scale_mismatch(fp32_export, tmp_path):
