@@ -88,6 +88,8 @@ def calibrate_gldfn(
     plan = plan_quantization(export.model, options.exclude)
     if options.eval_images is not None:
         _check_eval_images(options.eval_images)
+    if options.plugin_library is not None and not Path(options.plugin_library).is_file():
+        raise CalibrationError(f"--plugin {options.plugin_library}: no such file; build it with `gldfn-trt plugin build`")
     with contextlib.ExitStack() as stack:
         # Entered first, so an unwritable output fails before the slow part and a failure leaves no file.
         model_tmp = stack.enter_context(atomic_output(output))

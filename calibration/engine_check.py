@@ -49,9 +49,12 @@ def build_engine_on_cpu(path: str | Path, plugin_library: str | Path | None = No
     logger = trt.Logger(trt.Logger.ERROR)
     library = None
     if plugin_library is not None:
-        from gldfn_runtime.plugin_library import load_plugin_library
+        from gldfn_runtime.plugin_library import PluginLibraryError, load_plugin_library
 
-        library = str(load_plugin_library(plugin_library))
+        try:
+            library = str(load_plugin_library(plugin_library))
+        except PluginLibraryError as exc:
+            raise CalibrationError(f"--plugin: {exc}") from exc
     builder = trt.Builder(logger)
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)

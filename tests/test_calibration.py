@@ -205,6 +205,25 @@ def test_tensorrt_rtx_parses_and_builds_int8_on_cpu(calibrated):
     assert check.layer_types["QUANTIZE"] >= 20 and check.layer_types["DEQUANTIZE"] >= 40
 
 
+def test_tensorrt_rtx_builds_int8_with_the_plugin(calibrated):
+    from gldfn_calibration.engine_check import build_engine_on_cpu, find_plugin
+    from gldfn_runtime.plugin_library import find_tensorrt_headers
+    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+
+    try:
+        load_tensorrt()
+    except TensorRTUnavailable as exc:
+        pytest.skip(f"no TensorRT / TensorRT-RTX: {exc}")
+    plugin = find_plugin()
+    if plugin is None:
+        headers = "found" if find_tensorrt_headers() else "missing (see docs: install-trt-headers)"
+        pytest.skip(f"plugin library not built (`gldfn-trt plugin build`; TensorRT headers {headers})")
+    _, model, out = calibrated
+    check = build_engine_on_cpu(out / "tiny.int8.onnx", plugin)
+    assert check.layer_types.get("PLUGIN_V3") == len(custom_nodes(model, CONTRACT)) == 4
+    assert check.plan_bytes > 0
+
+
 def test_sensitivity_ranks_each_quantized_layer(fp32_export, eval_images, tmp_path):
     options = CalibrationOptions(images=_dataset("BSD200"), samples=4, patch=32, method=Method.minmax,
                                  exclude=("groups.*",), eval_images=eval_images, sensitivity=True, engine_check=False)
@@ -335,6 +354,7 @@ def test_cli_writes_model_and_report(fp32_export, tmp_path):
     (["--scale", "3"], "x4 model"),
     (["--patch", "200"], "smaller --patch"),
     (["--sensitivity", "--no-eval"], "--sensitivity needs the evaluation"),
+    (["--plugin", "/nonexistent/libgldfn_trt_plugins.so"], "no such file"),
 ])
 def test_cli_bad_input_is_one_clear_line(fp32_export, tmp_path, args, message):
     result = CliRunner().invoke(app, [str(fp32_export), "--images", str(_dataset("Set5")), "-o", str(tmp_path / "m.onnx"),
