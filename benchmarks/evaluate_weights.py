@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = load_eval_model(args.checkpoint, args.scale)
-    print(f"| set | LR images | bicubic PSNR / SSIM | GLDFN PSNR / SSIM | LR images not better than bicubic | HR images not better (mean over 8 kernels) |")
+    print("| set | LR images | bicubic PSNR / SSIM | GLDFN PSNR / SSIM | LR images not better than bicubic | HR images not better (mean over 8 kernels) |")
     print("|---|---|---|---|---|---|")
     for name in args.sets.split(","):
         started = time.time()

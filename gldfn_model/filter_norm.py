@@ -5,7 +5,6 @@ region (all taps equal, std = 0) gives a zero filter instead of 0/0, in float16 
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 # Smallest normal float16 is 6.1e-5: DDF's 1e-10 would underflow to 0 there.

@@ -18,7 +18,6 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from gldfn_model.atomic import atomic_output
 from gldfn_model.checkpoint import load_checkpoint, save_checkpoint
 from gldfn_model.config import get_config
 from gldfn_model.degradation import degrade_batch, isotropic_gaussian_kernel, training_sigma_range
@@ -165,7 +164,7 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, betas=(0.9, 0.999), eps=1e-8)
     rng = np.random.default_rng(options.seed + 1000 * rank)
     noise_gen = torch.Generator().manual_seed(options.seed + 1000 * rank + 1)
-    start, best_psnr, history = 0, -math.inf, []
+    start, best_psnr = 0, -math.inf
 
     if resume:
         ckpt = load_checkpoint(last_path, expect_scale=options.scale, expect_config=options.config)

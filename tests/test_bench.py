@@ -17,15 +17,6 @@ from gldfn_runtime.benchmark import BenchmarkError, format_markdown, measure_lat
 from gldfn_runtime.runners import BicubicRunner, TorchRunner
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The CPUs are shared (training, other tests): one thread is ~10x faster than two oversubscribed ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_runner() -> TorchRunner:
     torch.manual_seed(0)

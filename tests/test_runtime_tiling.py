@@ -17,15 +17,6 @@ from gldfn_runtime.tiling import TilingError, pad_to_min, plan_tiles, tile_weigh
 SCALE = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The CPUs are shared (training, other tests): one thread is ~10x faster than two oversubscribed ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def lr_batch(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((1, 3, height, width), dtype=np.float32)
 
