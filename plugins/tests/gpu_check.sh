@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The plugin's GPU check, one call on a GPU machine (CUDA 13, PyTorch with CUDA, compute-sanitizer; no TensorRT
-# needed): builds libgldfn_trt_plugins.so for the local GPU and the dlopen harness, checks enqueue against the
-# PyTorch reference (FP32/FP16, odd shapes, k 1/3/5/7, several dilations, misaligned pointers), runs
+# needed): checks the PyTorch op on CUDA through its torch extension (the same kernel) against the reference, runs
+# it under compute-sanitizer and times it (torch_op_check.py); then builds libgldfn_trt_plugins.so for the local GPU
+# and the dlopen harness, checks enqueue against the PyTorch reference (FP32/FP16, odd shapes, k 1/3/5/7, several dilations, misaligned pointers), runs
 # compute-sanitizer memcheck, times the kernel against the reference and the DRAM roofline, and prints Nsight
 # Compute's speed-of-light and occupancy of the main case.
 #
 #   plugins/tests/gpu_check.sh stage   # on a machine with TensorRT headers: copy them to plugins/build/tensorrt-headers
 #   plugins/tests/gpu_check.sh         # on the GPU machine (headers from TENSORRT_ROOT, the staged copy or /usr/include)
 #
-# Results go to stdout and, when $OUT is set, to $OUT/gpu_check.json and $OUT/gpu_check.log.
+# Results go to stdout and, when $OUT is set, to $OUT/gpu_check.json, $OUT/gpu_check_torch_op.json and
+# $OUT/gpu_check.log.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 plugins=$repo/plugins
@@ -35,8 +37,17 @@ out_dir=${OUT:-}
 log() { echo "== $*"; }
 if [[ -n $out_dir ]]; then exec > >(tee "$out_dir/gpu_check.log") 2>&1; fi
 
-headers=$(find_headers) || { echo "TensorRT headers not found: run '$0 stage' where they are installed" >&2; exit 2; }
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv
+status=0
+log "PyTorch op gldfn::local_dynamic_filter on CUDA through the torch extension (JIT build, accuracy, timing)"
+export TORCH_EXTENSIONS_DIR=$plugins/build/torch-extensions MAX_JOBS=$(nproc)
+torch_op_check=(python "$plugins/tests/torch_op_check.py")
+"${torch_op_check[@]}" ${out_dir:+--json "$out_dir/gpu_check_torch_op.json"} || status=1
+log "compute-sanitizer memcheck of the PyTorch op (small shapes)"
+PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --error-exitcode 3 --print-limit 20 \
+  "${torch_op_check[@]}" --quick || status=1
+
+headers=$(find_headers) || { echo "TensorRT headers not found: run '$0 stage' where they are installed" >&2; exit 2; }
 sm=$(python - <<'EOF'
 import torch
 major, minor = torch.cuda.get_device_capability(0)
@@ -85,7 +96,6 @@ g++ -std=c++17 -O2 -shared -fPIC -isystem "$headers" -isystem "$cuda_include" "$
 check=(python "$plugins/tests/gpu_check.py" --plugin "$build/libgldfn_trt_plugins.so"
        --harness "$build/libgldfn_plugin_harness.so")
 
-status=0
 log "accuracy and timing"
 "${check[@]}" ${out_dir:+--json "$out_dir/gpu_check.json"} || status=1
 log "compute-sanitizer memcheck (small shapes)"

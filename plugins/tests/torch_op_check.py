@@ -1,0 +1,119 @@
+"""GPU check of the PyTorch op gldfn::local_dynamic_filter on CUDA, which runs the project's kernel through the
+torch extension of gldfn_model/cuda_ops.py: builds the extension (JIT), compares the op with the PyTorch reference
+(FP32 and FP16 against the contract's tolerances, odd shapes, k 3/5, dilation 1/2, strided inputs) and times it
+against the reference. Run by gpu_check.sh.
+
+  python plugins/tests/torch_op_check.py [--quick] [--json OUT]
+
+--quick checks small shapes only (for compute-sanitizer)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gldfn_model import cuda_ops  # noqa: E402
+from gldfn_model.contract import load_contract  # noqa: E402
+from gldfn_model.ldf_op import local_dynamic_filter_reference  # noqa: E402
+from gpu_check import DTYPES, LARGE_SHAPES, MAIN_CASE, SMALL_SHAPES, make_inputs, time_cuda  # noqa: E402
+
+WINDOWS = [(3, 1), (3, 2), (5, 1), (5, 2)]
+TIMED_CASES = [(MAIN_CASE, 3, 1, "float16"), (MAIN_CASE, 3, 1, "float32"), (MAIN_CASE, 5, 2, "float16")]
+
+
+def run_op(x, spatial, channel, kernel_size, dilation):
+    """The op as a user calls it; a fallback warning (the extension not used) is an error here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        return torch.ops.gldfn.local_dynamic_filter(x, spatial, channel, kernel_size, dilation)
+
+
+def check_accuracy(shapes, windows, contract, strided_too=True) -> list[dict]:
+    results = []
+    for dtype_name, dtype in DTYPES.items():
+        tolerance = contract.tolerance(dtype_name)
+        for shape in shapes:
+            for kernel_size, dilation in windows:
+                for strided in (False, True) if strided_too else (False,):
+                    x, sp, ch = make_inputs(shape, kernel_size, dtype, seed=len(results))
+                    if strided:  # same values, W-major storage: the binding must make them contiguous
+                        x = x.transpose(2, 3).contiguous().transpose(2, 3)
+                    try:
+                        out = run_op(x, sp, ch, kernel_size, dilation)
+                        torch.cuda.synchronize()
+                    except (RuntimeWarning, RuntimeError) as error:
+                        results.append({"dtype": dtype_name, "shape": list(shape), "kernel_size": kernel_size,
+                                        "dilation": dilation, "strided": strided, "error": str(error), "ok": False})
+                        print(f"FAIL {dtype_name} {shape} k={kernel_size} d={dilation}: {error}")
+                        continue
+                    ref = local_dynamic_filter_reference(x.float(), sp.float(), ch.float(), kernel_size, dilation)
+                    data_range = float(ref.max() - ref.min()) or 1.0
+                    err = float((out.float() - ref).abs().max()) / data_range
+                    ok = err <= tolerance and out.dtype == dtype and bool(torch.isfinite(out).all())
+                    results.append({"dtype": dtype_name, "shape": list(shape), "kernel_size": kernel_size,
+                                    "dilation": dilation, "strided": strided, "max_abs_rel_range": err, "ok": ok})
+                    print(f"{'ok  ' if ok else 'FAIL'} {dtype_name} {shape} k={kernel_size} d={dilation}"
+                          f"{' strided' if strided else ''}: max|err|/range = {err:.2e} (tol {tolerance:g})")
+    return results
+
+
+def benchmark(shape, kernel_size, dilation, dtype_name) -> dict:
+    dtype = DTYPES[dtype_name]
+    sets = [make_inputs(shape, kernel_size, dtype, seed=200 + i) for i in range(4)]  # rotate: no L2 reuse
+    op_ms = time_cuda(lambda i: torch.ops.gldfn.local_dynamic_filter(*sets[i % 4], kernel_size, dilation), 200)
+    reference_ms = time_cuda(lambda i: local_dynamic_filter_reference(*sets[i % 4], kernel_size, dilation), 20)
+    return {"shape": list(shape), "kernel_size": kernel_size, "dilation": dilation, "dtype": dtype_name,
+            "op_ms": op_ms, "reference_ms": reference_ms, "speedup_vs_reference": reference_ms / op_ms}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small shapes only, no timing (for compute-sanitizer)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}")
+    start = time.perf_counter()
+    status = cuda_ops.load_extension()
+    report: dict = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+                    "extension_available": status.available, "extension_reason": status.reason,
+                    "extension_load_seconds": time.perf_counter() - start}
+    if not status.available:
+        print(f"FAIL the CUDA extension is unavailable, the op would run the reference: {status.reason}")
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+        return 1
+    print(f"extension loaded in {report['extension_load_seconds']:.1f} s (JIT build or cache)")
+
+    contract = load_contract()
+    if args.quick:
+        report["accuracy"] = check_accuracy(SMALL_SHAPES[:3], [(3, 1), (5, 2)], contract)
+    else:
+        report["accuracy"] = check_accuracy(SMALL_SHAPES, WINDOWS, contract)
+        report["accuracy"] += check_accuracy(LARGE_SHAPES, [(3, 1), (5, 2)], contract, strided_too=False)
+        report["timing"] = []
+        for shape, k, d, dt in TIMED_CASES:
+            row = benchmark(shape, k, d, dt)
+            report["timing"].append(row)
+            print(f"{dt} {shape} k={k} d={d}: op (CUDA extension) {row['op_ms']:.3f} ms, PyTorch reference "
+                  f"{row['reference_ms']:.3f} ms ({row['speedup_vs_reference']:.1f}x)")
+        report["targets_met"] = {"speedup_ge_10x": report["timing"][0]["speedup_vs_reference"] >= 10}
+        print(f"PyTorch op target at C=64, 360x540, FP16: {report['targets_met']}")
+    failures = [r for r in report["accuracy"] if not r["ok"]]
+    print(f"accuracy: {len(report['accuracy']) - len(failures)}/{len(report['accuracy'])} cases within tolerance")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
