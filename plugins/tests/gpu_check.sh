@@ -2,9 +2,9 @@
 # The plugin's GPU check, one call on a GPU machine (CUDA 13, PyTorch with CUDA, compute-sanitizer; no TensorRT
 # needed): checks the PyTorch op on CUDA through its torch extension (the same kernel) against the reference, runs
 # it under compute-sanitizer and times it (torch_op_check.py); then builds libgldfn_trt_plugins.so for the local GPU
-# and the dlopen harness, checks enqueue against the PyTorch reference (FP32/FP16, odd shapes, k 1/3/5/7, several dilations, misaligned pointers), runs
-# compute-sanitizer memcheck, times the kernel against the reference and the DRAM roofline, and prints Nsight
-# Compute's speed-of-light and occupancy of the main case.
+# and the dlopen harness, checks enqueue against the PyTorch reference (FP32/FP16, odd shapes, k 1/3/5/7, several
+# dilations, misaligned pointers), runs compute-sanitizer memcheck, times the kernel against the reference and the
+# DRAM roofline, and prints Nsight Compute's speed-of-light and occupancy of the main case.
 #
 #   plugins/tests/gpu_check.sh stage   # on a machine with TensorRT headers: copy them to plugins/build/tensorrt-headers
 #   plugins/tests/gpu_check.sh         # on the GPU machine (headers from TENSORRT_ROOT, the staged copy or /usr/include)
