@@ -5,7 +5,8 @@ out[n, c, y, x] = sum_t spatial[n, t, y, x] * channel[n, c, t] * x[n, c, y + dy_
 Taps t run row-major over a k x k window with dilation d, zero padding, no kernel flip. The reference
 implementation adds one shifted product per tap into the output, restricted to the region where the shifted
 input is inside the image, so it never builds a k^2-times unfolded copy of the input: its extra memory is the
-output plus one temporary of the input's size.
+output plus one temporary of the input's size. On CUDA tensors the forward runs the project's CUDA kernel instead
+(gldfn_model/cuda_ops.py, compiled on first use); the backward is the reference's torch ops on every device.
 """
 from __future__ import annotations
 
