@@ -162,6 +162,15 @@ def _requested_exclusions(graph: _Graph, layer_names: dict[str, str], exclude: l
     return requested
 
 
+DEFAULT_EXCLUDE = (FIRST, LAST)
+NO_EXCLUSION = "none"
+
+
 def parse_exclude(text: str | None) -> list[str]:
-    """``"first,last,groups.0.*"`` -> ``["first", "last", "groups.0.*"]``."""
-    return [token.strip() for token in (text or "").split(",") if token.strip()]
+    """``"first,last,groups.0.*"`` -> ``["first", "last", "groups.0.*"]``; ``"none"`` -> ``[]`` (quantize every
+    layer that can be); None -> the default, first and last."""
+    if text is None:
+        return list(DEFAULT_EXCLUDE)
+    if text.strip() == NO_EXCLUSION:
+        return []
+    return [token.strip() for token in text.split(",") if token.strip()]

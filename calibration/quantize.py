@@ -170,7 +170,7 @@ def _set_metadata(model: onnx.ModelProto, export: GldfnExport, plan: Quantizatio
         METHOD_KEY: settings.method.value,
         CALIBRATION_KEY: settings.calibration_description,
         QUANTIZED_KEY: str(len(plan.quantized)),
-        EXCLUDED_KEY: ",".join(settings.exclude) or "none (default float parts only)",
+        EXCLUDED_KEY: ",".join(settings.exclude) or "none (only the dynamic filter parts are float)",
         SOURCE_KEY: file_sha256(export.path),
     })
     model.producer_name = "gldfn-calibrate"

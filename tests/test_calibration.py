@@ -24,7 +24,7 @@ from gldfn_calibration.cli import app
 from gldfn_calibration.data_reader import make_calibration_set
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import load_gldfn_export
-from gldfn_calibration.layer_selection import plan_quantization
+from gldfn_calibration.layer_selection import parse_exclude, plan_quantization
 from gldfn_calibration.methods import Method
 from gldfn_calibration.quantize import restore_functions
 from gldfn_export import metadata
@@ -68,7 +68,7 @@ def eval_images(tmp_path_factory) -> Path:
 def calibrated(fp32_export, eval_images, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8")
     options = CalibrationOptions(images=_dataset("BSD200"), samples=8, patch=32, method=Method.minmax,
-                                 eval_images=eval_images, engine_check=False)
+                                 exclude=(), eval_images=eval_images, engine_check=False)
     result = calibrate_gldfn(fp32_export, out / "tiny.int8.onnx", options, out / "report.json")
     return result, onnx.load(out / "tiny.int8.onnx"), out
 
@@ -105,6 +105,8 @@ def test_plan_exclude_first_last_and_patterns(fp32_export):
     assert plan.excluded_layers["head"].startswith("first") and plan.excluded_layers["reconstruct"].startswith("last")
     with pytest.raises(CalibrationError, match="matches no convolution layer"):
         plan_quantization(model, ["groups.9.*"])
+    assert parse_exclude(None) == ["first", "last"] and parse_exclude("none") == []
+    assert parse_exclude("first, groups.0.*") == ["first", "groups.0.*"]
 
 
 # ---------------------------------------------------------------- the quantized file
