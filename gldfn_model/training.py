@@ -188,13 +188,13 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     started = time.time()
 
     def save(iteration: int) -> None:
-        if rank != 0:
-            return
         rng_states: Any = _rng_state(rng, noise_gen)
-        if world > 1:
+        if world > 1:  # every rank takes part in the gather; rank 0 writes
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, rng_states)
             rng_states = gathered
+        if rank != 0:
+            return
         save_checkpoint(last_path, model, options.config, optimizer=optimizer.state_dict(), iteration=iteration,
                         best_psnr=best_psnr, rng=rng_states, options=asdict(options))
 

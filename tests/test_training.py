@@ -75,3 +75,35 @@ def test_schedule_halves_at_the_scaled_period():
     assert learning_rate(399, 1000, 4e-4) == 4e-4
     assert learning_rate(400, 1000, 4e-4) == 2e-4
     assert learning_rate(800, 1000, 4e-4) == 1e-4
+
+
+def test_data_parallel_under_torchrun_checkpoints_every_rank_and_resumes(hr_folder, tmp_path):
+    """Two CPU processes (Gloo) train one model; the checkpoint keeps each rank's RNG state for the resume."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    gldfn = shutil.which("gldfn")
+    if gldfn is None:
+        pytest.skip("the gldfn command is not installed (pip install -e .)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "ddp"
+
+    def torchrun(iters, *extra):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+                   "--master-port", str(port), gldfn, "train", "--data", str(hr_folder), "--out", str(out),
+                   "--config", "tiny", "--iters", str(iters), "--batch", "2", "--patch", "8", "--ckpt-every", "2",
+                   "--threads", "1", *extra]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+    torchrun(2)
+    first = load_checkpoint(out / "last.pt")
+    assert first.extra["iteration"] == 2
+    assert isinstance(first.extra["rng"], list) and len(first.extra["rng"]) == 2
+    assert first.extra["rng"][0]["numpy"] != first.extra["rng"][1]["numpy"]  # each rank samples its own crops
+    torchrun(4, "--resume")
+    assert load_checkpoint(out / "last.pt").extra["iteration"] == 4
