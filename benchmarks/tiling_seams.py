@@ -1,0 +1,75 @@
+"""Tiled vs whole-image GLDFN output on Set5 (x4): the PSNR between them, and the change of each image's score
+against HR (dcls convention). The table in docs/tiling.md is this script's output.
+
+    python benchmarks/tiling_seams.py [--checkpoint PATH] [--datasets ../shared/datasets]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gldfn_model.degradation import degrade_image, gaussian8_sigmas, isotropic_gaussian_kernel, modcrop
+from gldfn_model.image_io import list_images, read_rgb
+from gldfn_model.imresize import imresize
+from gldfn_model.metrics import score
+from gldfn_runtime import Upscaler
+
+TILINGS = [(32, 0), (32, 8), (32, 16), (48, 8), (48, 16), (64, 16), (64, 24)]
+SCALE = 4
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def low_resolution(hr: np.ndarray, degradation: str, sigma: float) -> np.ndarray:
+    if degradation == "bicubic":
+        return np.round(np.clip(imresize(hr / 255.0, 1 / SCALE), 0, 1) * 255).astype(np.uint8)
+    return degrade_image(hr, isotropic_gaussian_kernel(sigma), SCALE)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped weights")
+    parser.add_argument("--datasets", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    upscaler = Upscaler.from_checkpoint(args.checkpoint, SCALE)
+    sigma = gaussian8_sigmas(SCALE)[3]
+    print(f"weights: {args.checkpoint or 'shipped'}; Gaussian LR: sigma {sigma:.2f} (4th Gaussian8 kernel)")
+    print("| LR degradation | tile | overlap | images tiled | PSNR tiled vs whole (dB, mean / min) | max abs diff | Δ PSNR vs HR (dB, mean) |")
+    print("|---|---|---|---|---|---|---|")
+    for degradation in ("bicubic", "gaussian"):
+        rows: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
+        whole_scores = []
+        for path in list_images(args.datasets / "Set5"):
+            hr = modcrop(read_rgb(path), SCALE)
+            lr = low_resolution(hr, degradation, sigma).astype(np.float32) / 255
+            upscaler.tile = None
+            whole = np.clip(upscaler.upscale(lr), 0, 1)
+            base = score(to_uint8(whole), hr, SCALE).psnr
+            whole_scores.append(base)
+            for tile, overlap in TILINGS:
+                if tile >= max(lr.shape[:2]):
+                    continue  # fits in one tile: nothing to compare
+                upscaler.tile, upscaler.overlap = tile, overlap
+                tiled = np.clip(upscaler.upscale(lr), 0, 1)
+                rows.setdefault((tile, overlap), []).append(
+                    (psnr(tiled, whole), float(np.abs(tiled - whole).max()), score(to_uint8(tiled), hr, SCALE).psnr - base))
+        name = "bicubic" if degradation == "bicubic" else f"Gaussian σ {sigma:.2f}"
+        for (tile, overlap), values in rows.items():
+            p = [v[0] for v in values]
+            print(f"| {name} | {tile} | {overlap} | {len(p)} | {np.mean(p):.2f} / {np.min(p):.2f} | "
+                  f"{max(v[1] for v in values):.3f} | {np.mean([v[2] for v in values]):+.3f} |")
+        print(f"<!-- whole-image PSNR vs HR ({name}): {np.mean(whole_scores):.2f} dB -->")
+
+
+if __name__ == "__main__":
+    main()
