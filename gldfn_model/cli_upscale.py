@@ -61,14 +61,11 @@ def register(app: typer.Typer) -> None:
 
         Grayscale, RGBA (alpha resized with bicubic) and 16-bit grayscale PNG are kept as such.
         """
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         from gldfn_model.checkpoint import CheckpointError
         from gldfn_model.image_io import ImageReadError
         from gldfn_runtime.runners import RunnerError
         from gldfn_runtime.tiling import TilingError
-        from gldfn_runtime.upscaler import ImageShapeError, collect_inputs, output_paths, upscale_file
+        from gldfn_runtime.upscaler import collect_inputs, output_paths, upscale_files
 
         try:
             files = collect_inputs(inputs)
@@ -77,20 +74,7 @@ def register(app: typer.Typer) -> None:
         except (ImageReadError, CheckpointError, RunnerError, TilingError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        out_dir.mkdir(parents=True, exist_ok=True)
-        failures = 0
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True)) as progress:
-            task = progress.add_task(f"upscaling x{upscaler.scale} ({backend.value})", total=len(files))
-            for source, target in zip(files, targets):
-                try:
-                    note = upscale_file(upscaler, source, target)
-                    if note:
-                        progress.console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-                except (ImageReadError, ImageShapeError, ValueError) as exc:
-                    failures += 1
-                    progress.console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
-                progress.advance(task)
+        failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} ({backend.value})")
         typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}")
         if failures:
             raise typer.Exit(1)

@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`)."""
         from gldfn_runtime.tiling import TilingError
-        from gldfn_runtime.upscaler import Upscaler, collect_inputs, output_paths
+        from gldfn_runtime.upscaler import Upscaler, collect_inputs, output_paths, upscale_files
 
         try:
             files = collect_inputs(inputs)
@@ -184,7 +184,7 @@ def register(app: typer.Typer) -> None:
             upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
         except (*_user_errors(), TilingError, ValueError) as error:
             raise _fail(error) from None
-        failures = upscale_all(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} (tensorrt)")
+        failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} (tensorrt)")
         typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}")
         if failures:
             raise typer.Exit(1)
@@ -251,26 +251,3 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"overall: max abs {report.max_abs:.3e}, mean abs {report.mean_abs:.3e}, min PSNR {psnr} dB")
 
 
-def upscale_all(upscaler, files: list[Path], targets: list[Path], out_dir: Path, label: str) -> int:  # noqa: ANN001
-    """Upscale each file to its target with a progress bar; per-file errors are reported and counted."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from gldfn_model.image_io import ImageReadError
-    from gldfn_runtime.runners import RunnerError
-    from gldfn_runtime.upscaler import ImageShapeError, upscale_file
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as progress:
-        task = progress.add_task(label, total=len(files))
-        for source, target in zip(files, targets):
-            try:
-                note = upscale_file(upscaler, source, target)
-                if note:
-                    progress.console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-            except (ImageReadError, ImageShapeError, RunnerError, ValueError) as error:
-                failures += 1
-                progress.console.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
-            progress.advance(task)
-    return failures

@@ -214,3 +214,28 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path) -> str | None:
         note = f"{target}: written as 8 bits per channel (16-bit output is supported for grayscale PNG only)"
     write_image(target, result)
     return note
+
+
+def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], out_dir: Path, label: str) -> int:
+    """Upscale each file to its target with a progress bar on stderr; a bad file is reported (named, with the
+    reason) and skipped. Returns the number of files that failed."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from gldfn_model.image_io import ImageReadError
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task(label, total=len(files))
+        for source, target in zip(files, targets):
+            try:
+                note = upscale_file(upscaler, source, target)
+                if note:
+                    progress.console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+            except (ImageReadError, ImageShapeError, RunnerError, ValueError) as error:
+                failures += 1
+                progress.console.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
+            progress.advance(task)
+    return failures
