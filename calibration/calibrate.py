@@ -103,6 +103,9 @@ def calibrate_gldfn(
             lr_images=options.lr_images, seed=options.seed,
         )
         say(f"calibrating with {options.method.value} on {calibration.description}")
+        same_images = options.eval_images is not None and Path(options.images).resolve() == Path(options.eval_images).resolve()
+        if same_images:
+            say("note: the calibration images are the evaluation images, so the figures below are optimistic")
         settings = QuantizationSettings(options.method, calibration.description, options.exclude)
         cache = work / "ranges.json"
         reader = PatchReader(calibration.patches, export.input_name, export.batch)
@@ -117,7 +120,8 @@ def calibrate_gldfn(
             _engine_check(result, model_tmp, options.plugin_library, say)
         if options.eval_images is not None:
             _evaluate(result, export, plan, settings, cache, work, options, model_tmp, say)
-        result.report = _report(result, export.path, options, calibration.images_too_small, time.perf_counter() - started)
+        result.report = _report(result, export.path, options, calibration.images_too_small, same_images,
+                                time.perf_counter() - started)
         if report_tmp is not None:
             report_tmp.write_text(json.dumps(result.report, indent=2) + "\n")
             result.file_bytes["report"] = report_tmp.stat().st_size
@@ -151,7 +155,8 @@ def _evaluate(result: CalibrationResult, export: Any, plan: QuantizationPlan, se
         result.sensitivity = layer_sensitivity(export, plan, settings, cache, work, cases, fp32, report)
 
 
-def _report(result: CalibrationResult, source: Path, options: CalibrationOptions, too_small: list[str], seconds: float) -> dict[str, Any]:
+def _report(result: CalibrationResult, source: Path, options: CalibrationOptions, too_small: list[str], same_images: bool,
+            seconds: float) -> dict[str, Any]:
     return {
         "format": REPORT_FORMAT,
         "fp32_model": str(source),
@@ -164,7 +169,8 @@ def _report(result: CalibrationResult, source: Path, options: CalibrationOptions
             "float_nodes_by_reason": result.plan.float_node_counts(),
         },
         "calibration": {"data": result.calibration_description, "setting": options.setting, "samples": options.samples,
-                        "patch": options.patch, "lr_images": options.lr_images, "images_skipped_too_small": too_small},
+                        "patch": options.patch, "lr_images": options.lr_images, "images_skipped_too_small": too_small,
+                        "same_images_as_evaluation": same_images},
         "evaluation": result.accuracy.to_dict() if result.accuracy else None,
         "sensitivity": [s.to_dict() for s in result.sensitivity] if options.sensitivity else None,
         "tensorrt": result.engine.to_dict() if result.engine else {"skipped": result.engine_skipped or "not asked (--no-engine-check)"},

@@ -83,10 +83,11 @@ def make_calibration_set(
         if not lr_images:
             region = degrade_image(region, _degradation(setting, scale, index // len(images), rng, region.shape[:2]), scale, rng=rng)
         patches[index] = region.transpose(2, 0, 1).astype(np.float32) / 255.0
-    source = "LR images as they are" if lr_images else f"HR images degraded with {setting} x{scale}"
+    how = "cut from LR images as they are" if lr_images else f"degraded with {setting} x{scale}"
     return CalibrationSet(
         patches, [name for name, _ in images], [name for name, _ in too_small],
-        f"{samples} random {patch}x{patch} LR patches from {len(images)} {source} in {images_dir} (seed {seed})",
+        f"{samples} random {patch}x{patch} LR patches, {how}, from {len(images)} of the {len(files)} images in "
+        f"{images_dir} (seed {seed})",
     )
 
 
