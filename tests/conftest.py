@@ -1,6 +1,13 @@
-"""Settings shared by the whole suite."""
+"""Settings and fixtures shared by the whole suite."""
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
+
+# One GPU generation keeps the test build short; the library itself targets every SM (slow test).
+PLUGIN_TEST_CUDA_ARCHS = "80-real"
+PLUGIN_BUILD_FOLDER = "gldfn_plugin_build"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -11,3 +18,35 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def plugin_library(tmp_path_factory) -> Path:
+    """libgldfn_trt_plugins.so, built once per session (needs the TensorRT headers, CMake and nvcc)."""
+    from gldfn_runtime.plugin_library import build_plugin_library, find_tensorrt_headers
+
+    if find_tensorrt_headers() is None:
+        pytest.skip("TensorRT headers (NvInferRuntime.h) are not installed: run ../shared/tools/install-trt-headers "
+                    "<git dir of NVIDIA/TensorRT> or set TENSORRT_ROOT")
+    for tool in ("cmake", "nvcc"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not on PATH (needed to build the plugin library)")
+    return build_plugin_library(tmp_path_factory.getbasetemp() / PLUGIN_BUILD_FOLDER, cuda_architectures=PLUGIN_TEST_CUDA_ARCHS)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> dict[str, Path]:
+    """The tiny config (random weights, seed 0) exported in FP32 and FP16, once per session."""
+    from gldfn_export.exporter import export_gldfn
+    from gldfn_model.config import get_config
+    from gldfn_model.network import GLDFN
+
+    folder = tmp_path_factory.getbasetemp() / "gldfn_engine_models"
+    paths = {p: folder / f"tiny_{p}.onnx" for p in ("fp32", "fp16")}
+    if not all(path.is_file() for path in paths.values()):
+        folder.mkdir(exist_ok=True)
+        torch.manual_seed(0)
+        model = GLDFN(get_config("tiny"))
+        for precision, path in paths.items():
+            export_gldfn(model, path, precision=precision, config_name="tiny", verify=False)
+    return paths

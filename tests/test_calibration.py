@@ -207,21 +207,16 @@ def test_tensorrt_rtx_parses_and_builds_int8_on_cpu(calibrated):
     assert check.layer_types["QUANTIZE"] >= 20 and check.layer_types["DEQUANTIZE"] >= 40
 
 
-def test_tensorrt_rtx_builds_int8_with_the_plugin(calibrated):
-    from gldfn_calibration.engine_check import build_engine_on_cpu, find_plugin
-    from gldfn_runtime.plugin_library import find_tensorrt_headers
+def test_tensorrt_rtx_builds_int8_with_the_plugin(calibrated, plugin_library):
+    from gldfn_calibration.engine_check import build_engine_on_cpu
     from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
 
     try:
         load_tensorrt()
     except TensorRTUnavailable as exc:
         pytest.skip(f"no TensorRT / TensorRT-RTX: {exc}")
-    plugin = find_plugin()
-    if plugin is None:
-        headers = "found" if find_tensorrt_headers() else "missing (see docs: install-trt-headers)"
-        pytest.skip(f"plugin library not built (`gldfn-trt plugin build`; TensorRT headers {headers})")
     _, model, out = calibrated
-    check = build_engine_on_cpu(out / "tiny.int8.onnx", plugin)
+    check = build_engine_on_cpu(out / "tiny.int8.onnx", plugin_library)
     assert check.layer_types.get("PLUGIN_V3") == len(custom_nodes(model, CONTRACT)) == 4
     assert check.plan_bytes > 0
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from gldfn_model.complexity import count_complexity
 from gldfn_model.config import get_config
 from gldfn_runtime.cli import app
-from test_engine_build import _rtx, plugin_library, tiny_onnx  # noqa: F401 - session fixtures shared with the build tests
+from test_engine_build import _rtx
 
 PROFILE_ARGS = ["--min", "8x8", "--opt", "32x48", "--max", "64x64"]
 
@@ -23,7 +23,7 @@ def invoke(*args: str):
 
 
 @pytest.fixture(scope="module")
-def cli_engine(tiny_onnx, plugin_library, tmp_path_factory) -> Path:  # noqa: F811 - fixtures imported above
+def cli_engine(tiny_onnx, plugin_library, tmp_path_factory) -> Path:
     _rtx()
     folder = tmp_path_factory.mktemp("cli_engine")
     engine = folder / "tiny.engine"
@@ -41,7 +41,7 @@ def _no_gpu() -> None:
         pytest.skip("a CUDA GPU is present: this test covers machines without one")
 
 
-def test_build_twice_reuses_the_cached_engine(cli_engine, tiny_onnx, plugin_library):  # noqa: F811
+def test_build_twice_reuses_the_cached_engine(cli_engine, tiny_onnx, plugin_library):
     mtime = cli_engine.stat().st_mtime_ns
     result = invoke("build", tiny_onnx["fp32"], *PROFILE_ARGS, "--plugin", plugin_library, "--backend", "tensorrt-rtx",
                     "-o", cli_engine, "--cache-dir", cli_engine.parent / "cache")
@@ -60,7 +60,7 @@ def test_inspect_engine_reads_the_sidecar(cli_engine):
     assert len(data["plugin_layers"]) == 4 and data["inputs"][0]["name"] == "lr"
 
 
-def test_inspect_onnx_counts_plugin_nodes_and_macs(tiny_onnx):  # noqa: F811
+def test_inspect_onnx_counts_plugin_nodes_and_macs(tiny_onnx):
     result = invoke("inspect", tiny_onnx["fp16"], "--opt", "180x270", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -88,13 +88,13 @@ def test_run_and_bench_without_a_gpu_point_to_the_cpu_commands(cli_engine, tmp_p
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
 
 
-def test_compare_with_an_engine_needs_a_gpu(cli_engine, tiny_onnx):  # noqa: F811
+def test_compare_with_an_engine_needs_a_gpu(cli_engine, tiny_onnx):
     _no_gpu()
     result = invoke("compare", cli_engine, tiny_onnx["fp32"])
     assert result.exit_code == 1 and "need an NVIDIA GPU" in result.output and "Traceback" not in result.output
 
 
-def test_build_errors_are_one_line(tiny_onnx, tmp_path):  # noqa: F811
+def test_build_errors_are_one_line(tiny_onnx, tmp_path):
     _rtx()
     missing = invoke("build", tiny_onnx["fp32"], "--plugin", tmp_path / "missing.so", "--backend", "tensorrt-rtx", "-o", tmp_path / "x.engine")
     assert missing.exit_code == 1 and "plugin library not found" in missing.output and "gldfn-trt plugin build" in missing.output
@@ -107,7 +107,7 @@ def test_build_errors_are_one_line(tiny_onnx, tmp_path):  # noqa: F811
 
 # --- compare: ONNX Runtime against itself, for real ---------------------------------------------------------
 
-def test_compare_fp32_against_fp16_reports_errors_and_psnr(tiny_onnx):  # noqa: F811
+def test_compare_fp32_against_fp16_reports_errors_and_psnr(tiny_onnx):
     result = invoke("compare", tiny_onnx["fp32"], tiny_onnx["fp16"], "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -118,13 +118,13 @@ def test_compare_fp32_against_fp16_reports_errors_and_psnr(tiny_onnx):  # noqa: 
     assert 40 < report["min_psnr_db"] < math.inf
 
 
-def test_compare_a_file_with_itself_is_exact_and_text_output_is_readable(tiny_onnx):  # noqa: F811
+def test_compare_a_file_with_itself_is_exact_and_text_output_is_readable(tiny_onnx):
     result = invoke("compare", tiny_onnx["fp32"], tiny_onnx["fp32"], "--size", "24x40")
     assert result.exit_code == 0, result.output
     assert "max abs 0.000e+00" in result.output and "PSNR inf dB" in result.output and "24x40" in result.output
 
 
-def test_compare_on_given_images(tiny_onnx, tmp_path):  # noqa: F811
+def test_compare_on_given_images(tiny_onnx, tmp_path):
     from PIL import Image
     import numpy as np
 
@@ -136,7 +136,7 @@ def test_compare_on_given_images(tiny_onnx, tmp_path):  # noqa: F811
     assert row["input_name"] == "card.png" and row["shape"] == [1, 3, 32, 32] and row["psnr_db"] > 40
 
 
-def test_compare_bad_inputs_fail_clearly(tiny_onnx, tmp_path):  # noqa: F811
+def test_compare_bad_inputs_fail_clearly(tiny_onnx, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     result = invoke("compare", tiny_onnx["fp32"], tiny_onnx["fp16"], "--images", text)
@@ -145,7 +145,7 @@ def test_compare_bad_inputs_fail_clearly(tiny_onnx, tmp_path):  # noqa: F811
     assert missing.exit_code == 1 and "absent.onnx does not exist" in missing.output
 
 
-def test_backend_tensorrt_without_the_package_says_what_to_install(tiny_onnx, tmp_path):  # noqa: F811
+def test_backend_tensorrt_without_the_package_says_what_to_install(tiny_onnx, tmp_path):
     import importlib.util
 
     if importlib.util.find_spec("tensorrt") is not None:

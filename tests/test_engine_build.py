@@ -11,12 +11,10 @@ from pathlib import Path
 
 import onnx
 import pytest
-import torch
 
 from gldfn_model.complexity import count_complexity
 from gldfn_model.config import get_config
 from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_engine
-from gldfn_runtime.plugin_library import build_plugin_library, find_tensorrt_headers
 from gldfn_runtime.sidecar import (
     EngineMismatch,
     SidecarError,
@@ -30,8 +28,6 @@ from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
 
 PROFILE = {"min_size": (8, 8), "opt_size": (32, 48), "max_size": (64, 64)}
 # The same folder and SM as tests/test_plugin_library.py, so one pytest session compiles the library once.
-PLUGIN_BUILD_FOLDER = "gldfn_plugin_build"
-TEST_CUDA_ARCHS = "80-real"
 
 
 def _rtx():
@@ -39,35 +35,6 @@ def _rtx():
         return load_tensorrt("tensorrt_rtx")
     except TensorRTUnavailable as error:
         pytest.skip(f"TensorRT-RTX is not installed (pip install 'gldfn-trt[rtx]'): {error}")
-
-
-@pytest.fixture(scope="session")
-def plugin_library(tmp_path_factory) -> Path:
-    """libgldfn_trt_plugins.so, built once per session (needs the TensorRT headers, CMake and nvcc)."""
-    if find_tensorrt_headers() is None:
-        pytest.skip("TensorRT headers (NvInferRuntime.h) are not installed: run ../shared/tools/install-trt-headers "
-                    "<git dir of NVIDIA/TensorRT> or set TENSORRT_ROOT")
-    for tool in ("cmake", "nvcc"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not on PATH (needed to build the plugin library)")
-    return build_plugin_library(tmp_path_factory.getbasetemp() / PLUGIN_BUILD_FOLDER, cuda_architectures=TEST_CUDA_ARCHS)
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory) -> dict[str, Path]:
-    """The tiny config (random weights, seed 0) exported in FP32 and FP16, once per session."""
-    from gldfn_export.exporter import export_gldfn
-    from gldfn_model.network import GLDFN
-
-    folder = tmp_path_factory.getbasetemp() / "gldfn_engine_models"
-    paths = {p: folder / f"tiny_{p}.onnx" for p in ("fp32", "fp16")}
-    if not all(path.is_file() for path in paths.values()):
-        folder.mkdir(exist_ok=True)
-        torch.manual_seed(0)
-        model = GLDFN(get_config("tiny"))
-        for precision, path in paths.items():
-            export_gldfn(model, path, precision=precision, config_name="tiny", verify=False)
-    return paths
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
 CONTRACT = load_contract()
 NAMESPACE = CONTRACT.attribute("plugin_namespace")["default"]
 # One SM keeps the test build short; the default `gldfn-trt plugin build` compiles every target.
-TEST_CUDA_ARCHS = "80-real"
+from conftest import PLUGIN_BUILD_FOLDER, PLUGIN_TEST_CUDA_ARCHS
 
 
 def _harness_module():
@@ -41,8 +41,8 @@ def built_library(tmp_path_factory) -> Path:
     if find_tensorrt_headers() is None:
         pytest.skip("TensorRT headers (NvInferRuntime.h) are not installed: run ../shared/tools/install-trt-headers "
                     "<git dir of NVIDIA/TensorRT> or set TENSORRT_ROOT")
-    build_dir = tmp_path_factory.getbasetemp() / "gldfn_plugin_build"
-    result = CliRunner().invoke(app, ["plugin", "build", "--build-dir", str(build_dir), "--cuda-archs", TEST_CUDA_ARCHS])
+    build_dir = tmp_path_factory.getbasetemp() / PLUGIN_BUILD_FOLDER
+    result = CliRunner().invoke(app, ["plugin", "build", "--build-dir", str(build_dir), "--cuda-archs", PLUGIN_TEST_CUDA_ARCHS])
     assert result.exit_code == 0, result.output
     library = Path(result.output.strip().splitlines()[-1])
     assert library == (build_dir / LIBRARY_FILENAME).resolve() and library.is_file()
