@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from gldfn_model.datasets import datasets_dir
 from gldfn_model.evaluation import bicubic_restore, degrade_cases, evaluate_cases, load_eval_model, model_restore
 
 
@@ -19,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped weights")
     parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--datasets", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+    parser.add_argument("--datasets", type=Path, default=datasets_dir(), help="folder of the image sets (default: $GLDFN_DATASETS or ../shared/datasets)")
     parser.add_argument("--sets", default="Set5,Set14,BSD100")
     parser.add_argument("--convention", default="dcls")
     args = parser.parse_args()

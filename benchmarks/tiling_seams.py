@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gldfn_model.datasets import datasets_dir
 from gldfn_model.degradation import degrade_image, gaussian8_sigmas, isotropic_gaussian_kernel, modcrop
 from gldfn_model.image_io import list_images, read_rgb
 from gldfn_model.imresize import imresize
@@ -38,7 +39,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped weights")
-    parser.add_argument("--datasets", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+    parser.add_argument("--datasets", type=Path, default=datasets_dir(), help="folder of the image sets (default: $GLDFN_DATASETS or ../shared/datasets)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     upscaler = Upscaler.from_checkpoint(args.checkpoint, SCALE)

@@ -64,11 +64,10 @@ class CalibrationResult:
 
 
 def default_eval_images() -> Path | None:
-    """Set5 under $GLDFN_DATASETS or ``../shared/datasets`` beside the checkout, as gldfn-export finds it."""
-    from gldfn_export.verify import datasets_dir
+    """Set5 under $GLDFN_DATASETS or ``../shared/datasets`` beside the checkout (gldfn_model.datasets)."""
+    from gldfn_model.datasets import find_dataset
 
-    root = datasets_dir()
-    return root / DEFAULT_EVAL_SET if root is not None and (root / DEFAULT_EVAL_SET).is_dir() else None
+    return find_dataset(DEFAULT_EVAL_SET)
 
 
 def _check_eval_images(folder: Path) -> None:

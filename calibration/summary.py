@@ -30,7 +30,7 @@ def format_summary(result: CalibrationResult) -> str:
             f"{accuracy.int8_ssim:.4f}; lost {accuracy.psnr_loss_db:.3f} dB; INT8 vs FP32 {mutual} / {accuracy.int8_vs_fp32_ssim:.4f}",
         ]
     if result.sensitivity:
-        lines.append(f"  sensitive layers (each quantized alone, PSNR lost):")
+        lines.append("  sensitive layers (each quantized alone, PSNR lost):")
         lines.extend(f"            {s.psnr_lost_db:7.3f} dB  {s.layer}" for s in result.sensitivity[:SENSITIVITY_LINES])
     if result.engine is not None:
         how = f"plugin {result.engine.plugin_library}" if result.engine.plugin_library else "custom nodes from their function bodies (no plugin library)"

@@ -13,9 +13,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-import gldfn_model
+from gldfn_model.datasets import datasets_dir
 
-DATASETS_ENV = "GLDFN_DATASETS"
 REFERENCE_IMAGE = ("Set5", "butterfly.png")
 
 
@@ -49,14 +48,6 @@ class ParityCheck:
         limit = f" (limit {self.tolerance:.0e})" if self.tolerance is not None else ""
         floor = f" (floor {self.min_psnr_db:g} dB)" if self.min_psnr_db is not None else ""
         return f"{self.name} {shape}: max abs {self.max_abs:.2e}{limit}, PSNR {self.psnr_db:.1f} dB{floor} - {verdict}"
-
-
-def datasets_dir() -> Path | None:
-    """$GLDFN_DATASETS, else ``../shared/datasets`` beside the repository checkout; None when neither exists."""
-    env = os.environ.get(DATASETS_ENV)
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(gldfn_model.__file__).resolve().parents[1].parent / "shared" / "datasets")
-    return next((c for c in candidates if c.is_dir()), None)
 
 
 def load_lr_image(path: Path, scale: int, batch: int = 1, crop: tuple[int, int] | None = None) -> np.ndarray:

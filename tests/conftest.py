@@ -10,6 +10,17 @@ PLUGIN_TEST_CUDA_ARCHS = "80-real"
 PLUGIN_BUILD_FOLDER = "gldfn_plugin_build"
 
 
+def require_dataset(name: str) -> Path:
+    """The folder of a shared image set, or skip the test saying it is missing."""
+    from gldfn_model.datasets import find_dataset
+
+    folder = find_dataset(name)
+    if folder is None:
+        pytest.skip(f"{name} not found: the shared image sets (../shared/datasets beside the repository, or "
+                    "$GLDFN_DATASETS) are missing")
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """One intra-op thread: the suite's tensors are small, and on a shared 2-core machine two oversubscribed

@@ -30,7 +30,7 @@ from gldfn_calibration.quantize import restore_functions
 from gldfn_export import metadata
 from gldfn_export.custom_node import custom_nodes
 from gldfn_export.exporter import export_gldfn
-from gldfn_export.verify import datasets_dir
+from conftest import require_dataset
 from gldfn_model.atomic import OutputPathError
 from gldfn_model.config import get_config
 from gldfn_model.contract import load_contract
@@ -41,11 +41,7 @@ CONTRACT = load_contract()
 FILTER_GENERATION = ("spatial_conv", "channel_squeeze", "channel_expand")
 
 
-def _dataset(name: str) -> Path:
-    root = datasets_dir()
-    if root is None or not (root / name).is_dir():
-        pytest.skip(f"{name} not found: the shared datasets (../shared/datasets or $GLDFN_DATASETS) are missing")
-    return root / name
+_dataset = require_dataset
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,20 @@ while no weights are shipped). The command's other tests are in test_calibration
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from gldfn_calibration.cli import app
 from gldfn_export.exporter import export_gldfn
-from gldfn_export.verify import datasets_dir
+from conftest import require_dataset
 from gldfn_model.checkpoint import file_sha256, load_checkpoint, shipped_weights_path
 
 TARGET_DB = 0.3
 runner = CliRunner()
 
 
-def _dataset(name: str) -> Path:
-    root = datasets_dir()
-    if root is None or not (root / name).is_dir():
-        pytest.skip(f"{name} not found: the shared datasets (../shared/datasets or $GLDFN_DATASETS) are missing")
-    return root / name
+_dataset = require_dataset
 
 
 @pytest.mark.slow

@@ -16,16 +16,12 @@ from gldfn_model.config import get_config
 from gldfn_model.image_io import write_image
 from gldfn_model.metrics import score
 from gldfn_model.network import GLDFN
+from conftest import require_dataset
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 runner = CliRunner()
 
 
-def _need_dataset(name: str) -> Path:
-    folder = DATASETS / name
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is absent (the shared datasets live in ../shared/datasets next to the repository)")
-    return folder
+_need_dataset = require_dataset
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
 """FP32 export: ONNX Runtime parity, custom nodes as the op contract says, metadata, portable target."""
-from pathlib import Path
 
 import numpy as np
 import onnx

@@ -13,7 +13,8 @@ import torch
 
 from gldfn_export.custom_node import custom_nodes
 from gldfn_export.exporter import FP16_MIN_PSNR_DB, export_gldfn
-from gldfn_export.verify import datasets_dir, load_lr_image, psnr, run_onnx, run_torch
+from gldfn_model.datasets import datasets_dir
+from gldfn_export.verify import load_lr_image, psnr, run_onnx, run_torch
 from gldfn_model.checkpoint import load_checkpoint, shipped_weights_path
 from gldfn_model.config import get_config
 from gldfn_model.contract import load_contract

@@ -1,13 +1,11 @@
 """The shipped tiny x4 weights against the issue's targets (dcls convention, Gaussian8): Set5 >= 29.0 dB,
 and better than bicubic on every test image."""
-from pathlib import Path
-
 import pytest
+from conftest import require_dataset
 
 from gldfn_model.checkpoint import SHIPPED_CONFIG, load_checkpoint, shipped_weights_path
 from gldfn_model.evaluation import bicubic_restore, degrade_cases, evaluate_cases, model_restore
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def shipped_model():
@@ -18,9 +16,7 @@ def shipped_model():
 
 
 def compare_with_bicubic(set_name: str):
-    folder = DATASETS / set_name
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is absent (the shared datasets live in ../shared/datasets next to the repository)")
+    folder = require_dataset(set_name)
     model = shipped_model()
     cases = list(degrade_cases(folder, "gaussian8", 4))
     bicubic = evaluate_cases(iter(cases), 4, bicubic_restore(4))
