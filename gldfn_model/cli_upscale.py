@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Upscale images: files or folders in, atomically written images of the same name out.
 
-        Grayscale, RGBA (alpha resized with bicubic) and 16-bit grayscale PNG are kept as such.
+        Grayscale, RGBA (alpha resized with bicubic) and 16-bit PNG (gray or colour) are kept as such.
         """
         from gldfn_model.checkpoint import CheckpointError
         from gldfn_model.image_io import ImageReadError

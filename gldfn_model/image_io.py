@@ -1,12 +1,13 @@
 """Reading and writing images (PNG, JPEG, BMP, TIFF, WebP via Pillow), with clear errors for files that are
 missing, empty or not images. Arrays are ``H x W`` (grayscale), ``H x W x 3`` (RGB) or ``H x W x 4`` (RGBA),
-uint8, or uint16 for 16-bit PNGs."""
+uint8, or uint16 for 16-bit PNGs. 16-bit colour PNGs go through pypng: Pillow decodes them to 8 bits."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import numpy as np
+import png
 from PIL import Image, UnidentifiedImageError
 
 from gldfn_model.atomic import atomic_output
@@ -27,12 +28,34 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: the file is empty (0 bytes); replace it with a valid image")
+    if _is_16_bit_png(path):
+        return _read_png16(path)
     try:
         with Image.open(path) as image:
             image.load()
             return _to_array(image)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageReadError(f"{path}: not a readable image ({exc}); supported: {', '.join(IMAGE_SUFFIXES)}") from exc
+
+
+def _is_16_bit_png(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        header = fh.read(25)  # signature (8), IHDR length and type (8), width, height (8), bit depth (1)
+    return header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 25 and header[24] == 16
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    except (png.Error, ValueError) as exc:
+        raise ImageReadError(f"{path}: not a readable 16-bit PNG ({exc})") from exc
+    array = array.reshape(height, width, info["planes"])
+    if info["planes"] == 1:
+        return array[:, :, 0]
+    if info["planes"] == 2:  # gray + alpha -> RGBA, as for 8-bit files
+        return np.dstack([array[:, :, 0]] * 3 + [array[:, :, 1]])
+    return array
 
 
 def _to_array(image: Image.Image) -> np.ndarray:
@@ -70,10 +93,14 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.dtype == np.uint16:
-        if image_format != "PNG" or array.ndim != 2:
-            raise ValueError(f"{path}: 16-bit output is supported for grayscale PNG only with Pillow; convert to uint8")
-        image = Image.fromarray(array)  # uint16 2-D -> mode I;16
-    elif array.dtype == np.uint8:
+        if image_format != "PNG":
+            raise ValueError(f"{path}: 16-bit output needs a .png file; convert to uint8 for {image_format}")
+        planes = 1 if array.ndim == 2 else array.shape[2]
+        writer = png.Writer(array.shape[1], array.shape[0], greyscale=planes == 1, alpha=planes == 4, bitdepth=16)
+        with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+            writer.write(fh, array.reshape(array.shape[0], -1))
+        return
+    if array.dtype == np.uint8:
         image = Image.fromarray(array)
     else:
         raise ValueError(f"{path}: expected a uint8 or uint16 array, got {array.dtype}")

@@ -199,8 +199,9 @@ def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
 
 
 def upscale_file(upscaler: Upscaler, source: Path, target: Path) -> str | None:
-    """Read, upscale, write atomically. Returns a note when the output format forced a change (16-bit colour
-    stored as 8-bit), else None. Raises ImageReadError / ImageShapeError naming the file on bad input."""
+    """Read, upscale, write atomically. Returns a note when the output format forced a change (16-bit data in
+    a format other than PNG stored as 8-bit), else None. Raises ImageReadError / ImageShapeError naming the
+    file on bad input."""
     from gldfn_model.image_io import read_image, write_image
 
     image = read_image(source)
@@ -209,9 +210,9 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path) -> str | None:
     except ImageShapeError as exc:
         raise ImageShapeError(f"{source}: {exc}") from None
     note = None
-    if result.dtype == np.uint16 and (result.ndim == 3 or target.suffix.lower() != ".png"):
+    if result.dtype == np.uint16 and target.suffix.lower() != ".png":
         result = np.round(result.astype(np.float64) / 257.0).astype(np.uint8)
-        note = f"{target}: written as 8 bits per channel (16-bit output is supported for grayscale PNG only)"
+        note = f"{target}: written as 8 bits per channel (16-bit output is written as PNG only)"
     write_image(target, result)
     return note
 

@@ -15,6 +15,8 @@ def test_png_round_trip_rgb_gray_rgba_and_16_bit(tmp_path):
         "gray.png": rng.integers(0, 256, (7, 5), dtype=np.uint8),
         "rgba.png": rng.integers(0, 256, (7, 5, 4), dtype=np.uint8),
         "deep.png": rng.integers(0, 65536, (7, 5), dtype=np.uint16),
+        "deep_rgb.png": rng.integers(0, 65536, (7, 5, 3), dtype=np.uint16),
+        "deep_rgba.png": rng.integers(0, 65536, (7, 5, 4), dtype=np.uint16),
     }.items():
         write_image(tmp_path / name, array)
         back = read_image(tmp_path / name)
@@ -31,6 +33,24 @@ def test_read_rgb_expands_gray_drops_alpha_and_reduces_16_bit(tmp_path):
     assert read_rgb(tmp_path / "rgba.png").shape == (4, 4, 3)
     write_image(tmp_path / "deep.png", np.full((4, 4), 65535, np.uint16))
     assert read_rgb(tmp_path / "deep.png").max() == 255
+
+
+def test_16_bit_colour_png_keeps_all_16_bits(tmp_path):
+    """Pillow decodes 16-bit colour PNGs to 8 bits; ours must not."""
+    import png
+
+    values = np.array([[[0, 1, 65535], [256, 257, 40000]]], dtype=np.uint16)  # 1 x 2 x 3
+    with open(tmp_path / "deep.png", "wb") as fh:
+        png.Writer(2, 1, greyscale=False, bitdepth=16).write(fh, values.reshape(1, -1))
+    back = read_image(tmp_path / "deep.png")
+    assert back.dtype == np.uint16 and np.array_equal(back, values)
+    assert np.array_equal(read_rgb(tmp_path / "deep.png"), np.round(values / 257.0).astype(np.uint8))
+
+
+def test_16_bit_jpeg_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="needs a .png"):
+        write_image(tmp_path / "deep.jpg", np.zeros((4, 4, 3), np.uint16))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_jpeg_and_palette(tmp_path):

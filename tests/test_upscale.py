@@ -13,7 +13,7 @@ from gldfn_export.exporter import export_gldfn
 from gldfn_export.verify import real_image_input
 from gldfn_model.cli import app
 from gldfn_model.config import get_config
-from gldfn_model.image_io import read_image
+from gldfn_model.image_io import read_image, write_image
 from gldfn_model.imresize import imresize
 from gldfn_model.network import GLDFN
 from gldfn_runtime import Upscaler
@@ -129,6 +129,7 @@ def write_inputs(folder: Path, rgb: np.ndarray) -> None:
     Image.fromarray(rgb[:, :, 0]).save(folder / "gray.png")
     Image.fromarray(np.dstack([rgb, rgb[:, :, 2]])).save(folder / "rgba.png")
     Image.fromarray(rgb[:, :, 1].astype(np.uint16) * 257).save(folder / "gray16.png")
+    write_image(folder / "rgb16.png", rgb.astype(np.uint16) * 257)
     (folder / "empty.png").write_bytes(b"")
     (folder / "notes.png").write_text("not an image\n")
     (folder / "truncated.png").write_bytes((folder / "rgb.png").read_bytes()[:150])
@@ -145,13 +146,13 @@ def test_cli_upscales_a_folder_and_names_each_bad_file(tmp_path, rgb):
     assert "notes.png: not a readable image" in text
     assert "truncated.png: not a readable image" in text
     assert "dot.png: the image is 1x1 pixels" in text
-    assert "4 of 8 images written" in text
-    assert sorted(p.name for p in out.iterdir()) == ["gray.png", "gray16.png", "rgb.png", "rgba.png"]  # no temp files
+    assert "5 of 9 images written" in text
+    assert sorted(p.name for p in out.iterdir()) == ["gray.png", "gray16.png", "rgb.png", "rgb16.png", "rgba.png"]  # no temp files
     shapes = {p.name: (read_image(p).shape, read_image(p).dtype) for p in out.iterdir()}
     h, w = rgb.shape[0] * SCALE, rgb.shape[1] * SCALE
     assert shapes == {
         "rgb.png": ((h, w, 3), np.uint8), "gray.png": ((h, w), np.uint8),
-        "rgba.png": ((h, w, 4), np.uint8), "gray16.png": ((h, w), np.uint16),
+        "rgba.png": ((h, w, 4), np.uint8), "gray16.png": ((h, w), np.uint16), "rgb16.png": ((h, w, 3), np.uint16),
     }
 
 
