@@ -107,3 +107,14 @@ def test_data_parallel_under_torchrun_checkpoints_every_rank_and_resumes(hr_fold
     assert first.extra["rng"][0]["numpy"] != first.extra["rng"][1]["numpy"]  # each rank samples its own crops
     torchrun(4, "--resume")
     assert load_checkpoint(out / "last.pt").extra["iteration"] == 4
+
+
+def test_validation_logs_psnr_and_keeps_the_best(hr_folder, tmp_path):
+    from gldfn_model.evaluation import make_validator
+
+    train(options(hr_folder, tmp_path / "run", iters=2, val_every=1), validate=make_validator(hr_folder, 4))
+    lines = [json.loads(l) for l in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    psnrs = [l["val_psnr"] for l in lines]
+    assert len(psnrs) == 2 and all(10 < p < 60 for p in psnrs)
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best.extra["best_psnr"] == pytest.approx(max(psnrs))
