@@ -190,10 +190,15 @@ def main() -> int:
         report["targets_met"] = {"speedup_ge_10x": target["speedup_vs_reference"] >= 10,
                                  "roofline_ge_60pct": bool(target["roofline_fraction"] and target["roofline_fraction"] >= 0.6)}
         print(f"H100 targets at C=64, 360x540, FP16: {report['targets_met']}")
+    return finish(report, args.json)
+
+
+def finish(report: dict, json_path: Path | None) -> int:
+    """Print the accuracy tally, write the JSON report if asked; exit status 1 when a case failed."""
     failures = [r for r in report["accuracy"] if not r["ok"]]
     print(f"accuracy: {len(report['accuracy']) - len(failures)}/{len(report['accuracy'])} cases within tolerance")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=1))
     return 1 if failures else 0
 
 

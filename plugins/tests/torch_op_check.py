@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gldfn_model import cuda_ops  # noqa: E402
 from gldfn_model.contract import load_contract  # noqa: E402
 from gldfn_model.ldf_op import local_dynamic_filter_reference  # noqa: E402
-from gpu_check import DTYPES, LARGE_SHAPES, MAIN_CASE, SMALL_SHAPES, make_inputs, time_cuda  # noqa: E402
+from gpu_check import DTYPES, LARGE_SHAPES, MAIN_CASE, SMALL_SHAPES, finish, make_inputs, time_cuda  # noqa: E402
 
 WINDOWS = [(3, 1), (3, 2), (5, 1), (5, 2)]
 TIMED_CASES = [(MAIN_CASE, 3, 1, "float16"), (MAIN_CASE, 3, 1, "float32"), (MAIN_CASE, 5, 2, "float16")]
@@ -108,11 +108,7 @@ def main() -> int:
                   f"{row['reference_ms']:.3f} ms ({row['speedup_vs_reference']:.1f}x)")
         report["targets_met"] = {"speedup_ge_10x": report["timing"][0]["speedup_vs_reference"] >= 10}
         print(f"PyTorch op target at C=64, 360x540, FP16: {report['targets_met']}")
-    failures = [r for r in report["accuracy"] if not r["ok"]]
-    print(f"accuracy: {len(report['accuracy']) - len(failures)}/{len(report['accuracy'])} cases within tolerance")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
-    return 1 if failures else 0
+    return finish(report, args.json)
 
 
 if __name__ == "__main__":
