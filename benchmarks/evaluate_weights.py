@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from gldfn_model.datasets import datasets_dir
-from gldfn_model.evaluation import bicubic_restore, degrade_cases, evaluate_cases, load_eval_model, model_restore
+from gldfn_model.evaluation import compare_with_bicubic, load_eval_model
 
 
 def main() -> None:
@@ -30,15 +30,13 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name in args.sets.split(","):
         started = time.time()
-        cases = list(degrade_cases(args.datasets / name, "gaussian8", args.scale))
-        bicubic = evaluate_cases(iter(cases), args.scale, bicubic_restore(args.scale), args.convention)
-        ours = evaluate_cases(iter(cases), args.scale, model_restore(model), args.convention)
+        bicubic, ours = compare_with_bicubic(args.datasets / name, "gaussian8", args.scale, model, args.convention)
         worse_lr = sum(o.psnr <= b.psnr for o, b in zip(ours.per_image, bicubic.per_image))
         per_hr: dict[str, list[float]] = defaultdict(list)
         for o, b in zip(ours.per_image, bicubic.per_image):
             per_hr[o.name].append(o.psnr - b.psnr)
         worse_hr = sum(sum(d) / len(d) <= 0 for d in per_hr.values())
-        print(f"| {name} | {len(cases)} | {bicubic.psnr:.2f} / {bicubic.ssim:.4f} | {ours.psnr:.2f} / {ours.ssim:.4f} | "
+        print(f"| {name} | {len(ours.per_image)} | {bicubic.psnr:.2f} / {bicubic.ssim:.4f} | {ours.psnr:.2f} / {ours.ssim:.4f} | "
               f"{worse_lr} | {worse_hr} of {len(per_hr)} |  <!-- {time.time() - started:.0f} s -->", flush=True)
 
 

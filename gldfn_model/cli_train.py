@@ -16,7 +16,7 @@ class ProgressPrinter:
 
     def __init__(self, total: int, every: int) -> None:
         self.total, self.every, self.tty = total, every, sys.stderr.isatty()
-        self.started, self.first = time.time(), None
+        self.first: tuple[int, float] | None = None
 
     def __call__(self, record: dict[str, Any]) -> None:
         done = record["iteration"]

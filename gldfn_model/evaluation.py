@@ -242,6 +242,14 @@ def evaluate(hr_dir: str | Path, setting: str, scale: int, restore: RestoreFn, c
     return evaluate_cases(cases, scale, restore, convention, setting, on_image)
 
 
+def compare_with_bicubic(hr_dir: str | Path, setting: str, scale: int, model: torch.nn.Module,
+                         convention: str = "dcls") -> tuple[EvalResult, EvalResult]:
+    """(bicubic, model) scores on the same degraded images, degraded once."""
+    cases = list(degrade_cases(hr_dir, setting, scale))
+    bicubic = evaluate_cases(iter(cases), scale, bicubic_restore(scale), convention, setting)
+    return bicubic, evaluate_cases(iter(cases), scale, model_restore(model), convention, setting)
+
+
 def make_validator(hr_dir: str | Path, scale: int, setting: str = "gaussian8", convention: str = "dcls",
                    seed: int = 0) -> Callable[[torch.nn.Module], float]:
     """For training: degrade ``hr_dir`` once, then score a model on it; returns its mean PSNR."""

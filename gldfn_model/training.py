@@ -9,7 +9,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ class TrainOptions:
     anneal_fraction: float = 0.05
     skip_small: bool = False
     threads: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_training_images(folders: Sequence[str], min_size: int, skip_small: bool) -> list[np.ndarray]:

@@ -15,18 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from gldfn_export.verify import ReferenceInput
+
 DEFAULT_SIZE = (64, 64)
 Size = tuple[int, int]
 
 
 class CompareError(ValueError):
     """Inputs or models that cannot be compared; the message says why."""
-
-
-@dataclass(frozen=True)
-class CompareInput:
-    name: str
-    lr: np.ndarray  # N x 3 x H x W float32 in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,7 @@ class CompareReport:
                 "min_psnr_db": finite(self.min_psnr_db), "rows": rows}
 
 
-def image_inputs(paths: list[Path], size: Size | None, batch: int = 1) -> list[CompareInput]:
+def image_inputs(paths: list[Path], size: Size | None, batch: int = 1) -> list[ReferenceInput]:
     """Each image as RGB in [0, 1], centre-cropped to ``size`` (None: whole), repeated to ``batch``."""
     from gldfn_model.image_io import read_rgb
 
@@ -80,15 +76,15 @@ def image_inputs(paths: list[Path], size: Size | None, batch: int = 1) -> list[C
             top, left = (pixels.shape[0] - height) // 2, (pixels.shape[1] - width) // 2
             pixels = pixels[top : top + height, left : left + width]
         chw = np.ascontiguousarray(pixels.transpose(2, 0, 1))
-        inputs.append(CompareInput(path.name, np.ascontiguousarray(np.broadcast_to(chw, (batch, *chw.shape)))))
+        inputs.append(ReferenceInput(path.name, np.ascontiguousarray(np.broadcast_to(chw, (batch, *chw.shape)))))
     return inputs
 
 
-def default_inputs(scale: int, size: Size = DEFAULT_SIZE, batch: int = 1) -> list[CompareInput]:
+def default_inputs(scale: int, size: Size = DEFAULT_SIZE, batch: int = 1) -> list[ReferenceInput]:
     """A real image (Set5 butterfly when the datasets are reachable, else a synthetic test card) and seeded noise."""
     from gldfn_export.verify import random_input, real_image_input
 
-    return [CompareInput(r.name, r.lr) for r in (real_image_input(scale, *size, batch), random_input(*size, batch))]
+    return [real_image_input(scale, *size, batch), random_input(*size, batch)]
 
 
 def onnx_runner(path: Path, name: str) -> Any:
@@ -135,7 +131,7 @@ def _quiet_polygraphy() -> None:
     G_LOGGER.module_severity = G_LOGGER.ERROR
 
 
-def compare_runners(reference: Any, candidate: Any, inputs: list[CompareInput], input_name: str) -> CompareReport:
+def compare_runners(reference: Any, candidate: Any, inputs: list[ReferenceInput], input_name: str) -> CompareReport:
     """Run both Polygraphy runners on every input, compare each output with Polygraphy's simple comparator
     (max/mean absolute difference) and add the PSNR between the two outputs (clipped to [0, 1], peak 1: the
     exporter's verification convention)."""

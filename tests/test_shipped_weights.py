@@ -4,7 +4,7 @@ import pytest
 from conftest import require_dataset
 
 from gldfn_model.checkpoint import SHIPPED_CONFIG, load_checkpoint, shipped_weights_path
-from gldfn_model.evaluation import bicubic_restore, degrade_cases, evaluate_cases, model_restore
+from gldfn_model.evaluation import compare_with_bicubic
 
 
 
@@ -15,12 +15,10 @@ def shipped_model():
     return load_checkpoint(path, expect_scale=4, expect_config=SHIPPED_CONFIG).build_model()
 
 
-def compare_with_bicubic(set_name: str):
+def scores_against_bicubic(set_name: str):
     folder = require_dataset(set_name)
     model = shipped_model()
-    cases = list(degrade_cases(folder, "gaussian8", 4))
-    bicubic = evaluate_cases(iter(cases), 4, bicubic_restore(4))
-    ours = evaluate_cases(iter(cases), 4, model_restore(model))
+    bicubic, ours = compare_with_bicubic(folder, "gaussian8", 4, model)
     not_better = [f"{o.name}#{o.variant}: {o.psnr:.2f} <= {b.psnr:.2f}" for o, b in zip(ours.per_image, bicubic.per_image) if o.psnr <= b.psnr]
     return ours, not_better
 
@@ -34,7 +32,7 @@ def test_shipped_weights_load_and_are_small():
 
 
 def test_set5_reaches_29_db_and_beats_bicubic_everywhere():
-    ours, not_better = compare_with_bicubic("Set5")
+    ours, not_better = scores_against_bicubic("Set5")
     assert ours.psnr >= 29.0
     assert not not_better
 
@@ -42,5 +40,5 @@ def test_set5_reaches_29_db_and_beats_bicubic_everywhere():
 @pytest.mark.slow
 @pytest.mark.parametrize("set_name", ["Set14", "BSD100"])
 def test_beats_bicubic_on_every_image(set_name):
-    _, not_better = compare_with_bicubic(set_name)
+    _, not_better = scores_against_bicubic(set_name)
     assert not not_better
