@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gldfn_model.complexity import TABLE_IV, count_complexity
-from gldfn_model.config import GLDFNConfig, get_config
+from gldfn_model.network.complexity import TABLE_IV, count_complexity
+from gldfn_model.network.config import GLDFNConfig, get_config
 
 PAPER_PARAMS = TABLE_IV["GLDFN"][0] * 1e6
 PAPER_MACS = TABLE_IV["GLDFN"][1] * 1e9

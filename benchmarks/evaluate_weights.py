@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from gldfn_model.datasets import datasets_dir
-from gldfn_model.evaluation import compare_with_bicubic, load_eval_model
+from gldfn_model.data.datasets import datasets_dir
+from gldfn_model.evaluation.evaluate import compare_with_bicubic, load_eval_model
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def unfold_filter(x: torch.Tensor, spatial: torch.Tensor, channel: torch.Tensor,
 
 
 def reference_filter(x: torch.Tensor, spatial: torch.Tensor, channel: torch.Tensor, k: int, d: int) -> torch.Tensor:
-    import gldfn_model.ldf_op  # noqa: F401 - registers the op
+    import gldfn_model.ops.ldf_op  # noqa: F401 - registers the op
 
     return torch.ops.gldfn.local_dynamic_filter(x, spatial, channel, k, d)
 

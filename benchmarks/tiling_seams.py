@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gldfn_model.datasets import datasets_dir
-from gldfn_model.degradation import degrade_image, gaussian8_sigmas, isotropic_gaussian_kernel, modcrop
-from gldfn_model.image_io import list_images, read_rgb
-from gldfn_model.imresize import imresize
-from gldfn_model.metrics import score
+from gldfn_model.data.datasets import datasets_dir
+from gldfn_model.data.degradation import degrade_image, gaussian8_sigmas, isotropic_gaussian_kernel, modcrop
+from gldfn_model.data.image_io import list_images, read_rgb
+from gldfn_model.data.imresize import imresize
+from gldfn_model.evaluation.metrics import score
 from gldfn_runtime import Upscaler
 
 TILINGS = [(32, 0), (32, 8), (32, 16), (48, 8), (48, 16), (64, 16), (64, 24)]

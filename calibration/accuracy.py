@@ -1,5 +1,5 @@
 """What INT8 costs: the FP32 and INT8 files restore the same degraded test images (through
-:mod:`gldfn_model.evaluation`), scored against the ground truth and against each other."""
+:mod:`gldfn_model.evaluation.evaluate`), scored against the ground truth and against each other."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from gldfn_model.evaluation import Case, EvalResult, RestoreFn, evaluate_cases
-from gldfn_model.metrics import quantize_uint8, score
+from gldfn_model.evaluation.evaluate import Case, EvalResult, RestoreFn, evaluate_cases
+from gldfn_model.evaluation.metrics import quantize_uint8, score
 
 
 def onnx_restore(path: str | Path, batch: int = 1) -> RestoreFn:

@@ -22,9 +22,9 @@ from gldfn_calibration.layer_selection import DEFAULT_EXCLUDE, QuantizationPlan,
 from gldfn_calibration.methods import Method
 from gldfn_calibration.quantize import QuantizationSettings, calibrate_ranges, check_runs, quantize_to_file
 from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
-from gldfn_model.atomic import atomic_output
-from gldfn_model.evaluation import EvaluationError, degrade_cases
-from gldfn_model.image_io import ImageReadError, list_images
+from gldfn_model.common.atomic import atomic_output
+from gldfn_model.evaluation.evaluate import EvaluationError, degrade_cases
+from gldfn_model.data.image_io import ImageReadError, list_images
 
 REPORT_FORMAT = 1
 DEFAULT_EVAL_SET = "Set5"
@@ -64,8 +64,8 @@ class CalibrationResult:
 
 
 def default_eval_images() -> Path | None:
-    """Set5 under $GLDFN_DATASETS or ``../shared/datasets`` beside the checkout (gldfn_model.datasets)."""
-    from gldfn_model.datasets import find_dataset
+    """Set5 under $GLDFN_DATASETS or ``../shared/datasets`` beside the checkout (gldfn_model.data.datasets)."""
+    from gldfn_model.data.datasets import find_dataset
 
     return find_dataset(DEFAULT_EVAL_SET)
 

@@ -13,7 +13,7 @@ app = typer.Typer(add_completion=False)
 
 
 class SettingChoice(str, Enum):
-    """gldfn_model.degradation.SETTINGS (not imported here: it loads torch)."""
+    """gldfn_model.data.degradation.SETTINGS (not imported here: it loads torch)."""
 
     gaussian8 = "gaussian8"
     iso = "iso"
@@ -48,7 +48,7 @@ def calibrate(
     from gldfn_calibration.errors import CalibrationError
     from gldfn_calibration.layer_selection import parse_exclude
     from gldfn_calibration.summary import format_summary
-    from gldfn_model.atomic import OutputPathError
+    from gldfn_model.common.atomic import OutputPathError
 
     try:
         if sensitivity and not evaluate:

@@ -10,10 +10,10 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from gldfn_calibration.errors import CalibrationError
-from gldfn_model.degradation import (
+from gldfn_model.data.degradation import (
     SETTINGS, Degradation, degrade_image, gaussian8_degradations, image_rng, modcrop, sample_degradation,
 )
-from gldfn_model.image_io import ImageReadError, list_images, read_rgb
+from gldfn_model.data.image_io import ImageReadError, list_images, read_rgb
 
 # Big enough that the 21x21 (31x31 for aniso x4) blur kernels see image content, not just reflected border.
 MIN_PATCH = 16

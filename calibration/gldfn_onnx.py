@@ -10,7 +10,7 @@ import onnx
 
 from gldfn_calibration.errors import CalibrationError
 from gldfn_export import metadata
-from gldfn_model.contract import load_contract
+from gldfn_model.ops.contract import load_contract
 
 REQUIRED_KEYS = (metadata.SCALE, metadata.CONFIG, metadata.EXPORTER_VERSION, metadata.OP_CONTRACT_VERSION,
                  metadata.PRECISION, metadata.TARGET, metadata.BATCH)

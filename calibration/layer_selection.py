@@ -19,7 +19,7 @@ import onnx
 
 from gldfn_calibration.errors import CalibrationError
 from gldfn_export.custom_node import custom_nodes
-from gldfn_model.contract import load_contract
+from gldfn_model.ops.contract import load_contract
 
 QUANTIZED_OP_TYPES = ("Conv",)
 FIRST, LAST = "first", "last"

@@ -30,7 +30,7 @@ from gldfn_calibration.gldfn_onnx import GldfnExport
 from gldfn_calibration.layer_selection import QUANTIZED_OP_TYPES, QuantizationPlan
 from gldfn_calibration.methods import Method
 from gldfn_export import metadata
-from gldfn_model.checkpoint import file_sha256
+from gldfn_model.network.checkpoint import file_sha256
 
 PERCENTILE = 99.999
 METHOD_KEY = "gldfn.int8.calibration_method"

@@ -11,7 +11,7 @@ from gldfn_calibration.accuracy import Restored, compare, onnx_restore, restore_
 from gldfn_calibration.gldfn_onnx import GldfnExport
 from gldfn_calibration.layer_selection import QuantizationPlan
 from gldfn_calibration.quantize import QuantizationSettings, quantize_to_file
-from gldfn_model.evaluation import Case
+from gldfn_model.evaluation.evaluate import Case
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from gldfn_model.atomic import OutputPathError
-from gldfn_model.checkpoint import CheckpointError
+from gldfn_model.common.atomic import OutputPathError
+from gldfn_model.network.checkpoint import CheckpointError
 
 
 class Precision(str, Enum):

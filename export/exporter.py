@@ -17,10 +17,11 @@ from gldfn_export import metadata
 from gldfn_export.custom_node import attribute_values, custom_nodes, local_filters_as_custom_nodes
 from gldfn_export.ldf_function import MIN_FUNCTION_OPSET, build_ldf_function
 from gldfn_export.verify import ParityCheck, check_parity, random_input, real_image_input
-from gldfn_model.atomic import atomic_output
-from gldfn_model.complexity import count_complexity
-from gldfn_model.contract import OpContract, load_contract
-from gldfn_model.network import GLDFN
+from gldfn_model.common.atomic import atomic_output
+from gldfn_model.network.complexity import count_complexity
+from gldfn_model.ops.contract import OpContract, load_contract
+from gldfn_model.network.gldfn import GLDFN
+from gldfn_model.common.errors import GldfnError
 
 PRECISIONS = ("fp32", "fp16")
 TARGETS = ("trt", "portable")
@@ -38,7 +39,7 @@ FP32_TOLERANCE = 1e-4
 FP16_MIN_PSNR_DB = 45.0
 
 
-class ExportError(RuntimeError):
+class ExportError(GldfnError, RuntimeError):
     """The model cannot be exported as asked, or the exported file failed its checks."""
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import onnx
 from onnx import FunctionProto, TensorProto, helper
 
-from gldfn_model.contract import OpContract
-from gldfn_model.ldf_op import tap_offsets
+from gldfn_model.ops.contract import OpContract
+from gldfn_model.ops.ldf_op import tap_offsets
 
 # Split with num_outputs needs opset 18.
 MIN_FUNCTION_OPSET = 18

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from gldfn_model.checkpoint import SHIPPED_CONFIG, CheckpointError, file_sha256, load_checkpoint, shipped_weights_path
-from gldfn_model.config import get_config
-from gldfn_model.network import GLDFN
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG, CheckpointError, file_sha256, load_checkpoint, shipped_weights_path
+from gldfn_model.network.config import get_config
+from gldfn_model.network.gldfn import GLDFN
 
 
 

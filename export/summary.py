@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gldfn_export.exporter import ExportResult
-from gldfn_model.contract import load_contract
+from gldfn_model.ops.contract import load_contract
 
 
 def _si(value: float, unit: str) -> str:

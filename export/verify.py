@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gldfn_model.datasets import datasets_dir
+from gldfn_model.data.datasets import datasets_dir
 
 REFERENCE_IMAGE = ("Set5", "butterfly.png")
 

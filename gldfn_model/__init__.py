@@ -10,8 +10,8 @@ from typing import Any
 __all__ = ["GLDFN", "GLDFNConfig", "build_model", "get_config"]
 __version__ = "0.1.0"
 
-_LAZY = {"GLDFN": "gldfn_model.network", "build_model": "gldfn_model.network",
-         "GLDFNConfig": "gldfn_model.config", "get_config": "gldfn_model.config"}
+_LAZY = {"GLDFN": "gldfn_model.network.gldfn", "build_model": "gldfn_model.network.gldfn",
+         "GLDFNConfig": "gldfn_model.network.config", "get_config": "gldfn_model.network.config"}
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gldfn_runtime.tensorrt_compat import TensorRTBackend, TensorRTUnavailable, load_tensorrt
+from gldfn_model.common.errors import GldfnError
 
 BACKEND_CHOICES = ("auto", "tensorrt", "tensorrt-rtx")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -21,7 +22,7 @@ _MODULE_BY_CHOICE = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 RTX_DEFAULT_COMPUTE_CAPABILITIES = ("SM80", "SM86", "SM89", "SM120", "SM121")
 
 
-class BackendError(ValueError):
+class BackendError(GldfnError, ValueError):
     """A flavour, precision or compute capability request that cannot be served; the message says why."""
 
 

@@ -1,5 +1,5 @@
 """Latency harness for any ``Runner``: warm-up, timed iterations, statistics, and the model's work per image
-(MACs from gldfn_model.complexity) turned into achieved throughput, beside the paper's Table IV.
+(MACs from gldfn_model.network.complexity) turned into achieved throughput, beside the paper's Table IV.
 
 Each iteration is timed as ``infer`` + ``synchronize`` on the host clock, unless the caller passes a
 ``timer`` (e.g. the TensorRT runner's CUDA-event timer) that runs one iteration and returns milliseconds.
@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gldfn_model.complexity import TABLE_IV, TABLE_IV_LR_SIZE, count_complexity
-from gldfn_model.config import GLDFNConfig
+from gldfn_model.network.complexity import TABLE_IV, TABLE_IV_LR_SIZE, count_complexity
+from gldfn_model.network.config import GLDFNConfig
 from gldfn_runtime.runners import Runner, Size
+from gldfn_model.common.errors import GldfnError
 
 Timer = Callable[[Callable[[], object]], float]  # runs the callable once, returns milliseconds
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(GldfnError, ValueError):
     """Benchmark settings that cannot be run."""
 
 
@@ -170,7 +171,7 @@ def plot_latency(results: Sequence[LatencyResult], path: str | Path, title: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gldfn_model.atomic import atomic_output
+    from gldfn_model.common.atomic import atomic_output
 
     figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
     for backend in dict.fromkeys(r.backend for r in results):

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from gldfn_model.cli_info import parse_size
+from gldfn_model.cli.info import parse_size
 from gldfn_runtime.engine_build import DEFAULT_PROFILE
 from gldfn_runtime.sidecar import format_size
 
@@ -33,8 +33,8 @@ def _fail(error: Exception) -> typer.Exit:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from gldfn_model.atomic import OutputPathError
-    from gldfn_model.image_io import ImageReadError
+    from gldfn_model.common.atomic import OutputPathError
+    from gldfn_model.data.image_io import ImageReadError
     from gldfn_runtime.backend import BackendError
     from gldfn_runtime.compare import CompareError
     from gldfn_runtime.engine_build import EngineBuildError
@@ -71,7 +71,7 @@ def describe_engine(engine: Path) -> dict:
 
 
 def describe_onnx(path: Path, opt: tuple[int, int]) -> dict:
-    from gldfn_model.contract import load_contract
+    from gldfn_model.ops.contract import load_contract
     from gldfn_runtime.engine_build import read_onnx_info
 
     info = read_onnx_info(path)
@@ -201,7 +201,7 @@ def register(app: typer.Typer) -> None:
         plot: Optional[Path] = typer.Option(None, help="write a PNG of latency against image size"),
     ) -> None:
         """CUDA-event latency of an engine with the shared harness (needs a GPU; without one use `gldfn bench`)."""
-        from gldfn_model.config import NAMED_CONFIGS, get_config
+        from gldfn_model.network.config import NAMED_CONFIGS, get_config
         from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
         from gldfn_runtime.trt_runner import TensorRTRunner
 

@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from gldfn_export.verify import ReferenceInput
+from gldfn_model.common.errors import GldfnError
 
 DEFAULT_SIZE = (64, 64)
 Size = tuple[int, int]
 
 
-class CompareError(ValueError):
+class CompareError(GldfnError, ValueError):
     """Inputs or models that cannot be compared; the message says why."""
 
 
@@ -66,7 +67,7 @@ class CompareReport:
 
 def image_inputs(paths: list[Path], size: Size | None, batch: int = 1) -> list[ReferenceInput]:
     """Each image as RGB in [0, 1], centre-cropped to ``size`` (None: whole), repeated to ``batch``."""
-    from gldfn_model.image_io import read_rgb
+    from gldfn_model.data.image_io import read_rgb
 
     inputs = []
     for path in paths:

@@ -17,9 +17,10 @@ from typing import Any
 
 import onnx
 
-from gldfn_model.complexity import count_complexity
-from gldfn_model.config import NAMED_CONFIGS, get_config
-from gldfn_model.contract import load_contract
+from gldfn_model.network.complexity import count_complexity
+from gldfn_model.network.config import NAMED_CONFIGS, get_config
+from gldfn_model.ops.contract import load_contract
+from gldfn_model.common.errors import GldfnError
 from gldfn_runtime.backend import (
     RTX_DEFAULT_COMPUTE_CAPABILITIES,
     BackendError,
@@ -40,7 +41,7 @@ DEFAULT_PROFILE = {"min": (16, 16), "opt": (180, 270), "max": (512, 512)}
 PLUGIN_LAYER_TYPES = ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3")
 
 
-class EngineBuildError(RuntimeError):
+class EngineBuildError(GldfnError, RuntimeError):
     """The engine cannot be built as asked; the message says why and what to do."""
 
 

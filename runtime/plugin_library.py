@@ -13,8 +13,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from gldfn_model.contract import load_contract
+from gldfn_model.ops.contract import load_contract
 from gldfn_runtime.tensorrt_compat import load_tensorrt
+from gldfn_model.common.errors import GldfnError
 
 PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent.parent / "plugins"
 DEFAULT_BUILD_DIR = PLUGIN_SOURCE_DIR / "build"
@@ -24,7 +25,7 @@ LIBRARY_ENV = "GLDFN_TRT_PLUGIN_LIBRARY"
 _loaded: dict[tuple[int, Path], Any] = {}
 
 
-class PluginLibraryError(RuntimeError):
+class PluginLibraryError(GldfnError, RuntimeError):
     """The plugin library cannot be built, found or loaded; the message says what to do."""
 
 

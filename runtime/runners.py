@@ -14,7 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from gldfn_model.network import GLDFN
+from gldfn_model.network.gldfn import GLDFN
+from gldfn_model.common.errors import GldfnError
 
 Size = tuple[int, int]  # (height, width)
 
@@ -27,7 +28,7 @@ ONNX_SCALE_KEY = "gldfn.scale"
 ONNX_CONFIG_KEY = "gldfn.config"
 
 
-class RunnerError(RuntimeError):
+class RunnerError(GldfnError, RuntimeError):
     """A backend cannot be created or cannot run the given input."""
 
 
@@ -178,7 +179,7 @@ class OnnxRuntimeRunner:
 
 
 class BicubicRunner:
-    """MATLAB-style bicubic upscaling (gldfn_model.imresize): the classic baseline, and a purely local
+    """MATLAB-style bicubic upscaling (gldfn_model.data.imresize): the classic baseline, and a purely local
     function (each output pixel depends on a 4 x 4 LR neighbourhood), which makes tiling exact away from seams."""
 
     name = "bicubic"
@@ -190,7 +191,7 @@ class BicubicRunner:
         self.scale = scale
 
     def infer(self, lr: np.ndarray) -> np.ndarray:
-        from gldfn_model.imresize import imresize_torch
+        from gldfn_model.data.imresize import imresize_torch
 
         batch = check_batch(lr, "BicubicRunner")
         return imresize_torch(torch.from_numpy(batch), self.scale).numpy()

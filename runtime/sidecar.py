@@ -11,14 +11,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gldfn_model.atomic import atomic_output
+from gldfn_model.common.atomic import atomic_output
+from gldfn_model.common.errors import GldfnError
 
 SIDECAR_FORMAT = 1
 SIDECAR_SUFFIX = ".json"
 Size = tuple[int, int]
 
 
-class SidecarError(ValueError):
+class SidecarError(GldfnError, ValueError):
     """The sidecar is missing or unreadable, or the engine does not match it; the message says what to do."""
 
 

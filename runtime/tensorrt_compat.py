@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+from gldfn_model.common.errors import GldfnError
 
 BACKEND_ENV = "GLDFN_TENSORRT"
 BACKENDS = ("tensorrt", "tensorrt_rtx")
@@ -23,7 +24,7 @@ RTX_LIBRARY = "libtensorrt_rtx.so"
 RTX_LIBRARY_SONAME = "libtensorrt_rtx.so.1"
 
 
-class TensorRTUnavailable(RuntimeError):
+class TensorRTUnavailable(GldfnError, RuntimeError):
     """Neither TensorRT nor TensorRT-RTX can be used; the message says what to install or fix."""
 
 

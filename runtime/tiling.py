@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from gldfn_runtime.runners import Runner, Size
+from gldfn_model.common.errors import GldfnError
 
 DEFAULT_OVERLAP = 16
 
 
-class TilingError(ValueError):
+class TilingError(GldfnError, ValueError):
     """Tile settings that cannot work with this runner or image."""
 
 

@@ -12,17 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from gldfn_model.checkpoint import SHIPPED_CONFIG
-from gldfn_model.imresize import imresize
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG
+from gldfn_model.data.imresize import imresize
 from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, Runner, RunnerError, Size, TorchRunner
 from gldfn_runtime.tiling import DEFAULT_OVERLAP, TilingError, effective_tile, upscale_tiled
+from gldfn_model.common.errors import GldfnError
 
 # The exporter's dynamic axes start at 2, and reflect padding needs two pixels: a 1-pixel side is refused.
 MIN_IMAGE_SIDE = 2
 _MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
-class ImageShapeError(ValueError):
+class ImageShapeError(GldfnError, ValueError):
     """An image array this upscaler cannot take (layout, dtype or size)."""
 
 
@@ -173,7 +174,7 @@ class Upscaler:
 def collect_inputs(inputs: list[Path]) -> list[Path]:
     """Image files named directly or found in folders (not recursive), in order, without duplicates;
     ImageReadError for a path that doesn't exist or a folder without images."""
-    from gldfn_model.image_io import ImageReadError, list_images
+    from gldfn_model.data.image_io import ImageReadError, list_images
 
     files: list[Path] = []
     for path in inputs:
@@ -202,7 +203,7 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path) -> str | None:
     """Read, upscale, write atomically. Returns a note when the output format forced a change (16-bit data in
     a format other than PNG stored as 8-bit), else None. Raises ImageReadError / ImageShapeError naming the
     file on bad input."""
-    from gldfn_model.image_io import read_image, write_image
+    from gldfn_model.data.image_io import read_image, write_image
 
     image = read_image(source)
     try:
@@ -223,7 +224,7 @@ def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], ou
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from gldfn_model.image_io import ImageReadError
+    from gldfn_model.data.image_io import ImageReadError
 
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0

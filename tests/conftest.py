@@ -12,7 +12,7 @@ PLUGIN_BUILD_FOLDER = "gldfn_plugin_build"
 
 def require_dataset(name: str) -> Path:
     """The folder of a shared image set, or skip the test saying it is missing."""
-    from gldfn_model.datasets import find_dataset
+    from gldfn_model.data.datasets import find_dataset
 
     folder = find_dataset(name)
     if folder is None:
@@ -49,8 +49,8 @@ def plugin_library(tmp_path_factory) -> Path:
 def tiny_onnx(tmp_path_factory) -> dict[str, Path]:
     """The tiny config (random weights, seed 0) exported in FP32 and FP16, once per session."""
     from gldfn_export.exporter import export_gldfn
-    from gldfn_model.config import get_config
-    from gldfn_model.network import GLDFN
+    from gldfn_model.network.config import get_config
+    from gldfn_model.network.gldfn import GLDFN
 
     folder = tmp_path_factory.getbasetemp() / "gldfn_engine_models"
     paths = {p: folder / f"tiny_{p}.onnx" for p in ("fp32", "fp16")}

@@ -31,11 +31,11 @@ from gldfn_export import metadata
 from gldfn_export.custom_node import custom_nodes
 from gldfn_export.exporter import export_gldfn
 from conftest import require_dataset
-from gldfn_model.atomic import OutputPathError
-from gldfn_model.config import get_config
-from gldfn_model.contract import load_contract
-from gldfn_model.image_io import read_rgb, write_image
-from gldfn_model.network import GLDFN
+from gldfn_model.common.atomic import OutputPathError
+from gldfn_model.network.config import get_config
+from gldfn_model.ops.contract import load_contract
+from gldfn_model.data.image_io import read_rgb, write_image
+from gldfn_model.network.gldfn import GLDFN
 
 CONTRACT = load_contract()
 FILTER_GENERATION = ("spatial_conv", "channel_squeeze", "channel_expand")
@@ -359,6 +359,6 @@ def test_cli_bad_input_is_one_clear_line(fp32_export, tmp_path, args, message):
 
 def test_cli_settings_are_the_degradation_settings():
     from gldfn_calibration.cli import SettingChoice
-    from gldfn_model.degradation import SETTINGS
+    from gldfn_model.data.degradation import SETTINGS
 
     assert tuple(choice.value for choice in SettingChoice) == SETTINGS

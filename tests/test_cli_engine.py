@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gldfn_model.complexity import count_complexity
-from gldfn_model.config import get_config
+from gldfn_model.network.complexity import count_complexity
+from gldfn_model.network.config import get_config
 from gldfn_runtime.cli import app
 from test_engine_build import _rtx
 

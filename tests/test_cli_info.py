@@ -3,8 +3,8 @@ import json
 from typer.testing import CliRunner
 
 from gldfn_model.cli import app
-from gldfn_model.config import get_config
-from gldfn_model.network import GLDFN
+from gldfn_model.network.config import get_config
+from gldfn_model.network.gldfn import GLDFN
 
 runner = CliRunner()
 

@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from gldfn_model.complexity import count_complexity
-from gldfn_model.config import GLDFNConfig, get_config
-from gldfn_model.network import GLDFN
+from gldfn_model.network.complexity import count_complexity
+from gldfn_model.network.config import GLDFNConfig, get_config
+from gldfn_model.network.gldfn import GLDFN
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "paper"])

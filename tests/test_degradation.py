@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from gldfn_model import degradation as deg
-from gldfn_model.imresize import imresize
+from gldfn_model.data import degradation as deg
+from gldfn_model.data.imresize import imresize
 
 
 def test_isotropic_kernel_sums_to_one_is_symmetric_and_has_its_width():

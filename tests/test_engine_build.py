@@ -12,8 +12,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from gldfn_model.complexity import count_complexity
-from gldfn_model.config import get_config
+from gldfn_model.network.complexity import count_complexity
+from gldfn_model.network.config import get_config
 from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_engine
 from gldfn_runtime.sidecar import (
     EngineMismatch,

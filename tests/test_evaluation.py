@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gldfn_model import evaluation
-from gldfn_model.checkpoint import save_checkpoint, shipped_weights_path
+from gldfn_model.evaluation import evaluate as evaluation
+from gldfn_model.network.checkpoint import save_checkpoint, shipped_weights_path
 from gldfn_model.cli import app
-from gldfn_model.config import get_config
-from gldfn_model.image_io import write_image
-from gldfn_model.metrics import score
-from gldfn_model.network import GLDFN
+from gldfn_model.network.config import get_config
+from gldfn_model.data.image_io import write_image
+from gldfn_model.evaluation.metrics import score
+from gldfn_model.network.gldfn import GLDFN
 from conftest import require_dataset
 
 runner = CliRunner()

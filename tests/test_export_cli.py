@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 from gldfn_export import metadata
 from gldfn_export.cli import app
 from gldfn_export.exporter import ExportError, export_gldfn
-from gldfn_model.atomic import OutputPathError
-from gldfn_model.checkpoint import file_sha256, save_checkpoint
-from gldfn_model.config import get_config
-from gldfn_model.network import GLDFN
+from gldfn_model.common.atomic import OutputPathError
+from gldfn_model.network.checkpoint import file_sha256, save_checkpoint
+from gldfn_model.network.config import get_config
+from gldfn_model.network.gldfn import GLDFN
 
 runner = CliRunner()
 

@@ -13,12 +13,12 @@ import torch
 
 from gldfn_export.custom_node import custom_nodes
 from gldfn_export.exporter import FP16_MIN_PSNR_DB, export_gldfn
-from gldfn_model.datasets import datasets_dir
+from gldfn_model.data.datasets import datasets_dir
 from gldfn_export.verify import load_lr_image, psnr, run_onnx, run_torch
-from gldfn_model.checkpoint import load_checkpoint, shipped_weights_path
-from gldfn_model.config import get_config
-from gldfn_model.contract import load_contract
-from gldfn_model.network import GLDFN
+from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
+from gldfn_model.network.config import get_config
+from gldfn_model.ops.contract import load_contract
+from gldfn_model.network.gldfn import GLDFN
 
 CONTRACT = load_contract()
 FLOAT, HALF = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16

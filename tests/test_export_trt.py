@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from gldfn_export.exporter import export_gldfn
-from gldfn_model.config import get_config
-from gldfn_model.network import GLDFN
+from gldfn_model.network.config import get_config
+from gldfn_model.network.gldfn import GLDFN
 
 trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed (pip install -e '.[rtx]')")
 

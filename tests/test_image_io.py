@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gldfn_model.image_io import ImageReadError, list_images, read_image, read_rgb, write_image
+from gldfn_model.data.image_io import ImageReadError, list_images, read_image, read_rgb, write_image
 
 
 def test_png_round_trip_rgb_gray_rgba_and_16_bit(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gldfn_model.imresize import cubic, imresize, imresize_torch, output_size, resize_matrix
+from gldfn_model.data.imresize import cubic, imresize, imresize_torch, output_size, resize_matrix
 
 
 def test_cubic_kernel_values():

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gldfn_model import cuda_ops
-from gldfn_model.contract import load_contract
-from gldfn_model.ldf_op import OP_NAME, local_dynamic_filter_reference
+from gldfn_model.ops import cuda_ops
+from gldfn_model.ops.contract import load_contract
+from gldfn_model.ops.ldf_op import OP_NAME, local_dynamic_filter_reference
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour of torch without CUDA")
 TORCH_EXTENSION_STD = "-std=c++20"  # what torch.utils.cpp_extension (torch >= 2.10) compiles extensions with
@@ -50,11 +50,11 @@ def test_op_has_a_cuda_kernel_registered():
 def test_cpu_path_imports_and_compiles_nothing_extra(tmp_path):
     script = (
         "import sys, torch\n"
-        "from gldfn_model.ldf_op import local_dynamic_filter\n"
+        "from gldfn_model.ops.ldf_op import local_dynamic_filter\n"
         "x = torch.randn(1, 2, 5, 6, requires_grad=True)\n"
         "sp, ch = torch.randn(1, 9, 5, 6), torch.randn(1, 2, 9)\n"
         "local_dynamic_filter(x, sp, ch, 3, 1).sum().backward()\n"
-        "print('gldfn_model.cuda_ops' in sys.modules, 'torch.utils.cpp_extension' in sys.modules)\n"
+        "print('gldfn_model.ops.cuda_ops' in sys.modules, 'torch.utils.cpp_extension' in sys.modules)\n"
     )
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "extensions")}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from gldfn_model.contract import load_contract
-from gldfn_model.filter_norm import filter_norm
-from gldfn_model.ldf_op import local_dynamic_filter_reference, tap_offsets
+from gldfn_model.ops.contract import load_contract
+from gldfn_model.network.filter_norm import filter_norm
+from gldfn_model.ops.ldf_op import local_dynamic_filter_reference, tap_offsets
 
 
 def direct_loop(x, spatial, channel, k, d):

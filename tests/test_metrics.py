@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from gldfn_model import metrics
+from gldfn_model.evaluation import metrics
 
 
 def test_psnr_of_a_known_error():

@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-from gldfn_model.contract import load_contract
+from gldfn_model.ops.contract import load_contract
 from gldfn_runtime import plugin_library
 from gldfn_runtime.cli import app
 from gldfn_runtime.plugin_library import LIBRARY_FILENAME, PluginLibraryError, find_plugin_library, find_tensorrt_headers
@@ -265,8 +265,8 @@ def exported_tiny(request, tmp_path_factory):
     import torch
 
     from gldfn_export.exporter import export_gldfn
-    from gldfn_model.config import get_config
-    from gldfn_model.network import GLDFN
+    from gldfn_model.network.config import get_config
+    from gldfn_model.network.gldfn import GLDFN
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("export") / f"tiny_{request.param}.onnx"

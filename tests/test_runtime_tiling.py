@@ -8,9 +8,9 @@ import torch
 
 from gldfn_export.exporter import export_gldfn
 from gldfn_export.verify import psnr, real_image_input
-from gldfn_model.checkpoint import load_checkpoint, shipped_weights_path
-from gldfn_model.config import get_config
-from gldfn_model.network import GLDFN
+from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
+from gldfn_model.network.config import get_config
+from gldfn_model.network.gldfn import GLDFN
 from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, TorchRunner
 from gldfn_runtime.tiling import TilingError, pad_to_min, plan_tiles, tile_weights, upscale_tiled
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gldfn_model.checkpoint import load_checkpoint
-from gldfn_model.training import TrainingDataError, TrainOptions, learning_rate, train
+from gldfn_model.network.checkpoint import load_checkpoint
+from gldfn_model.training.trainer import TrainingDataError, TrainOptions, learning_rate, train
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_data_parallel_under_torchrun_checkpoints_every_rank_and_resumes(hr_fold
 
 
 def test_validation_logs_psnr_and_keeps_the_best(hr_folder, tmp_path):
-    from gldfn_model.evaluation import make_validator
+    from gldfn_model.evaluation.evaluate import make_validator
 
     train(options(hr_folder, tmp_path / "run", iters=2, val_every=1), validate=make_validator(hr_folder, 4))
     lines = [json.loads(l) for l in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]

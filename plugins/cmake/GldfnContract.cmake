@@ -1,4 +1,4 @@
-# Reads the op contract (gldfn_model/contracts/local_dynamic_filter.json, the file the Python exporter reads)
+# Reads the op contract (gldfn_model/ops/contracts/local_dynamic_filter.json, the file the Python exporter reads)
 # and generates a C++ header with the plugin name, version, namespace, field names and attribute limits, so the
 # plugin cannot drift from the exporter. A renamed or missing entry stops the configure step.
 
@@ -19,7 +19,7 @@ function(gldfn_generate_contract_header contract_file output_file)
   set(GLDFN_CONTRACT_FILE "${contract_file}")
   if(NOT EXISTS "${contract_file}")
     message(FATAL_ERROR "Op contract not found: ${contract_file}. Set GLDFN_CONTRACT_FILE to the project's "
-                        "gldfn_model/contracts/local_dynamic_filter.json.")
+                        "gldfn_model/ops/contracts/local_dynamic_filter.json.")
   endif()
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${contract_file}")
   file(READ "${contract_file}" json)

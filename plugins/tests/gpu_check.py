@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gldfn_model.contract import load_contract  # noqa: E402
-from gldfn_model.ldf_op import local_dynamic_filter_reference  # noqa: E402
+from gldfn_model.ops.contract import load_contract  # noqa: E402
+from gldfn_model.ops.ldf_op import local_dynamic_filter_reference  # noqa: E402
 from plugin_harness import PHASE_BUILD, PluginHarness  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}

@@ -72,7 +72,7 @@ else
 import json, sys
 from pathlib import Path
 repo, out = Path(sys.argv[1]), Path(sys.argv[2])
-contract_file = repo / "gldfn_model/contracts/local_dynamic_filter.json"
+contract_file = repo / "gldfn_model/ops/contracts/local_dynamic_filter.json"
 c = json.loads(contract_file.read_text())
 attr = {a["name"]: a for a in c["attributes"]}
 values = {"GLDFN_CONTRACT_FILE": str(contract_file), "GLDFN_CONTRACT_VERSION": c["contract_version"],

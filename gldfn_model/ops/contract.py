@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-CONTRACT_PATH = Path(str(resources.files("gldfn_model") / "contracts" / "local_dynamic_filter.json"))
+CONTRACT_PATH = Path(str(resources.files("gldfn_model.ops") / "contracts" / "local_dynamic_filter.json"))
 
 
 @dataclass(frozen=True)

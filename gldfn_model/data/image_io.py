@@ -10,13 +10,14 @@ import numpy as np
 import png
 from PIL import Image, UnidentifiedImageError
 
-from gldfn_model.atomic import atomic_output
+from gldfn_model.common.atomic import atomic_output
+from gldfn_model.common.errors import GldfnError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 
 
-class ImageReadError(ValueError):
+class ImageReadError(GldfnError, ValueError):
     """A file is missing, empty, or not a readable image."""
 
 

@@ -5,8 +5,8 @@ import json
 
 import typer
 
-from gldfn_model.complexity import TABLE_I_PARAMS, TABLE_IV, Complexity, count_complexity
-from gldfn_model.config import ABLATION_DESCRIPTIONS, ABLATION_VARIANTS, get_config
+from gldfn_model.network.complexity import TABLE_I_PARAMS, TABLE_IV, Complexity, count_complexity
+from gldfn_model.network.config import ABLATION_DESCRIPTIONS, ABLATION_VARIANTS, get_config
 
 
 def parse_size(text: str) -> tuple[int, int]:

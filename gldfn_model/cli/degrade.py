@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from gldfn_model.degradation import SETTINGS, SV_NOISE_RANGES_255
+from gldfn_model.data.degradation import SETTINGS, SV_NOISE_RANGES_255
 
 
 def noise_from_level(level: float) -> float:
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         sv_noise: str = typer.Option("low", help="sv noise range: low = [0, 5]/255, high = [5, 10]/255"),
     ) -> None:
         """Degrade every HR image of a folder (8 LR images each for gaussian8) and write a manifest."""
-        from gldfn_model.evaluation import write_degraded_folder
+        from gldfn_model.evaluation.evaluate import write_degraded_folder
 
         check_setting(setting, sv_noise, noise)
         try:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from gldfn_model.cli_info import parse_size
+from gldfn_model.cli.info import parse_size
 
 if TYPE_CHECKING:
-    from gldfn_model.config import GLDFNConfig
+    from gldfn_model.network.config import GLDFNConfig
     from gldfn_runtime.runners import OnnxRuntimeRunner, Runner
 
 BACKENDS = ("torch", "onnxruntime")
@@ -30,7 +30,7 @@ def parse_backends(text: str) -> list[str]:
 
 def _onnx_config(runner: "OnnxRuntimeRunner") -> "GLDFNConfig | None":
     """The named config recorded in an exported file's metadata (for the MAC count), else None."""
-    from gldfn_model.config import NAMED_CONFIGS, get_config
+    from gldfn_model.network.config import NAMED_CONFIGS, get_config
 
     return get_config(runner.config_name, runner.scale) if runner.config_name in NAMED_CONFIGS else None
 
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs and achieved TFLOP/s per size,
         beside the paper's Table IV. For TensorRT engines use `gldfn-trt bench`."""
-        from gldfn_model.checkpoint import CheckpointError
+        from gldfn_model.network.checkpoint import CheckpointError
         from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency
         from gldfn_runtime.runners import RunnerError
 

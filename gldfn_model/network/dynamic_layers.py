@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gldfn_model.filter_norm import filter_norm
-from gldfn_model.ldf_op import local_dynamic_filter  # noqa: F401 - registers torch.ops.gldfn
+from gldfn_model.network.filter_norm import filter_norm
+from gldfn_model.ops.ldf_op import local_dynamic_filter  # noqa: F401 - registers torch.ops.gldfn
 
 
 def make_activation(name: str) -> nn.Module:

@@ -7,9 +7,10 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from gldfn_model.common.errors import GldfnError
 
 
-class OutputPathError(ValueError):
+class OutputPathError(GldfnError, ValueError):
     """The output location cannot be written."""
 
 

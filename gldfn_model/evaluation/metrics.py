@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.ndimage
+from gldfn_model.common.errors import GldfnError
 
 CONVENTIONS = ("dcls", "ikc")
 _BT601_STUDIO = np.array([65.481, 128.553, 24.966]) / 255.0  # Y = 16 + these . (R, G, B) for RGB in 0-255
@@ -27,7 +28,7 @@ _SSIM_SIGMA = 1.5
 _SSIM_RADIUS = 5  # 11x11 window
 
 
-class MetricError(ValueError):
+class MetricError(GldfnError, ValueError):
     """Images that cannot be compared, or an unknown convention."""
 
 

@@ -31,7 +31,8 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 
-from gldfn_model.imresize import imresize_torch
+from gldfn_model.data.imresize import imresize_torch
+from gldfn_model.common.errors import GldfnError
 
 SUPPORTED_SCALES = (2, 3, 4)
 SETTINGS = ("gaussian8", "iso", "aniso", "sv")
@@ -45,7 +46,7 @@ _TRAINING_SIGMA_RANGES = {2: (0.2, 2.0), 3: (0.2, 3.0), 4: (0.2, 4.0)}
 _ANISO_KERNEL_SIZES = {2: 11, 3: 21, 4: 31}
 
 
-class DegradationError(ValueError):
+class DegradationError(GldfnError, ValueError):
     """Invalid degradation parameters or an input that cannot be degraded."""
 
 

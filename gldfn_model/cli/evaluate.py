@@ -7,16 +7,16 @@ from typing import Optional
 
 import typer
 
-from gldfn_model.checkpoint import SHIPPED_CONFIG
-from gldfn_model.cli_degrade import check_setting, noise_from_level
-from gldfn_model.degradation import SETTINGS
-from gldfn_model.metrics import CONVENTIONS
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG
+from gldfn_model.cli.degrade import check_setting, noise_from_level
+from gldfn_model.data.degradation import SETTINGS
+from gldfn_model.evaluation.metrics import CONVENTIONS
 
 METHODS = ("bicubic", "model")
 
 
 def _has_manifest(lr_dir: Path) -> bool:
-    from gldfn_model.evaluation import MANIFEST_NAME
+    from gldfn_model.evaluation.evaluate import MANIFEST_NAME
 
     return (lr_dir / MANIFEST_NAME).is_file()
 
@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON object: psnr, ssim, per_image"),
     ) -> None:
         """Degrade (or read) the test images, restore them, and report per-image and mean PSNR / SSIM."""
-        from gldfn_model import evaluation
+        from gldfn_model.evaluation import evaluate as evaluation
 
         try:
             if setting is None:

@@ -1,5 +1,5 @@
 """Evaluation as the field measures it: degrade HR test images (on the fly, or read a ``gldfn degrade`` folder),
-restore them with a method, and score PSNR / SSIM under a convention (see :mod:`gldfn_model.metrics`)."""
+restore them with a method, and score PSNR / SSIM under a convention (see :mod:`gldfn_model.evaluation.metrics`)."""
 from __future__ import annotations
 
 import json
@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from gldfn_model import degradation as deg
-from gldfn_model.checkpoint import SHIPPED_CONFIG
-from gldfn_model.image_io import ImageReadError, list_images, read_rgb
-from gldfn_model.imresize import imresize
-from gldfn_model.metrics import check_convention, quantize_uint8, score
+from gldfn_model.data import degradation as deg
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG
+from gldfn_model.data.image_io import ImageReadError, list_images, read_rgb
+from gldfn_model.data.imresize import imresize
+from gldfn_model.evaluation.metrics import check_convention, quantize_uint8, score
+from gldfn_model.common.errors import GldfnError
 
 RestoreFn = Callable[[np.ndarray], np.ndarray]
 """LR ``h x w x 3`` uint8 -> SR ``sh x sw x 3`` (uint8, or float in [0, 1])."""
@@ -25,7 +26,7 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 
 
-class EvaluationError(ValueError):
+class EvaluationError(GldfnError, ValueError):
     """The evaluation inputs (folders, images, manifest, method) are unusable."""
 
 
@@ -116,8 +117,8 @@ def write_degraded_folder(hr_dir: str | Path, out_dir: str | Path, setting: str,
     """Degrade every image of ``hr_dir`` into ``out_dir`` (created if needed): ``<stem>_<variant>.png`` LR images
     and a ``manifest.json`` with each one's HR name, size and degradation parameters. Every file is written
     atomically; the manifest last, so a folder with a manifest is complete. Returns the manifest."""
-    from gldfn_model.atomic import atomic_output
-    from gldfn_model.image_io import write_image
+    from gldfn_model.common.atomic import atomic_output
+    from gldfn_model.data.image_io import write_image
 
     hr_paths = list_images(hr_dir)
     stems = [p.stem for p in hr_paths]
@@ -199,7 +200,7 @@ def model_restore(model: torch.nn.Module) -> RestoreFn:
 
 def load_eval_model(checkpoint: str | Path | None, scale: int, config: str = SHIPPED_CONFIG) -> torch.nn.Module:
     """The model of ``checkpoint``, or the weights shipped for (``config``, ``scale``) when it is None."""
-    from gldfn_model.checkpoint import load_checkpoint, shipped_weights_path
+    from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
 
     if checkpoint is None:
         checkpoint = shipped_weights_path(config, scale)

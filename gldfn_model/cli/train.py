@@ -1,4 +1,4 @@
-"""``gldfn train``: a thin layer over gldfn_model.training."""
+"""``gldfn train``: a thin layer over gldfn_model.training.trainer."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from gldfn_model.training import TrainOptions, train
+from gldfn_model.training.trainer import TrainOptions, train
 
 
 class ProgressPrinter:
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
                                snapshot_every=snapshot_every, skip_small=skip_small, threads=threads)
         validate = None
         if val is not None:
-            from gldfn_model.evaluation import make_validator
+            from gldfn_model.evaluation.evaluate import make_validator
 
             validate = make_validator(val, scale)
         try:

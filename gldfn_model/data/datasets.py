@@ -12,7 +12,7 @@ def datasets_dir() -> Path | None:
     """The folder holding the image sets, or None when there is none."""
     env = os.environ.get(DATASETS_ENV)
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+    candidates.append(Path(__file__).resolve().parents[2].parent / "shared" / "datasets")
     return next((c for c in candidates if c.is_dir()), None)
 
 

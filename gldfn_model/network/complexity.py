@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from gldfn_model.config import GLDFNConfig
+from gldfn_model.network.config import GLDFNConfig
 
 FILTER_NORM_MACS_PER_ELEMENT = 3
 LDF_MACS_PER_TAP = 2

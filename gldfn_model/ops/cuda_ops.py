@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gldfn_model.ldf_op import _check_inputs, local_dynamic_filter_reference
+from gldfn_model.ops.ldf_op import _check_inputs, local_dynamic_filter_reference
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 KERNEL_DIR = REPO_ROOT / "plugins" / "local_dynamic_filter"
 KERNEL_SOURCE = KERNEL_DIR / "ldf_kernel.cu"
 KERNEL_HEADERS = [KERNEL_DIR / name for name in ("ldf_kernel.h", "ldf_kernel_impl.cuh", "ldf_arithmetic.h")]

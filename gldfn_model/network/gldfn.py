@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gldfn_model.config import GLDFNConfig
-from gldfn_model.dynamic_layers import GlobalDynamicFilter, LocalDynamicFilter, make_activation
+from gldfn_model.network.config import GLDFNConfig
+from gldfn_model.network.dynamic_layers import GlobalDynamicFilter, LocalDynamicFilter, make_activation
 
 
 def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:

@@ -61,8 +61,8 @@ def register(app: typer.Typer) -> None:
 
         Grayscale, RGBA (alpha resized with bicubic) and 16-bit PNG (gray or colour) are kept as such.
         """
-        from gldfn_model.checkpoint import CheckpointError
-        from gldfn_model.image_io import ImageReadError
+        from gldfn_model.network.checkpoint import CheckpointError
+        from gldfn_model.data.image_io import ImageReadError
         from gldfn_runtime.runners import RunnerError
         from gldfn_runtime.tiling import TilingError
         from gldfn_runtime.upscaler import collect_inputs, output_paths, upscale_files

@@ -1,0 +1,1 @@
+"""Training GLDFN on HR images degraded on the fly."""
