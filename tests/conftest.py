@@ -1,4 +1,5 @@
 """Settings and fixtures shared by the whole suite."""
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,26 @@ def require_dataset(name: str) -> Path:
         pytest.skip(f"{name} not found: the shared image sets (../shared/datasets beside the repository, or "
                     "$GLDFN_DATASETS) are missing")
     return folder
+
+
+class _LeavesAMarker:
+    """Unpickling this creates the folder ``marker``: the proof that a loader ran code taken from a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def write_code_running_checkpoint(path: Path, marker: Path, scale: int = 4) -> Path:
+    """A file shaped like a gldfn checkpoint (tiny config, trainer fields) that runs ``os.mkdir(marker)`` when
+    unpickled without ``weights_only``."""
+    from gldfn_model.network.config import get_config
+
+    torch.save({"format": 1, "config": get_config("tiny", scale).to_dict(), "config_name": "tiny", "state_dict": {},
+                "iteration": 1, "optimizer": _LeavesAMarker(marker)}, path)
+    return path
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -83,6 +83,17 @@ def test_cli_missing_and_corrupt_checkpoints(tmp_path):
     assert not out.exists()
 
 
+def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path):
+    from conftest import write_code_running_checkpoint
+
+    marker = tmp_path / "ran"
+    crafted = write_code_running_checkpoint(tmp_path / "crafted.pt", marker)
+    result = run_cli("--scale", "4", "--checkpoint", str(crafted), "-o", str(tmp_path / "x.onnx"))
+    assert result.exit_code == 1
+    assert "holds objects other than tensors and plain data" in result.output and "posix.mkdir" in result.output
+    assert not marker.exists() and not (tmp_path / "x.onnx").exists()
+
+
 def test_checkpoint_that_does_not_fit_its_config(tmp_path):
     payload = {"format": 1, "config": get_config("tiny", 4).to_dict(), "config_name": "tiny", "state_dict": {"head.weight": torch.zeros(1)}}
     bad = tmp_path / "bad.pt"

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gldfn_model.network.checkpoint import load_checkpoint
+from gldfn_model.network.checkpoint import CheckpointError, load_checkpoint
 from gldfn_model.training.trainer import TrainingDataError, TrainOptions, learning_rate, train
 
 
@@ -63,6 +63,17 @@ def test_refuses_to_overwrite_a_run_and_to_resume_nothing(hr_folder, tmp_path):
         train(options(hr_folder, tmp_path / "run", iters=1))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(options(hr_folder, tmp_path / "empty", iters=1), resume=True)
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(hr_folder, tmp_path):
+    from conftest import write_code_running_checkpoint
+
+    (tmp_path / "run").mkdir()
+    marker = tmp_path / "ran"
+    write_code_running_checkpoint(tmp_path / "run" / "last.pt", marker)
+    with pytest.raises(CheckpointError, match="holds objects other than tensors and plain data"):
+        train(options(hr_folder, tmp_path / "run"), resume=True)
+    assert not marker.exists()
 
 
 def test_small_images_are_named(hr_folder, tmp_path):

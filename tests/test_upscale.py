@@ -180,6 +180,17 @@ def test_cli_bad_options_explain_themselves(tmp_path, rgb, args, message):
     assert not (tmp_path / "out" / "a.png").exists()
 
 
+def test_cli_refuses_a_checkpoint_that_would_run_code(tmp_path, rgb):
+    from conftest import write_code_running_checkpoint
+
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    marker = tmp_path / "ran"
+    crafted = write_code_running_checkpoint(tmp_path / "crafted.pt", marker)
+    result = CliRunner().invoke(app, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--checkpoint", str(crafted)])
+    assert result.exit_code == 1 and "holds objects other than tensors and plain data" in result.output
+    assert not marker.exists() and not (tmp_path / "out" / "a.png").exists()
+
+
 def test_cli_missing_input_is_an_error(tmp_path):
     result = CliRunner().invoke(app, ["upscale", str(tmp_path / "nope.png"), "-o", str(tmp_path / "out"), "--backend", "bicubic"])
     assert result.exit_code == 1 and "nope.png: no such file or folder" in result.output

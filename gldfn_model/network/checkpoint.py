@@ -3,6 +3,7 @@ weights shipped inside the package."""
 from __future__ import annotations
 
 import hashlib
+import pickle
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -56,7 +57,17 @@ def load_checkpoint(path: str | Path, expect_scale: int | None = None, expect_co
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain Python data only; a pickle that would construct anything else (and so
+        # could run code) is refused before any of it runs.
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = _torch_reason(exc)
+        if "GLOBAL" in reason:
+            raise CheckpointError(
+                f"checkpoint {path} holds objects other than tensors and plain data ({reason}); gldfn does not "
+                "unpickle them, as that could run code: use a checkpoint written by gldfn (train or save_checkpoint)"
+            ) from None
+        raise CheckpointError(f"checkpoint {path} cannot be read ({reason}); is it a gldfn checkpoint?") from None
     except Exception as exc:  # torch raises many types for a damaged file
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); is it a gldfn checkpoint?") from exc
     if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
@@ -69,6 +80,13 @@ def load_checkpoint(path: str | Path, expect_scale: int | None = None, expect_co
         raise CheckpointError(f"checkpoint {path} holds config {config_name!r}, not {expect_config!r}")
     extra = {k: v for k, v in payload.items() if k not in ("config", "state_dict", "config_name")}
     return Checkpoint(config, config_name, payload["state_dict"], extra, path)
+
+
+def _torch_reason(error: Exception) -> str:
+    """The line of torch's weights-only error that names the cause, without its advice to load unsafely."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
+    return (reasons or [type(error).__name__])[0]
 
 
 def file_sha256(path: str | Path) -> str:
