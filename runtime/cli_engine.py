@@ -27,6 +27,9 @@ class Precision(str, Enum):
     int8 = "int8"
 
 
+PLUGIN_HELP = "the plugin library the engine was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"
+
+
 def _fail(error: Exception) -> typer.Exit:
     typer.echo(f"error: {error}", err=True)
     return typer.Exit(1)
@@ -172,7 +175,7 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(..., "-o", "--out", help="output folder (created if missing)"),
         tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: tiles only beyond the profile's max)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels"),
-        plugin: Optional[Path] = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
+        plugin: Optional[Path] = typer.Option(None, help=PLUGIN_HELP),
     ) -> None:
         """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`)."""
         from gldfn_runtime.tiling import TilingError
@@ -195,7 +198,7 @@ def register(app: typer.Typer) -> None:
         sizes: str = typer.Option("180x270", help="LR sizes HxW, comma-separated (Table IV: 180x270)"),
         iters: int = typer.Option(100, help="timed iterations per size"),
         warmup: int = typer.Option(10, help="untimed iterations first"),
-        plugin: Optional[Path] = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
+        plugin: Optional[Path] = typer.Option(None, help=PLUGIN_HELP),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
         plot: Optional[Path] = typer.Option(None, help="write a PNG of latency against image size"),
@@ -231,7 +234,7 @@ def register(app: typer.Typer) -> None:
         candidate: Path = typer.Argument(..., help="an ONNX file (or an engine); two ONNX files run in ONNX Runtime"),
         images: Optional[list[Path]] = typer.Option(None, "--images", help="images to compare on (repeatable; default: a real image and seeded noise)"),
         size: str = typer.Option("64x64", help="centre crop HxW of each image (LR pixels)"),
-        plugin: Optional[Path] = typer.Option(None, help="plugin library for an engine"),
+        plugin: Optional[Path] = typer.Option(None, help=PLUGIN_HELP),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Run both models on the same inputs through Polygraphy's comparator: max/mean error and PSNR."""

@@ -1,7 +1,8 @@
 """Build, find and load libgldfn_trt_plugins.so, the TensorRT plugin library built from ``plugins/``.
 
 Without an explicit path the library is taken from GLDFN_TRT_PLUGIN_LIBRARY, else from the default build
-folder ``plugins/build`` that ``gldfn-trt plugin build`` writes.
+folder ``plugins/build`` that ``gldfn-trt plugin build`` writes. An engine's sidecar records the library it was
+built with, but only its SHA-256 is used: a path read from a data file is never loaded.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gldfn_model.ops.contract import load_contract
+from gldfn_runtime.sidecar import sha256_file
 from gldfn_runtime.tensorrt_compat import load_tensorrt
 from gldfn_model.common.errors import GldfnError
 
@@ -41,20 +43,51 @@ def find_tensorrt_headers() -> Path | None:
     return next((root for root in roots if (root / "NvInferRuntime.h").is_file()), None)
 
 
+def _locate(path: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """The candidate library and where it came from: ``path``, else $GLDFN_TRT_PLUGIN_LIBRARY, else the default build."""
+    if path is not None:
+        return Path(path), "the given path"
+    if os.environ.get(LIBRARY_ENV):
+        return Path(os.environ[LIBRARY_ENV]), f"${LIBRARY_ENV}"
+    return DEFAULT_BUILD_DIR / LIBRARY_FILENAME, "the default build folder"
+
+
 def find_plugin_library(path: str | os.PathLike[str] | None = None) -> Path:
     """The library at ``path``, else at $GLDFN_TRT_PLUGIN_LIBRARY, else in the default build folder."""
-    if path is not None:
-        candidate, origin = Path(path), "the given path"
-    elif os.environ.get(LIBRARY_ENV):
-        candidate, origin = Path(os.environ[LIBRARY_ENV]), f"${LIBRARY_ENV}"
-    else:
-        candidate, origin = DEFAULT_BUILD_DIR / LIBRARY_FILENAME, "the default build folder"
+    candidate, origin = _locate(path)
     if not candidate.is_file():
         raise PluginLibraryError(
             f"plugin library not found at {candidate} ({origin}); build it with `gldfn-trt plugin build` "
             f"or pass the path of {LIBRARY_FILENAME}"
         )
     return candidate.resolve()
+
+
+def find_engine_plugin(
+    recorded: dict[str, Any] | None, engine: str | os.PathLike[str], path: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """The plugin library to load for an engine whose sidecar records ``recorded`` (its ``plugin`` field): None
+    when the engine needs none (built without the plugin, or with it embedded); else the library found as
+    ``find_plugin_library(path)`` finds it (never the path in the sidecar), whose SHA-256 must be the recorded one."""
+    if recorded is None or recorded.get("embedded"):
+        return None
+    wanted = str(recorded.get("sha256", ""))
+    try:
+        library = find_plugin_library(path)
+    except PluginLibraryError as error:
+        raise PluginLibraryError(
+            f"engine {engine} needs the plugin library it was built with ({recorded.get('path')}, SHA-256 {wanted[:16]}…): "
+            f"{error}; the path in the sidecar is not loaded: pass --plugin or set ${LIBRARY_ENV}"
+        ) from None
+    found = sha256_file(library)
+    if found != wanted:
+        origin = _locate(path)[1]
+        raise PluginLibraryError(
+            f"plugin library {library} ({origin}, SHA-256 {found[:16]}…) is not the one engine {engine} was built with "
+            f"({recorded.get('path')}, SHA-256 {wanted[:16]}…): pass that library with --plugin or ${LIBRARY_ENV}, "
+            "or rebuild the engine with this one"
+        )
+    return library
 
 
 def _run(command: list[str], step: str) -> None:

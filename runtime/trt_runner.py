@@ -3,7 +3,8 @@
 Device memory, streams and events come from NVIDIA's ``cuda-python`` (``cuda.bindings.runtime``); CUDA tensors
 (torch, CuPy, anything with DLPack) run in place through ``infer_dlpack``. Before TensorRT sees the engine the
 runner checks its sidecar (file intact, same TensorRT flavour and version, a GPU the engine targets; on
-TensorRT-RTX also ``Runtime.get_engine_validity``), and loads the plugin library unless it is embedded.
+TensorRT-RTX also ``Runtime.get_engine_validity``), and loads the plugin library unless it is embedded: the one
+``--plugin``, $GLDFN_TRT_PLUGIN_LIBRARY or the default build folder names, if its SHA-256 is the sidecar's.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gldfn_runtime.backend import BackendError, Flavour, current_gpu, select_flavour
-from gldfn_runtime.plugin_library import PluginLibraryError, load_plugin_library
+from gldfn_runtime.plugin_library import PluginLibraryError, find_engine_plugin, load_plugin_library
 from gldfn_runtime.runners import RunnerError, Size, check_batch
 from gldfn_runtime.sidecar import EngineMismatch, EngineSidecar, check_compatible, read_sidecar, verify_engine_file
 
@@ -66,8 +67,8 @@ def _rtx_validity_problems(flavour: Flavour, runtime: Any, plan: bytes) -> tuple
 
 
 class TensorRTRunner:
-    """An engine built by ``gldfn-trt build``, on CUDA GPU ``device``. ``plugin`` overrides the plugin library
-    recorded in the sidecar."""
+    """An engine built by ``gldfn-trt build``, on CUDA GPU ``device``. ``plugin``: the plugin library (default:
+    $GLDFN_TRT_PLUGIN_LIBRARY, else the default build folder); it must be the one the engine was built with."""
 
     name = "tensorrt"
 
@@ -110,12 +111,12 @@ class TensorRTRunner:
             if not usable:
                 raise EngineMismatch(f"TensorRT-RTX rejects {self.path}: {'; '.join(reasons) or 'no reason given'}. "
                                      f"Rebuild it: {self.sidecar.rebuild_command}")
-        recorded = self.sidecar.plugin
-        if plugin is not None or (recorded is not None and not recorded["embedded"]):
-            try:
-                load_plugin_library(plugin if plugin is not None else recorded["path"])
-            except PluginLibraryError as error:
-                raise RunnerError(f"{self.path} needs the GLDFN plugin library: {error}") from None
+        try:
+            library = find_engine_plugin(self.sidecar.plugin, self.path, plugin)
+            if library is not None:
+                load_plugin_library(library)
+        except PluginLibraryError as error:
+            raise RunnerError(str(error)) from None
         self._engine = self._runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
             raise RunnerError(f"TensorRT could not load {self.path}: {' | '.join(self._logger.messages[-5:]) or 'no message'}. "

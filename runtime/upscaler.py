@@ -107,7 +107,8 @@ class Upscaler:
         cls, path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0, **kwargs: Any
     ) -> "Upscaler":
         """A TensorRT / TensorRT-RTX engine built by ``gldfn-trt build`` (needs an NVIDIA GPU and the TensorRT
-        runtime); ``plugin`` overrides the plugin library recorded in the engine's sidecar."""
+        runtime); ``plugin`` is the plugin library it was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, else the
+        default build folder; never the path in the sidecar)."""
         try:
             from gldfn_runtime.trt_runner import TensorRTRunner
         except ImportError as exc:

@@ -1,6 +1,7 @@
 """Settings and fixtures shared by the whole suite."""
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,17 @@ def write_code_running_checkpoint(path: Path, marker: Path, scale: int = 4) -> P
     torch.save({"format": 1, "config": get_config("tiny", scale).to_dict(), "config_name": "tiny", "state_dict": {},
                 "iteration": 1, "optimizer": _LeavesAMarker(marker)}, path)
     return path
+
+
+def build_marker_library(folder: Path, marker: Path, name: str = "crafted.so") -> Path:
+    """A shared object whose constructor creates the folder ``marker`` as soon as anything loads it."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler (cc) to build the crafted shared object")
+    source = folder / f"{name}.c"
+    source.write_text(f'#include <sys/stat.h>\n__attribute__((constructor)) static void ran(void) {{ mkdir("{marker}", 0700); }}\n')
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(folder / name), str(source)], check=True, capture_output=True)
+    return folder / name
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,13 +16,21 @@ from typer.testing import CliRunner
 from gldfn_model.ops.contract import load_contract
 from gldfn_runtime import plugin_library
 from gldfn_runtime.cli import app
-from gldfn_runtime.plugin_library import LIBRARY_FILENAME, PluginLibraryError, find_plugin_library, find_tensorrt_headers
+from gldfn_runtime.plugin_library import (
+    LIBRARY_ENV,
+    LIBRARY_FILENAME,
+    PluginLibraryError,
+    find_engine_plugin,
+    find_plugin_library,
+    find_tensorrt_headers,
+)
+from gldfn_runtime.sidecar import sha256_file
 from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
 
 CONTRACT = load_contract()
 NAMESPACE = CONTRACT.attribute("plugin_namespace")["default"]
 # One SM keeps the test build short; the default `gldfn-trt plugin build` compiles every target.
-from conftest import PLUGIN_BUILD_FOLDER, PLUGIN_TEST_CUDA_ARCHS
+from conftest import PLUGIN_BUILD_FOLDER, PLUGIN_TEST_CUDA_ARCHS, build_marker_library
 
 
 def _harness_module():
@@ -92,6 +100,31 @@ def test_runtime_finds_the_library_in_the_default_build_folder(built_library, mo
         find_plugin_library()
     monkeypatch.setenv(plugin_library.LIBRARY_ENV, str(built_library))
     assert find_plugin_library() == built_library
+
+
+def test_an_engine_never_loads_the_library_its_sidecar_names(tmp_path, monkeypatch):
+    """The sidecar's path is never used; the library found as usual must have the sidecar's SHA-256."""
+    marker = tmp_path / "ran"
+    crafted = build_marker_library(tmp_path, marker)
+    subprocess.run([sys.executable, "-c", f"import ctypes; ctypes.CDLL({str(crafted)!r})"], check=True)
+    assert marker.is_dir()  # loading the crafted library does leave the marker
+    marker.rmdir()
+    other = build_marker_library(tmp_path, tmp_path / "other-ran", "other.so")
+    recorded = {"path": str(crafted), "sha256": sha256_file(crafted), "embedded": False}
+    engine = tmp_path / "model.engine"
+
+    monkeypatch.setenv(LIBRARY_ENV, str(other))
+    with pytest.raises(PluginLibraryError) as mismatch:
+        find_engine_plugin(recorded, engine)
+    for part in (str(other), f"${LIBRARY_ENV}", sha256_file(other)[:16], str(crafted), recorded["sha256"][:16], str(engine)):
+        assert part in str(mismatch.value)
+    monkeypatch.setenv(LIBRARY_ENV, str(tmp_path / "absent.so"))
+    with pytest.raises(PluginLibraryError, match=r"needs the plugin library it was built with .*path in the sidecar is not loaded"):
+        find_engine_plugin(recorded, engine)
+    assert find_engine_plugin({**recorded, "embedded": True}, engine) is None
+    assert find_engine_plugin(None, engine) is None
+    assert not marker.exists()
+    assert find_engine_plugin(recorded, engine, other.parent / "crafted.so") == crafted.resolve()  # named by the user
 
 
 # --- the plugin through its real interface (no TensorRT, no GPU) --------------------------------------------
