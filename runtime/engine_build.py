@@ -8,8 +8,10 @@ failed build leaves no file behind.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,8 +78,47 @@ def _dims(value: onnx.ValueInfoProto) -> list[Any]:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
 
 
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a graph holds: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        yield from _attribute_tensors(node)
+
+
+def _attribute_tensors(node: onnx.NodeProto) -> Iterator[onnx.TensorProto]:
+    for attribute in node.attribute:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        for subgraph in [attribute.g] if attribute.HasField("g") else []:
+            yield from _tensors(subgraph)
+        for subgraph in attribute.graphs:
+            yield from _tensors(subgraph)
+
+
+def check_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """EngineBuildError for a tensor whose external data lies outside the model's folder once links are resolved
+    (or is not a regular file): TensorRT's parser would read any file it names into the engine."""
+    folder = path.parent.resolve()
+    functions = (tensor for function in model.functions for node in function.node for tensor in _attribute_tensors(node))
+    for tensor in itertools.chain(_tensors(model.graph), functions):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+        target = (path.parent / location).resolve()
+        if not location or not target.is_relative_to(folder) or not target.is_file():
+            where = "is not a file" if target.is_relative_to(folder) else f"resolves to {target}, outside {folder}"
+            raise EngineBuildError(
+                f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, which {where}; external data must be "
+                "a file in the model's folder (not a link out of it): export the model again or move the data beside it"
+            )
+
+
 def read_onnx_info(path: str | os.PathLike[str]) -> OnnxModelInfo:
-    """Read an exported GLDFN file; clear errors for missing, empty and non-ONNX files."""
+    """Read an exported GLDFN file; clear errors for missing, empty and non-ONNX files and for external data
+    outside the model's folder."""
     path = Path(path)
     if not path.is_file():
         raise EngineBuildError(f"ONNX file {path} does not exist (export one with gldfn-export)")
@@ -87,6 +128,7 @@ def read_onnx_info(path: str | os.PathLike[str]) -> OnnxModelInfo:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError, onnx its own types
         raise EngineBuildError(f"{path} is not a readable ONNX file ({type(error).__name__}: {error}); export it again with gldfn-export") from None
+    check_external_data(model, path)
     graph = model.graph
     if len(graph.input) != 1 or len(graph.output) != 1:
         raise EngineBuildError(f"{path} has {len(graph.input)} inputs and {len(graph.output)} outputs; a GLDFN export has one of each")

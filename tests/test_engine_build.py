@@ -15,6 +15,7 @@ import pytest
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import get_config
 from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_engine
+from gldfn_runtime.plugin_library import LIBRARY_ENV
 from gldfn_runtime.sidecar import (
     EngineMismatch,
     SidecarError,
@@ -164,6 +165,50 @@ def test_corrupt_onnx_files_are_refused_clearly(rtx, plugin_library, tmp_path, c
     assert not (tmp_path / "model.engine").exists()
 
 
+def _external_data_model(source: Path, folder: Path, location: str | None = None) -> Path:
+    """``source`` saved into ``folder`` with its initializers in ``model.onnx.data``; ``location`` then rewrites
+    the name the tensors give for that file."""
+    folder.mkdir()
+    path = folder / "model.onnx"
+    onnx.save_model(onnx.load(str(source)), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="model.onnx.data", size_threshold=0)
+    if location is not None:
+        model = onnx.load(str(path), load_external_data=False)
+        for tensor in model.graph.initializer:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = location
+        onnx.save_model(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("how", ["link", "dotdot", "absolute"])
+def test_external_data_outside_the_model_folder_is_refused(rtx, plugin_library, tiny_onnx, tmp_path, how):
+    """onnx and ONNX Runtime refuse data reached through a link (or a name) leading out of the model's folder; the
+    build does too, before TensorRT's parser copies that file into the engine."""
+    outside = tmp_path / "elsewhere.bin"
+    location = {"link": None, "dotdot": "../elsewhere.bin", "absolute": str(outside)}[how]
+    model = _external_data_model(tiny_onnx["fp32"], tmp_path / "model", location)
+    data = model.with_name("model.onnx.data")
+    data.rename(outside)
+    if how == "link":
+        data.symlink_to(outside)
+    engine = tmp_path / "model" / "x.engine"
+    with pytest.raises(EngineBuildError, match=r"keeps its data in .*, which resolves to .*elsewhere\.bin, outside .*model"):
+        build_engine(model, engine, _options(plugin_library), cache_dir=tmp_path / "cache")
+    assert not engine.exists()
+
+
+def test_external_data_in_the_model_folder_is_accepted(tiny_onnx, tmp_path):
+    from gldfn_runtime.engine_build import read_onnx_info
+
+    model = _external_data_model(tiny_onnx["fp32"], tmp_path / "model")
+    assert read_onnx_info(model).custom_nodes == 4
+    model.with_name("model.onnx.data").unlink()
+    with pytest.raises(EngineBuildError, match=r"keeps its data in 'model.onnx.data', which is not a file"):
+        read_onnx_info(model)
+
+
 def test_missing_plugin_library_names_the_fix(rtx, tiny_onnx, tmp_path):
     missing = tmp_path / "nowhere" / "libgldfn_trt_plugins.so"
     with pytest.raises(EngineBuildError, match=r"plugin library not found at .*nowhere.*gldfn-trt plugin build.*--no-plugin"):
@@ -273,6 +318,34 @@ def test_runner_without_a_gpu_points_to_the_cpu_commands(built_engine):
         TensorRTRunner(built_engine)
     with pytest.raises(NoGpuError):
         Upscaler.from_engine(built_engine)
+
+
+def test_runner_loads_the_library_it_finds_never_the_one_a_sidecar_names(rtx, plugin_library, tiny_onnx, tmp_path, monkeypatch):
+    """On a GPU TensorRT-RTX targets: a sidecar edited to name a crafted library does not get it loaded
+    (tests/test_plugin_library.py checks the choice of library without a GPU)."""
+    from conftest import build_marker_library
+    from gldfn_runtime.backend import RTX_DEFAULT_COMPUTE_CAPABILITIES, current_gpu
+    from gldfn_runtime.runners import RunnerError
+    from gldfn_runtime.trt_runner import TensorRTRunner
+
+    gpu, reason = current_gpu()
+    if gpu is None or gpu.compute_capability not in RTX_DEFAULT_COMPUTE_CAPABILITIES:
+        pytest.skip(f"needs a CUDA GPU that TensorRT-RTX targets ({reason or gpu.compute_capability})")
+    engine = tmp_path / "here.engine"
+    build_engine(tiny_onnx["fp32"], engine, _options(plugin_library, compute_capabilities=(gpu.compute_capability,)),
+                 cache_dir=tmp_path / "cache")
+    marker = tmp_path / "ran"
+    crafted = build_marker_library(tmp_path, marker)
+    data = json.loads(sidecar_path(engine).read_text())
+    data["plugin"]["path"] = str(crafted)
+    sidecar_path(engine).write_text(json.dumps(data))
+    monkeypatch.setenv(LIBRARY_ENV, str(plugin_library))
+    TensorRTRunner(engine).close()  # the recorded SHA-256 is still the real library's, found through the variable
+    data["plugin"]["sha256"] = sha256_file(crafted)
+    sidecar_path(engine).write_text(json.dumps(data))
+    with pytest.raises(RunnerError, match=r"is not the one engine .* was built with"):
+        TensorRTRunner(engine)
+    assert not marker.exists()
 
 
 def test_int8_engine_builds_from_a_qdq_export(rtx, plugin_library, tiny_onnx, tmp_path):
