@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from gldfn_model.cli.info import parse_size
+from gldfn_runtime.cli_outputs import FORMAT, OUT, OVERWRITE, SKIP_EXISTING, SUFFIX, OutputFormat, write_planned
 from gldfn_runtime.engine_build import DEFAULT_PROFILE
 from gldfn_runtime.sidecar import format_size
 
@@ -172,25 +173,28 @@ def register(app: typer.Typer) -> None:
     def run_command(
         engine: Path = typer.Argument(..., help="an engine from gldfn-trt build"),
         inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
-        out_dir: Path = typer.Option(..., "-o", "--out", help="output folder (created if missing)"),
+        out: str = OUT,
+        suffix: str = SUFFIX,
+        image_format: Optional[OutputFormat] = FORMAT,
+        overwrite: bool = OVERWRITE,
+        skip_existing: bool = SKIP_EXISTING,
         tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: tiles only beyond the profile's max)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels"),
         plugin: Optional[Path] = typer.Option(None, help=PLUGIN_HELP),
     ) -> None:
-        """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`)."""
+        """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`). Never replaces an
+        input or an existing file unless --overwrite."""
+        from gldfn_runtime.output_plan import plan_outputs
         from gldfn_runtime.tiling import TilingError
-        from gldfn_runtime.upscaler import Upscaler, collect_inputs, output_paths, upscale_files
+        from gldfn_runtime.upscaler import Upscaler
 
         try:
-            files = collect_inputs(inputs)
-            targets = output_paths(files, out_dir)
+            plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
+                                overwrite=overwrite, skip_existing=skip_existing)
             upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
         except (*_user_errors(), TilingError, ValueError) as error:
             raise _fail(error) from None
-        failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} (tensorrt)")
-        typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}")
-        if failures:
-            raise typer.Exit(1)
+        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)")
 
     @app.command("bench")
     def bench_command(

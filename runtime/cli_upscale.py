@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from gldfn_runtime.cli_outputs import FORMAT, OUT, OVERWRITE, SKIP_EXISTING, SUFFIX, OutputFormat, write_planned
+
 if TYPE_CHECKING:
     from gldfn_runtime.upscaler import Upscaler
 
@@ -45,7 +47,11 @@ def register(app: typer.Typer) -> None:
     @app.command("upscale")
     def upscale_command(
         inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
-        out_dir: Path = typer.Option(..., "-o", "--out", help="output folder (created if missing); files keep their names"),
+        out: str = OUT,
+        suffix: str = SUFFIX,
+        image_format: Optional[OutputFormat] = FORMAT,
+        overwrite: bool = OVERWRITE,
+        skip_existing: bool = SKIP_EXISTING,
         backend: Backend = typer.Option(Backend.torch, help="torch, onnxruntime, or bicubic (the baseline, no model)"),
         scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
         checkpoint: Optional[Path] = typer.Option(None, help="torch: a gldfn checkpoint (default: the shipped weights)"),
@@ -57,7 +63,9 @@ def register(app: typer.Typer) -> None:
         overlap: int = typer.Option(16, help="tile overlap in LR pixels, blended across the seam"),
         threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
     ) -> None:
-        """Upscale images: files or folders in, atomically written images of the same name out.
+        """Upscale images: files or folders in, atomically written images out (same names unless --suffix).
+
+        Never replaces an input or an existing file unless --overwrite.
 
         Grayscale, RGBA (alpha resized with bicubic) and 16-bit PNG (gray or colour) are kept as such.
         """
@@ -65,16 +73,13 @@ def register(app: typer.Typer) -> None:
         from gldfn_model.data.image_io import ImageReadError
         from gldfn_runtime.runners import RunnerError
         from gldfn_runtime.tiling import TilingError
-        from gldfn_runtime.upscaler import collect_inputs, output_paths, upscale_files
+        from gldfn_runtime.output_plan import plan_outputs
 
         try:
-            files = collect_inputs(inputs)
-            targets = output_paths(files, out_dir)
+            plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
+                                overwrite=overwrite, skip_existing=skip_existing)
             upscaler = build_upscaler(backend, scale, checkpoint, onnx, config, random_weights, providers, threads, tile, overlap)
         except (ImageReadError, CheckpointError, RunnerError, TilingError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} ({backend.value})")
-        typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}")
-        if failures:
-            raise typer.Exit(1)
+        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({backend.value})")

@@ -172,38 +172,10 @@ class Upscaler:
         return output if source.ndim == 4 else output[0]
 
 
-def collect_inputs(inputs: list[Path]) -> list[Path]:
-    """Image files named directly or found in folders (not recursive), in order, without duplicates;
-    ImageReadError for a path that doesn't exist or a folder without images."""
-    from gldfn_model.data.image_io import ImageReadError, list_images
-
-    files: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            files.extend(list_images(path))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise ImageReadError(f"{path}: no such file or folder")
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    return [Path(p) for p in unique]
-
-
-def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
-    """``out_dir / name`` for each input; two inputs with the same name would overwrite each other: an error."""
-    targets = [out_dir / f.name for f in files]
-    seen: dict[Path, Path] = {}
-    for source, target in zip(files, targets):
-        if target in seen:
-            raise ValueError(f"{seen[target]} and {source} would both be written to {target}; upscale them into different folders")
-        seen[target] = source
-    return targets
-
-
 def upscale_file(upscaler: Upscaler, source: Path, target: Path) -> str | None:
     """Read, upscale, write atomically. Returns a note when the output format forced a change (16-bit data in
-    a format other than PNG stored as 8-bit), else None. Raises ImageReadError / ImageShapeError naming the
-    file on bad input."""
+    a format other than PNG stored as 8-bit, alpha dropped for JPEG), else None. Raises ImageReadError /
+    ImageShapeError naming the file on bad input."""
     from gldfn_model.data.image_io import read_image, write_image
 
     image = read_image(source)
@@ -211,12 +183,15 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path) -> str | None:
         result = upscaler.upscale(image)
     except ImageShapeError as exc:
         raise ImageShapeError(f"{source}: {exc}") from None
-    note = None
+    notes = []
     if result.dtype == np.uint16 and target.suffix.lower() != ".png":
         result = np.round(result.astype(np.float64) / 257.0).astype(np.uint8)
-        note = f"{target}: written as 8 bits per channel (16-bit output is written as PNG only)"
+        notes.append("written as 8 bits per channel (16-bit output is written as PNG only)")
+    if result.ndim == 3 and result.shape[2] == 4 and target.suffix.lower() in (".jpg", ".jpeg"):
+        result = result[:, :, :3]
+        notes.append("written without its alpha channel (JPEG has none)")
     write_image(target, result)
-    return note
+    return f"{target}: " + "; ".join(notes) if notes else None
 
 
 def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], out_dir: Path, label: str) -> int:

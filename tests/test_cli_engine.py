@@ -88,6 +88,20 @@ def test_run_and_bench_without_a_gpu_point_to_the_cpu_commands(cli_engine, tmp_p
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
 
 
+def test_run_refuses_to_write_over_its_inputs_before_loading_the_engine(cli_engine, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(photo)
+    before = photo.read_bytes()
+    for out in (tmp_path, photo):
+        result = invoke("run", cli_engine, photo, "-o", out)
+        assert result.exit_code == 1 and "1 output(s) would replace input images" in result.output, result.output
+    assert photo.read_bytes() == before
+    several = invoke("run", cli_engine, photo, tmp_path, "-o", tmp_path / "out.png")
+    assert several.exit_code == 1 and "-o must be a folder" in several.output
+
+
 def test_compare_with_an_engine_needs_a_gpu(cli_engine, tiny_onnx):
     _no_gpu()
     result = invoke("compare", cli_engine, tiny_onnx["fp32"])

@@ -186,7 +186,8 @@ def test_cli_refuses_a_checkpoint_that_would_run_code(tmp_path, rgb):
     Image.fromarray(rgb).save(tmp_path / "a.png")
     marker = tmp_path / "ran"
     crafted = write_code_running_checkpoint(tmp_path / "crafted.pt", marker)
-    result = CliRunner().invoke(app, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--checkpoint", str(crafted)])
+    result = CliRunner().invoke(app, ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"),
+                                      "--checkpoint", str(crafted)])
     assert result.exit_code == 1 and "holds objects other than tensors and plain data" in result.output
     assert not marker.exists() and not (tmp_path / "out" / "a.png").exists()
 
@@ -200,3 +201,96 @@ def test_from_engine_without_a_built_engine_says_how_to_build_one(tmp_path):
     pytest.importorskip("gldfn_runtime.trt_runner", reason="the TensorRT runner module is absent")
     with pytest.raises(Exception, match="gldfn-trt build"):
         Upscaler.from_engine(tmp_path / "model.engine")
+
+
+# --- where outputs go: never onto an input, never over an existing file unless asked ---------------------------
+
+def upscale_cli(*args):
+    return CliRunner().invoke(app, ["upscale", *[str(a) for a in args], "--backend", "bicubic"])
+
+
+@pytest.fixture
+def photos(tmp_path, rgb) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(rgb).save(folder / "a.png")
+    Image.fromarray(np.dstack([rgb, rgb[:, :, 0]])).save(folder / "b.png")
+    return folder
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_cli_refuses_to_write_over_its_inputs(photos, monkeypatch):
+    before = contents(photos)
+    in_place = upscale_cli(photos, "-o", photos)
+    assert in_place.exit_code == 1
+    assert "2 output(s) would replace input images" in in_place.output and "--overwrite" in in_place.output
+    monkeypatch.chdir(photos)
+    here = upscale_cli("a.png", "-o", ".")
+    assert here.exit_code == 1 and "1 output(s) would replace input images (a.png)" in here.output
+    assert contents(photos) == before
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_cli_refuses_an_output_that_is_an_input_through_a_link(photos, tmp_path, link):
+    out = tmp_path / "out"
+    out.mkdir()
+    if link == "symlink":
+        (out / "a.png").symlink_to(photos / "a.png")
+    else:
+        (out / "a.png").hardlink_to(photos / "a.png")
+    before = contents(photos)
+    result = upscale_cli(photos / "a.png", "-o", out)
+    assert result.exit_code == 1 and "would replace input images" in result.output
+    assert contents(photos) == before
+
+
+def test_cli_overwrite_replaces_inputs_when_asked(photos, rgb):
+    result = upscale_cli(photos / "a.png", "-o", photos, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert read_image(photos / "a.png").shape == (rgb.shape[0] * SCALE, rgb.shape[1] * SCALE, 3)
+
+
+def test_cli_existing_outputs_are_kept_unless_asked(photos, tmp_path, rgb):
+    out = tmp_path / "out"
+    assert upscale_cli(photos / "a.png", "-o", out).exit_code == 0
+    first = contents(out)
+    again = upscale_cli(photos, "-o", out)
+    assert again.exit_code == 1 and "1 output(s) exist already" in again.output and "--skip-existing" in again.output
+    skipping = upscale_cli(photos, "-o", out, "--skip-existing")
+    assert skipping.exit_code == 0, skipping.output
+    assert "1 of 1 images written" in skipping.output and "1 existing left as they were" in skipping.output
+    assert contents(out)["a.png"] == first["a.png"] and sorted(contents(out)) == ["a.png", "b.png"]
+    both = upscale_cli(photos, "-o", out, "--skip-existing", "--overwrite")
+    assert both.exit_code == 1 and "exclude each other" in both.output
+
+
+def test_cli_o_names_a_file_for_one_input_and_a_folder_otherwise(photos, tmp_path, rgb):
+    single = upscale_cli(photos / "a.png", "-o", tmp_path / "big.png")
+    assert single.exit_code == 0, single.output
+    assert (tmp_path / "big.png").is_file() and read_image(tmp_path / "big.png").shape[0] == rgb.shape[0] * SCALE
+    assert f"written to {tmp_path / 'big.png'}" in single.output
+    several = upscale_cli(photos / "a.png", photos / "b.png", "-o", tmp_path / "many.png")
+    assert several.exit_code == 1
+    assert "names a file, but several inputs or a folder were given (2 image(s)): -o must be a folder" in several.output
+    assert not (tmp_path / "many.png").exists()
+    folder = upscale_cli(photos / "a.png", "-o", f"{tmp_path / 'as-folder.png'}/")
+    assert folder.exit_code == 0 and (tmp_path / "as-folder.png" / "a.png").is_file()
+    clash = upscale_cli(photos / "a.png", "-o", tmp_path / "c.jpg", "-f", "png")
+    assert clash.exit_code == 1 and "is not a .png file" in clash.output
+
+
+def test_cli_suffix_and_format(photos, rgb):
+    result = upscale_cli(photos, "-o", photos, "--suffix", "_x4", "-f", "jpg")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in photos.iterdir()) == ["a.png", "a_x4.jpg", "b.png", "b_x4.jpg"]
+    assert "b_x4.jpg: written without its alpha channel (JPEG has none)" in result.output
+    assert read_image(photos / "b_x4.jpg").shape == (rgb.shape[0] * SCALE, rgb.shape[1] * SCALE, 3)
+    with Image.open(photos / "a_x4.jpg") as jpeg:
+        assert jpeg.format == "JPEG"
+    webp = upscale_cli(photos / "b.png", "-o", photos / "b.webp")
+    assert webp.exit_code == 0, webp.output
+    with Image.open(photos / "b.webp") as image:
+        assert image.format == "WEBP" and image.mode == "RGBA"

@@ -1,0 +1,39 @@
+"""The output options ``gldfn upscale`` and ``gldfn-trt run`` share (planned by ``output_plan``), and the run that
+writes the planned files and prints the summary line."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from gldfn_runtime.output_plan import OutputPlan
+    from gldfn_runtime.upscaler import Upscaler
+
+
+class OutputFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+
+
+OUT = typer.Option(..., "-o", "--out",
+                   help="output file (for one input file and a name like big.png) or folder (created if missing)")
+SUFFIX = typer.Option("", "--suffix", help="added to each name written into a folder (_x4: photo.png -> photo_x4.png)")
+FORMAT = typer.Option(None, "-f", "--format", help="output format (default: each input's own)")
+OVERWRITE = typer.Option(False, "--overwrite", help="replace files that exist, inputs included")
+SKIP_EXISTING = typer.Option(False, "--skip-existing", help="keep outputs that exist and upscale only the other inputs")
+
+
+def write_planned(upscaler: "Upscaler", plan: "OutputPlan", label: str) -> None:
+    """Upscale every planned input, print how many were written (and kept), exit 1 if any failed."""
+    from gldfn_runtime.upscaler import upscale_files
+
+    sources, targets = [job[0] for job in plan.jobs], [job[1] for job in plan.jobs]
+    failures = upscale_files(upscaler, sources, targets, plan.folder, label) if plan.jobs else 0
+    where = targets[0] if len(targets) == 1 else plan.folder
+    kept = f"; {len(plan.skipped)} existing left as they were" if plan.skipped else ""
+    typer.echo(f"{len(plan.jobs) - failures} of {len(plan.jobs)} images written to {where}{kept}")
+    if failures:
+        raise typer.Exit(1)
