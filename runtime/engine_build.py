@@ -102,7 +102,8 @@ def check_external_data(model: onnx.ModelProto, path: Path) -> None:
     """EngineBuildError for a tensor whose external data lies outside the model's folder once links are resolved
     (or is not a regular file): TensorRT's parser would read any file it names into the engine."""
     folder = path.parent.resolve()
-    functions = (tensor for function in model.functions for node in function.node for tensor in _attribute_tensors(node))
+    functions = (tensor for function in model.functions for node in function.node
+                 for tensor in _attribute_tensors(node))
     for tensor in itertools.chain(_tensors(model.graph), functions):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue

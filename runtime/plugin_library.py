@@ -44,7 +44,7 @@ def find_tensorrt_headers() -> Path | None:
 
 
 def _locate(path: str | os.PathLike[str] | None) -> tuple[Path, str]:
-    """The candidate library and where it came from: ``path``, else $GLDFN_TRT_PLUGIN_LIBRARY, else the default build."""
+    """The candidate library and where it came from: ``path``, else $GLDFN_TRT_PLUGIN_LIBRARY, else the build folder."""
     if path is not None:
         return Path(path), "the given path"
     if os.environ.get(LIBRARY_ENV):
@@ -71,20 +71,20 @@ def find_engine_plugin(
     ``find_plugin_library(path)`` finds it (never the path in the sidecar), whose SHA-256 must be the recorded one."""
     if recorded is None or recorded.get("embedded"):
         return None
-    wanted = str(recorded.get("sha256", ""))
+    wanted, built_with = str(recorded.get("sha256", "")), recorded.get("path")
     try:
         library = find_plugin_library(path)
     except PluginLibraryError as error:
         raise PluginLibraryError(
-            f"engine {engine} needs the plugin library it was built with ({recorded.get('path')}, SHA-256 {wanted[:16]}…): "
+            f"engine {engine} needs the plugin library it was built with ({built_with}, SHA-256 {wanted[:16]}…): "
             f"{error}; the path in the sidecar is not loaded: pass --plugin or set ${LIBRARY_ENV}"
         ) from None
     found = sha256_file(library)
     if found != wanted:
         origin = _locate(path)[1]
         raise PluginLibraryError(
-            f"plugin library {library} ({origin}, SHA-256 {found[:16]}…) is not the one engine {engine} was built with "
-            f"({recorded.get('path')}, SHA-256 {wanted[:16]}…): pass that library with --plugin or ${LIBRARY_ENV}, "
+            f"plugin library {library} ({origin}, SHA-256 {found[:16]}…) is not the one engine {engine} was built "
+            f"with ({built_with}, SHA-256 {wanted[:16]}…): pass that library with --plugin or ${LIBRARY_ENV}, "
             "or rebuild the engine with this one"
         )
     return library

@@ -49,8 +49,10 @@ def build_marker_library(folder: Path, marker: Path, name: str = "crafted.so") -
     if compiler is None:
         pytest.skip("no C compiler (cc) to build the crafted shared object")
     source = folder / f"{name}.c"
-    source.write_text(f'#include <sys/stat.h>\n__attribute__((constructor)) static void ran(void) {{ mkdir("{marker}", 0700); }}\n')
-    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(folder / name), str(source)], check=True, capture_output=True)
+    source.write_text('#include <sys/stat.h>\n'
+                      f'__attribute__((constructor)) static void ran(void) {{ mkdir("{marker}", 0700); }}\n')
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(folder / name), str(source)], check=True,
+                   capture_output=True)
     return folder / name
 
 

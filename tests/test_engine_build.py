@@ -194,7 +194,7 @@ def test_external_data_outside_the_model_folder_is_refused(rtx, plugin_library, 
     if how == "link":
         data.symlink_to(outside)
     engine = tmp_path / "model" / "x.engine"
-    with pytest.raises(EngineBuildError, match=r"keeps its data in .*, which resolves to .*elsewhere\.bin, outside .*model"):
+    with pytest.raises(EngineBuildError, match=r"keeps its data in .*, which resolves to .*elsewhere\.bin, outside"):
         build_engine(model, engine, _options(plugin_library), cache_dir=tmp_path / "cache")
     assert not engine.exists()
 
@@ -320,7 +320,8 @@ def test_runner_without_a_gpu_points_to_the_cpu_commands(built_engine):
         Upscaler.from_engine(built_engine)
 
 
-def test_runner_loads_the_library_it_finds_never_the_one_a_sidecar_names(rtx, plugin_library, tiny_onnx, tmp_path, monkeypatch):
+def test_runner_loads_the_library_it_finds_never_the_one_a_sidecar_names(rtx, plugin_library, tiny_onnx, tmp_path,
+                                                                          monkeypatch):
     """On a GPU TensorRT-RTX targets: a sidecar edited to name a crafted library does not get it loaded
     (tests/test_plugin_library.py checks the choice of library without a GPU)."""
     from conftest import build_marker_library
