@@ -76,6 +76,29 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(hr_folder, tmp_path):
     assert not marker.exists()
 
 
+def test_resume_passes_over_a_damaged_last_checkpoint(hr_folder, tmp_path, capsys):
+    straight = load_checkpoint(train(options(hr_folder, tmp_path / "a")))
+    run = tmp_path / "b"
+    train(options(hr_folder, run))
+    assert load_checkpoint(run / "last.prev.pt").extra["iteration"] == 2  # the one before last.pt (4)
+    (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:1000])
+    capsys.readouterr()
+    resumed = load_checkpoint(train(options(hr_folder, run), resume=True))
+    printed = capsys.readouterr().out
+    assert "warning: checkpoint" in printed and "last.pt cannot be read" in printed
+    assert "resuming from the previous checkpoint" in printed and "last.prev.pt (iteration 2)" in printed
+    for key, value in straight.state_dict.items():
+        torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0, msg=key)
+
+    for name in ("last.pt", "last.prev.pt"):
+        (run / name).write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"no usable checkpoint: .*last\.pt cannot be read.*last\.prev\.pt cannot"):
+        train(options(hr_folder, run), resume=True)
+    (run / "last.pt").unlink()
+    with pytest.raises(FileExistsError, match="last.prev.pt"):
+        train(options(hr_folder, run))
+
+
 def test_small_images_are_named(hr_folder, tmp_path):
     with pytest.raises(TrainingDataError, match="img0.png.*--skip-small"):
         train(options(hr_folder, tmp_path / "run", patch=16))

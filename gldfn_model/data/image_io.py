@@ -105,7 +105,7 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
         image = Image.fromarray(array)
     else:
         raise ValueError(f"{path}: expected a uint8 or uint16 array, got {array.dtype}")
-    options = {"quality": 95} if image_format == "JPEG" else {}
+    options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}  # Pillow's default 75/80 blurs detail
     with atomic_output(path) as tmp:
         image.save(tmp, format=image_format, **options)
 

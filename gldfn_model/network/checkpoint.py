@@ -3,6 +3,7 @@ weights shipped inside the package."""
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from dataclasses import dataclass
 from importlib import resources
@@ -25,6 +26,10 @@ class CheckpointError(GldfnError, ValueError):
     """A checkpoint is missing, unreadable, or does not match what was asked for."""
 
 
+class CheckpointUnusable(CheckpointError):
+    """A checkpoint is missing, damaged, or not one gldfn wrote (as opposed to one for another model)."""
+
+
 @dataclass
 class Checkpoint:
     config: GLDFNConfig
@@ -39,8 +44,17 @@ class Checkpoint:
         return model.eval()
 
 
-def save_checkpoint(path: str | Path, model: GLDFN, config_name: str, **extra: Any) -> None:
-    """Atomically save config + weights (+ anything in ``extra``, e.g. optimizer state)."""
+def previous_checkpoint_path(path: str | Path) -> Path:
+    """Where ``save_checkpoint(..., keep_previous=True)`` keeps the checkpoint it replaces: last.pt -> last.prev.pt."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_checkpoint(
+    path: str | Path, model: GLDFN, config_name: str, *, keep_previous: bool = False, **extra: Any
+) -> None:
+    """Atomically save config + weights (+ anything in ``extra``, e.g. optimizer state); ``keep_previous`` moves
+    the checkpoint already at ``path`` to ``previous_checkpoint_path(path)`` once the new one is fully written."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config": model.config.to_dict(),
@@ -50,12 +64,14 @@ def save_checkpoint(path: str | Path, model: GLDFN, config_name: str, **extra: A
     }
     with atomic_output(path) as tmp:
         torch.save(payload, tmp)
+        if keep_previous and Path(path).is_file():
+            os.replace(path, previous_checkpoint_path(path))
 
 
 def load_checkpoint(path: str | Path, expect_scale: int | None = None, expect_config: str | None = None) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointUnusable(f"checkpoint {path} does not exist")
     try:
         # weights_only: tensors and plain Python data only; a pickle that would construct anything else (and so
         # could run code) is refused before any of it runs.
@@ -63,15 +79,17 @@ def load_checkpoint(path: str | Path, expect_scale: int | None = None, expect_co
     except pickle.UnpicklingError as exc:
         reason = _torch_reason(exc)
         if "GLOBAL" in reason:
-            raise CheckpointError(
+            raise CheckpointUnusable(
                 f"checkpoint {path} holds objects other than tensors and plain data ({reason}); gldfn does not "
                 "unpickle them, as that could run code: use a checkpoint written by gldfn (train or save_checkpoint)"
             ) from None
-        raise CheckpointError(f"checkpoint {path} cannot be read ({reason}); is it a gldfn checkpoint?") from None
+        raise CheckpointUnusable(f"checkpoint {path} cannot be read ({reason}); is it a gldfn checkpoint?") from None
     except Exception as exc:  # torch raises many types for a damaged file
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); is it a gldfn checkpoint?") from exc
+        raise CheckpointUnusable(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); is it a gldfn checkpoint?"
+        ) from exc
     if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
-        raise CheckpointError(f"{path} is not a gldfn checkpoint (no config / state_dict)")
+        raise CheckpointUnusable(f"{path} is not a gldfn checkpoint (no config / state_dict)")
     config = GLDFNConfig.from_dict(payload["config"])
     config_name = payload.get("config_name", "custom")
     if expect_scale is not None and config.scale != expect_scale:
@@ -80,6 +98,25 @@ def load_checkpoint(path: str | Path, expect_scale: int | None = None, expect_co
         raise CheckpointError(f"checkpoint {path} holds config {config_name!r}, not {expect_config!r}")
     extra = {k: v for k, v in payload.items() if k not in ("config", "state_dict", "config_name")}
     return Checkpoint(config, config_name, payload["state_dict"], extra, path)
+
+
+def load_latest_checkpoint(
+    path: str | Path, expect_scale: int | None = None, expect_config: str | None = None, required: tuple[str, ...] = ()
+) -> tuple[Checkpoint, list[str]]:
+    """The checkpoint at ``path`` or, where that one is missing, damaged or lacks a ``required`` field, the
+    previous one kept beside it; and why each one passed over could not be used. CheckpointUnusable when neither
+    can be used; a checkpoint for another scale or config is an error, not a reason to fall back."""
+    passed_over: list[str] = []
+    for candidate in (Path(path), previous_checkpoint_path(path)):
+        try:
+            checkpoint = load_checkpoint(candidate, expect_scale, expect_config)
+            missing = [key for key in required if key not in checkpoint.extra]
+            if missing:
+                raise CheckpointUnusable(f"checkpoint {candidate} lacks {', '.join(missing)}")
+            return checkpoint, passed_over
+        except CheckpointUnusable as error:
+            passed_over.append(str(error))
+    raise CheckpointUnusable("no usable checkpoint: " + "; ".join(passed_over))
 
 
 def _torch_reason(error: Exception) -> str:

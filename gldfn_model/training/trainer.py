@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from gldfn_model.network.checkpoint import load_checkpoint, save_checkpoint
+from gldfn_model.network.checkpoint import load_latest_checkpoint, previous_checkpoint_path, save_checkpoint
 from gldfn_model.network.config import get_config
 from gldfn_model.data.degradation import degrade_batch, isotropic_gaussian_kernel, training_sigma_range
 from gldfn_model.network.dynamic_layers import gdf_temperature, set_gdf_temperature
@@ -153,10 +153,12 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     last_path = out / "last.pt"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    if resume and not last_path.is_file():
+    saved = [path for path in (last_path, previous_checkpoint_path(last_path)) if path.is_file()]
+    if resume and not saved:
         raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from")
-    if not resume and last_path.is_file():
-        raise FileExistsError(f"{out} already holds a run ({last_path}); pass --resume to continue it or choose another --out")
+    if not resume and saved:
+        raise FileExistsError(f"{out} already holds a run ({saved[0]}); pass --resume to continue it or choose "
+                              "another --out")
 
     config = get_config(options.config, options.scale)
     torch.manual_seed(options.seed)
@@ -167,7 +169,13 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     start, best_psnr = 0, -math.inf
 
     if resume:
-        ckpt = load_checkpoint(last_path, expect_scale=options.scale, expect_config=options.config)
+        ckpt, passed_over = load_latest_checkpoint(last_path, options.scale, options.config,
+                                                   required=("optimizer", "iteration", "rng"))
+        for reason in passed_over:
+            print(f"warning: {reason}", flush=True)
+        if passed_over:
+            print(f"resuming from the previous checkpoint {ckpt.path} (iteration {ckpt.extra['iteration']})",
+                  flush=True)
         model.load_state_dict(ckpt.state_dict)
         optimizer.load_state_dict(ckpt.extra["optimizer"])
         start, best_psnr = ckpt.extra["iteration"], ckpt.extra.get("best_psnr", -math.inf)
@@ -195,8 +203,8 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
             rng_states = gathered
         if rank != 0:
             return
-        save_checkpoint(last_path, model, options.config, optimizer=optimizer.state_dict(), iteration=iteration,
-                        best_psnr=best_psnr, rng=rng_states, options=asdict(options))
+        save_checkpoint(last_path, model, options.config, keep_previous=True, optimizer=optimizer.state_dict(),
+                        iteration=iteration, best_psnr=best_psnr, rng=rng_states, options=asdict(options))
 
     for iteration in range(start, options.iters):
         model.train()
