@@ -92,7 +92,7 @@ def test_resume_passes_over_a_damaged_last_checkpoint(hr_folder, tmp_path, capsy
 
     for name in ("last.pt", "last.prev.pt"):
         (run / name).write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"no usable checkpoint: .*last\.pt cannot be read.*last\.prev\.pt cannot"):
+    with pytest.raises(CheckpointError, match=r"no usable checkpoint: .*last\.pt cannot be read.*last\.prev\.pt"):
         train(options(hr_folder, run), resume=True)
     (run / "last.pt").unlink()
     with pytest.raises(FileExistsError, match="last.prev.pt"):
