@@ -33,7 +33,10 @@ def write_planned(upscaler: "Upscaler", plan: "OutputPlan", label: str) -> None:
     sources, targets = [job[0] for job in plan.jobs], [job[1] for job in plan.jobs]
     failures = upscale_files(upscaler, sources, targets, plan.folder, label) if plan.jobs else 0
     where = targets[0] if len(targets) == 1 else plan.folder
-    kept = f"; {len(plan.skipped)} existing left as they were" if plan.skipped else ""
-    typer.echo(f"{len(plan.jobs) - failures} of {len(plan.jobs)} images written to {where}{kept}")
+    kept = f"{len(plan.skipped)} already there, kept (--skip-existing)" if plan.skipped else ""
+    if not plan.jobs:
+        typer.echo(f"nothing to write in {plan.folder}: {kept}")
+        return
+    typer.echo(f"{len(plan.jobs) - failures} of {len(plan.jobs)} images written to {where}" + (f"; {kept}" if kept else ""))
     if failures:
         raise typer.Exit(1)

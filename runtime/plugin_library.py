@@ -84,8 +84,8 @@ def find_engine_plugin(
         origin = _locate(path)[1]
         raise PluginLibraryError(
             f"plugin library {library} ({origin}, SHA-256 {found[:16]}…) is not the one engine {engine} was built "
-            f"with ({built_with}, SHA-256 {wanted[:16]}…): pass that library with --plugin or ${LIBRARY_ENV}, "
-            "or rebuild the engine with this one"
+            f"with ({built_with}, SHA-256 {wanted[:16]}…): pass the library it was built with (if you trust it) with "
+            f"--plugin or ${LIBRARY_ENV}, or rebuild the engine with this one"
         )
     return library
 

@@ -261,7 +261,7 @@ def test_cli_existing_outputs_are_kept_unless_asked(photos, tmp_path, rgb):
     assert again.exit_code == 1 and "1 output(s) exist already" in again.output and "--skip-existing" in again.output
     skipping = upscale_cli(photos, "-o", out, "--skip-existing")
     assert skipping.exit_code == 0, skipping.output
-    assert "1 of 1 images written" in skipping.output and "1 existing left as they were" in skipping.output
+    assert "1 of 1 images written" in skipping.output and "1 already there, kept (--skip-existing)" in skipping.output
     assert contents(out)["a.png"] == first["a.png"] and sorted(contents(out)) == ["a.png", "b.png"]
     both = upscale_cli(photos, "-o", out, "--skip-existing", "--overwrite")
     assert both.exit_code == 1 and "exclude each other" in both.output

@@ -123,7 +123,7 @@ def _torch_reason(error: Exception) -> str:
     """The line of torch's weights-only error that names the cause, without its advice to load unsafely."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reasons = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
-    return (reasons or [type(error).__name__])[0]
+    return (reasons or [type(error).__name__])[0].rstrip(".")
 
 
 def file_sha256(path: str | Path) -> str:
