@@ -17,10 +17,12 @@ from typing import Any
 
 import onnx
 
+from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.hashing import file_sha256
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import NAMED_CONFIGS, get_config
+from gldfn_model.ops import onnx_format
 from gldfn_model.ops.contract import load_contract
-from gldfn_model.common.errors import GldfnError
 from gldfn_runtime.backend import (
     RTX_DEFAULT_COMPUTE_CAPABILITIES,
     BackendError,
@@ -33,7 +35,7 @@ from gldfn_runtime.backend import (
 )
 from gldfn_runtime.engine_cache import EngineCache, cache_key, copy_engine, matching_engine
 from gldfn_runtime.plugin_library import PluginLibraryError, find_plugin_library, load_plugin_library
-from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_command, sha256_file
+from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_command
 
 # The exporter makes H and W dynamic with a minimum of 2.
 MIN_LR_SIDE = 2
@@ -90,15 +92,12 @@ def read_onnx_info(path: str | os.PathLike[str]) -> OnnxModelInfo:
     graph = model.graph
     if len(graph.input) != 1 or len(graph.output) != 1:
         raise EngineBuildError(f"{path} has {len(graph.input)} inputs and {len(graph.output)} outputs; a GLDFN export has one of each")
-    metadata = {p.key: p.value for p in model.metadata_props}
-    contract = load_contract()
-    custom = sum(1 for n in graph.node if n.domain == contract.domain and n.op_type == contract.name)
-    scale = metadata.get("gldfn.scale")
+    metadata = onnx_format.read_metadata(model)
     return OnnxModelInfo(
-        path=path, sha256=sha256_file(path), input_name=graph.input[0].name, input_shape=_dims(graph.input[0]),
-        output_name=graph.output[0].name, output_shape=_dims(graph.output[0]), precision=metadata.get("gldfn.precision"),
-        scale=int(scale) if scale and scale.isdigit() else None, config_name=metadata.get("gldfn.config"),
-        custom_nodes=custom, metadata=metadata,
+        path=path, sha256=file_sha256(path), input_name=graph.input[0].name, input_shape=_dims(graph.input[0]),
+        output_name=graph.output[0].name, output_shape=_dims(graph.output[0]), precision=metadata.get(onnx_format.PRECISION),
+        scale=onnx_format.scale_of(metadata), config_name=metadata.get(onnx_format.CONFIG),
+        custom_nodes=len(onnx_format.custom_nodes(model)), metadata=metadata,
     )
 
 
@@ -266,7 +265,7 @@ def build_engine(
         raise EngineBuildError(str(error)) from None
     plugin = _resolve_plugin(info, options)
     target = _target(flavour, options)
-    plugin_record = None if plugin is None else {"path": str(plugin), "sha256": sha256_file(plugin), "embedded": options.embed_plugin}
+    plugin_record = None if plugin is None else {"path": str(plugin), "sha256": file_sha256(plugin), "embedded": options.embed_plugin}
     profile = {"input": info.input_name, "batch": info.batch, "min": list(options.min_size), "opt": list(options.opt_size), "max": list(options.max_size)}
     key = cache_key({
         "onnx_sha256": info.sha256, "plugin_sha256": plugin_record and plugin_record["sha256"],

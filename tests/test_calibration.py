@@ -27,13 +27,13 @@ from gldfn_calibration.gldfn_onnx import load_gldfn_export
 from gldfn_calibration.layer_selection import parse_exclude, plan_quantization
 from gldfn_calibration.methods import Method
 from gldfn_calibration.quantize import restore_functions
-from gldfn_export import metadata
-from gldfn_export.custom_node import custom_nodes
 from gldfn_export.exporter import export_gldfn
 from conftest import require_dataset
 from gldfn_model.common.atomic import OutputPathError
 from gldfn_model.network.config import get_config
+from gldfn_model.ops import onnx_format as metadata
 from gldfn_model.ops.contract import load_contract
+from gldfn_model.ops.onnx_format import custom_nodes
 from gldfn_model.data.image_io import read_rgb, write_image
 from gldfn_model.network.gldfn import GLDFN
 

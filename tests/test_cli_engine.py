@@ -1,6 +1,6 @@
 """``gldfn-trt build | inspect | run | bench | compare`` through the typer app, on a machine without a GPU:
-builds and inspection for real with TensorRT-RTX, ``compare`` of two ONNX files for real in ONNX Runtime through
-Polygraphy, and ``run``/``bench`` refusing clearly and pointing to the CPU commands."""
+builds and inspection for real with TensorRT-RTX, ``compare`` of two ONNX files for real in ONNX Runtime, and
+``run``/``bench`` refusing clearly and pointing to the CPU commands."""
 from __future__ import annotations
 
 import json

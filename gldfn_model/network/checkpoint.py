@@ -2,7 +2,6 @@
 weights shipped inside the package."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -69,14 +68,6 @@ def load_checkpoint(path: str | Path, expect_scale: int | None = None, expect_co
         raise CheckpointError(f"checkpoint {path} holds config {config_name!r}, not {expect_config!r}")
     extra = {k: v for k, v in payload.items() if k not in ("config", "state_dict", "config_name")}
     return Checkpoint(config, config_name, payload["state_dict"], extra, path)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def shipped_weights_path(config_name: str, scale: int) -> Path | None:
