@@ -1,15 +1,16 @@
-"""Build a TensorRT / TensorRT-RTX engine from an exported GLDFN ONNX file.
+"""Build a TensorRT / TensorRT-RTX engine from an exported GLDFN ONNX file: the project's one parse and build.
 
 The plugin library is loaded into the plugin registry and the ONNX parser's ENABLE_PLUGIN_OVERRIDE flag is
 set, so each ``gldfn::GLDFN_LocalDynamicFilter`` node becomes the plugin instead of its model-local function
-body. Engines go through the cache (``engine_cache``); the engine and its sidecar are written atomically, so a
-failed build leaves no file behind.
+body. :func:`build_plan` builds in memory (the serialized plan); :func:`build_engine` builds on it through the
+cache (``engine_cache``), writing the engine and its sidecar atomically, so a failed build leaves no file behind.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +41,7 @@ from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_comm
 # The exporter makes H and W dynamic with a minimum of 2.
 MIN_LR_SIDE = 2
 DEFAULT_PROFILE = {"min": (16, 16), "opt": (180, 270), "max": (512, 512)}
+# TensorRT's LayerType names of plugin layers (what a custom node becomes when the plugin is used).
 PLUGIN_LAYER_TYPES = ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3")
 
 
@@ -157,24 +159,44 @@ def make_logger(trt: Any) -> Any:
 
 
 @dataclass
-class _Plan:
+class BuiltPlan:
+    """A serialized engine in memory and what went into it."""
+
     plan: bytes
     seconds: float
     batch: int
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
-    layers: list[dict[str, Any]]
+    layers: list[dict[str, Any]]  # name, type, plugin (the network definition before TensorRT's fusions)
     messages: list[str]
+    flavour: Flavour
+    precision: str
+    plugin: Path | None  # None: the custom nodes were built from their function bodies
+
+    @property
+    def layer_types(self) -> dict[str, int]:
+        return dict(sorted(Counter(layer["type"] for layer in self.layers).items()))
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A build request with everything resolved: flavour, precision, plugin library, target."""
+
+    info: OnnxModelInfo
+    options: BuildOptions
+    flavour: Flavour
+    precision: str
+    plugin: Path | None
+    target: dict[str, Any]
 
 
 def _tensor_info(tensor: Any) -> dict[str, Any]:
     return {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype.name.lower()}
 
 
-def _build_plan(flavour: Flavour, info: OnnxModelInfo, options: BuildOptions, precision: str, plugin: Path | None) -> _Plan:
-    trt = flavour.trt
-    logger = make_logger(trt)
-    builder = trt.Builder(logger)
+def _parse(request: _Request, builder: Any, logger: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """The parsed network and its layers, the custom nodes checked against the plugin request."""
+    trt, info, plugin = request.flavour.trt, request.info, request.plugin
     if plugin is not None:
         load_plugin_library(plugin)
     network = builder.create_network(0)
@@ -201,13 +223,22 @@ def _build_plan(flavour: Flavour, info: OnnxModelInfo, options: BuildOptions, pr
             f"{info.custom_nodes} {load_contract().name} nodes in {info.path} but {plugin_layers} plugin layers after "
             f"parsing with {plugin}: the library does not provide the plugin these nodes name; rebuild it with `gldfn-trt plugin build`"
         )
+    return network, layers
+
+
+def _build(request: _Request) -> BuiltPlan:
+    flavour, options, plugin = request.flavour, request.options, request.plugin
+    trt = flavour.trt
+    logger = make_logger(trt)
+    builder = trt.Builder(logger)
+    network, layers = _parse(request, builder, logger)
     network_input = network.get_input(0)
     batch = network_input.shape[0] if network_input.shape[0] > 0 else 1
     profile = builder.create_optimization_profile()
     profile.set_shape(network_input.name, (batch, 3, *options.min_size), (batch, 3, *options.opt_size), (batch, 3, *options.max_size))
     config = builder.create_builder_config()
     config.add_optimization_profile(profile)
-    configure_precision(flavour, config, precision)
+    configure_precision(flavour, config, request.precision)
     if options.compute_capabilities:
         config.num_compute_capabilities = len(options.compute_capabilities)
         for slot, name in enumerate(options.compute_capabilities):
@@ -220,10 +251,10 @@ def _build_plan(flavour: Flavour, info: OnnxModelInfo, options: BuildOptions, pr
     plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
     if plan is None:
-        raise EngineBuildError(f"TensorRT could not build {info.path}: " + " | ".join(logger.messages[-8:] or ["no message"]))
+        raise EngineBuildError(f"TensorRT could not build {request.info.path}: " + " | ".join(logger.messages[-8:] or ["no message"]))
     inputs = [_tensor_info(network.get_input(i)) for i in range(network.num_inputs)]
     outputs = [_tensor_info(network.get_output(i)) for i in range(network.num_outputs)]
-    return _Plan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.messages)
+    return BuiltPlan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.messages, flavour, request.precision, plugin)
 
 
 def _resolve_plugin(info: OnnxModelInfo, options: BuildOptions) -> Path | None:
@@ -244,6 +275,24 @@ def _target(flavour: Flavour, options: BuildOptions) -> dict[str, Any]:
     return {"gpu": gpu.name, "compute_capability": gpu.compute_capability}
 
 
+def _resolve(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Request:
+    info = read_onnx_info(onnx_path)
+    options.check_profile()
+    try:
+        flavour = select_flavour(options.backend)
+        precision = options.precision or info.precision or "fp32"
+        check_precision(flavour, precision, info.precision, str(info.path))
+        options = replace(options, compute_capabilities=normalize_compute_capabilities(flavour, options.compute_capabilities))
+    except BackendError as error:
+        raise EngineBuildError(str(error)) from None
+    return _Request(info, options, flavour, precision, _resolve_plugin(info, options), _target(flavour, options))
+
+
+def build_plan(onnx_path: str | os.PathLike[str], options: BuildOptions = BuildOptions()) -> BuiltPlan:
+    """Parse ``onnx_path`` and build a serialized engine in memory; nothing is written and no cache is used."""
+    return _build(_resolve(onnx_path, options))
+
+
 def build_engine(
     onnx_path: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
@@ -254,17 +303,9 @@ def build_engine(
 ) -> BuildResult:
     """Build (or reuse from the cache) the engine for ``onnx_path`` and write it with its sidecar to ``output``
     (default: beside the ONNX file, ``MODEL.<flavour>-<precision>.engine``)."""
-    info = read_onnx_info(onnx_path)
-    options.check_profile()
-    try:
-        flavour = select_flavour(options.backend)
-        precision = options.precision or info.precision or "fp32"
-        check_precision(flavour, precision, info.precision, str(info.path))
-        options = replace(options, compute_capabilities=normalize_compute_capabilities(flavour, options.compute_capabilities))
-    except BackendError as error:
-        raise EngineBuildError(str(error)) from None
-    plugin = _resolve_plugin(info, options)
-    target = _target(flavour, options)
+    request = _resolve(onnx_path, options)
+    info, options, flavour, precision, plugin, target = (
+        request.info, request.options, request.flavour, request.precision, request.plugin, request.target)
     plugin_record = None if plugin is None else {"path": str(plugin), "sha256": file_sha256(plugin), "embedded": options.embed_plugin}
     profile = {"input": info.input_name, "batch": info.batch, "min": list(options.min_size), "opt": list(options.opt_size), "max": list(options.max_size)}
     key = cache_key({
@@ -285,7 +326,7 @@ def build_engine(
             sidecar = replace(cached, rebuild_command=command)
             copy_engine(cache.engine_path(key), engine_path, sidecar)
             return BuildResult(engine_path, sidecar, True, cache.engine_path(key))
-    built = _build_plan(flavour, info, options, precision, plugin)
+    built = _build(request)
     sidecar = EngineSidecar(
         engine_sha256=hashlib.sha256(built.plan).hexdigest(), engine_bytes=len(built.plan),
         onnx={"path": str(info.path.resolve()), "sha256": info.sha256, "precision": info.precision, "scale": info.scale, "config": info.config_name},
