@@ -8,7 +8,6 @@ from typing import Optional
 import typer
 
 from gldfn_model.common.atomic import OutputPathError
-from gldfn_model.network.checkpoint import CheckpointError
 
 
 class Precision(str, Enum):
@@ -47,6 +46,7 @@ def export(
     # Imported here so --help answers without loading torch.
     from gldfn_export.exporter import ExportError, export_gldfn
     from gldfn_export.summary import format_summary
+    from gldfn_model.network.checkpoint import CheckpointError
     from gldfn_model.network.model_source import resolve_model
 
     try:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from gldfn_model.cli.info import parse_size
+from gldfn_model.common.sizes import parse_size
 
 if TYPE_CHECKING:
     from gldfn_model.network.config import GLDFNConfig

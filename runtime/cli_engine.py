@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from gldfn_model.cli.info import parse_size
+from gldfn_model.common.sizes import parse_size
 from gldfn_runtime.engine_build import DEFAULT_PROFILE
 from gldfn_runtime.sidecar import format_size
 

@@ -1,5 +1,8 @@
 """Settings and fixtures shared by the whole suite."""
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,18 @@ def require_dataset(name: str) -> Path:
         pytest.skip(f"{name} not found: the shared image sets (../shared/datasets beside the repository, or "
                     "$GLDFN_DATASETS) are missing")
     return folder
+
+
+def run_fresh(code: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, bool]:
+    """Run ``code`` in a new interpreter; return the finished process and whether it imported torch by its end
+    (a command's ``SystemExit`` included)."""
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('\\ntorch imported:', 'torch' in sys.modules, flush=True))\n"
+              + textwrap.dedent(code))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
+    marker = [line for line in result.stdout.splitlines() if line.startswith("torch imported:")]
+    assert marker, f"the child process ended before its exit hook ran:\n{result.stdout}\n{result.stderr}"
+    return result, marker[-1].endswith("True")
 
 
 @pytest.fixture(scope="session", autouse=True)
