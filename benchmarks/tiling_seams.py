@@ -58,8 +58,9 @@ def main() -> None:
                     continue  # fits in one tile: nothing to compare
                 upscaler.tile, upscaler.overlap = tile, overlap
                 tiled = np.clip(upscaler.upscale(lr), 0, 1)
-                rows.setdefault((tile, overlap), []).append(
-                    (psnr(tiled, whole, peak=1.0), float(np.abs(tiled - whole).max()), score(to_uint8(tiled), hr, SCALE).psnr - base))
+                change = score(to_uint8(tiled), hr, SCALE).psnr - base
+                difference = float(np.abs(tiled - whole).max())
+                rows.setdefault((tile, overlap), []).append((psnr(tiled, whole, peak=1.0), difference, change))
         name = "bicubic" if degradation == "bicubic" else f"Gaussian σ {sigma:.2f}"
         for (tile, overlap), values in rows.items():
             p = [v[0] for v in values]

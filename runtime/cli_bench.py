@@ -48,8 +48,8 @@ def onnx_exporter() -> Callable[..., Any]:
     """The ONNX exporter registered under ``gldfn.exporters`` (gldfn-export's ``export_gldfn``)."""
     found = [entry for entry in entry_points(group=EXPORTER_GROUP) if entry.name == "onnx"]
     if not found:
-        raise typer.BadParameter("--backend onnxruntime without --onnx exports the model first, but no ONNX exporter is "
-                                 "installed (gldfn-export); pass --onnx FILE, or reinstall gldfn-trt (pip install -e .)")
+        raise typer.BadParameter("--backend onnxruntime without --onnx exports the model first, but no ONNX "
+                                 "exporter is installed (gldfn-export); pass --onnx FILE, or reinstall gldfn-trt")
     return found[0].load()
 
 

@@ -85,7 +85,8 @@ def compare_row(item: ReferenceInput, reference: np.ndarray, candidate: np.ndarr
     return CompareRow(item.name, tuple(item.lr.shape), float(difference.max()), float(difference.mean()), quality)
 
 
-def compare_runners(reference: Runner, candidate: Runner, inputs: list[ReferenceInput], names: tuple[str, str]) -> CompareReport:
+def compare_runners(reference: Runner, candidate: Runner, inputs: list[ReferenceInput],
+                    names: tuple[str, str]) -> CompareReport:
     """Run both runners on every input and compare their outputs."""
     rows = [compare_row(item, reference.infer(item.lr), candidate.infer(item.lr)) for item in inputs]
     return CompareReport(*names, rows)

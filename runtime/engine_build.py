@@ -251,10 +251,12 @@ def _build(request: _Request) -> BuiltPlan:
     plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
     if plan is None:
-        raise EngineBuildError(f"TensorRT could not build {request.info.path}: " + " | ".join(logger.messages[-8:] or ["no message"]))
+        messages = " | ".join(logger.messages[-8:] or ["no message"])
+        raise EngineBuildError(f"TensorRT could not build {request.info.path}: {messages}")
     inputs = [_tensor_info(network.get_input(i)) for i in range(network.num_inputs)]
     outputs = [_tensor_info(network.get_output(i)) for i in range(network.num_outputs)]
-    return BuiltPlan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.messages, flavour, request.precision, plugin)
+    return BuiltPlan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.messages, flavour, request.precision,
+                     plugin)
 
 
 def _resolve_plugin(info: OnnxModelInfo, options: BuildOptions) -> Path | None:

@@ -155,8 +155,9 @@ class Upscaler:
         """A DLPack-capable ``3 x h x w`` or ``N x 3 x h x w`` float32 tensor in [0, 1] (e.g. a CUDA torch
         tensor) -> the upscaled tensor on the same device.
 
-        Hook for device runners: a runner with ``infer_dlpack`` (``gldfn_model.inference.runner.DeviceRunner``) gets the tensor
-        directly when no tiling or padding is needed; otherwise the data goes through the host and the tiler.
+        Hook for device runners: a runner with ``infer_dlpack`` (``gldfn_model.inference.runner.DeviceRunner``) gets
+        the tensor directly when no tiling or padding is needed; otherwise the data goes through the host and the
+        tiler.
         """
         import torch
 

@@ -203,7 +203,8 @@ def test_tensorrt_rtx_parses_and_builds_int8_on_cpu(calibrated):
     _, _, out = calibrated
     script = ("import json, sys; from gldfn_calibration.engine_check import build_engine_on_cpu; "
               "print(json.dumps(build_engine_on_cpu(sys.argv[1]).to_dict()))")
-    result = subprocess.run([sys.executable, "-c", script, str(out / "tiny.int8.onnx")], capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-c", script, str(out / "tiny.int8.onnx")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     check = json.loads(result.stdout.splitlines()[-1])
     assert check["plan_bytes"] > 0 and check["plugin_library"] is None

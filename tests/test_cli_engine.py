@@ -102,7 +102,10 @@ def test_engine_commands_do_not_import_torch(cli_engine, tiny_onnx, tmp_path, co
 
     image = tmp_path / "in.png"
     Image.new("RGB", (24, 20), (90, 140, 200)).save(image)
-    args = ["run", str(cli_engine), str(image), "-o", str(tmp_path / "out")] if command == "run" else ["compare", str(cli_engine), str(tiny_onnx["fp32"])]
+    if command == "run":
+        args = ["run", str(cli_engine), str(image), "-o", str(tmp_path / "out")]
+    else:
+        args = ["compare", str(cli_engine), str(tiny_onnx["fp32"])]
     result, torch_loaded = run_fresh(f"""
         sys.argv = ["gldfn-trt", *{args!r}]
         from gldfn_runtime.cli import main

@@ -47,8 +47,9 @@ def test_upscaling_with_onnx_runtime_does_not_import_torch(tiny_onnx):
 
 
 def test_comparing_onnx_files_does_not_import_torch(tiny_onnx):
+    args = ["compare", str(tiny_onnx["fp32"]), str(tiny_onnx["fp16"]), "--size", "16x16", "--json"]
     result, torch_loaded = run_fresh(f"""
-        sys.argv = ["gldfn-trt", "compare", {str(tiny_onnx["fp32"])!r}, {str(tiny_onnx["fp16"])!r}, "--size", "16x16", "--json"]
+        sys.argv = ["gldfn-trt", *{args!r}]
         from gldfn_runtime.cli import main
         main()
     """)

@@ -47,7 +47,8 @@ def load_lr_image(path: Path, scale: int, batch: int = 1, crop: Size | None = No
     array = np.asarray(lr, dtype=np.float32) / 255.0
     if crop is not None:
         if array.shape[0] < crop[0] or array.shape[1] < crop[1]:
-            raise ReferenceInputError(f"{path} is too small for a {crop[0]}x{crop[1]} crop at scale x{scale}; pick a larger image")
+            raise ReferenceInputError(f"{path} is too small for a {crop[0]}x{crop[1]} crop at scale x{scale}; "
+                                      "pick a larger image")
         array = _centre_crop(array, crop)
     return _as_batch(array, batch)
 

@@ -98,7 +98,8 @@ class OnnxRuntimeRunner:
             try:
                 (output,) = self.session.run(None, {self.input_name: chunk})
             except Exception as exc:  # ORT raises its own types for shapes or nodes it cannot run
-                raise RunnerError(f"ONNX Runtime cannot run {self.path} on a {'x'.join(map(str, chunk.shape))} batch: {exc}") from exc
+                shape = "x".join(map(str, chunk.shape))
+                raise RunnerError(f"ONNX Runtime cannot run {self.path} on a {shape} batch: {exc}") from exc
             outputs.append(output[: count - start])
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
