@@ -15,15 +15,11 @@ from gldfn_model.data.datasets import datasets_dir
 from gldfn_model.data.degradation import degrade_image, gaussian8_sigmas, isotropic_gaussian_kernel, modcrop
 from gldfn_model.data.image_io import list_images, read_rgb
 from gldfn_model.data.imresize import imresize
-from gldfn_model.evaluation.metrics import score
+from gldfn_model.evaluation.metrics import psnr, score
 from gldfn_runtime import Upscaler
 
 TILINGS = [(32, 0), (32, 8), (32, 16), (48, 8), (48, 16), (64, 16), (64, 24)]
 SCALE = 4
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
 def low_resolution(hr: np.ndarray, degradation: str, sigma: float) -> np.ndarray:
@@ -62,8 +58,9 @@ def main() -> None:
                     continue  # fits in one tile: nothing to compare
                 upscaler.tile, upscaler.overlap = tile, overlap
                 tiled = np.clip(upscaler.upscale(lr), 0, 1)
-                rows.setdefault((tile, overlap), []).append(
-                    (psnr(tiled, whole), float(np.abs(tiled - whole).max()), score(to_uint8(tiled), hr, SCALE).psnr - base))
+                change = score(to_uint8(tiled), hr, SCALE).psnr - base
+                difference = float(np.abs(tiled - whole).max())
+                rows.setdefault((tile, overlap), []).append((psnr(tiled, whole, peak=1.0), difference, change))
         name = "bicubic" if degradation == "bicubic" else f"Gaussian σ {sigma:.2f}"
         for (tile, overlap), values in rows.items():
             p = [v[0] for v in values]

@@ -8,26 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
-from gldfn_model.evaluation.evaluate import Case, EvalResult, RestoreFn, evaluate_cases
-from gldfn_model.evaluation.metrics import quantize_uint8, score
+from gldfn_model.evaluation.evaluate import Case, EvalResult, RestoreFn, evaluate_cases, runner_restore
+from gldfn_model.evaluation.metrics import score
+from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 
 
-def onnx_restore(path: str | Path, batch: int = 1) -> RestoreFn:
-    """An ONNX file in ONNX Runtime (CPU) as a restore function: LR uint8 -> SR uint8. A file exported with a
-    batch above 1 gets the image repeated."""
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-
-    def restore(lr: np.ndarray) -> np.ndarray:
-        image = (lr.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
-        (sr,) = session.run(None, {input_name: np.ascontiguousarray(np.repeat(image, batch, axis=0))})
-        return quantize_uint8(np.clip(sr[0].transpose(1, 2, 0), 0.0, 1.0))
-
-    return restore
+def onnx_restore(path: str | Path) -> RestoreFn:
+    """An ONNX file in ONNX Runtime (CPU) as a restore function: LR uint8 -> SR uint8."""
+    return runner_restore(OnnxRuntimeRunner(path, providers="cpu"))
 
 
 def _recording(restore: RestoreFn, outputs: list[np.ndarray]) -> RestoreFn:

@@ -110,7 +110,7 @@ def calibrate_gldfn(
         reader = PatchReader(calibration.patches, export.input_name, export.batch)
         calibrate_ranges(export, reader, options.method, cache, work)
         quantize_to_file(export, plan, model_tmp, settings, cache)
-        check_runs(model_tmp, export.input_name, next(iter(reader.feeds()))[export.input_name], export.scale)
+        check_runs(model_tmp, next(iter(reader.feeds()))[export.input_name], export.scale)
         result = CalibrationResult(
             Path(output), Path(report_path) if report_path is not None else None, plan, calibration.description,
             {"fp32_onnx": export.path.stat().st_size, "int8_onnx": model_tmp.stat().st_size},
@@ -146,8 +146,8 @@ def _evaluate(result: CalibrationResult, export: Any, plan: QuantizationPlan, se
         cases = list(degrade_cases(options.eval_images, options.setting, export.scale, options.seed))
     except (EvaluationError, ImageReadError) as exc:
         raise CalibrationError(f"--eval-images: {exc}") from exc
-    fp32 = restore_all(cases, export.scale, onnx_restore(export.path, export.batch), options.setting)
-    int8 = restore_all(cases, export.scale, onnx_restore(int8_path, export.batch), options.setting)
+    fp32 = restore_all(cases, export.scale, onnx_restore(export.path), options.setting)
+    int8 = restore_all(cases, export.scale, onnx_restore(int8_path), options.setting)
     result.accuracy = compare(fp32, int8, export.scale)
     if options.sensitivity:
         report = lambda i, n, name: say(f"sensitivity {i + 1}/{n}: {name}")  # noqa: E731

@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 
 from gldfn_calibration.errors import CalibrationError
-from gldfn_export import metadata
+from gldfn_model.ops import onnx_format as metadata
 from gldfn_model.ops.contract import load_contract
 
 REQUIRED_KEYS = (metadata.SCALE, metadata.CONFIG, metadata.EXPORTER_VERSION, metadata.OP_CONTRACT_VERSION,

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import onnx
 
 from gldfn_calibration.errors import CalibrationError
-from gldfn_export.custom_node import custom_nodes
 from gldfn_model.ops.contract import load_contract
+from gldfn_model.ops.onnx_format import custom_nodes
 
 QUANTIZED_OP_TYPES = ("Conv",)
 FIRST, LAST = "first", "last"

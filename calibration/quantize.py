@@ -29,15 +29,12 @@ from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import GldfnExport
 from gldfn_calibration.layer_selection import QUANTIZED_OP_TYPES, QuantizationPlan
 from gldfn_calibration.methods import Method
-from gldfn_export import metadata
-from gldfn_model.network.checkpoint import file_sha256
+from gldfn_model.common.hashing import file_sha256
+from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+from gldfn_model.inference.runner import RunnerError
+from gldfn_model.ops import onnx_format as fmt
 
 PERCENTILE = 99.999
-METHOD_KEY = "gldfn.int8.calibration_method"
-CALIBRATION_KEY = "gldfn.int8.calibration_data"
-EXCLUDED_KEY = "gldfn.int8.excluded_layers"
-QUANTIZED_KEY = "gldfn.int8.quantized_layers"
-SOURCE_KEY = "gldfn.int8.source_sha256"
 ORT_SHAPE_MARKER = "onnx.infer"  # added by the quantizer's shape inference; says nothing about the model
 
 
@@ -165,27 +162,22 @@ def _set_metadata(model: onnx.ModelProto, export: GldfnExport, plan: Quantizatio
     kept = [p for p in model.metadata_props if p.key != ORT_SHAPE_MARKER]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    metadata.set_metadata(model, {
-        metadata.PRECISION: "int8",
-        METHOD_KEY: settings.method.value,
-        CALIBRATION_KEY: settings.calibration_description,
-        QUANTIZED_KEY: str(len(plan.quantized)),
-        EXCLUDED_KEY: ",".join(settings.exclude) or "none (only the dynamic filter parts are float)",
-        SOURCE_KEY: file_sha256(export.path),
+    fmt.set_metadata(model, {
+        fmt.PRECISION: "int8",
+        fmt.INT8_CALIBRATION_METHOD: settings.method.value,
+        fmt.INT8_CALIBRATION_DATA: settings.calibration_description,
+        fmt.INT8_QUANTIZED_LAYERS: str(len(plan.quantized)),
+        fmt.INT8_EXCLUDED_LAYERS: ",".join(settings.exclude) or "none (only the dynamic filter parts are float)",
+        fmt.INT8_SOURCE_SHA256: file_sha256(export.path),
     })
     model.producer_name = "gldfn-calibrate"
 
 
-def check_runs(path: Path, input_name: str, sample: np.ndarray, scale: int) -> None:
+def check_runs(path: Path, sample: np.ndarray, scale: int) -> None:
     """The quantized file loads and runs in ONNX Runtime on the CPU and gives a finite image of the right size."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        (output,) = session.run(None, {input_name: sample})
-    except Exception as exc:  # onnxruntime raises its own exception types
+        output = OnnxRuntimeRunner(path, providers="cpu", scale=scale).infer(sample)
+    except RunnerError as exc:
         raise CalibrationError(f"the quantized model does not run in ONNX Runtime: {exc}") from exc
     expected = (*sample.shape[:2], sample.shape[2] * scale, sample.shape[3] * scale)
     if output.shape != expected or not np.isfinite(output).all():

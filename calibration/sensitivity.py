@@ -38,7 +38,7 @@ def layer_sensitivity(
         single = QuantizationPlan([layer], plan.excluded_layers, plan.float_nodes)
         path = work_dir / "single_layer.onnx"
         quantize_to_file(export, single, path, settings, cache)
-        restored = restore_all(cases, scale, onnx_restore(path, export.batch), fp32.result.setting, fp32.result.convention)
+        restored = restore_all(cases, scale, onnx_restore(path), fp32.result.setting, fp32.result.convention)
         comparison = compare(fp32, restored, scale)
         results.append(LayerSensitivity(layer.name, layer.node, comparison.psnr_loss_db, comparison.int8_vs_fp32_psnr))
     return sorted(results, key=lambda r: r.psnr_lost_db, reverse=True)

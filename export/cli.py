@@ -8,7 +8,6 @@ from typing import Optional
 import typer
 
 from gldfn_model.common.atomic import OutputPathError
-from gldfn_model.network.checkpoint import CheckpointError
 
 
 class Precision(str, Enum):
@@ -46,8 +45,9 @@ def export(
     """Export GLDFN to one ONNX file that runs in ONNX Runtime and maps to the TensorRT plugin."""
     # Imported here so --help answers without loading torch.
     from gldfn_export.exporter import ExportError, export_gldfn
-    from gldfn_export.model_source import resolve_model
     from gldfn_export.summary import format_summary
+    from gldfn_model.network.checkpoint import CheckpointError
+    from gldfn_model.network.model_source import resolve_model
 
     try:
         if verify_image is not None and not verify_image.is_file():

@@ -1,5 +1,6 @@
-"""Emitting the local dynamic filter as one ``gldfn::GLDFN_LocalDynamicFilter`` node during export, and
-finding those nodes again in an ONNX model. Name, domain, version and attributes come from the op contract."""
+"""Emitting the local dynamic filter as one ``gldfn::GLDFN_LocalDynamicFilter`` node during export. Name,
+domain, version and attributes come from the op contract; finding the nodes again in an ONNX model is
+``gldfn_model.ops.onnx_format.custom_nodes``."""
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +8,6 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-import onnx
 import torch
 from torch import Tensor, nn
 
@@ -48,13 +48,3 @@ def local_filters_as_custom_nodes(model: nn.Module, contract: OpContract) -> Ite
     finally:
         for layer in layers:
             del layer.apply_filter
-
-
-def custom_nodes(model: onnx.ModelProto, contract: OpContract) -> list[onnx.NodeProto]:
-    return [n for n in model.graph.node if n.domain == contract.domain and n.op_type == contract.name]
-
-
-def attribute_values(node: onnx.NodeProto) -> dict[str, Any]:
-    """The node's attributes as Python values, strings decoded."""
-    values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    return {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}

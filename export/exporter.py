@@ -7,19 +7,24 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import onnx
 import onnx.inliner
 import torch
 
-from gldfn_export import metadata
-from gldfn_export.custom_node import attribute_values, custom_nodes, local_filters_as_custom_nodes
+from gldfn_export.custom_node import local_filters_as_custom_nodes
 from gldfn_export.ldf_function import MIN_FUNCTION_OPSET, build_ldf_function
-from gldfn_export.verify import ParityCheck, check_parity, random_input, real_image_input
+from gldfn_export.verify import ParityCheck, check_runners
 from gldfn_model.common.atomic import atomic_output
+from gldfn_model.data.reference_inputs import random_input, real_image_input
+from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.complexity import count_complexity
+from gldfn_model.ops import onnx_format as fmt
 from gldfn_model.ops.contract import OpContract, load_contract
+from gldfn_model.ops.onnx_format import attribute_values, custom_nodes
 from gldfn_model.network.gldfn import GLDFN
 from gldfn_model.common.errors import GldfnError
 
@@ -37,6 +42,16 @@ RANDOM_HW = (37, 45)
 IMAGE_HW = (48, 64)
 FP32_TOLERANCE = 1e-4
 FP16_MIN_PSNR_DB = 45.0
+
+
+def exporter_version() -> str:
+    """The installed gldfn-trt version, else the source tree's."""
+    try:
+        return version("gldfn-trt")
+    except PackageNotFoundError:
+        from gldfn_model import __version__
+
+        return __version__
 
 
 class ExportError(GldfnError, RuntimeError):
@@ -176,7 +191,7 @@ def export_gldfn(
         config_name=config_name, scale=model.config.scale, node_count=len(onnx_model.graph.node),
         custom_node_count=len(custom_nodes(onnx_model, contract)), local_filter_count=layer_count,
         params=complexity.params, macs=complexity.macs, macs_reference_hw=MACS_REFERENCE_HW,
-        file_bytes=file_bytes, metadata=metadata.read_metadata(onnx_model), parity=parity,
+        file_bytes=file_bytes, metadata=fmt.read_metadata(onnx_model), parity=parity,
     )
 
 
@@ -196,18 +211,18 @@ def _build_onnx(
     if target == "portable":
         onnx_model = _inline_for_portable(onnx_model, contract)
     values = {
-        metadata.SCALE: str(model.config.scale),
-        metadata.CONFIG: config_name,
-        metadata.CHECKPOINT_SHA256: checkpoint_sha256 or metadata.NO_CHECKPOINT,
-        metadata.EXPORTER_VERSION: metadata.exporter_version(),
-        metadata.OP_CONTRACT_VERSION: str(contract.contract_version),
-        metadata.PRECISION: precision,
-        metadata.TARGET: target,
-        metadata.BATCH: str(batch),
-        metadata.INPUT_RANGE: "RGB float in [0, 1]",
+        fmt.SCALE: str(model.config.scale),
+        fmt.CONFIG: config_name,
+        fmt.CHECKPOINT_SHA256: checkpoint_sha256 or fmt.NO_CHECKPOINT,
+        fmt.EXPORTER_VERSION: exporter_version(),
+        fmt.OP_CONTRACT_VERSION: str(contract.contract_version),
+        fmt.PRECISION: precision,
+        fmt.TARGET: target,
+        fmt.BATCH: str(batch),
+        fmt.INPUT_RANGE: "RGB float in [0, 1]",
     }
-    metadata.set_metadata(onnx_model, values)
-    onnx_model.producer_name, onnx_model.producer_version = "gldfn-export", metadata.exporter_version()
+    fmt.set_metadata(onnx_model, values)
+    onnx_model.producer_name, onnx_model.producer_version = "gldfn-export", exporter_version()
     _check_model(onnx_model, contract)
     return onnx_model, layer_count
 
@@ -215,14 +230,16 @@ def _build_onnx(
 def _verify(model: GLDFN, path: Path, precision: str, batch: int, image: Path | None) -> list[ParityCheck]:
     inputs = [random_input(*RANDOM_HW, batch), real_image_input(model.config.scale, *IMAGE_HW, batch, image)]
     try:
+        exported, reference = OnnxRuntimeRunner(path, providers="cpu"), TorchRunner(model)
         if precision == "fp32":
-            checks = check_parity(model, path, inputs, tolerance=FP32_TOLERANCE)
+            checks = check_runners(exported, reference, inputs, tolerance=FP32_TOLERANCE)
         else:
             # Random noise is no image: FP16 is held to the PSNR floor on the real image only.
-            checks = check_parity(model, path, inputs[:1], tolerance=None) + check_parity(model, path, inputs[1:], tolerance=None, min_psnr_db=FP16_MIN_PSNR_DB)
+            checks = (check_runners(exported, reference, inputs[:1], tolerance=None)
+                      + check_runners(exported, reference, inputs[1:], tolerance=None, min_psnr_db=FP16_MIN_PSNR_DB))
     except (OSError, ValueError) as exc:
         raise ExportError(f"verification could not run: {exc}") from exc
-    except Exception as exc:  # onnxruntime raises its own exception types for a file it cannot load or run
+    except Exception as exc:  # RunnerError, or torch's own types
         raise ExportError(f"ONNX Runtime cannot run the exported file ({type(exc).__name__}): {exc}") from exc
     failed = [c.describe() for c in checks if not c.passed]
     if failed:

@@ -29,6 +29,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from gldfn_model.ops.contract import OpContract
+from gldfn_model.ops.onnx_format import is_custom_node
 from gldfn_model.network.dynamic_layers import GlobalDynamicFilter, LocalDynamicFilter
 
 HIERARCHY_KEY = "pkg.torch.onnx.class_hierarchy"
@@ -59,7 +60,7 @@ def fp32_node_names(model: onnx.ModelProto, contract: OpContract) -> set[str]:
     for node in model.graph.node:
         hierarchy = _hierarchy(node)
         owner = hierarchy[-2] if len(hierarchy) >= 2 else None
-        is_filter_node = node.domain == contract.domain and node.op_type == contract.name
+        is_filter_node = is_custom_node(node, contract)
         if (
             (owner == ldf and not is_filter_node)
             or (gdf in hierarchy and node.op_type in GDF_FP32_OPS)

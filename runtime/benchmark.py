@@ -15,8 +15,8 @@ import numpy as np
 
 from gldfn_model.network.complexity import TABLE_IV, TABLE_IV_LR_SIZE, count_complexity
 from gldfn_model.network.config import GLDFNConfig
-from gldfn_runtime.runners import Runner, Size
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.inference.runner import Runner, Size
 
 Timer = Callable[[Callable[[], object]], float]  # runs the callable once, returns milliseconds
 

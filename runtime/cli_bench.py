@@ -1,21 +1,30 @@
-"""``gldfn bench``: latency of GLDFN with PyTorch and/or ONNX Runtime, a thin layer over gldfn_runtime.benchmark."""
+"""``gldfn bench``: latency of GLDFN with PyTorch and/or ONNX Runtime, a thin layer over gldfn_runtime.benchmark.
+
+ONNX Runtime without ``--onnx`` runs a temporary export of the torch model. The exporter is found through the
+``gldfn.exporters`` entry-point group (the exporter package registers itself there), so the runtime imports no
+exporter.
+"""
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from gldfn_model.cli.info import parse_size
+from gldfn_model.common.sizes import parse_size
 
 if TYPE_CHECKING:
     from gldfn_model.network.config import GLDFNConfig
-    from gldfn_runtime.runners import OnnxRuntimeRunner, Runner
+    from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+    from gldfn_model.inference.runner import Runner
 
 BACKENDS = ("torch", "onnxruntime")
+EXPORTER_GROUP = "gldfn.exporters"
 
 
 def parse_backends(text: str) -> list[str]:
@@ -35,14 +44,24 @@ def _onnx_config(runner: "OnnxRuntimeRunner") -> "GLDFNConfig | None":
     return get_config(runner.config_name, runner.scale) if runner.config_name in NAMED_CONFIGS else None
 
 
+def onnx_exporter() -> Callable[..., Any]:
+    """The ONNX exporter registered under ``gldfn.exporters`` (gldfn-export's ``export_gldfn``)."""
+    found = [entry for entry in entry_points(group=EXPORTER_GROUP) if entry.name == "onnx"]
+    if not found:
+        raise typer.BadParameter("--backend onnxruntime without --onnx exports the model first, but no ONNX "
+                                 "exporter is installed (gldfn-export); pass --onnx FILE, or reinstall gldfn-trt")
+    return found[0].load()
+
+
 def _runners(
     backends: list[str], stack: ExitStack, scale: int, checkpoint: Optional[Path], onnx: Optional[Path],
     config: Optional[str], random_weights: bool, providers: str, threads: Optional[int],
 ) -> tuple[list[tuple["Runner", "GLDFNConfig | None"]], str]:
     """(runner, network config for the MAC count) per backend, and the config's name. ONNX Runtime without
     --onnx runs a temporary export of the same network the torch backend uses."""
-    from gldfn_export.model_source import resolve_model
-    from gldfn_runtime.runners import OnnxRuntimeRunner, TorchRunner
+    from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+    from gldfn_model.inference.torch_runner import TorchRunner
+    from gldfn_model.network.model_source import resolve_model
 
     source = None
     if "torch" in backends or onnx is None:
@@ -54,11 +73,10 @@ def _runners(
             continue
         path = onnx
         if path is None:
-            from gldfn_export.exporter import export_gldfn
-
+            export_onnx = onnx_exporter()
             path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gldfn-bench-"))) / "model.onnx"
             typer.echo(f"exporting {source.config_name} to a temporary ONNX file...", err=True)
-            export_gldfn(source.model, path, verify=False, config_name=source.config_name)
+            export_onnx(source.model, path, verify=False, config_name=source.config_name)
         runner = OnnxRuntimeRunner(path, providers=providers, threads=threads)
         if runner.scale != scale:
             raise typer.BadParameter(f"{path} upscales x{runner.scale}, not x{scale}; pass --scale {runner.scale}")
@@ -90,7 +108,7 @@ def register(app: typer.Typer) -> None:
         beside the paper's Table IV. For TensorRT engines use `gldfn-trt bench`."""
         from gldfn_model.network.checkpoint import CheckpointError
         from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency
-        from gldfn_runtime.runners import RunnerError
+        from gldfn_model.inference.runner import RunnerError
 
         if as_json and markdown:
             raise typer.BadParameter("--json and --markdown exclude each other; pass one")

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from gldfn_model.cli.info import parse_size
+from gldfn_model.common.sizes import parse_size
 from gldfn_runtime.cli_outputs import FORMAT, OUT, OVERWRITE, SKIP_EXISTING, SUFFIX, OutputFormat, write_planned
 from gldfn_runtime.engine_build import DEFAULT_PROFILE
 from gldfn_runtime.sidecar import format_size
@@ -39,11 +39,11 @@ def _fail(error: Exception) -> typer.Exit:
 def _user_errors() -> tuple[type[Exception], ...]:
     from gldfn_model.common.atomic import OutputPathError
     from gldfn_model.data.image_io import ImageReadError
+    from gldfn_model.inference.runner import RunnerError
     from gldfn_runtime.backend import BackendError
     from gldfn_runtime.compare import CompareError
     from gldfn_runtime.engine_build import EngineBuildError
     from gldfn_runtime.plugin_library import PluginLibraryError
-    from gldfn_runtime.runners import RunnerError
     from gldfn_runtime.sidecar import SidecarError
     from gldfn_runtime.tensorrt_compat import TensorRTUnavailable
 
@@ -241,7 +241,7 @@ def register(app: typer.Typer) -> None:
         plugin: Optional[Path] = typer.Option(None, help=PLUGIN_HELP),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
-        """Run both models on the same inputs through Polygraphy's comparator: max/mean error and PSNR."""
+        """Run both models on the same inputs: max/mean absolute difference and PSNR."""
         from gldfn_runtime.compare import compare_models
 
         try:

@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         """
         from gldfn_model.network.checkpoint import CheckpointError
         from gldfn_model.data.image_io import ImageReadError
-        from gldfn_runtime.runners import RunnerError
+        from gldfn_model.inference.runner import RunnerError
         from gldfn_runtime.tiling import TilingError
         from gldfn_runtime.output_plan import plan_outputs
 

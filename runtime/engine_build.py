@@ -1,9 +1,9 @@
-"""Build a TensorRT / TensorRT-RTX engine from an exported GLDFN ONNX file.
+"""Build a TensorRT / TensorRT-RTX engine from an exported GLDFN ONNX file: the project's one parse and build.
 
 The plugin library is loaded into the plugin registry and the ONNX parser's ENABLE_PLUGIN_OVERRIDE flag is
 set, so each ``gldfn::GLDFN_LocalDynamicFilter`` node becomes the plugin instead of its model-local function
-body. Engines go through the cache (``engine_cache``); the engine and its sidecar are written atomically, so a
-failed build leaves no file behind.
+body. :func:`build_plan` builds in memory (the serialized plan); :func:`build_engine` builds on it through the
+cache (``engine_cache``), writing the engine and its sidecar atomically, so a failed build leaves no file behind.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -19,10 +20,12 @@ from typing import Any
 
 import onnx
 
+from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.hashing import file_sha256
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import NAMED_CONFIGS, get_config
+from gldfn_model.ops import onnx_format
 from gldfn_model.ops.contract import load_contract
-from gldfn_model.common.errors import GldfnError
 from gldfn_runtime.backend import (
     RTX_DEFAULT_COMPUTE_CAPABILITIES,
     BackendError,
@@ -35,11 +38,12 @@ from gldfn_runtime.backend import (
 )
 from gldfn_runtime.engine_cache import EngineCache, cache_key, copy_engine, matching_engine
 from gldfn_runtime.plugin_library import PluginLibraryError, find_plugin_library, load_plugin_library
-from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_command, sha256_file
+from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_command
 
 # The exporter makes H and W dynamic with a minimum of 2.
 MIN_LR_SIDE = 2
 DEFAULT_PROFILE = {"min": (16, 16), "opt": (180, 270), "max": (512, 512)}
+# TensorRT's LayerType names of plugin layers (what a custom node becomes when the plugin is used).
 PLUGIN_LAYER_TYPES = ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3")
 
 
@@ -133,15 +137,12 @@ def read_onnx_info(path: str | os.PathLike[str]) -> OnnxModelInfo:
     graph = model.graph
     if len(graph.input) != 1 or len(graph.output) != 1:
         raise EngineBuildError(f"{path} has {len(graph.input)} inputs and {len(graph.output)} outputs; a GLDFN export has one of each")
-    metadata = {p.key: p.value for p in model.metadata_props}
-    contract = load_contract()
-    custom = sum(1 for n in graph.node if n.domain == contract.domain and n.op_type == contract.name)
-    scale = metadata.get("gldfn.scale")
+    metadata = onnx_format.read_metadata(model)
     return OnnxModelInfo(
-        path=path, sha256=sha256_file(path), input_name=graph.input[0].name, input_shape=_dims(graph.input[0]),
-        output_name=graph.output[0].name, output_shape=_dims(graph.output[0]), precision=metadata.get("gldfn.precision"),
-        scale=int(scale) if scale and scale.isdigit() else None, config_name=metadata.get("gldfn.config"),
-        custom_nodes=custom, metadata=metadata,
+        path=path, sha256=file_sha256(path), input_name=graph.input[0].name, input_shape=_dims(graph.input[0]),
+        output_name=graph.output[0].name, output_shape=_dims(graph.output[0]), precision=metadata.get(onnx_format.PRECISION),
+        scale=onnx_format.scale_of(metadata), config_name=metadata.get(onnx_format.CONFIG),
+        custom_nodes=len(onnx_format.custom_nodes(model)), metadata=metadata,
     )
 
 
@@ -201,24 +202,44 @@ def make_logger(trt: Any) -> Any:
 
 
 @dataclass
-class _Plan:
+class BuiltPlan:
+    """A serialized engine in memory and what went into it."""
+
     plan: bytes
     seconds: float
     batch: int
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
-    layers: list[dict[str, Any]]
+    layers: list[dict[str, Any]]  # name, type, plugin (the network definition before TensorRT's fusions)
     messages: list[str]
+    flavour: Flavour
+    precision: str
+    plugin: Path | None  # None: the custom nodes were built from their function bodies
+
+    @property
+    def layer_types(self) -> dict[str, int]:
+        return dict(sorted(Counter(layer["type"] for layer in self.layers).items()))
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A build request with everything resolved: flavour, precision, plugin library, target."""
+
+    info: OnnxModelInfo
+    options: BuildOptions
+    flavour: Flavour
+    precision: str
+    plugin: Path | None
+    target: dict[str, Any]
 
 
 def _tensor_info(tensor: Any) -> dict[str, Any]:
     return {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype.name.lower()}
 
 
-def _build_plan(flavour: Flavour, info: OnnxModelInfo, options: BuildOptions, precision: str, plugin: Path | None) -> _Plan:
-    trt = flavour.trt
-    logger = make_logger(trt)
-    builder = trt.Builder(logger)
+def _parse(request: _Request, builder: Any, logger: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """The parsed network and its layers, the custom nodes checked against the plugin request."""
+    trt, info, plugin = request.flavour.trt, request.info, request.plugin
     if plugin is not None:
         load_plugin_library(plugin)
     network = builder.create_network(0)
@@ -245,13 +266,22 @@ def _build_plan(flavour: Flavour, info: OnnxModelInfo, options: BuildOptions, pr
             f"{info.custom_nodes} {load_contract().name} nodes in {info.path} but {plugin_layers} plugin layers after "
             f"parsing with {plugin}: the library does not provide the plugin these nodes name; rebuild it with `gldfn-trt plugin build`"
         )
+    return network, layers
+
+
+def _build(request: _Request) -> BuiltPlan:
+    flavour, options, plugin = request.flavour, request.options, request.plugin
+    trt = flavour.trt
+    logger = make_logger(trt)
+    builder = trt.Builder(logger)
+    network, layers = _parse(request, builder, logger)
     network_input = network.get_input(0)
     batch = network_input.shape[0] if network_input.shape[0] > 0 else 1
     profile = builder.create_optimization_profile()
     profile.set_shape(network_input.name, (batch, 3, *options.min_size), (batch, 3, *options.opt_size), (batch, 3, *options.max_size))
     config = builder.create_builder_config()
     config.add_optimization_profile(profile)
-    configure_precision(flavour, config, precision)
+    configure_precision(flavour, config, request.precision)
     if options.compute_capabilities:
         config.num_compute_capabilities = len(options.compute_capabilities)
         for slot, name in enumerate(options.compute_capabilities):
@@ -264,10 +294,12 @@ def _build_plan(flavour: Flavour, info: OnnxModelInfo, options: BuildOptions, pr
     plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
     if plan is None:
-        raise EngineBuildError(f"TensorRT could not build {info.path}: " + " | ".join(logger.messages[-8:] or ["no message"]))
+        messages = " | ".join(logger.messages[-8:] or ["no message"])
+        raise EngineBuildError(f"TensorRT could not build {request.info.path}: {messages}")
     inputs = [_tensor_info(network.get_input(i)) for i in range(network.num_inputs)]
     outputs = [_tensor_info(network.get_output(i)) for i in range(network.num_outputs)]
-    return _Plan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.messages)
+    return BuiltPlan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.messages, flavour, request.precision,
+                     plugin)
 
 
 def _resolve_plugin(info: OnnxModelInfo, options: BuildOptions) -> Path | None:
@@ -288,6 +320,24 @@ def _target(flavour: Flavour, options: BuildOptions) -> dict[str, Any]:
     return {"gpu": gpu.name, "compute_capability": gpu.compute_capability}
 
 
+def _resolve(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Request:
+    info = read_onnx_info(onnx_path)
+    options.check_profile()
+    try:
+        flavour = select_flavour(options.backend)
+        precision = options.precision or info.precision or "fp32"
+        check_precision(flavour, precision, info.precision, str(info.path))
+        options = replace(options, compute_capabilities=normalize_compute_capabilities(flavour, options.compute_capabilities))
+    except BackendError as error:
+        raise EngineBuildError(str(error)) from None
+    return _Request(info, options, flavour, precision, _resolve_plugin(info, options), _target(flavour, options))
+
+
+def build_plan(onnx_path: str | os.PathLike[str], options: BuildOptions = BuildOptions()) -> BuiltPlan:
+    """Parse ``onnx_path`` and build a serialized engine in memory; nothing is written and no cache is used."""
+    return _build(_resolve(onnx_path, options))
+
+
 def build_engine(
     onnx_path: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
@@ -298,18 +348,10 @@ def build_engine(
 ) -> BuildResult:
     """Build (or reuse from the cache) the engine for ``onnx_path`` and write it with its sidecar to ``output``
     (default: beside the ONNX file, ``MODEL.<flavour>-<precision>.engine``)."""
-    info = read_onnx_info(onnx_path)
-    options.check_profile()
-    try:
-        flavour = select_flavour(options.backend)
-        precision = options.precision or info.precision or "fp32"
-        check_precision(flavour, precision, info.precision, str(info.path))
-        options = replace(options, compute_capabilities=normalize_compute_capabilities(flavour, options.compute_capabilities))
-    except BackendError as error:
-        raise EngineBuildError(str(error)) from None
-    plugin = _resolve_plugin(info, options)
-    target = _target(flavour, options)
-    plugin_record = None if plugin is None else {"path": str(plugin), "sha256": sha256_file(plugin), "embedded": options.embed_plugin}
+    request = _resolve(onnx_path, options)
+    info, options, flavour, precision, plugin, target = (
+        request.info, request.options, request.flavour, request.precision, request.plugin, request.target)
+    plugin_record = None if plugin is None else {"path": str(plugin), "sha256": file_sha256(plugin), "embedded": options.embed_plugin}
     profile = {"input": info.input_name, "batch": info.batch, "min": list(options.min_size), "opt": list(options.opt_size), "max": list(options.max_size)}
     key = cache_key({
         "onnx_sha256": info.sha256, "plugin_sha256": plugin_record and plugin_record["sha256"],
@@ -329,7 +371,7 @@ def build_engine(
             sidecar = replace(cached, rebuild_command=command)
             copy_engine(cache.engine_path(key), engine_path, sidecar)
             return BuildResult(engine_path, sidecar, True, cache.engine_path(key))
-    built = _build_plan(flavour, info, options, precision, plugin)
+    built = _build(request)
     sidecar = EngineSidecar(
         engine_sha256=hashlib.sha256(built.plan).hexdigest(), engine_bytes=len(built.plan),
         onnx={"path": str(info.path.resolve()), "sha256": info.sha256, "precision": info.precision, "scale": info.scale, "config": info.config_name},

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gldfn_model.ops.contract import load_contract
-from gldfn_runtime.sidecar import sha256_file
+from gldfn_model.common.hashing import file_sha256
 from gldfn_runtime.tensorrt_compat import load_tensorrt
 from gldfn_model.common.errors import GldfnError
 
@@ -79,7 +79,7 @@ def find_engine_plugin(
             f"engine {engine} needs the plugin library it was built with ({built_with}, SHA-256 {wanted[:16]}…): "
             f"{error}; the path in the sidecar is not loaded: pass --plugin or set ${LIBRARY_ENV}"
         ) from None
-    found = sha256_file(library)
+    found = file_sha256(library)
     if found != wanted:
         origin = _locate(path)[1]
         raise PluginLibraryError(

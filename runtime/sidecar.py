@@ -3,7 +3,6 @@ engine can be inspected without a GPU and rejected, with the reason and the rebu
 run. A serialized engine is opaque and cannot be deserialized without a GPU; the sidecar is what we can read."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gldfn_model.common.atomic import atomic_output
+from gldfn_model.common.hashing import file_sha256
 from gldfn_model.common.errors import GldfnError
 
 SIDECAR_FORMAT = 1
@@ -25,14 +25,6 @@ class SidecarError(GldfnError, ValueError):
 
 class EngineMismatch(SidecarError):
     """The engine was built for another TensorRT or GPU than the one here."""
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sidecar_path(engine_path: str | os.PathLike[str]) -> Path:
@@ -141,7 +133,7 @@ def verify_engine_file(engine_path: str | os.PathLike[str], sidecar: EngineSidec
     if not engine.is_file():
         raise SidecarError(f"engine {engine} does not exist; build it with `gldfn-trt build MODEL.onnx -o {engine}`")
     size = engine.stat().st_size
-    if size != sidecar.engine_bytes or sha256_file(engine) != sidecar.engine_sha256:
+    if size != sidecar.engine_bytes or file_sha256(engine) != sidecar.engine_sha256:
         raise SidecarError(
             f"{engine} ({size} bytes) is not the engine its sidecar describes ({sidecar.engine_bytes} bytes, "
             f"SHA-256 {sidecar.engine_sha256[:12]}…): the file is corrupt or was replaced. Rebuild it: "

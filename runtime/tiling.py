@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gldfn_runtime.runners import Runner, Size
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.inference.runner import Runner, Size
 
 DEFAULT_OVERLAP = 16
 

@@ -1,4 +1,4 @@
-"""``TensorRTRunner``: a built engine as a ``gldfn_runtime.runners.Runner``.
+"""``TensorRTRunner``: a built engine as a ``gldfn_model.inference.runner.Runner``.
 
 Device memory, streams and events come from NVIDIA's ``cuda-python`` (``cuda.bindings.runtime``); CUDA tensors
 (torch, CuPy, anything with DLPack) run in place through ``infer_dlpack``. Before TensorRT sees the engine the
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from gldfn_model.inference.runner import RunnerError, Size, check_batch
 from gldfn_runtime.backend import BackendError, Flavour, current_gpu, select_flavour
 from gldfn_runtime.plugin_library import PluginLibraryError, find_engine_plugin, load_plugin_library
-from gldfn_runtime.runners import RunnerError, Size, check_batch
 from gldfn_runtime.sidecar import EngineMismatch, EngineSidecar, check_compatible, read_sidecar, verify_engine_file
 
 CPU_ALTERNATIVES = (

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from gldfn_model.network.checkpoint import SHIPPED_CONFIG
-from gldfn_model.data.imresize import imresize
-from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, Runner, RunnerError, Size, TorchRunner
-from gldfn_runtime.tiling import DEFAULT_OVERLAP, TilingError, effective_tile, upscale_tiled
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.data.imresize import imresize
+from gldfn_model.inference.runner import Runner, RunnerError, Size
+from gldfn_runtime.tiling import DEFAULT_OVERLAP, TilingError, effective_tile, upscale_tiled
 
 # The exporter's dynamic axes start at 2, and reflect padding needs two pixels: a 1-pixel side is refused.
 MIN_IMAGE_SIDE = 2
@@ -61,7 +60,7 @@ class Upscaler:
 
     def __init__(self, runner: Runner, tile: int | Size | None = None, overlap: int = DEFAULT_OVERLAP) -> None:
         if not isinstance(runner, Runner):
-            raise TypeError(f"{type(runner).__name__} does not implement gldfn_runtime.runners.Runner")
+            raise TypeError(f"{type(runner).__name__} does not implement gldfn_model.inference.runner.Runner")
         self.runner = runner
         self.tile = tile
         self.overlap = overlap
@@ -89,7 +88,9 @@ class Upscaler:
     ) -> "Upscaler":
         """PyTorch on a checkpoint; ``path`` None takes the weights shipped for ``config`` (default tiny) at
         ``scale``, or random weights when ``random_weights`` (benchmarks only)."""
-        from gldfn_export.model_source import resolve_model
+        from gldfn_model.inference.torch_runner import TorchRunner
+        from gldfn_model.network.checkpoint import SHIPPED_CONFIG
+        from gldfn_model.network.model_source import resolve_model
 
         name = config if config is not None or path is not None else SHIPPED_CONFIG
         source = resolve_model(scale, name, Path(path) if path is not None else None, random_weights)
@@ -100,6 +101,8 @@ class Upscaler:
         cls, path: str | os.PathLike[str], providers: list[str] | str | None = None, threads: int | None = None, **kwargs: Any
     ) -> "Upscaler":
         """ONNX Runtime on an exported file; ``providers`` e.g. ``["cuda"]`` or ``"cpu"`` (default)."""
+        from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+
         return cls(OnnxRuntimeRunner(path, providers=providers, threads=threads), **kwargs)
 
     @classmethod
@@ -118,6 +121,8 @@ class Upscaler:
     @classmethod
     def bicubic(cls, scale: int, **kwargs: Any) -> "Upscaler":
         """MATLAB-style bicubic interpolation: the baseline, no model."""
+        from gldfn_model.inference.bicubic_runner import BicubicRunner
+
         return cls(BicubicRunner(scale), **kwargs)
 
     def upscale_batch(self, lr: np.ndarray) -> np.ndarray:
@@ -151,8 +156,9 @@ class Upscaler:
         """A DLPack-capable ``3 x h x w`` or ``N x 3 x h x w`` float32 tensor in [0, 1] (e.g. a CUDA torch
         tensor) -> the upscaled tensor on the same device.
 
-        Hook for device runners: a runner with ``infer_dlpack`` (``runners.DeviceRunner``) gets the tensor
-        directly when no tiling or padding is needed; otherwise the data goes through the host and the tiler.
+        Hook for device runners: a runner with ``infer_dlpack`` (``gldfn_model.inference.runner.DeviceRunner``) gets
+        the tensor directly when no tiling or padding is needed; otherwise the data goes through the host and the
+        tiler.
         """
         import torch
 

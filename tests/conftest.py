@@ -2,6 +2,8 @@
 import os
 import shutil
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,16 @@ def build_marker_library(folder: Path, marker: Path, name: str = "crafted.so") -
     subprocess.run([compiler, "-shared", "-fPIC", "-o", str(folder / name), str(source)], check=True,
                    capture_output=True)
     return folder / name
+def run_fresh(code: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, bool]:
+    """Run ``code`` in a new interpreter; return the finished process and whether it imported torch by its end
+    (a command's ``SystemExit`` included)."""
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('\\ntorch imported:', 'torch' in sys.modules, flush=True))\n"
+              + textwrap.dedent(code))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
+    marker = [line for line in result.stdout.splitlines() if line.startswith("torch imported:")]
+    assert marker, f"the child process ended before its exit hook ran:\n{result.stdout}\n{result.stderr}"
+    return result, marker[-1].endswith("True")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,11 +10,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gldfn_model.cli import app
+from gldfn_model.inference.bicubic_runner import BicubicRunner
+from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.complexity import TABLE_IV, count_complexity
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
 from gldfn_runtime.benchmark import BenchmarkError, format_markdown, measure_latency, summarize, table_iv_rows
-from gldfn_runtime.runners import BicubicRunner, TorchRunner
 
 
 @pytest.fixture(scope="module")

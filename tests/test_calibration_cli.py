@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from gldfn_calibration.cli import app
 from gldfn_export.exporter import export_gldfn
 from conftest import require_dataset
-from gldfn_model.network.checkpoint import file_sha256, load_checkpoint, shipped_weights_path
+from gldfn_model.common.hashing import file_sha256
+from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
 
 TARGET_DB = 0.3
 runner = CliRunner()

@@ -1,6 +1,6 @@
 """``gldfn-trt build | inspect | run | bench | compare`` through the typer app, on a machine without a GPU:
-builds and inspection for real with TensorRT-RTX, ``compare`` of two ONNX files for real in ONNX Runtime through
-Polygraphy, and ``run``/``bench`` refusing clearly and pointing to the CPU commands."""
+builds and inspection for real with TensorRT-RTX, ``compare`` of two ONNX files for real in ONNX Runtime, and
+``run``/``bench`` refusing clearly and pointing to the CPU commands."""
 from __future__ import annotations
 
 import json
@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import get_config
+from conftest import run_fresh
 from gldfn_runtime.cli import app
 from test_engine_build import _rtx
 
@@ -106,6 +107,26 @@ def test_compare_with_an_engine_needs_a_gpu(cli_engine, tiny_onnx):
     _no_gpu()
     result = invoke("compare", cli_engine, tiny_onnx["fp32"])
     assert result.exit_code == 1 and "need an NVIDIA GPU" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_engine_commands_do_not_import_torch(cli_engine, tiny_onnx, tmp_path, command):
+    """In a fresh interpreter: with a GPU the engine runs, without one the command refuses; neither loads torch."""
+    from PIL import Image
+
+    image = tmp_path / "in.png"
+    Image.new("RGB", (24, 20), (90, 140, 200)).save(image)
+    if command == "run":
+        args = ["run", str(cli_engine), str(image), "-o", str(tmp_path / "out")]
+    else:
+        args = ["compare", str(cli_engine), str(tiny_onnx["fp32"])]
+    result, torch_loaded = run_fresh(f"""
+        sys.argv = ["gldfn-trt", *{args!r}]
+        from gldfn_runtime.cli import main
+        main()
+    """)
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+    assert not torch_loaded
 
 
 def test_build_errors_are_one_line(tiny_onnx, tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from gldfn_model.common.hashing import file_sha256
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import get_config
 from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_engine
@@ -21,7 +22,6 @@ from gldfn_runtime.sidecar import (
     SidecarError,
     check_compatible,
     read_sidecar,
-    sha256_file,
     sidecar_path,
     verify_engine_file,
 )
@@ -53,10 +53,10 @@ def test_fp32_engine_builds_with_the_plugin_and_a_complete_sidecar(rtx, plugin_l
     assert not result.cache_hit and engine.is_file() and sidecar_path(engine).is_file()
     sidecar = read_sidecar(engine)
     verify_engine_file(engine, sidecar)
-    assert sidecar.engine_sha256 == sha256_file(engine) and sidecar.engine_bytes == engine.stat().st_size
-    assert sidecar.onnx["sha256"] == sha256_file(tiny_onnx["fp32"])
+    assert sidecar.engine_sha256 == file_sha256(engine) and sidecar.engine_bytes == engine.stat().st_size
+    assert sidecar.onnx["sha256"] == file_sha256(tiny_onnx["fp32"])
     assert sidecar.onnx["scale"] == 4 and sidecar.onnx["config"] == "tiny" and sidecar.onnx["precision"] == "fp32"
-    assert sidecar.plugin == {"path": str(plugin_library), "sha256": sha256_file(plugin_library), "embedded": False}
+    assert sidecar.plugin == {"path": str(plugin_library), "sha256": file_sha256(plugin_library), "embedded": False}
     assert sidecar.tensorrt == {"flavour": "tensorrt-rtx", "version": rtx.version}
     assert sidecar.precision == "fp32"
     assert sidecar.profile == {"input": "lr", "batch": 1, "min": [8, 8], "opt": [32, 48], "max": [64, 64]}
@@ -103,7 +103,7 @@ def test_second_build_is_a_cache_hit_and_force_rebuilds(rtx, plugin_library, tin
     # Another output path: copied from the cache entry, not built (same build time and bytes).
     other = build_engine(tiny_onnx["fp32"], tmp_path / "b.engine", _options(plugin_library), cache_dir=cache)
     assert other.cache_hit and other.sidecar.built_at == first.sidecar.built_at
-    assert sha256_file(tmp_path / "b.engine") == first.sidecar.engine_sha256
+    assert file_sha256(tmp_path / "b.engine") == first.sidecar.engine_sha256
     assert "-o " + str(tmp_path / "b.engine") in other.sidecar.rebuild_command
     assert first.cache_path.stat().st_mtime_ns == stamp[2]
 
@@ -123,7 +123,7 @@ def test_changed_onnx_or_options_miss_the_cache(rtx, plugin_library, tiny_onnx, 
     onnx.save(model, str(model_path))
     edited = build_engine(model_path, tmp_path / "m.engine", _options(plugin_library), cache_dir=cache)
     assert not edited.cache_hit and edited.sidecar.cache_key != first.sidecar.cache_key
-    assert edited.sidecar.onnx["sha256"] == sha256_file(model_path) != first.sidecar.onnx["sha256"]
+    assert edited.sidecar.onnx["sha256"] == file_sha256(model_path) != first.sidecar.onnx["sha256"]
 
     reprofiled = build_engine(model_path, tmp_path / "m.engine", _options(plugin_library, max_size=(96, 96)), cache_dir=cache)
     assert not reprofiled.cache_hit and reprofiled.sidecar.profile["max"] == [96, 96]
@@ -326,7 +326,7 @@ def test_runner_loads_the_library_it_finds_never_the_one_a_sidecar_names(rtx, pl
     (tests/test_plugin_library.py checks the choice of library without a GPU)."""
     from conftest import build_marker_library
     from gldfn_runtime.backend import RTX_DEFAULT_COMPUTE_CAPABILITIES, current_gpu
-    from gldfn_runtime.runners import RunnerError
+    from gldfn_model.inference.runner import RunnerError
     from gldfn_runtime.trt_runner import TensorRTRunner
 
     gpu, reason = current_gpu()

@@ -6,11 +6,12 @@ import onnxruntime
 import pytest
 import torch
 
-from gldfn_export import metadata
-from gldfn_export.custom_node import attribute_values, custom_nodes
-from gldfn_export.exporter import export_gldfn
+from gldfn_export.exporter import export_gldfn, exporter_version
 from gldfn_export.ldf_function import build_ldf_function
-from gldfn_export.verify import run_onnx, run_torch
+from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+from gldfn_model.inference.torch_runner import TorchRunner
+from gldfn_model.ops import onnx_format as metadata
+from gldfn_model.ops.onnx_format import attribute_values, custom_nodes
 from gldfn_model.network.config import GLDFNConfig, get_config
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.ldf_op import local_dynamic_filter_reference
@@ -71,9 +72,9 @@ def tiny_portable(tmp_path_factory, tiny_trt):
 def test_fp32_parity_in_onnx_runtime(tiny_trt, size):
     model, path, _ = tiny_trt
     lr = np.random.default_rng(1).random((1, 3, *size), dtype=np.float32)
-    out = run_onnx(path, lr)
+    out = OnnxRuntimeRunner(path).infer(lr)
     assert out.shape == (1, 3, size[0] * 4, size[1] * 4)
-    np.testing.assert_allclose(out, run_torch(model, lr), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(out, TorchRunner(model).infer(lr), rtol=0, atol=1e-4)
 
 
 def test_built_in_verification_passed(tiny_trt):
@@ -137,7 +138,7 @@ def test_metadata(tiny_trt):
     assert props[metadata.CONFIG] == "tiny"
     assert props[metadata.CHECKPOINT_SHA256] == "ab" * 32
     assert props[metadata.OP_CONTRACT_VERSION] == str(CONTRACT.contract_version)
-    assert props[metadata.EXPORTER_VERSION] == metadata.exporter_version()
+    assert props[metadata.EXPORTER_VERSION] == exporter_version()
     assert props[metadata.PRECISION] == "fp32" and props[metadata.TARGET] == "trt"
 
 
@@ -149,7 +150,7 @@ def test_portable_has_no_custom_nodes_and_matches(tiny_portable):
     assert all(node.domain in ("", "ai.onnx") for node in onnx_model.graph.node)
     assert CONTRACT.domain not in {o.domain for o in onnx_model.opset_import}
     lr = np.random.default_rng(2).random((1, 3, 19, 26), dtype=np.float32)
-    np.testing.assert_allclose(run_onnx(path, lr), run_torch(model, lr), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(OnnxRuntimeRunner(path).infer(lr), TorchRunner(model).infer(lr), rtol=0, atol=1e-4)
 
 
 def test_other_kernel_size_dilation_and_batch(tmp_path):
@@ -158,8 +159,12 @@ def test_other_kernel_size_dilation_and_batch(tmp_path):
     export_gldfn(model, path, batch=2, verify=False)
     nodes = custom_nodes(onnx.load(path), CONTRACT)
     assert {(attribute_values(n)["kernel_size"], attribute_values(n)["dilation"]) for n in nodes} == {(5, 2)}
-    lr = np.random.default_rng(3).random((2, 3, 21, 17), dtype=np.float32)
-    np.testing.assert_allclose(run_onnx(path, lr), run_torch(model, lr), rtol=0, atol=1e-4)
+    lr = np.random.default_rng(3).random((3, 3, 21, 17), dtype=np.float32)
+    runner, reference = OnnxRuntimeRunner(path), TorchRunner(model).infer(lr)
+    assert runner.fixed_batch == 2
+    # 2 images fill the fixed batch; 1 and 3 run in chunks of 2, the last filled up with copies and cut off again
+    for count in (2, 1, 3):
+        np.testing.assert_allclose(runner.infer(lr[:count]), reference[:count], rtol=0, atol=1e-4)
 
 
 def test_model_without_local_filters_exports_without_function(tmp_path):

@@ -11,13 +11,16 @@ import onnx
 import pytest
 import torch
 
-from gldfn_export.custom_node import custom_nodes
 from gldfn_export.exporter import FP16_MIN_PSNR_DB, export_gldfn
 from gldfn_model.data.datasets import datasets_dir
-from gldfn_export.verify import load_lr_image, psnr, run_onnx, run_torch
+from gldfn_model.data.reference_inputs import load_lr_image
+from gldfn_model.evaluation.metrics import psnr
+from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
 from gldfn_model.network.config import get_config
 from gldfn_model.ops.contract import load_contract
+from gldfn_model.ops.onnx_format import custom_nodes
 from gldfn_model.network.gldfn import GLDFN
 
 CONTRACT = load_contract()
@@ -65,6 +68,11 @@ def test_fp16_verification_passed(tiny_fp16):
     assert all(check.passed and check.finite for check in tiny_fp16[2].parity)
 
 
+def image_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """The exporter's convention: outputs clipped to [0, 1], peak 1."""
+    return psnr(np.clip(a, 0, 1), np.clip(b, 0, 1), peak=1.0)
+
+
 def flat_page(height: int, width: int) -> np.ndarray:
     """An off-white page with dark 'text' strokes: large flat areas with hard edges."""
     page = np.full((1, 3, height, width), 0.96, dtype=np.float32)
@@ -79,17 +87,17 @@ def flat_page(height: int, width: int) -> np.ndarray:
 def test_fp16_finite_on_constant_colour(tiny_fp16, value):
     model, path, _ = tiny_fp16
     lr = np.full((1, 3, 24, 20), value, dtype=np.float32)
-    out = run_onnx(path, lr)
+    out = OnnxRuntimeRunner(path).infer(lr)
     assert np.isfinite(out).all()
-    assert psnr(out, run_torch(model, lr)) >= FP16_MIN_PSNR_DB
+    assert image_psnr(out, TorchRunner(model).infer(lr)) >= FP16_MIN_PSNR_DB
 
 
 def test_fp16_finite_on_flat_background_page(tiny_fp16):
     model, path, _ = tiny_fp16
     lr = flat_page(40, 56)
-    out = run_onnx(path, lr)
+    out = OnnxRuntimeRunner(path).infer(lr)
     assert np.isfinite(out).all()
-    assert psnr(out, run_torch(model, lr)) >= FP16_MIN_PSNR_DB
+    assert image_psnr(out, TorchRunner(model).infer(lr)) >= FP16_MIN_PSNR_DB
 
 
 def test_fp16_psnr_against_fp32_on_set5(tiny_fp16):
@@ -100,7 +108,7 @@ def test_fp16_psnr_against_fp32_on_set5(tiny_fp16):
     model, path, _ = tiny_fp16
     for image in images:
         lr = load_lr_image(image, 4, crop=(48, 48))
-        value = psnr(run_onnx(path, lr), run_torch(model, lr))
+        value = image_psnr(OnnxRuntimeRunner(path).infer(lr), TorchRunner(model).infer(lr))
         assert value >= FP16_MIN_PSNR_DB, f"{image.name}: {value:.1f} dB"
 
 
@@ -119,4 +127,4 @@ def test_fp16_in_onnx_reference_evaluator(tiny_fp16):
     for lr in inputs:
         (out,) = evaluator.run(None, {"lr": lr})
         assert out.dtype == np.float32 and np.isfinite(out).all()
-        assert psnr(out, run_torch(model, lr)) >= FP16_MIN_PSNR_DB
+        assert image_psnr(out, TorchRunner(model).infer(lr)) >= FP16_MIN_PSNR_DB

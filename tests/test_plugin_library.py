@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from gldfn_model.ops.contract import load_contract
+from gldfn_model.ops.onnx_format import custom_nodes
 from gldfn_runtime import plugin_library
 from gldfn_runtime.cli import app
 from gldfn_runtime.plugin_library import (
@@ -311,7 +312,7 @@ def exported_tiny(request, tmp_path_factory):
 @pytest.mark.parametrize("embed_library", [False, True], ids=["library-loaded", "plugins_to_serialize"])
 def test_exported_gldfn_parses_one_plugin_layer_per_ldf_node_and_builds_on_cpu(trt, built_library, exported_tiny, embed_library):
     precision, path, model = exported_tiny
-    ldf_nodes = [n for n in model.graph.node if n.op_type == CONTRACT.name and n.domain == CONTRACT.domain]
+    ldf_nodes = custom_nodes(model, CONTRACT)
     assert ldf_nodes and any(f.name == CONTRACT.name for f in model.functions)  # the function ORT would inline
     lr = model.graph.input[0].name
     network, plan, errors = parse_and_build(

@@ -7,11 +7,14 @@ import pytest
 import torch
 
 from gldfn_export.exporter import export_gldfn
-from gldfn_export.verify import psnr, real_image_input
+from gldfn_model.data.reference_inputs import real_image_input
+from gldfn_model.evaluation.metrics import psnr
+from gldfn_model.inference.bicubic_runner import BicubicRunner
+from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
-from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, TorchRunner
 from gldfn_runtime.tiling import TilingError, pad_to_min, plan_tiles, tile_weights, upscale_tiled
 
 SCALE = 4
@@ -140,7 +143,7 @@ def test_gldfn_tiled_error_is_small_and_reported(record_property):
     rows = []
     for tile, overlap in [(32, 8), (32, 16), (48, 16)]:
         tiled = upscale_tiled(runner, reference.lr, tile=tile, overlap=overlap)
-        value = psnr(tiled, whole)
+        value = psnr(np.clip(tiled, 0, 1), np.clip(whole, 0, 1), peak=1.0)
         rows.append((tile, overlap, value, float(np.abs(tiled - whole).max())))
         record_property(f"psnr_tile{tile}_overlap{overlap}", value)
         assert value > 30.0, f"tile {tile} overlap {overlap}: tiled vs whole only {value:.1f} dB on {reference.name}"

@@ -5,19 +5,9 @@ import json
 
 import typer
 
+from gldfn_model.common.sizes import parse_size
 from gldfn_model.network.complexity import TABLE_I_PARAMS, TABLE_IV, Complexity, count_complexity
 from gldfn_model.network.config import ABLATION_DESCRIPTIONS, ABLATION_VARIANTS, get_config
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'180x270' -> (180, 270): height x width."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a size; write HEIGHTxWIDTH, e.g. 180x270") from None
-    if height < 1 or width < 1:
-        raise typer.BadParameter(f"{text!r}: height and width must be positive")
-    return height, width
 
 
 def complexity_dict(config_name: str, scale: int, lr_size: tuple[int, int], result: Complexity) -> dict:

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 _CUBIC_SUPPORT = 4.0  # the Keys cubic kernel is non-zero on (-2, 2)
 
@@ -90,6 +93,8 @@ def imresize(image: np.ndarray, scale: float, antialias: bool = True) -> np.ndar
 def imresize_torch(images: torch.Tensor, scale: float, antialias: bool = True) -> torch.Tensor:
     """Resize the last two dimensions of a ``... x H x W`` floating-point tensor (e.g. ``B x C x H x W``) by
     ``scale`` with the same weights as :func:`imresize`, in the tensor's dtype and device."""
+    import torch  # here, so that the NumPy path does not load PyTorch
+
     scale = _check_scale(scale)
     if images.ndim < 2 or not images.is_floating_point():
         raise ValueError(f"imresize_torch: expected a floating-point ... x H x W tensor, got {images.dtype} {tuple(images.shape)}")

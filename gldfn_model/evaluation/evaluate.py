@@ -17,6 +17,7 @@ from gldfn_model.network.checkpoint import SHIPPED_CONFIG
 from gldfn_model.data.image_io import ImageReadError, list_images, read_rgb
 from gldfn_model.data.imresize import imresize
 from gldfn_model.evaluation.metrics import check_convention, quantize_uint8, score
+from gldfn_model.inference.runner import Runner, run_image
 from gldfn_model.common.errors import GldfnError
 
 RestoreFn = Callable[[np.ndarray], np.ndarray]
@@ -187,15 +188,16 @@ def bicubic_restore(scale: int) -> RestoreFn:
     return lambda lr: quantize_uint8(np.clip(imresize(lr.astype(np.float64) / 255.0, scale), 0.0, 1.0))
 
 
+def runner_restore(runner: Runner) -> RestoreFn:
+    """Run ``runner`` (any backend: PyTorch, ONNX Runtime, TensorRT) on the whole image."""
+    return lambda lr: quantize_uint8(run_image(runner, lr))
+
+
 def model_restore(model: torch.nn.Module) -> RestoreFn:
-    """Run ``model`` (LR in [0, 1], N x 3 x h x w) on the whole image, in ``torch.no_grad``, on its device."""
-    def restore(lr: np.ndarray) -> np.ndarray:
-        parameter = next(model.parameters())
-        batch = torch.from_numpy(lr.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
-        with torch.no_grad():
-            sr = model(batch.to(device=parameter.device, dtype=parameter.dtype))
-        return quantize_uint8(sr[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
-    return restore
+    """Run ``model`` on the whole image, on its device (a :class:`TorchRunner`)."""
+    from gldfn_model.inference.torch_runner import TorchRunner
+
+    return runner_restore(TorchRunner(model))
 
 
 def load_eval_model(checkpoint: str | Path | None, scale: int, config: str = SHIPPED_CONFIG) -> torch.nn.Module:
@@ -263,4 +265,4 @@ def make_validator(hr_dir: str | Path, scale: int, setting: str = "gaussian8", c
 
 __all__ = ["Case", "EvalResult", "EvaluationError", "ImageScore", "ImageReadError", "RestoreFn", "bicubic_restore",
            "degrade_cases", "evaluate", "evaluate_cases", "folder_cases", "load_eval_model", "make_validator",
-           "model_restore", "read_manifest", "degradations_for_image", "write_degraded_folder"]
+           "model_restore", "read_manifest", "runner_restore", "degradations_for_image", "write_degraded_folder"]

@@ -2,7 +2,6 @@
 weights shipped inside the package."""
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -124,14 +123,6 @@ def _torch_reason(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reasons = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
     return (reasons or [type(error).__name__])[0].rstrip(".")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def shipped_weights_path(config_name: str, scale: int) -> Path | None:

@@ -1,5 +1,5 @@
-"""Which weights an export uses: a checkpoint given by the user, the weights shipped for (config, scale), or
-(only when asked) random ones."""
+"""Which weights a command uses (export, upscale, bench): a checkpoint given by the user, the weights shipped
+for (config, scale), or (only when asked) random ones."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from gldfn_model.network.checkpoint import SHIPPED_CONFIG, CheckpointError, file_sha256, load_checkpoint, shipped_weights_path
+from gldfn_model.common.hashing import file_sha256
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG, CheckpointError, load_checkpoint, shipped_weights_path
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
-
 
 
 @dataclass
@@ -32,7 +32,7 @@ def _from_checkpoint(path: Path, scale: int, config_name: str | None, how: str) 
 
 
 def resolve_model(scale: int, config_name: str | None, checkpoint: Path | None, random_weights: bool, seed: int = 0) -> ModelSource:
-    """The model to export. ``config_name`` None means: the checkpoint's own config, else the shipped one."""
+    """The model to use. ``config_name`` None means: the checkpoint's own config, else the shipped one."""
     if checkpoint is not None:
         if random_weights:
             raise CheckpointError("--checkpoint and --random-weights exclude each other; pass one of them")

@@ -1,0 +1,107 @@
+"""``OnnxRuntimeRunner``: an exported GLDFN ONNX file (``gldfn-export``, ``gldfn-calibrate``) in ONNX Runtime,
+as a :class:`~gldfn_model.inference.runner.Runner`. The only place the project creates an ONNX Runtime session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from gldfn_model.inference.runner import RunnerError, Size, check_batch
+from gldfn_model.ops import onnx_format
+
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+}
+
+
+def resolve_providers(providers: list[str] | tuple[str, ...] | str | None) -> list[str]:
+    """Provider names for ONNX Runtime: aliases ``cpu``/``cuda`` accepted; CUDA falls back to the CPU for
+    unsupported nodes. Asking for a provider this onnxruntime build lacks is an error, not a silent fallback."""
+    if providers is None:
+        providers = ["cpu"]
+    if isinstance(providers, str):
+        providers = [p for p in providers.split(",") if p]
+    names = [PROVIDER_ALIASES.get(p.lower(), p) for p in providers]
+    available = ort.get_available_providers()
+    missing = [n for n in names if n not in available]
+    if missing:
+        hint = " (install onnxruntime-gpu: pip install 'gldfn-trt[gpu]')" if "CUDAExecutionProvider" in missing else ""
+        raise RunnerError(f"ONNX Runtime provider(s) {missing} are not available here{hint}; available: {available}")
+    if names and names[-1] != "CPUExecutionProvider":
+        names.append("CPUExecutionProvider")
+    return names
+
+
+def create_session(path: Path, providers: list[str], threads: int | None = None) -> ort.InferenceSession:
+    """A quiet session (errors only) on ``providers``; RunnerError when ONNX Runtime cannot load the file."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+        raise RunnerError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+
+
+class OnnxRuntimeRunner:
+    """An exported GLDFN ONNX file in ONNX Runtime, CPU (default) or CUDA provider.
+
+    The scale comes from the file's ``gldfn.scale`` metadata unless given. A file exported with a fixed batch
+    runs any number of images in chunks of that batch, the last chunk filled up with copies of its last image.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        providers: list[str] | tuple[str, ...] | str | None = None,
+        threads: int | None = None,
+        scale: int | None = None,
+    ) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise RunnerError(f"ONNX file {path} does not exist (export one with gldfn-export)")
+        self.providers = resolve_providers(providers)
+        self.session = create_session(path, self.providers, threads)
+        self.path = path
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.scale = scale if scale is not None else self._scale_from_metadata()
+        self.config_name = self.metadata.get(onnx_format.CONFIG)
+        (model_input,) = self.session.get_inputs()
+        self.input_name = model_input.name
+        shape = model_input.shape
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        fixed_hw = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
+        self.min_size: Size | None = fixed_hw
+        self.max_size: Size | None = fixed_hw
+
+    def _scale_from_metadata(self) -> int:
+        scale = onnx_format.scale_of(self.metadata)
+        if scale is None:
+            raise RunnerError(f"{self.path} carries no '{onnx_format.SCALE}' metadata; pass scale= explicitly")
+        return scale
+
+    def infer(self, lr: np.ndarray) -> np.ndarray:
+        batch = check_batch(lr, "OnnxRuntimeRunner")
+        count = batch.shape[0]
+        step = self.fixed_batch or count
+        outputs = []
+        for start in range(0, count, step):
+            chunk = batch[start : start + step]
+            if len(chunk) < step:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - len(chunk), axis=0)])
+            try:
+                (output,) = self.session.run(None, {self.input_name: chunk})
+            except Exception as exc:  # ORT raises its own types for shapes or nodes it cannot run
+                shape = "x".join(map(str, chunk.shape))
+                raise RunnerError(f"ONNX Runtime cannot run {self.path} on a {shape} batch: {exc}") from exc
+            outputs.append(output[: count - start])
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    def synchronize(self) -> None:
+        """``InferenceSession.run`` returns host arrays, so it has already waited for the device."""
