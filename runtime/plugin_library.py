@@ -103,17 +103,17 @@ def load_plugin_library(path: str | os.PathLike[str] | None = None, registry: An
     if registry is None:
         registry = load_tensorrt().module.get_plugin_registry()
     contract = load_contract()
-    namespace = contract.attribute("plugin_namespace")["default"]
-    creator = f"{namespace}::{contract.name} version {contract.version}"
+    name, version, namespace = contract.name, contract.plugin_version, contract.plugin_namespace
+    creator = f"{namespace}::{name} version {version}"
     if key not in _loaded:
         handle = registry.load_library(str(library))
         if handle is None:
-            if registry.get_creator(contract.name, contract.version, namespace) is None:
+            if registry.get_creator(name, version, namespace) is None:
                 raise PluginLibraryError(f"TensorRT could not load {library}; see the TensorRT log above")
             # TensorRT refuses a second library registering the same creator (another copy or build of it).
             warnings.warn(f"{library} not loaded: {creator} is already registered by another copy; using that one")
         _loaded[key] = handle
-    if registry.get_creator(contract.name, contract.version, namespace) is None:
+    if registry.get_creator(name, version, namespace) is None:
         raise PluginLibraryError(
             f"{library} loaded but registers no creator {creator}; rebuild it with `gldfn-trt plugin build`"
         )

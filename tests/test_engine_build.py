@@ -135,10 +135,12 @@ def test_failed_tensorrt_build_leaves_no_engine(rtx, plugin_library, tmp_path):
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
+    from gldfn_model.ops.contract import load_contract
+
     nodes = [
         helper.make_node("Concat", ["lr", "lr"], ["spatial"], axis=1),
         helper.make_node("GLDFN_LocalDynamicFilter", ["lr", "spatial", "channel"], ["sr"], domain="gldfn",
-                         kernel_size=3, dilation=1, plugin_version="1", plugin_namespace="gldfn"),
+                         kernel_size=3, dilation=1, **load_contract().plugin_lookup_attributes),
     ]
     graph = helper.make_graph(
         nodes, "mismatched", [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, 3, "h", "w"])],

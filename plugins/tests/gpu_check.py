@@ -156,8 +156,7 @@ def main() -> int:
     args = parser.parse_args()
 
     contract = load_contract()
-    namespace = contract.attribute("plugin_namespace")["default"]
-    harness = PluginHarness(args.harness, args.plugin, contract.name, contract.version, namespace)
+    harness = PluginHarness(args.harness, args.plugin, contract.name, contract.plugin_version, contract.plugin_namespace)
     print(f"device: {torch.cuda.get_device_name(0)}, capability {torch.cuda.get_device_capability(0)}")
     report: dict = {"device": torch.cuda.get_device_name(0)}
     if args.profile:
