@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 
 from gldfn_calibration.methods import Method
+from gldfn_model.common.cli_errors import GldfnTyper
 
-app = typer.Typer(add_completion=False)
+app = GldfnTyper(add_completion=False)
 
 
 class SettingChoice(str, Enum):
@@ -48,26 +49,21 @@ def calibrate(
     from gldfn_calibration.errors import CalibrationError
     from gldfn_calibration.layer_selection import parse_exclude
     from gldfn_calibration.summary import format_summary
-    from gldfn_model.common.atomic import OutputPathError
 
-    try:
-        if sensitivity and not evaluate:
-            raise CalibrationError("--sensitivity needs the evaluation; drop --no-eval")
-        eval_dir = None
-        if evaluate:
-            eval_dir = eval_images or default_eval_images()
-            if eval_dir is None:
-                raise CalibrationError("no evaluation images: Set5 was not found under $GLDFN_DATASETS or ../shared/datasets; "
-                                       "pass --eval-images DIR or --no-eval")
-        options = CalibrationOptions(
-            images=images, scale=scale, setting=setting.value, samples=samples, patch=patch, method=method,
-            exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_dir,
-            sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(),
-        )
-        result = calibrate_gldfn(model, output, options, report, progress=typer.echo)
-    except (CalibrationError, OutputPathError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    if sensitivity and not evaluate:
+        raise CalibrationError("--sensitivity needs the evaluation; drop --no-eval")
+    eval_dir = None
+    if evaluate:
+        eval_dir = eval_images or default_eval_images()
+        if eval_dir is None:
+            raise CalibrationError("no evaluation images: Set5 was not found under $GLDFN_DATASETS or ../shared/datasets; "
+                                   "pass --eval-images DIR or --no-eval")
+    options = CalibrationOptions(
+        images=images, scale=scale, setting=setting.value, samples=samples, patch=patch, method=method,
+        exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_dir,
+        sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(),
+    )
+    result = calibrate_gldfn(model, output, options, report, progress=typer.echo)
     typer.echo(format_summary(result))
 
 

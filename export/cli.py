@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from gldfn_model.common.atomic import OutputPathError
-from gldfn_model.network.checkpoint import CheckpointError
+from gldfn_model.common.cli_errors import GldfnTyper
 
 
 class Precision(str, Enum):
@@ -21,7 +20,7 @@ class Target(str, Enum):
     portable = "portable"
 
 
-app = typer.Typer(add_completion=False)
+app = GldfnTyper(add_completion=False)
 
 
 def default_output(config_name: str, scale: int, precision: str, target: str) -> Path:
@@ -49,20 +48,16 @@ def export(
     from gldfn_export.model_source import resolve_model
     from gldfn_export.summary import format_summary
 
-    try:
-        if verify_image is not None and not verify_image.is_file():
-            raise ExportError(f"--verify-image {verify_image} does not exist")
-        source = resolve_model(scale, config, checkpoint, random_weights)
-        typer.echo(f"exporting GLDFN x{scale} '{source.config_name}' from {source.description}")
-        path = output or default_output(source.config_name, scale, precision.value, target.value)
-        result = export_gldfn(
-            source.model, path, precision=precision.value, target=target.value, opset=opset, batch=batch,
-            verify=verify, checkpoint_sha256=source.checkpoint_sha256, config_name=source.config_name,
-            verify_image=verify_image,
-        )
-    except (CheckpointError, ExportError, OutputPathError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    if verify_image is not None and not verify_image.is_file():
+        raise ExportError(f"--verify-image {verify_image} does not exist")
+    source = resolve_model(scale, config, checkpoint, random_weights)
+    typer.echo(f"exporting GLDFN x{scale} '{source.config_name}' from {source.description}")
+    path = output or default_output(source.config_name, scale, precision.value, target.value)
+    result = export_gldfn(
+        source.model, path, precision=precision.value, target=target.value, opset=opset, batch=batch,
+        verify=verify, checkpoint_sha256=source.checkpoint_sha256, config_name=source.config_name,
+        verify_image=verify_image,
+    )
     typer.echo(format_summary(result, source.description))
 
 

@@ -10,12 +10,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import nn
 
+from gldfn_model.common.errors import GldfnError
 from gldfn_model.data.datasets import datasets_dir
 
 REFERENCE_IMAGE = ("Set5", "butterfly.png")
+
+
+class ReferenceImageError(GldfnError, ValueError):
+    """The image given for the real-image check cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -53,14 +58,17 @@ class ParityCheck:
 def load_lr_image(path: Path, scale: int, batch: int = 1, crop: tuple[int, int] | None = None) -> np.ndarray:
     """The bicubic x1/scale downscale of an RGB image (its centre ``crop`` = (height, width) if given), as
     batch x 3 x H x W float32 in [0, 1]."""
-    with Image.open(path) as img:
-        rgb = img.convert("RGB")
-        lr = rgb.resize((max(1, rgb.width // scale), max(1, rgb.height // scale)), Image.Resampling.BICUBIC)
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+            lr = rgb.resize((max(1, rgb.width // scale), max(1, rgb.height // scale)), Image.Resampling.BICUBIC)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ReferenceImageError(f"{path}: not a readable image ({exc})") from exc
     array = np.asarray(lr, dtype=np.float32) / 255.0
     if crop is not None:
         height, width = crop
         if array.shape[0] < height or array.shape[1] < width:
-            raise ValueError(f"{path} is too small for a {height}x{width} crop at scale x{scale}")
+            raise ReferenceImageError(f"{path} is too small for a {height}x{width} crop at scale x{scale}; pass a larger image")
         top, left = (array.shape[0] - height) // 2, (array.shape[1] - width) // 2
         array = array[top : top + height, left : left + width]
     chw = array.transpose(2, 0, 1)

@@ -6,11 +6,12 @@ from typing import Optional
 
 import typer
 
+from gldfn_model.common.cli_errors import GldfnTyper
 from gldfn_runtime import cli_engine
-from gldfn_runtime.plugin_library import DEFAULT_BUILD_DIR, PluginLibraryError, build_plugin_library
+from gldfn_runtime.plugin_library import DEFAULT_BUILD_DIR, build_plugin_library
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="GLDFN on TensorRT / TensorRT-RTX.")
-plugin_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The TensorRT plugin library.")
+app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN on TensorRT / TensorRT-RTX.")
+plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True, help="The TensorRT plugin library.")
 app.add_typer(plugin_app, name="plugin")
 cli_engine.register(app)
 
@@ -29,13 +30,9 @@ def plugin_build(
     jobs: Optional[int] = typer.Option(None, help="Parallel build jobs (default: all cores)."),
 ) -> None:
     """Build libgldfn_trt_plugins.so with CMake and print its path."""
-    try:
-        library = build_plugin_library(
-            build_dir, cuda_architectures=cuda_archs, tensorrt_root=tensorrt_root, build_type=build_type, jobs=jobs
-        )
-    except PluginLibraryError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+    library = build_plugin_library(
+        build_dir, cuda_architectures=cuda_archs, tensorrt_root=tensorrt_root, build_type=build_type, jobs=jobs
+    )
     typer.echo(str(library))
 
 

@@ -88,9 +88,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs and achieved TFLOP/s per size,
         beside the paper's Table IV. For TensorRT engines use `gldfn-trt bench`."""
-        from gldfn_model.network.checkpoint import CheckpointError
-        from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency
-        from gldfn_runtime.runners import RunnerError
+        from gldfn_runtime.benchmark import format_markdown, format_text, measure_latency, plot_latency
 
         if as_json and markdown:
             raise typer.BadParameter("--json and --markdown exclude each other; pass one")
@@ -98,15 +96,11 @@ def register(app: typer.Typer) -> None:
         lr_sizes = [parse_size(s) for s in sizes.split(",") if s.strip()]
         results = []
         with ExitStack() as stack:
-            try:
-                runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads)
-                for runner, model_config in runners:
-                    for size in lr_sizes:
-                        typer.echo(f"measuring {runner.name} at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
-                        results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=batch, config=model_config))
-            except (CheckpointError, RunnerError, BenchmarkError, ValueError) as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(1) from None
+            runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads)
+            for runner, model_config in runners:
+                for size in lr_sizes:
+                    typer.echo(f"measuring {runner.name} at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
+                    results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=batch, config=model_config))
         if plot is not None:
             plot_latency(results, plot, title=f"GLDFN {config_name} x{scale}, batch {batch}")
             typer.echo(f"plot written to {plot}", err=True)

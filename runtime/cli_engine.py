@@ -1,5 +1,5 @@
 """``gldfn-trt build | inspect | run | bench | compare``: thin commands over engine_build, sidecar, trt_runner,
-benchmark and compare. User errors exit with code 1 and one ``error:`` line, no traceback."""
+benchmark and compare. User errors (GldfnError) are reported by the app (gldfn_model.common.cli_errors)."""
 from __future__ import annotations
 
 import json
@@ -25,26 +25,6 @@ class Precision(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
     int8 = "int8"
-
-
-def _fail(error: Exception) -> typer.Exit:
-    typer.echo(f"error: {error}", err=True)
-    return typer.Exit(1)
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from gldfn_model.common.atomic import OutputPathError
-    from gldfn_model.data.image_io import ImageReadError
-    from gldfn_runtime.backend import BackendError
-    from gldfn_runtime.compare import CompareError
-    from gldfn_runtime.engine_build import EngineBuildError
-    from gldfn_runtime.plugin_library import PluginLibraryError
-    from gldfn_runtime.runners import RunnerError
-    from gldfn_runtime.sidecar import SidecarError
-    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable
-
-    return (EngineBuildError, BackendError, SidecarError, PluginLibraryError, RunnerError, TensorRTUnavailable,
-            CompareError, ImageReadError, OutputPathError)
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -135,15 +115,12 @@ def register(app: typer.Typer) -> None:
         """Build an engine (or reuse the cached one) and write it with its JSON sidecar."""
         from gldfn_runtime.engine_build import BuildOptions, build_engine
 
-        try:
-            options = BuildOptions(
-                precision=precision.value if precision else None, min_size=parse_size(min_size), opt_size=parse_size(opt_size),
-                max_size=parse_size(max_size), plugin=plugin, use_plugin=not no_plugin, embed_plugin=embed_plugin,
-                compute_capabilities=tuple(compute_capability or ()), backend=backend.value,
-            )
-            result = build_engine(model, output, options, force=force, cache_dir=cache_dir)
-        except _user_errors() as error:
-            raise _fail(error) from None
+        options = BuildOptions(
+            precision=precision.value if precision else None, min_size=parse_size(min_size), opt_size=parse_size(opt_size),
+            max_size=parse_size(max_size), plugin=plugin, use_plugin=not no_plugin, embed_plugin=embed_plugin,
+            compute_capabilities=tuple(compute_capability or ()), backend=backend.value,
+        )
+        result = build_engine(model, output, options, force=force, cache_dir=cache_dir)
         sidecar = result.sidecar
         how = "reused from the cache" if result.cache_hit else f"built in {sidecar.build_seconds:.1f} s"
         targets = sidecar.target.get("compute_capabilities") or [f"{sidecar.target['gpu']} ({sidecar.target['compute_capability']})"]
@@ -159,10 +136,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inputs, outputs, profile, precision, plugin layers and MACs. Engines are described from their sidecar:
         a serialized engine cannot be deserialized without a GPU."""
-        try:
-            data = describe_onnx(path, parse_size(opt)) if path.suffix.lower() == ".onnx" else describe_engine(path)
-        except _user_errors() as error:
-            raise _fail(error) from None
+        data = describe_onnx(path, parse_size(opt)) if path.suffix.lower() == ".onnx" else describe_engine(path)
         typer.echo(json.dumps(data, indent=2) if as_json else format_description(data))
 
     @app.command("run")
@@ -175,15 +149,11 @@ def register(app: typer.Typer) -> None:
         plugin: Optional[Path] = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
     ) -> None:
         """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`)."""
-        from gldfn_runtime.tiling import TilingError
         from gldfn_runtime.upscaler import Upscaler, collect_inputs, output_paths, upscale_files
 
-        try:
-            files = collect_inputs(inputs)
-            targets = output_paths(files, out_dir)
-            upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
-        except (*_user_errors(), TilingError, ValueError) as error:
-            raise _fail(error) from None
+        files = collect_inputs(inputs)
+        targets = output_paths(files, out_dir)
+        upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
         failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} (tensorrt)")
         typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}")
         if failures:
@@ -202,21 +172,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """CUDA-event latency of an engine with the shared harness (needs a GPU; without one use `gldfn bench`)."""
         from gldfn_model.network.config import NAMED_CONFIGS, get_config
-        from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
+        from gldfn_runtime.benchmark import format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
         from gldfn_runtime.trt_runner import TensorRTRunner
 
-        try:
-            lr_sizes = _sizes(sizes)
-            runner = TensorRTRunner(engine, plugin=plugin)
-            config_name = runner.sidecar.onnx.get("config")
-            config = get_config(config_name, runner.scale) if config_name in NAMED_CONFIGS else None
-            timer = runner.cuda_event_timer()
-            results = []
-            for size in lr_sizes:
-                typer.echo(f"measuring tensorrt at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
-                results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=runner.batch, config=config, timer=timer))
-        except (*_user_errors(), BenchmarkError) as error:
-            raise _fail(error) from None
+        lr_sizes = _sizes(sizes)
+        runner = TensorRTRunner(engine, plugin=plugin)
+        config_name = runner.sidecar.onnx.get("config")
+        config = get_config(config_name, runner.scale) if config_name in NAMED_CONFIGS else None
+        timer = runner.cuda_event_timer()
+        results = []
+        for size in lr_sizes:
+            typer.echo(f"measuring tensorrt at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
+            results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=runner.batch, config=config, timer=timer))
         if plot is not None:
             plot_latency(results, plot, title=f"GLDFN {config_name} x{runner.scale} TensorRT")
         if as_json:
@@ -237,10 +204,7 @@ def register(app: typer.Typer) -> None:
         """Run both models on the same inputs through Polygraphy's comparator: max/mean error and PSNR."""
         from gldfn_runtime.compare import compare_models
 
-        try:
-            report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin)
-        except _user_errors() as error:
-            raise _fail(error) from None
+        report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin)
         if as_json:
             typer.echo(json.dumps(report.as_dict(), indent=2))
             return

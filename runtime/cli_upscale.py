@@ -61,19 +61,11 @@ def register(app: typer.Typer) -> None:
 
         Grayscale, RGBA (alpha resized with bicubic) and 16-bit PNG (gray or colour) are kept as such.
         """
-        from gldfn_model.network.checkpoint import CheckpointError
-        from gldfn_model.data.image_io import ImageReadError
-        from gldfn_runtime.runners import RunnerError
-        from gldfn_runtime.tiling import TilingError
         from gldfn_runtime.upscaler import collect_inputs, output_paths, upscale_files
 
-        try:
-            files = collect_inputs(inputs)
-            targets = output_paths(files, out_dir)
-            upscaler = build_upscaler(backend, scale, checkpoint, onnx, config, random_weights, providers, threads, tile, overlap)
-        except (ImageReadError, CheckpointError, RunnerError, TilingError, ValueError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+        files = collect_inputs(inputs)
+        targets = output_paths(files, out_dir)
+        upscaler = build_upscaler(backend, scale, checkpoint, onnx, config, random_weights, providers, threads, tile, overlap)
         failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} ({backend.value})")
         typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}")
         if failures:

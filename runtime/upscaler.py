@@ -16,6 +16,7 @@ from gldfn_model.network.checkpoint import SHIPPED_CONFIG
 from gldfn_model.data.imresize import imresize
 from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, Runner, RunnerError, Size, TorchRunner
 from gldfn_runtime.tiling import DEFAULT_OVERLAP, TilingError, effective_tile, upscale_tiled
+from gldfn_model.common.atomic import OutputPathError, make_output_folder
 from gldfn_model.common.errors import GldfnError
 
 # The exporter's dynamic axes start at 2, and reflect padding needs two pixels: a 1-pixel side is refused.
@@ -194,7 +195,7 @@ def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
     seen: dict[Path, Path] = {}
     for source, target in zip(files, targets):
         if target in seen:
-            raise ValueError(f"{seen[target]} and {source} would both be written to {target}; upscale them into different folders")
+            raise OutputPathError(f"{seen[target]} and {source} would both be written to {target}; upscale them into different folders")
         seen[target] = source
     return targets
 
@@ -224,9 +225,7 @@ def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], ou
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from gldfn_model.data.image_io import ImageReadError
-
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out_dir)
     failures = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
@@ -236,7 +235,7 @@ def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], ou
                 note = upscale_file(upscaler, source, target)
                 if note:
                     progress.console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-            except (ImageReadError, ImageShapeError, RunnerError, ValueError) as error:
+            except GldfnError as error:
                 failures += 1
                 progress.console.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
             progress.advance(task)

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from gldfn_model.network.checkpoint import load_checkpoint
-from gldfn_model.training.trainer import TrainingDataError, TrainOptions, learning_rate, train
+from gldfn_model.training.trainer import TrainingDataError, TrainingRunError, TrainOptions, learning_rate, train
 
 
 @pytest.fixture
@@ -59,9 +59,9 @@ def test_log_and_checkpoint_contents(hr_folder, tmp_path):
 
 def test_refuses_to_overwrite_a_run_and_to_resume_nothing(hr_folder, tmp_path):
     train(options(hr_folder, tmp_path / "run", iters=1))
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(TrainingRunError, match="--resume"):
         train(options(hr_folder, tmp_path / "run", iters=1))
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(TrainingRunError, match="no checkpoint"):
         train(options(hr_folder, tmp_path / "empty", iters=1), resume=True)
 
 

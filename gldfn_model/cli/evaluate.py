@@ -41,12 +41,8 @@ def register(app: typer.Typer) -> None:
         """Degrade (or read) the test images, restore them, and report per-image and mean PSNR / SSIM."""
         from gldfn_model.evaluation import evaluate as evaluation
 
-        try:
-            if setting is None:
-                setting = evaluation.read_manifest(lr_dir)["setting"] if lr_dir is not None and _has_manifest(lr_dir) else "gaussian8"
-        except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        if setting is None:
+            setting = evaluation.read_manifest(lr_dir)["setting"] if lr_dir is not None and _has_manifest(lr_dir) else "gaussian8"
         check_setting(setting, sv_noise, noise)
         if method not in METHODS:
             raise typer.BadParameter(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
@@ -59,16 +55,12 @@ def register(app: typer.Typer) -> None:
             if not as_json:
                 typer.echo(f"{image.name:24s} {image.variant:>2d}  {image.psnr:7.3f} dB  {image.ssim:.4f}")
 
-        try:
-            if method == "bicubic":
-                restore = evaluation.bicubic_restore(scale)
-            else:
-                restore = evaluation.model_restore(evaluation.load_eval_model(checkpoint, scale, config))
-            result = evaluation.evaluate(hr, setting, scale, restore, convention, seed, noise_from_level(noise),
-                                         sv_noise, lr_dir, on_image=show)
-        except (ValueError, OSError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        if method == "bicubic":
+            restore = evaluation.bicubic_restore(scale)
+        else:
+            restore = evaluation.model_restore(evaluation.load_eval_model(checkpoint, scale, config))
+        result = evaluation.evaluate(hr, setting, scale, restore, convention, seed, noise_from_level(noise),
+                                     sv_noise, lr_dir, on_image=show)
         if as_json:
             typer.echo(json.dumps({"method": method, **result.to_dict()}, indent=1))
         else:

@@ -68,9 +68,5 @@ def register(app: typer.Typer) -> None:
             from gldfn_model.evaluation.evaluate import make_validator
 
             validate = make_validator(val, scale)
-        try:
-            last = train(options, resume=resume, validate=validate, progress=ProgressPrinter(iters, 10))
-        except (ValueError, FileNotFoundError, FileExistsError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        last = train(options, resume=resume, validate=validate, progress=ProgressPrinter(iters, 10))
         typer.echo(f"done: {last}")

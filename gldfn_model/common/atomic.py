@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
 from gldfn_model.common.errors import GldfnError
 
 
@@ -18,6 +19,17 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def make_output_folder(path: str | os.PathLike[str]) -> Path:
+    """Create the output folder ``path`` (and its parents) unless it exists; OutputPathError when it cannot be."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, a read-only file system
+        raise OutputPathError(f"cannot create the output folder {folder}: {exc.strerror or exc} "
+                              "(choose another output folder)") from exc
+    return folder
 
 
 @contextlib.contextmanager

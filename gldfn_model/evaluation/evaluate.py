@@ -117,7 +117,7 @@ def write_degraded_folder(hr_dir: str | Path, out_dir: str | Path, setting: str,
     """Degrade every image of ``hr_dir`` into ``out_dir`` (created if needed): ``<stem>_<variant>.png`` LR images
     and a ``manifest.json`` with each one's HR name, size and degradation parameters. Every file is written
     atomically; the manifest last, so a folder with a manifest is complete. Returns the manifest."""
-    from gldfn_model.common.atomic import atomic_output
+    from gldfn_model.common.atomic import atomic_output, make_output_folder
     from gldfn_model.data.image_io import write_image
 
     hr_paths = list_images(hr_dir)
@@ -125,8 +125,7 @@ def write_degraded_folder(hr_dir: str | Path, out_dir: str | Path, setting: str,
     clashes = sorted({s for s in stems if stems.count(s) > 1})
     if clashes:
         raise EvaluationError(f"{hr_dir}: several images share the name stem(s) {clashes}; their LR files would collide")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_folder(out_dir)
     entries = []
     for case in degrade_cases(hr_dir, setting, scale, seed, noise_sigma, sv_noise):
         lr_name = f"{Path(case.name).stem}_{case.variant}.png"
