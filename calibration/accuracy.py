@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
+from gldfn_model.common.optional import import_onnxruntime
 from gldfn_model.evaluation.evaluate import Case, EvalResult, RestoreFn, evaluate_cases
 from gldfn_model.evaluation.metrics import quantize_uint8, score
+
+ort = import_onnxruntime()
 
 
 def onnx_restore(path: str | Path, batch: int = 1) -> RestoreFn:

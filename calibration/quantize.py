@@ -20,9 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import (
-    CalibrationMethod, QuantFormat, QuantType, create_calibrator, quantize_static, save_tensors_data,
-)
 
 from gldfn_calibration.data_reader import PatchReader
 from gldfn_calibration.errors import CalibrationError
@@ -30,7 +27,10 @@ from gldfn_calibration.gldfn_onnx import GldfnExport
 from gldfn_calibration.layer_selection import QUANTIZED_OP_TYPES, QuantizationPlan
 from gldfn_calibration.methods import Method
 from gldfn_export import metadata
+from gldfn_model.common.optional import import_onnxruntime
 from gldfn_model.network.checkpoint import file_sha256
+
+quantization = import_onnxruntime("onnxruntime.quantization")
 
 PERCENTILE = 99.999
 METHOD_KEY = "gldfn.int8.calibration_method"
@@ -41,8 +41,9 @@ SOURCE_KEY = "gldfn.int8.source_sha256"
 ORT_SHAPE_MARKER = "onnx.infer"  # added by the quantizer's shape inference; says nothing about the model
 
 
-_ORT_METHODS = {Method.entropy: CalibrationMethod.Entropy, Method.minmax: CalibrationMethod.MinMax,
-                Method.percentile: CalibrationMethod.Percentile}
+_ORT_METHODS = {Method.entropy: quantization.CalibrationMethod.Entropy,
+                Method.minmax: quantization.CalibrationMethod.MinMax,
+                Method.percentile: quantization.CalibrationMethod.Percentile}
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,12 @@ def calibrate_ranges(export: GldfnExport, reader: PatchReader, method: Method, c
         options["percentile"] = PERCENTILE
     reader.rewind()
     with _quiet_quantizer():
-        calibrator = create_calibrator(
+        calibrator = quantization.create_calibrator(
             export.path, list(QUANTIZED_OP_TYPES), augmented_model_path=str(work_dir / "augmented.onnx"),
             calibrate_method=_ORT_METHODS[method], extra_options=options,
         )
         calibrator.collect_data(reader)
-        save_tensors_data(calibrator.compute_data(), cache)
+        quantization.save_tensors_data(calibrator.compute_data(), cache)
 
 
 def quantize_to_file(export: GldfnExport, plan: QuantizationPlan, output: Path, settings: QuantizationSettings, cache: Path) -> onnx.ModelProto:
@@ -103,11 +104,11 @@ def quantize_to_file(export: GldfnExport, plan: QuantizationPlan, output: Path, 
         "QuantizeBias": False,  # TensorRT takes the bias in float and fuses it
     }
     with _quiet_quantizer():
-        quantize_static(
-            export.path, output, None, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
-            nodes_to_quantize=plan.quantized_nodes, per_channel=True, reduce_range=False,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=_ORT_METHODS[settings.method],
-            calibration_cache_path=cache, extra_options=extra,
+        quantization.quantize_static(
+            export.path, output, None, quant_format=quantization.QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OP_TYPES), nodes_to_quantize=plan.quantized_nodes, per_channel=True,
+            reduce_range=False, activation_type=quantization.QuantType.QInt8, weight_type=quantization.QuantType.QInt8,
+            calibrate_method=_ORT_METHODS[settings.method], calibration_cache_path=cache, extra_options=extra,
         )
     model = onnx.load(output)
     restore_float_consumers(model, plan)
@@ -178,8 +179,7 @@ def _set_metadata(model: onnx.ModelProto, export: GldfnExport, plan: Quantizatio
 
 def check_runs(path: Path, input_name: str, sample: np.ndarray, scale: int) -> None:
     """The quantized file loads and runs in ONNX Runtime on the CPU and gives a finite image of the right size."""
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:

@@ -11,8 +11,8 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from gldfn_model.ops.contract import OpContract
 from gldfn_model.network.dynamic_layers import LocalDynamicFilter
+from gldfn_model.ops.contract import OpContract
 
 
 def node_attributes(contract: OpContract, layer: LocalDynamicFilter) -> dict[str, Any]:

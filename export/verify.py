@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.optional import import_onnxruntime
 from gldfn_model.data.datasets import datasets_dir
 
+ort = import_onnxruntime()
 REFERENCE_IMAGE = ("Set5", "butterfly.png")
 
 

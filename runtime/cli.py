@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,10 +23,10 @@ def _root() -> None:
 @plugin_app.command("build")
 def plugin_build(
     build_dir: Path = typer.Option(DEFAULT_BUILD_DIR, help="CMake build folder; the runtime finds the library here by default."),
-    cuda_archs: Optional[str] = typer.Option(None, help="CMAKE_CUDA_ARCHITECTURES, e.g. '90-real' (default: SM 75-120 + PTX)."),
-    tensorrt_root: Optional[Path] = typer.Option(None, help="Folder holding include/NvInferRuntime.h (TensorRT >= 11)."),
+    cuda_archs: str | None = typer.Option(None, help="CMAKE_CUDA_ARCHITECTURES, e.g. '90-real' (default: SM 75-120 + PTX)."),
+    tensorrt_root: Path | None = typer.Option(None, help="Folder holding include/NvInferRuntime.h (TensorRT >= 11)."),
     build_type: str = typer.Option("Release", help="CMAKE_BUILD_TYPE."),
-    jobs: Optional[int] = typer.Option(None, help="Parallel build jobs (default: all cores)."),
+    jobs: int | None = typer.Option(None, help="Parallel build jobs (default: all cores)."),
 ) -> None:
     """Build libgldfn_trt_plugins.so with CMake and print its path."""
     library = build_plugin_library(

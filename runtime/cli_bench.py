@@ -5,7 +5,7 @@ import json
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -28,7 +28,7 @@ def parse_backends(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _onnx_config(runner: "OnnxRuntimeRunner") -> "GLDFNConfig | None":
+def _onnx_config(runner: OnnxRuntimeRunner) -> GLDFNConfig | None:
     """The named config recorded in an exported file's metadata (for the MAC count), else None."""
     from gldfn_model.network.config import NAMED_CONFIGS, get_config
 
@@ -36,9 +36,9 @@ def _onnx_config(runner: "OnnxRuntimeRunner") -> "GLDFNConfig | None":
 
 
 def _runners(
-    backends: list[str], stack: ExitStack, scale: int, checkpoint: Optional[Path], onnx: Optional[Path],
-    config: Optional[str], random_weights: bool, providers: str, threads: Optional[int],
-) -> tuple[list[tuple["Runner", "GLDFNConfig | None"]], str]:
+    backends: list[str], stack: ExitStack, scale: int, checkpoint: Path | None, onnx: Path | None,
+    config: str | None, random_weights: bool, providers: str, threads: int | None,
+) -> tuple[list[tuple[Runner, GLDFNConfig | None]], str]:
     """(runner, network config for the MAC count) per backend, and the config's name. ONNX Runtime without
     --onnx runs a temporary export of the same network the torch backend uses."""
     from gldfn_export.model_source import resolve_model
@@ -76,22 +76,25 @@ def register(app: typer.Typer) -> None:
         warmup: int = typer.Option(3, help="untimed iterations first"),
         batch: int = typer.Option(1, help="images per call"),
         scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
-        config: Optional[str] = typer.Option(None, help="named config: tiny (default), small or paper"),
-        checkpoint: Optional[Path] = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
+        config: str | None = typer.Option(None, help="named config: tiny (default), small or paper"),
+        checkpoint: Path | None = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
         random_weights: bool = typer.Option(False, "--random-weights", help="untrained weights: latency does not depend on them"),
-        onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported file (default: export the torch model)"),
+        onnx: Path | None = typer.Option(None, help="onnxruntime: an exported file (default: export the torch model)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
-        threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
+        threads: int | None = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
-        plot: Optional[Path] = typer.Option(None, help="write a PNG of latency against image size per backend"),
+        plot: Path | None = typer.Option(None, help="write a PNG of latency against image size per backend"),
     ) -> None:
         """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs and achieved TFLOP/s per size,
         beside the paper's Table IV. For TensorRT engines use `gldfn-trt bench`."""
+        from gldfn_model.common.optional import import_pyplot
         from gldfn_runtime.benchmark import format_markdown, format_text, measure_latency, plot_latency
 
         if as_json and markdown:
             raise typer.BadParameter("--json and --markdown exclude each other; pass one")
+        if plot is not None:
+            import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
         backends = parse_backends(backend)
         lr_sizes = [parse_size(s) for s in sizes.split(",") if s.strip()]
         results = []

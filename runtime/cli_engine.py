@@ -6,7 +6,6 @@ import json
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -31,7 +30,7 @@ def _sizes(text: str) -> list[tuple[int, int]]:
     return [parse_size(part.strip()) for part in text.split(",") if part.strip()]
 
 
-def _format_macs(macs: Optional[int]) -> str:
+def _format_macs(macs: int | None) -> str:
     return "unknown (not a named config)" if macs is None else f"{macs / 1e9:.2f} GMACs ({2 * macs / 1e9:.2f} GFLOPs)"
 
 
@@ -99,17 +98,17 @@ def register(app: typer.Typer) -> None:
     @app.command("build")
     def build_command(
         model: Path = typer.Argument(..., help="an ONNX file from gldfn-export (FP16: --precision fp16) or gldfn-calibrate (INT8)"),
-        precision: Optional[Precision] = typer.Option(None, help="fp32, fp16 or int8 (default: the ONNX file's; int8 needs a Q/DQ file from gldfn-calibrate)"),
+        precision: Precision | None = typer.Option(None, help="fp32, fp16 or int8 (default: the ONNX file's; int8 needs a Q/DQ file from gldfn-calibrate)"),
         min_size: str = typer.Option(format_size(DEFAULT_PROFILE["min"]), "--min", help="smallest LR size HxW of the optimization profile"),
         opt_size: str = typer.Option(format_size(DEFAULT_PROFILE["opt"]), "--opt", help="LR size HxW TensorRT optimizes for"),
         max_size: str = typer.Option(format_size(DEFAULT_PROFILE["max"]), "--max", help="largest LR size HxW"),
-        plugin: Optional[Path] = typer.Option(None, help="libgldfn_trt_plugins.so (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"),
+        plugin: Path | None = typer.Option(None, help="libgldfn_trt_plugins.so (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"),
         no_plugin: bool = typer.Option(False, "--no-plugin", help="build the ONNX function bodies instead of the plugin"),
         embed_plugin: bool = typer.Option(False, "--embed-plugin", help="serialize the plugin library into the engine"),
-        compute_capability: Optional[list[str]] = typer.Option(None, "--compute-capability", help="TensorRT-RTX targets, e.g. SM86 (repeatable; default SM80-SM121)"),
+        compute_capability: list[str] | None = typer.Option(None, "--compute-capability", help="TensorRT-RTX targets, e.g. SM86 (repeatable; default SM80-SM121)"),
         backend: Backend = typer.Option(Backend.auto, help="tensorrt, tensorrt-rtx, or auto (the first that imports)"),
-        output: Optional[Path] = typer.Option(None, "-o", "--output", help="engine file (default: MODEL.<backend>-<precision>.engine)"),
-        cache_dir: Optional[Path] = typer.Option(None, help="engine cache (default: $GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines)"),
+        output: Path | None = typer.Option(None, "-o", "--output", help="engine file (default: MODEL.<backend>-<precision>.engine)"),
+        cache_dir: Path | None = typer.Option(None, help="engine cache (default: $GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines)"),
         force: bool = typer.Option(False, "--force", help="rebuild even when the cache holds a matching engine"),
     ) -> None:
         """Build an engine (or reuse the cached one) and write it with its JSON sidecar."""
@@ -144,9 +143,9 @@ def register(app: typer.Typer) -> None:
         engine: Path = typer.Argument(..., help="an engine from gldfn-trt build"),
         inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
         out_dir: Path = typer.Option(..., "-o", "--out", help="output folder (created if missing)"),
-        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: tiles only beyond the profile's max)"),
+        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: tiles only beyond the profile's max)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels"),
-        plugin: Optional[Path] = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
+        plugin: Path | None = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
     ) -> None:
         """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`)."""
         from gldfn_runtime.upscaler import Upscaler, collect_inputs, output_paths, upscale_files
@@ -165,16 +164,19 @@ def register(app: typer.Typer) -> None:
         sizes: str = typer.Option("180x270", help="LR sizes HxW, comma-separated (Table IV: 180x270)"),
         iters: int = typer.Option(100, help="timed iterations per size"),
         warmup: int = typer.Option(10, help="untimed iterations first"),
-        plugin: Optional[Path] = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
+        plugin: Path | None = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
-        plot: Optional[Path] = typer.Option(None, help="write a PNG of latency against image size"),
+        plot: Path | None = typer.Option(None, help="write a PNG of latency against image size"),
     ) -> None:
         """CUDA-event latency of an engine with the shared harness (needs a GPU; without one use `gldfn bench`)."""
+        from gldfn_model.common.optional import import_pyplot
         from gldfn_model.network.config import NAMED_CONFIGS, get_config
         from gldfn_runtime.benchmark import format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
         from gldfn_runtime.trt_runner import TensorRTRunner
 
+        if plot is not None:
+            import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
         lr_sizes = _sizes(sizes)
         runner = TensorRTRunner(engine, plugin=plugin)
         config_name = runner.sidecar.onnx.get("config")
@@ -196,9 +198,9 @@ def register(app: typer.Typer) -> None:
     def compare_command(
         reference: Path = typer.Argument(..., help="an engine or an ONNX file"),
         candidate: Path = typer.Argument(..., help="an ONNX file (or an engine); two ONNX files run in ONNX Runtime"),
-        images: Optional[list[Path]] = typer.Option(None, "--images", help="images to compare on (repeatable; default: a real image and seeded noise)"),
+        images: list[Path] | None = typer.Option(None, "--images", help="images to compare on (repeatable; default: a real image and seeded noise)"),
         size: str = typer.Option("64x64", help="centre crop HxW of each image (LR pixels)"),
-        plugin: Optional[Path] = typer.Option(None, help="plugin library for an engine"),
+        plugin: Path | None = typer.Option(None, help="plugin library for an engine"),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Run both models on the same inputs through Polygraphy's comparator: max/mean error and PSNR."""

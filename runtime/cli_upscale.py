@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -18,9 +18,9 @@ class Backend(str, Enum):
 
 
 def build_upscaler(
-    backend: str, scale: int, checkpoint: Optional[Path], onnx: Optional[Path], config: Optional[str],
-    random_weights: bool, providers: str, threads: Optional[int], tile: Optional[int], overlap: int,
-) -> "Upscaler":  # imported lazily to keep `gldfn --help` fast
+    backend: str, scale: int, checkpoint: Path | None, onnx: Path | None, config: str | None,
+    random_weights: bool, providers: str, threads: int | None, tile: int | None, overlap: int,
+) -> Upscaler:  # imported lazily to keep `gldfn --help` fast
     """The upscaler a backend name and its options describe; typer.BadParameter for inconsistent options."""
     from gldfn_runtime.upscaler import Upscaler
 
@@ -48,14 +48,14 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(..., "-o", "--out", help="output folder (created if missing); files keep their names"),
         backend: Backend = typer.Option(Backend.torch, help="torch, onnxruntime, or bicubic (the baseline, no model)"),
         scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
-        checkpoint: Optional[Path] = typer.Option(None, help="torch: a gldfn checkpoint (default: the shipped weights)"),
-        config: Optional[str] = typer.Option(None, help="torch: named config of the shipped/random weights (default tiny)"),
+        checkpoint: Path | None = typer.Option(None, help="torch: a gldfn checkpoint (default: the shipped weights)"),
+        config: str | None = typer.Option(None, help="torch: named config of the shipped/random weights (default tiny)"),
         random_weights: bool = typer.Option(False, "--random-weights", help="torch: an untrained network (testing only)"),
-        onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
+        onnx: Path | None = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
-        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: whole image)"),
+        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: whole image)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels, blended across the seam"),
-        threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
+        threads: int | None = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
     ) -> None:
         """Upscale images: files or folders in, atomically written images of the same name out.
 

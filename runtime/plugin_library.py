@@ -13,9 +13,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from gldfn_model.common.errors import GldfnError
 from gldfn_model.ops.contract import load_contract
 from gldfn_runtime.tensorrt_compat import load_tensorrt
-from gldfn_model.common.errors import GldfnError
 
 PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent.parent / "plugins"
 DEFAULT_BUILD_DIR = PLUGIN_SOURCE_DIR / "build"
@@ -111,7 +111,8 @@ def load_plugin_library(path: str | os.PathLike[str] | None = None, registry: An
             if registry.get_creator(name, version, namespace) is None:
                 raise PluginLibraryError(f"TensorRT could not load {library}; see the TensorRT log above")
             # TensorRT refuses a second library registering the same creator (another copy or build of it).
-            warnings.warn(f"{library} not loaded: {creator} is already registered by another copy; using that one")
+            warnings.warn(f"{library} not loaded: {creator} is already registered by another copy; using that one",
+                          stacklevel=2)
         _loaded[key] = handle
     if registry.get_creator(name, version, namespace) is None:
         raise PluginLibraryError(

@@ -14,8 +14,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from gldfn_model.network.gldfn import GLDFN
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.optional import import_onnxruntime
+from gldfn_model.network.gldfn import GLDFN
 
 Size = tuple[int, int]  # (height, width)
 
@@ -101,8 +102,7 @@ class TorchRunner:
 def resolve_providers(providers: list[str] | tuple[str, ...] | str | None) -> list[str]:
     """Provider names for ONNX Runtime: aliases ``cpu``/``cuda`` accepted; CUDA falls back to the CPU for
     unsupported nodes. Asking for a provider this onnxruntime build lacks is an error, not a silent fallback."""
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     if providers is None:
         providers = ["cpu"]
     if isinstance(providers, str):
@@ -111,7 +111,7 @@ def resolve_providers(providers: list[str] | tuple[str, ...] | str | None) -> li
     available = ort.get_available_providers()
     missing = [n for n in names if n not in available]
     if missing:
-        hint = " (install onnxruntime-gpu: pip install 'gldfn-trt[gpu]')" if "CUDAExecutionProvider" in missing else ""
+        hint = " (onnxruntime-gpu has it: pip uninstall onnxruntime, then pip install 'gldfn-trt[gpu]')" if "CUDAExecutionProvider" in missing else ""
         raise RunnerError(f"ONNX Runtime provider(s) {missing} are not available here{hint}; available: {available}")
     if names and names[-1] != "CPUExecutionProvider":
         names.append("CPUExecutionProvider")
@@ -134,8 +134,7 @@ class OnnxRuntimeRunner:
         threads: int | None = None,
         scale: int | None = None,
     ) -> None:
-        import onnxruntime as ort
-
+        ort = import_onnxruntime()
         path = Path(path)
         if not path.is_file():
             raise RunnerError(f"ONNX file {path} does not exist (export one with gldfn-export)")

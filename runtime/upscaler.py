@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from gldfn_model.network.checkpoint import SHIPPED_CONFIG
-from gldfn_model.data.imresize import imresize
-from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, Runner, RunnerError, Size, TorchRunner
-from gldfn_runtime.tiling import DEFAULT_OVERLAP, TilingError, effective_tile, upscale_tiled
 from gldfn_model.common.atomic import OutputPathError, make_output_folder
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.data.imresize import imresize
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG
+from gldfn_runtime.runners import BicubicRunner, OnnxRuntimeRunner, Runner, RunnerError, Size, TorchRunner
+from gldfn_runtime.tiling import DEFAULT_OVERLAP, TilingError, effective_tile, upscale_tiled
 
 # The exporter's dynamic axes start at 2, and reflect padding needs two pixels: a 1-pixel side is refused.
 MIN_IMAGE_SIDE = 2
@@ -87,7 +87,7 @@ class Upscaler:
         device: str = "cpu",
         threads: int | None = None,
         **kwargs: Any,
-    ) -> "Upscaler":
+    ) -> Upscaler:
         """PyTorch on a checkpoint; ``path`` None takes the weights shipped for ``config`` (default tiny) at
         ``scale``, or random weights when ``random_weights`` (benchmarks only)."""
         from gldfn_export.model_source import resolve_model
@@ -99,14 +99,14 @@ class Upscaler:
     @classmethod
     def from_onnx(
         cls, path: str | os.PathLike[str], providers: list[str] | str | None = None, threads: int | None = None, **kwargs: Any
-    ) -> "Upscaler":
+    ) -> Upscaler:
         """ONNX Runtime on an exported file; ``providers`` e.g. ``["cuda"]`` or ``"cpu"`` (default)."""
         return cls(OnnxRuntimeRunner(path, providers=providers, threads=threads), **kwargs)
 
     @classmethod
     def from_engine(
         cls, path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0, **kwargs: Any
-    ) -> "Upscaler":
+    ) -> Upscaler:
         """A TensorRT / TensorRT-RTX engine built by ``gldfn-trt build`` (needs an NVIDIA GPU and the TensorRT
         runtime); ``plugin`` overrides the plugin library recorded in the engine's sidecar."""
         try:
@@ -116,7 +116,7 @@ class Upscaler:
         return cls(TensorRTRunner(path, plugin=plugin, device=device), **kwargs)
 
     @classmethod
-    def bicubic(cls, scale: int, **kwargs: Any) -> "Upscaler":
+    def bicubic(cls, scale: int, **kwargs: Any) -> Upscaler:
         """MATLAB-style bicubic interpolation: the baseline, no model."""
         return cls(BicubicRunner(scale), **kwargs)
 

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_dataset
 from typer.testing import CliRunner
 
-from gldfn_model.evaluation import evaluate as evaluation
-from gldfn_model.network.checkpoint import save_checkpoint, shipped_weights_path
 from gldfn_model.cli import app
-from gldfn_model.network.config import get_config
 from gldfn_model.data.image_io import write_image
+from gldfn_model.evaluation import evaluate as evaluation
 from gldfn_model.evaluation.metrics import score
+from gldfn_model.network.checkpoint import save_checkpoint, shipped_weights_path
+from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
-from conftest import require_dataset
 
 runner = CliRunner()
 

@@ -12,9 +12,9 @@ from gldfn_export.exporter import export_gldfn
 from gldfn_export.ldf_function import build_ldf_function
 from gldfn_export.verify import run_onnx, run_torch
 from gldfn_model.network.config import GLDFNConfig, get_config
+from gldfn_model.network.gldfn import GLDFN
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.ldf_op import local_dynamic_filter_reference
-from gldfn_model.network.gldfn import GLDFN
 
 CONTRACT = load_contract()
 

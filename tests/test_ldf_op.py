@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from gldfn_model.ops.contract import load_contract
 from gldfn_model.network.filter_norm import filter_norm
+from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.ldf_op import local_dynamic_filter_reference, tap_offsets
 
 

@@ -10,18 +10,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PLUGIN_BUILD_FOLDER, PLUGIN_TEST_CUDA_ARCHS
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from gldfn_model.ops.contract import load_contract
 from gldfn_runtime import plugin_library
 from gldfn_runtime.cli import app
-from gldfn_runtime.plugin_library import LIBRARY_FILENAME, PluginLibraryError, find_plugin_library, find_tensorrt_headers
+from gldfn_runtime.plugin_library import (
+    LIBRARY_FILENAME,
+    PluginLibraryError,
+    find_plugin_library,
+    find_tensorrt_headers,
+)
 from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
 
 CONTRACT = load_contract()
-# One SM keeps the test build short; the default `gldfn-trt plugin build` compiles every target.
-from conftest import PLUGIN_BUILD_FOLDER, PLUGIN_TEST_CUDA_ARCHS
 
 
 def _harness_module():
@@ -174,7 +178,7 @@ def ldf_onnx(dtype: int, layers: list[tuple[int, int]], channels: int = 8, heigh
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid(CONTRACT.domain, CONTRACT.version)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _logger(trt):
     return trt.Logger(trt.Logger.ERROR)  # TensorRT keeps the first builder's logger for the process anyway
 

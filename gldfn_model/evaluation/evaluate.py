@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from gldfn_model.common.errors import GldfnError
 from gldfn_model.data import degradation as deg
-from gldfn_model.network.checkpoint import SHIPPED_CONFIG
 from gldfn_model.data.image_io import ImageReadError, list_images, read_rgb
 from gldfn_model.data.imresize import imresize
 from gldfn_model.evaluation.metrics import check_convention, quantize_uint8, score
-from gldfn_model.common.errors import GldfnError
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG
 
 RestoreFn = Callable[[np.ndarray], np.ndarray]
 """LR ``h x w x 3`` uint8 -> SR ``sh x sw x 3`` (uint8, or float in [0, 1])."""

@@ -90,7 +90,7 @@ class GLDFNConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GLDFNConfig":
+    def from_dict(cls, data: dict[str, Any]) -> GLDFNConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         unknown = sorted(set(data) - set(known))
         if unknown:

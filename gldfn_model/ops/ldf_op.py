@@ -84,7 +84,9 @@ def local_dynamic_filter(x: Tensor, spatial: Tensor, channel: Tensor, kernel_siz
 
 @local_dynamic_filter.register_kernel("cuda")
 def _(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: int) -> Tensor:
-    from gldfn_model.ops.cuda_ops import local_dynamic_filter_cuda  # imported (and compiled) on the first CUDA call only
+    from gldfn_model.ops.cuda_ops import (
+        local_dynamic_filter_cuda,  # imported (and compiled) on the first CUDA call only
+    )
 
     return local_dynamic_filter_cuda(x, spatial, channel, kernel_size, dilation)
 

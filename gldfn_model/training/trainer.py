@@ -18,14 +18,14 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from gldfn_model.network.checkpoint import load_checkpoint, save_checkpoint
-from gldfn_model.network.config import get_config
-from gldfn_model.data.degradation import degrade_batch, isotropic_gaussian_kernel, training_sigma_range
-from gldfn_model.network.dynamic_layers import gdf_temperature, set_gdf_temperature
-from gldfn_model.data.image_io import list_images, read_rgb
-from gldfn_model.network.gldfn import GLDFN
 from gldfn_model.common.atomic import make_output_folder
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.data.degradation import degrade_batch, isotropic_gaussian_kernel, training_sigma_range
+from gldfn_model.data.image_io import list_images, read_rgb
+from gldfn_model.network.checkpoint import load_checkpoint, save_checkpoint
+from gldfn_model.network.config import get_config
+from gldfn_model.network.dynamic_layers import gdf_temperature, set_gdf_temperature
+from gldfn_model.network.gldfn import GLDFN
 
 # The paper: 5e5 iterations, lr 4e-4 halved every 2e5 iterations; we keep the ratio for shorter runs.
 PAPER_ITERATIONS = 500_000

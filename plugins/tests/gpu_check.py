@@ -19,9 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from plugin_harness import PHASE_BUILD, PluginHarness  # noqa: E402
+
 from gldfn_model.ops.contract import load_contract  # noqa: E402
 from gldfn_model.ops.ldf_op import local_dynamic_filter_reference  # noqa: E402
-from plugin_harness import PHASE_BUILD, PluginHarness  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 SMALL_SHAPES = [(1, 3, 1, 1), (2, 5, 17, 23), (1, 7, 9, 130), (3, 16, 33, 65), (1, 64, 8, 8)]
