@@ -12,10 +12,11 @@ from gldfn_model.common.optional import MissingDependencyError, import_onnxrunti
 
 
 def _uninstall(monkeypatch: pytest.MonkeyPatch, package: str, *importers: str) -> None:
-    """Make ``package`` unimportable, and forget the modules that import it so that they import again."""
-    monkeypatch.setitem(sys.modules, package, None)  # `import package` now raises ModuleNotFoundError
-    for name in importers:
+    """Make ``package`` (and its submodules) unimportable, and forget the modules that import it so that they
+    import again."""
+    for name in [n for n in sys.modules if n.startswith(f"{package}.")] + list(importers):
         monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, package, None)  # `import package` now raises ModuleNotFoundError
 
 
 def test_missing_onnxruntime_names_both_extras(monkeypatch):
