@@ -23,8 +23,8 @@ from gldfn_calibration.methods import Method
 from gldfn_calibration.quantize import QuantizationSettings, calibrate_ranges, check_runs, quantize_to_file
 from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
 from gldfn_model.common.atomic import atomic_output
-from gldfn_model.evaluation.evaluate import EvaluationError, degrade_cases
 from gldfn_model.data.image_io import ImageReadError, list_images
+from gldfn_model.evaluation.evaluate import EvaluationError, degrade_cases
 
 REPORT_FORMAT = 1
 DEFAULT_EVAL_SET = "Set5"

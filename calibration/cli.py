@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from gldfn_calibration.methods import Method
+from gldfn_model.common.cli_errors import GldfnTyper
 
-app = typer.Typer(add_completion=False)
+app = GldfnTyper(add_completion=False)
 
 
 class SettingChoice(str, Enum):
@@ -26,19 +26,19 @@ def calibrate(
     model: Path = typer.Argument(..., help="FP32 ONNX file written by `gldfn-export --target trt`."),
     images: Path = typer.Option(..., "--images", help="Folder of calibration images: HR (degraded here) or, with --lr, LR."),
     output: Path = typer.Option(..., "-o", "--output", help="INT8 (Q/DQ) ONNX file to write."),
-    scale: Optional[int] = typer.Option(None, "--scale", help="Upscaling factor; must match the model's (default: the model's)."),
+    scale: int | None = typer.Option(None, "--scale", help="Upscaling factor; must match the model's (default: the model's)."),
     setting: SettingChoice = typer.Option(SettingChoice.gaussian8, "--setting", help="Degradation for the calibration and evaluation LR images."),
     samples: int = typer.Option(64, "--samples", help="Number of calibration patches."),
     patch: int = typer.Option(128, "--patch", help="LR patch size in pixels (HR images need patch x scale)."),
     method: Method = typer.Option(Method.percentile, "--method", help="How activation ranges are chosen from the calibration data."),
-    exclude: Optional[str] = typer.Option(None, "--exclude", help="Comma-separated layers kept in float: first, last, or layer-name patterns (e.g. 'groups.0.*'); 'none' quantizes them all. [default: first,last]"),
+    exclude: str | None = typer.Option(None, "--exclude", help="Comma-separated layers kept in float: first, last, or layer-name patterns (e.g. 'groups.0.*'); 'none' quantizes them all. [default: first,last]"),
     lr: bool = typer.Option(False, "--lr", help="--images holds LR images: cut patches as they are, no degradation."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report here."),
-    eval_images: Optional[Path] = typer.Option(None, "--eval-images", help="HR evaluation images (default: Set5 from the shared datasets)."),
+    report: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
+    eval_images: Path | None = typer.Option(None, "--eval-images", help="HR evaluation images (default: Set5 from the shared datasets)."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Measure PSNR / SSIM of FP32 and INT8 on the evaluation images."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="Also measure each quantized layer alone (one evaluation per layer)."),
     engine_check: bool = typer.Option(True, "--engine-check/--no-engine-check", help="Parse and build a TensorRT engine on the CPU (TensorRT-RTX)."),
-    plugin: Optional[Path] = typer.Option(None, "--plugin", help="Plugin library for the engine check (default: the built one if any, else the function bodies)."),
+    plugin: Path | None = typer.Option(None, "--plugin", help="Plugin library for the engine check (default: the built one if any, else the function bodies)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the patches and degradations."),
 ) -> None:
     """Quantize a GLDFN export to INT8 (explicit Q/DQ, what TensorRT builds from) and report the PSNR it costs."""
@@ -48,26 +48,21 @@ def calibrate(
     from gldfn_calibration.errors import CalibrationError
     from gldfn_calibration.layer_selection import parse_exclude
     from gldfn_calibration.summary import format_summary
-    from gldfn_model.common.atomic import OutputPathError
 
-    try:
-        if sensitivity and not evaluate:
-            raise CalibrationError("--sensitivity needs the evaluation; drop --no-eval")
-        eval_dir = None
-        if evaluate:
-            eval_dir = eval_images or default_eval_images()
-            if eval_dir is None:
-                raise CalibrationError("no evaluation images: Set5 was not found under $GLDFN_DATASETS or ../shared/datasets; "
-                                       "pass --eval-images DIR or --no-eval")
-        options = CalibrationOptions(
-            images=images, scale=scale, setting=setting.value, samples=samples, patch=patch, method=method,
-            exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_dir,
-            sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(),
-        )
-        result = calibrate_gldfn(model, output, options, report, progress=typer.echo)
-    except (CalibrationError, OutputPathError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    if sensitivity and not evaluate:
+        raise CalibrationError("--sensitivity needs the evaluation; drop --no-eval")
+    eval_dir = None
+    if evaluate:
+        eval_dir = eval_images or default_eval_images()
+        if eval_dir is None:
+            raise CalibrationError("no evaluation images: Set5 was not found under $GLDFN_DATASETS or ../shared/datasets; "
+                                   "pass --eval-images DIR or --no-eval")
+    options = CalibrationOptions(
+        images=images, scale=scale, setting=setting.value, samples=samples, patch=patch, method=method,
+        exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_dir,
+        sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(),
+    )
+    result = calibrate_gldfn(model, output, options, report, progress=typer.echo)
     typer.echo(format_summary(result))
 
 

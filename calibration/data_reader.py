@@ -7,13 +7,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from onnxruntime.quantization import CalibrationDataReader
 
 from gldfn_calibration.errors import CalibrationError
+from gldfn_model.common.optional import import_onnxruntime
 from gldfn_model.data.degradation import (
-    SETTINGS, Degradation, degrade_image, gaussian8_degradations, image_rng, modcrop, sample_degradation,
+    SETTINGS,
+    Degradation,
+    degrade_image,
+    gaussian8_degradations,
+    image_rng,
+    modcrop,
+    sample_degradation,
 )
 from gldfn_model.data.image_io import ImageReadError, list_images, read_rgb
+
+quantization = import_onnxruntime("onnxruntime.quantization")
 
 # Big enough that the 21x21 (31x31 for aniso x4) blur kernels see image content, not just reflected border.
 MIN_PATCH = 16
@@ -91,7 +99,7 @@ def make_calibration_set(
     )
 
 
-class PatchReader(CalibrationDataReader):
+class PatchReader(quantization.CalibrationDataReader):
     """Feeds ``patches`` to the model's input in batches of the size fixed in the export (the last batch is
     filled up with the first patches). Any iterable of feed dicts would do for ONNX Runtime; this one can be
     rewound, which the calibrators need when they read the data more than once."""

@@ -1,5 +1,6 @@
 """The one error type of the calibration package: bad input or a result that failed its checks."""
 from __future__ import annotations
+
 from gldfn_model.common.errors import GldfnError
 
 

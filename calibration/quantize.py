@@ -20,9 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import (
-    CalibrationMethod, QuantFormat, QuantType, create_calibrator, quantize_static, save_tensors_data,
-)
 
 from gldfn_calibration.data_reader import PatchReader
 from gldfn_calibration.errors import CalibrationError
@@ -30,16 +27,20 @@ from gldfn_calibration.gldfn_onnx import GldfnExport
 from gldfn_calibration.layer_selection import QUANTIZED_OP_TYPES, QuantizationPlan
 from gldfn_calibration.methods import Method
 from gldfn_model.common.hashing import file_sha256
+from gldfn_model.common.optional import import_onnxruntime
 from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 from gldfn_model.inference.runner import RunnerError
 from gldfn_model.ops import onnx_format as fmt
+
+quantization = import_onnxruntime("onnxruntime.quantization")
 
 PERCENTILE = 99.999
 ORT_SHAPE_MARKER = "onnx.infer"  # added by the quantizer's shape inference; says nothing about the model
 
 
-_ORT_METHODS = {Method.entropy: CalibrationMethod.Entropy, Method.minmax: CalibrationMethod.MinMax,
-                Method.percentile: CalibrationMethod.Percentile}
+_ORT_METHODS = {Method.entropy: quantization.CalibrationMethod.Entropy,
+                Method.minmax: quantization.CalibrationMethod.MinMax,
+                Method.percentile: quantization.CalibrationMethod.Percentile}
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,12 @@ def calibrate_ranges(export: GldfnExport, reader: PatchReader, method: Method, c
         options["percentile"] = PERCENTILE
     reader.rewind()
     with _quiet_quantizer():
-        calibrator = create_calibrator(
+        calibrator = quantization.create_calibrator(
             export.path, list(QUANTIZED_OP_TYPES), augmented_model_path=str(work_dir / "augmented.onnx"),
             calibrate_method=_ORT_METHODS[method], extra_options=options,
         )
         calibrator.collect_data(reader)
-        save_tensors_data(calibrator.compute_data(), cache)
+        quantization.save_tensors_data(calibrator.compute_data(), cache)
 
 
 def quantize_to_file(export: GldfnExport, plan: QuantizationPlan, output: Path, settings: QuantizationSettings, cache: Path) -> onnx.ModelProto:
@@ -100,11 +101,11 @@ def quantize_to_file(export: GldfnExport, plan: QuantizationPlan, output: Path, 
         "QuantizeBias": False,  # TensorRT takes the bias in float and fuses it
     }
     with _quiet_quantizer():
-        quantize_static(
-            export.path, output, None, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
-            nodes_to_quantize=plan.quantized_nodes, per_channel=True, reduce_range=False,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=_ORT_METHODS[settings.method],
-            calibration_cache_path=cache, extra_options=extra,
+        quantization.quantize_static(
+            export.path, output, None, quant_format=quantization.QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OP_TYPES), nodes_to_quantize=plan.quantized_nodes, per_channel=True,
+            reduce_range=False, activation_type=quantization.QuantType.QInt8, weight_type=quantization.QuantType.QInt8,
+            calibrate_method=_ORT_METHODS[settings.method], calibration_cache_path=cache, extra_options=extra,
         )
     model = onnx.load(output)
     restore_float_consumers(model, plan)

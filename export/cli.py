@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from gldfn_model.common.atomic import OutputPathError
+from gldfn_model.common.cli_errors import GldfnTyper
 
 
 class Precision(str, Enum):
@@ -20,7 +19,7 @@ class Target(str, Enum):
     portable = "portable"
 
 
-app = typer.Typer(add_completion=False)
+app = GldfnTyper(add_completion=False)
 
 
 def default_output(config_name: str, scale: int, precision: str, target: str) -> Path:
@@ -31,38 +30,33 @@ def default_output(config_name: str, scale: int, precision: str, target: str) ->
 @app.command()
 def export(
     scale: int = typer.Option(..., "--scale", help="Upscaling factor: 2, 3 or 4."),
-    config: Optional[str] = typer.Option(None, "--config", help="Named config (paper, small, tiny). Default: the checkpoint's, else the shipped one (tiny)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint to export. Default: the weights shipped for --config and --scale."),
+    config: str | None = typer.Option(None, "--config", help="Named config (paper, small, tiny). Default: the checkpoint's, else the shipped one (tiny)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Checkpoint to export. Default: the weights shipped for --config and --scale."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Export an untrained network when no weights are shipped (benchmarking only)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file. Default: gldfn_<config>_x<scale>_<precision>[_portable].onnx"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Output file. Default: gldfn_<config>_x<scale>_<precision>[_portable].onnx"),
     opset: int = typer.Option(20, "--opset", help="ONNX opset (>= 18)."),
     batch: int = typer.Option(1, "--batch", help="Batch size, fixed in the file (H and W stay dynamic)."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32, or fp16 (float32 I/O, fragile parts in float32)."),
     target: Target = typer.Option(Target.trt, "--target", help="trt: custom nodes + model-local function; portable: function inlined, standard ops only."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime (CPU) with PyTorch before keeping the file."),
-    verify_image: Optional[Path] = typer.Option(None, "--verify-image", help="Image for the real-image check. Default: Set5 butterfly when found, else a synthetic card."),
+    verify_image: Path | None = typer.Option(None, "--verify-image", help="Image for the real-image check. Default: Set5 butterfly when found, else a synthetic card."),
 ) -> None:
     """Export GLDFN to one ONNX file that runs in ONNX Runtime and maps to the TensorRT plugin."""
     # Imported here so --help answers without loading torch.
     from gldfn_export.exporter import ExportError, export_gldfn
     from gldfn_export.summary import format_summary
-    from gldfn_model.network.checkpoint import CheckpointError
     from gldfn_model.network.model_source import resolve_model
 
-    try:
-        if verify_image is not None and not verify_image.is_file():
-            raise ExportError(f"--verify-image {verify_image} does not exist")
-        source = resolve_model(scale, config, checkpoint, random_weights)
-        typer.echo(f"exporting GLDFN x{scale} '{source.config_name}' from {source.description}")
-        path = output or default_output(source.config_name, scale, precision.value, target.value)
-        result = export_gldfn(
-            source.model, path, precision=precision.value, target=target.value, opset=opset, batch=batch,
-            verify=verify, checkpoint_sha256=source.checkpoint_sha256, config_name=source.config_name,
-            verify_image=verify_image,
-        )
-    except (CheckpointError, ExportError, OutputPathError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    if verify_image is not None and not verify_image.is_file():
+        raise ExportError(f"--verify-image {verify_image} does not exist")
+    source = resolve_model(scale, config, checkpoint, random_weights)
+    typer.echo(f"exporting GLDFN x{scale} '{source.config_name}' from {source.description}")
+    path = output or default_output(source.config_name, scale, precision.value, target.value)
+    result = export_gldfn(
+        source.model, path, precision=precision.value, target=target.value, opset=opset, batch=batch,
+        verify=verify, checkpoint_sha256=source.checkpoint_sha256, config_name=source.config_name,
+        verify_image=verify_image,
+    )
     typer.echo(format_summary(result, source.description))
 
 

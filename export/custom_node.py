@@ -11,15 +11,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gldfn_model.ops.contract import OpContract
 from gldfn_model.network.dynamic_layers import LocalDynamicFilter
+from gldfn_model.ops.contract import OpContract
 
 
 def node_attributes(contract: OpContract, layer: LocalDynamicFilter) -> dict[str, Any]:
-    """Every contract attribute: the layer's own value where it has one of that name, else the default."""
+    """Every contract attribute (the layer's own value where it has one of that name, else the default), then
+    the plugin look-up attributes."""
     values = {a["name"]: getattr(layer, a["name"], a["default"]) for a in contract.raw["attributes"]}
     contract.validate_attributes(values["kernel_size"], values["dilation"])
-    return values
+    return {**values, **contract.plugin_lookup_attributes}
 
 
 def _symbolic_apply_filter(contract: OpContract):  # noqa: ANN202 - returns a method
@@ -30,7 +31,7 @@ def _symbolic_apply_filter(contract: OpContract):  # noqa: ANN202 - returns a me
             attrs=node_attributes(contract, self),
             dtype=x.dtype,
             shape=x.shape,
-            version=int(contract.version),
+            version=contract.version,
         )
 
     return apply_filter

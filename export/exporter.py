@@ -18,15 +18,15 @@ from gldfn_export.custom_node import local_filters_as_custom_nodes
 from gldfn_export.ldf_function import MIN_FUNCTION_OPSET, build_ldf_function
 from gldfn_export.verify import ParityCheck, check_runners
 from gldfn_model.common.atomic import atomic_output
+from gldfn_model.common.errors import GldfnError
 from gldfn_model.data.reference_inputs import random_input, real_image_input
 from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.complexity import count_complexity
+from gldfn_model.network.gldfn import GLDFN
 from gldfn_model.ops import onnx_format as fmt
 from gldfn_model.ops.contract import OpContract, load_contract
 from gldfn_model.ops.onnx_format import attribute_values, custom_nodes
-from gldfn_model.network.gldfn import GLDFN
-from gldfn_model.common.errors import GldfnError
 
 PRECISIONS = ("fp32", "fp16")
 TARGETS = ("trt", "portable")

@@ -28,9 +28,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from gldfn_model.network.dynamic_layers import GlobalDynamicFilter, LocalDynamicFilter
 from gldfn_model.ops.contract import OpContract
 from gldfn_model.ops.onnx_format import is_custom_node
-from gldfn_model.network.dynamic_layers import GlobalDynamicFilter, LocalDynamicFilter
 
 HIERARCHY_KEY = "pkg.torch.onnx.class_hierarchy"
 GDF_FP32_OPS = {"Softmax", "ReduceMean", "GlobalAveragePool"}

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gldfn_model.network.complexity import TABLE_IV, TABLE_IV_LR_SIZE, count_complexity
-from gldfn_model.network.config import GLDFNConfig
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.inference.runner import Runner, Size
+from gldfn_model.network.complexity import TABLE_IV, TABLE_IV_LR_SIZE, count_complexity
+from gldfn_model.network.config import GLDFNConfig
 
 Timer = Callable[[Callable[[], object]], float]  # runs the callable once, returns milliseconds
 
@@ -166,12 +166,10 @@ def format_markdown(results: Sequence[LatencyResult], config_name: str | None = 
 
 def plot_latency(results: Sequence[LatencyResult], path: str | Path, title: str = "GLDFN latency") -> None:
     """Mean latency (with the p90 as an error bar) against LR megapixels, one line per backend; PNG written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from gldfn_model.common.atomic import atomic_output
+    from gldfn_model.common.optional import import_pyplot
+
+    plt = import_pyplot()
 
     figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
     for backend in dict.fromkeys(r.backend for r in results):

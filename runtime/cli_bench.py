@@ -12,16 +12,16 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from gldfn_model.common.sizes import parse_size
 
 if TYPE_CHECKING:
-    from gldfn_model.network.config import GLDFNConfig
     from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
     from gldfn_model.inference.runner import Runner
+    from gldfn_model.network.config import GLDFNConfig
 
 BACKENDS = ("torch", "onnxruntime")
 EXPORTER_GROUP = "gldfn.exporters"
@@ -37,7 +37,7 @@ def parse_backends(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _onnx_config(runner: "OnnxRuntimeRunner") -> "GLDFNConfig | None":
+def _onnx_config(runner: OnnxRuntimeRunner) -> GLDFNConfig | None:
     """The named config recorded in an exported file's metadata (for the MAC count), else None."""
     from gldfn_model.network.config import NAMED_CONFIGS, get_config
 
@@ -54,9 +54,9 @@ def onnx_exporter() -> Callable[..., Any]:
 
 
 def _runners(
-    backends: list[str], stack: ExitStack, scale: int, checkpoint: Optional[Path], onnx: Optional[Path],
-    config: Optional[str], random_weights: bool, providers: str, threads: Optional[int],
-) -> tuple[list[tuple["Runner", "GLDFNConfig | None"]], str]:
+    backends: list[str], stack: ExitStack, scale: int, checkpoint: Path | None, onnx: Path | None,
+    config: str | None, random_weights: bool, providers: str, threads: int | None,
+) -> tuple[list[tuple[Runner, GLDFNConfig | None]], str]:
     """(runner, network config for the MAC count) per backend, and the config's name. ONNX Runtime without
     --onnx runs a temporary export of the same network the torch backend uses."""
     from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
@@ -94,37 +94,34 @@ def register(app: typer.Typer) -> None:
         warmup: int = typer.Option(3, help="untimed iterations first"),
         batch: int = typer.Option(1, help="images per call"),
         scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
-        config: Optional[str] = typer.Option(None, help="named config: tiny (default), small or paper"),
-        checkpoint: Optional[Path] = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
+        config: str | None = typer.Option(None, help="named config: tiny (default), small or paper"),
+        checkpoint: Path | None = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
         random_weights: bool = typer.Option(False, "--random-weights", help="untrained weights: latency does not depend on them"),
-        onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported file (default: export the torch model)"),
+        onnx: Path | None = typer.Option(None, help="onnxruntime: an exported file (default: export the torch model)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
-        threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
+        threads: int | None = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
-        plot: Optional[Path] = typer.Option(None, help="write a PNG of latency against image size per backend"),
+        plot: Path | None = typer.Option(None, help="write a PNG of latency against image size per backend"),
     ) -> None:
         """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs and achieved TFLOP/s per size,
         beside the paper's Table IV. For TensorRT engines use `gldfn-trt bench`."""
-        from gldfn_model.network.checkpoint import CheckpointError
-        from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency
-        from gldfn_model.inference.runner import RunnerError
+        from gldfn_model.common.optional import import_pyplot
+        from gldfn_runtime.benchmark import format_markdown, format_text, measure_latency, plot_latency
 
         if as_json and markdown:
             raise typer.BadParameter("--json and --markdown exclude each other; pass one")
+        if plot is not None:
+            import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
         backends = parse_backends(backend)
         lr_sizes = [parse_size(s) for s in sizes.split(",") if s.strip()]
         results = []
         with ExitStack() as stack:
-            try:
-                runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads)
-                for runner, model_config in runners:
-                    for size in lr_sizes:
-                        typer.echo(f"measuring {runner.name} at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
-                        results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=batch, config=model_config))
-            except (CheckpointError, RunnerError, BenchmarkError, ValueError) as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(1) from None
+            runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads)
+            for runner, model_config in runners:
+                for size in lr_sizes:
+                    typer.echo(f"measuring {runner.name} at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
+                    results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=batch, config=model_config))
         if plot is not None:
             plot_latency(results, plot, title=f"GLDFN {config_name} x{scale}, batch {batch}")
             typer.echo(f"plot written to {plot}", err=True)

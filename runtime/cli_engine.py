@@ -1,12 +1,11 @@
 """``gldfn-trt build | inspect | run | bench | compare``: thin commands over engine_build, sidecar, trt_runner,
-benchmark and compare. User errors exit with code 1 and one ``error:`` line, no traceback."""
+benchmark and compare. User errors (GldfnError) are reported by the app (gldfn_model.common.cli_errors)."""
 from __future__ import annotations
 
 import json
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -31,31 +30,11 @@ class Precision(str, Enum):
 PLUGIN_HELP = "the plugin library the engine was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"
 
 
-def _fail(error: Exception) -> typer.Exit:
-    typer.echo(f"error: {error}", err=True)
-    return typer.Exit(1)
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from gldfn_model.common.atomic import OutputPathError
-    from gldfn_model.data.image_io import ImageReadError
-    from gldfn_model.inference.runner import RunnerError
-    from gldfn_runtime.backend import BackendError
-    from gldfn_runtime.compare import CompareError
-    from gldfn_runtime.engine_build import EngineBuildError
-    from gldfn_runtime.plugin_library import PluginLibraryError
-    from gldfn_runtime.sidecar import SidecarError
-    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable
-
-    return (EngineBuildError, BackendError, SidecarError, PluginLibraryError, RunnerError, TensorRTUnavailable,
-            CompareError, ImageReadError, OutputPathError)
-
-
 def _sizes(text: str) -> list[tuple[int, int]]:
     return [parse_size(part.strip()) for part in text.split(",") if part.strip()]
 
 
-def _format_macs(macs: Optional[int]) -> str:
+def _format_macs(macs: int | None) -> str:
     return "unknown (not a named config)" if macs is None else f"{macs / 1e9:.2f} GMACs ({2 * macs / 1e9:.2f} GFLOPs)"
 
 
@@ -123,31 +102,28 @@ def register(app: typer.Typer) -> None:
     @app.command("build")
     def build_command(
         model: Path = typer.Argument(..., help="an ONNX file from gldfn-export (FP16: --precision fp16) or gldfn-calibrate (INT8)"),
-        precision: Optional[Precision] = typer.Option(None, help="fp32, fp16 or int8 (default: the ONNX file's; int8 needs a Q/DQ file from gldfn-calibrate)"),
+        precision: Precision | None = typer.Option(None, help="fp32, fp16 or int8 (default: the ONNX file's; int8 needs a Q/DQ file from gldfn-calibrate)"),
         min_size: str = typer.Option(format_size(DEFAULT_PROFILE["min"]), "--min", help="smallest LR size HxW of the optimization profile"),
         opt_size: str = typer.Option(format_size(DEFAULT_PROFILE["opt"]), "--opt", help="LR size HxW TensorRT optimizes for"),
         max_size: str = typer.Option(format_size(DEFAULT_PROFILE["max"]), "--max", help="largest LR size HxW"),
-        plugin: Optional[Path] = typer.Option(None, help="libgldfn_trt_plugins.so (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"),
+        plugin: Path | None = typer.Option(None, help="libgldfn_trt_plugins.so (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"),
         no_plugin: bool = typer.Option(False, "--no-plugin", help="build the ONNX function bodies instead of the plugin"),
         embed_plugin: bool = typer.Option(False, "--embed-plugin", help="serialize the plugin library into the engine"),
-        compute_capability: Optional[list[str]] = typer.Option(None, "--compute-capability", help="TensorRT-RTX targets, e.g. SM86 (repeatable; default SM80-SM121)"),
+        compute_capability: list[str] | None = typer.Option(None, "--compute-capability", help="TensorRT-RTX targets, e.g. SM86 (repeatable; default SM80-SM121)"),
         backend: Backend = typer.Option(Backend.auto, help="tensorrt, tensorrt-rtx, or auto (the first that imports)"),
-        output: Optional[Path] = typer.Option(None, "-o", "--output", help="engine file (default: MODEL.<backend>-<precision>.engine)"),
-        cache_dir: Optional[Path] = typer.Option(None, help="engine cache (default: $GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines)"),
+        output: Path | None = typer.Option(None, "-o", "--output", help="engine file (default: MODEL.<backend>-<precision>.engine)"),
+        cache_dir: Path | None = typer.Option(None, help="engine cache (default: $GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines)"),
         force: bool = typer.Option(False, "--force", help="rebuild even when the cache holds a matching engine"),
     ) -> None:
         """Build an engine (or reuse the cached one) and write it with its JSON sidecar."""
         from gldfn_runtime.engine_build import BuildOptions, build_engine
 
-        try:
-            options = BuildOptions(
-                precision=precision.value if precision else None, min_size=parse_size(min_size), opt_size=parse_size(opt_size),
-                max_size=parse_size(max_size), plugin=plugin, use_plugin=not no_plugin, embed_plugin=embed_plugin,
-                compute_capabilities=tuple(compute_capability or ()), backend=backend.value,
-            )
-            result = build_engine(model, output, options, force=force, cache_dir=cache_dir)
-        except _user_errors() as error:
-            raise _fail(error) from None
+        options = BuildOptions(
+            precision=precision.value if precision else None, min_size=parse_size(min_size), opt_size=parse_size(opt_size),
+            max_size=parse_size(max_size), plugin=plugin, use_plugin=not no_plugin, embed_plugin=embed_plugin,
+            compute_capabilities=tuple(compute_capability or ()), backend=backend.value,
+        )
+        result = build_engine(model, output, options, force=force, cache_dir=cache_dir)
         sidecar = result.sidecar
         how = "reused from the cache" if result.cache_hit else f"built in {sidecar.build_seconds:.1f} s"
         targets = sidecar.target.get("compute_capabilities") or [f"{sidecar.target['gpu']} ({sidecar.target['compute_capability']})"]
@@ -163,10 +139,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Inputs, outputs, profile, precision, plugin layers and MACs. Engines are described from their sidecar:
         a serialized engine cannot be deserialized without a GPU."""
-        try:
-            data = describe_onnx(path, parse_size(opt)) if path.suffix.lower() == ".onnx" else describe_engine(path)
-        except _user_errors() as error:
-            raise _fail(error) from None
+        data = describe_onnx(path, parse_size(opt)) if path.suffix.lower() == ".onnx" else describe_engine(path)
         typer.echo(json.dumps(data, indent=2) if as_json else format_description(data))
 
     @app.command("run")
@@ -175,25 +148,21 @@ def register(app: typer.Typer) -> None:
         inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
         out: str = OUT,
         suffix: str = SUFFIX,
-        image_format: Optional[OutputFormat] = FORMAT,
+        image_format: OutputFormat | None = FORMAT,
         overwrite: bool = OVERWRITE,
         skip_existing: bool = SKIP_EXISTING,
-        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: tiles only beyond the profile's max)"),
+        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: tiles only beyond the profile's max)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels"),
-        plugin: Optional[Path] = typer.Option(None, help=PLUGIN_HELP),
+        plugin: Path | None = typer.Option(None, help=PLUGIN_HELP),
     ) -> None:
         """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`). Never replaces an
         input or an existing file unless --overwrite."""
         from gldfn_runtime.output_plan import plan_outputs
-        from gldfn_runtime.tiling import TilingError
         from gldfn_runtime.upscaler import Upscaler
 
-        try:
-            plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
-                                overwrite=overwrite, skip_existing=skip_existing)
-            upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
-        except (*_user_errors(), TilingError, ValueError) as error:
-            raise _fail(error) from None
+        plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
+                            overwrite=overwrite, skip_existing=skip_existing)
+        upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
         write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)")
 
     @app.command("bench")
@@ -202,28 +171,28 @@ def register(app: typer.Typer) -> None:
         sizes: str = typer.Option("180x270", help="LR sizes HxW, comma-separated (Table IV: 180x270)"),
         iters: int = typer.Option(100, help="timed iterations per size"),
         warmup: int = typer.Option(10, help="untimed iterations first"),
-        plugin: Optional[Path] = typer.Option(None, help=PLUGIN_HELP),
+        plugin: Path | None = typer.Option(None, help=PLUGIN_HELP),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
-        plot: Optional[Path] = typer.Option(None, help="write a PNG of latency against image size"),
+        plot: Path | None = typer.Option(None, help="write a PNG of latency against image size"),
     ) -> None:
         """CUDA-event latency of an engine with the shared harness (needs a GPU; without one use `gldfn bench`)."""
+        from gldfn_model.common.optional import import_pyplot
         from gldfn_model.network.config import NAMED_CONFIGS, get_config
-        from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
+        from gldfn_runtime.benchmark import format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
         from gldfn_runtime.trt_runner import TensorRTRunner
 
-        try:
-            lr_sizes = _sizes(sizes)
-            runner = TensorRTRunner(engine, plugin=plugin)
-            config_name = runner.sidecar.onnx.get("config")
-            config = get_config(config_name, runner.scale) if config_name in NAMED_CONFIGS else None
-            timer = runner.cuda_event_timer()
-            results = []
-            for size in lr_sizes:
-                typer.echo(f"measuring tensorrt at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
-                results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=runner.batch, config=config, timer=timer))
-        except (*_user_errors(), BenchmarkError) as error:
-            raise _fail(error) from None
+        if plot is not None:
+            import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
+        lr_sizes = _sizes(sizes)
+        runner = TensorRTRunner(engine, plugin=plugin)
+        config_name = runner.sidecar.onnx.get("config")
+        config = get_config(config_name, runner.scale) if config_name in NAMED_CONFIGS else None
+        timer = runner.cuda_event_timer()
+        results = []
+        for size in lr_sizes:
+            typer.echo(f"measuring tensorrt at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
+            results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=runner.batch, config=config, timer=timer))
         if plot is not None:
             plot_latency(results, plot, title=f"GLDFN {config_name} x{runner.scale} TensorRT")
         if as_json:
@@ -236,18 +205,15 @@ def register(app: typer.Typer) -> None:
     def compare_command(
         reference: Path = typer.Argument(..., help="an engine or an ONNX file"),
         candidate: Path = typer.Argument(..., help="an ONNX file (or an engine); two ONNX files run in ONNX Runtime"),
-        images: Optional[list[Path]] = typer.Option(None, "--images", help="images to compare on (repeatable; default: a real image and seeded noise)"),
+        images: list[Path] | None = typer.Option(None, "--images", help="images to compare on (repeatable; default: a real image and seeded noise)"),
         size: str = typer.Option("64x64", help="centre crop HxW of each image (LR pixels)"),
-        plugin: Optional[Path] = typer.Option(None, help=PLUGIN_HELP),
+        plugin: Path | None = typer.Option(None, help=PLUGIN_HELP),
         as_json: bool = typer.Option(False, "--json", help="print JSON"),
     ) -> None:
         """Run both models on the same inputs: max/mean absolute difference and PSNR."""
         from gldfn_runtime.compare import compare_models
 
-        try:
-            report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin)
-        except _user_errors() as error:
-            raise _fail(error) from None
+        report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin)
         if as_json:
             typer.echo(json.dumps(report.as_dict(), indent=2))
             return

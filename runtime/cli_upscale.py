@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -20,9 +20,9 @@ class Backend(str, Enum):
 
 
 def build_upscaler(
-    backend: str, scale: int, checkpoint: Optional[Path], onnx: Optional[Path], config: Optional[str],
-    random_weights: bool, providers: str, threads: Optional[int], tile: Optional[int], overlap: int,
-) -> "Upscaler":  # imported lazily to keep `gldfn --help` fast
+    backend: str, scale: int, checkpoint: Path | None, onnx: Path | None, config: str | None,
+    random_weights: bool, providers: str, threads: int | None, tile: int | None, overlap: int,
+) -> Upscaler:  # imported lazily to keep `gldfn --help` fast
     """The upscaler a backend name and its options describe; typer.BadParameter for inconsistent options."""
     from gldfn_runtime.upscaler import Upscaler
 
@@ -49,19 +49,19 @@ def register(app: typer.Typer) -> None:
         inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
         out: str = OUT,
         suffix: str = SUFFIX,
-        image_format: Optional[OutputFormat] = FORMAT,
+        image_format: OutputFormat | None = FORMAT,
         overwrite: bool = OVERWRITE,
         skip_existing: bool = SKIP_EXISTING,
         backend: Backend = typer.Option(Backend.torch, help="torch, onnxruntime, or bicubic (the baseline, no model)"),
         scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
-        checkpoint: Optional[Path] = typer.Option(None, help="torch: a gldfn checkpoint (default: the shipped weights)"),
-        config: Optional[str] = typer.Option(None, help="torch: named config of the shipped/random weights (default tiny)"),
+        checkpoint: Path | None = typer.Option(None, help="torch: a gldfn checkpoint (default: the shipped weights)"),
+        config: str | None = typer.Option(None, help="torch: named config of the shipped/random weights (default tiny)"),
         random_weights: bool = typer.Option(False, "--random-weights", help="torch: an untrained network (testing only)"),
-        onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
+        onnx: Path | None = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
-        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: whole image)"),
+        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: whole image)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels, blended across the seam"),
-        threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
+        threads: int | None = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
     ) -> None:
         """Upscale images: files or folders in, atomically written images out (same names unless --suffix).
 
@@ -69,17 +69,9 @@ def register(app: typer.Typer) -> None:
 
         Grayscale, RGBA (alpha resized with bicubic) and 16-bit PNG (gray or colour) are kept as such.
         """
-        from gldfn_model.network.checkpoint import CheckpointError
-        from gldfn_model.data.image_io import ImageReadError
-        from gldfn_model.inference.runner import RunnerError
-        from gldfn_runtime.tiling import TilingError
         from gldfn_runtime.output_plan import plan_outputs
 
-        try:
-            plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
-                                overwrite=overwrite, skip_existing=skip_existing)
-            upscaler = build_upscaler(backend, scale, checkpoint, onnx, config, random_weights, providers, threads, tile, overlap)
-        except (ImageReadError, CheckpointError, RunnerError, TilingError, ValueError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+        plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
+                            overwrite=overwrite, skip_existing=skip_existing)
+        upscaler = build_upscaler(backend, scale, checkpoint, onnx, config, random_weights, providers, threads, tile, overlap)
         write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({backend.value})")

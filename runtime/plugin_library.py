@@ -14,10 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from gldfn_model.ops.contract import load_contract
-from gldfn_model.common.hashing import file_sha256
-from gldfn_runtime.tensorrt_compat import load_tensorrt
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.hashing import file_sha256
+from gldfn_model.ops.contract import load_contract
+from gldfn_runtime.tensorrt_compat import load_tensorrt
 
 PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent.parent / "plugins"
 DEFAULT_BUILD_DIR = PLUGIN_SOURCE_DIR / "build"
@@ -136,17 +136,18 @@ def load_plugin_library(path: str | os.PathLike[str] | None = None, registry: An
     if registry is None:
         registry = load_tensorrt().module.get_plugin_registry()
     contract = load_contract()
-    namespace = contract.attribute("plugin_namespace")["default"]
-    creator = f"{namespace}::{contract.name} version {contract.version}"
+    name, version, namespace = contract.name, contract.plugin_version, contract.plugin_namespace
+    creator = f"{namespace}::{name} version {version}"
     if key not in _loaded:
         handle = registry.load_library(str(library))
         if handle is None:
-            if registry.get_creator(contract.name, contract.version, namespace) is None:
+            if registry.get_creator(name, version, namespace) is None:
                 raise PluginLibraryError(f"TensorRT could not load {library}; see the TensorRT log above")
             # TensorRT refuses a second library registering the same creator (another copy or build of it).
-            warnings.warn(f"{library} not loaded: {creator} is already registered by another copy; using that one")
+            warnings.warn(f"{library} not loaded: {creator} is already registered by another copy; using that one",
+                          stacklevel=2)
         _loaded[key] = handle
-    if registry.get_creator(contract.name, contract.version, namespace) is None:
+    if registry.get_creator(name, version, namespace) is None:
         raise PluginLibraryError(
             f"{library} loaded but registers no creator {creator}; rebuild it with `gldfn-trt plugin build`"
         )

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from gldfn_model.common.atomic import atomic_output
-from gldfn_model.common.hashing import file_sha256
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.hashing import file_sha256
 
 SIDECAR_FORMAT = 1
 SIDECAR_SUFFIX = ".json"

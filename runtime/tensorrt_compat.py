@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+
 from gldfn_model.common.errors import GldfnError
 
 BACKEND_ENV = "GLDFN_TENSORRT"

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gldfn_model.common.atomic import make_output_folder
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.data.imresize import imresize
 from gldfn_model.inference.runner import Runner, RunnerError, Size
@@ -85,7 +86,7 @@ class Upscaler:
         device: str = "cpu",
         threads: int | None = None,
         **kwargs: Any,
-    ) -> "Upscaler":
+    ) -> Upscaler:
         """PyTorch on a checkpoint; ``path`` None takes the weights shipped for ``config`` (default tiny) at
         ``scale``, or random weights when ``random_weights`` (benchmarks only)."""
         from gldfn_model.inference.torch_runner import TorchRunner
@@ -99,7 +100,7 @@ class Upscaler:
     @classmethod
     def from_onnx(
         cls, path: str | os.PathLike[str], providers: list[str] | str | None = None, threads: int | None = None, **kwargs: Any
-    ) -> "Upscaler":
+    ) -> Upscaler:
         """ONNX Runtime on an exported file; ``providers`` e.g. ``["cuda"]`` or ``"cpu"`` (default)."""
         from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 
@@ -108,7 +109,7 @@ class Upscaler:
     @classmethod
     def from_engine(
         cls, path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0, **kwargs: Any
-    ) -> "Upscaler":
+    ) -> Upscaler:
         """A TensorRT / TensorRT-RTX engine built by ``gldfn-trt build`` (needs an NVIDIA GPU and the TensorRT
         runtime); ``plugin`` is the plugin library it was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, else the
         default build folder; never the path in the sidecar)."""
@@ -119,7 +120,7 @@ class Upscaler:
         return cls(TensorRTRunner(path, plugin=plugin, device=device), **kwargs)
 
     @classmethod
-    def bicubic(cls, scale: int, **kwargs: Any) -> "Upscaler":
+    def bicubic(cls, scale: int, **kwargs: Any) -> Upscaler:
         """MATLAB-style bicubic interpolation: the baseline, no model."""
         from gldfn_model.inference.bicubic_runner import BicubicRunner
 
@@ -206,9 +207,7 @@ def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], ou
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from gldfn_model.data.image_io import ImageReadError
-
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out_dir)
     failures = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
@@ -218,7 +217,7 @@ def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], ou
                 note = upscale_file(upscaler, source, target)
                 if note:
                     progress.console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-            except (ImageReadError, ImageShapeError, RunnerError, ValueError) as error:
+            except GldfnError as error:
                 failures += 1
                 progress.console.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
             progress.advance(task)

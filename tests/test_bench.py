@@ -76,6 +76,7 @@ def test_table_iv_rows_sit_beside_ours_at_180x270():
 
 
 def test_cli_two_backends_json_and_plot(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (the plot extra: pip install 'gldfn-trt[plot]')")
     plot = tmp_path / "latency.png"
     result = CliRunner().invoke(app, [
         "bench", "--backend", "torch,onnxruntime", "--random-weights", "--sizes", "16x16,24x32",

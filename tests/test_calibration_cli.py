@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import require_dataset
 from typer.testing import CliRunner
 
 from gldfn_calibration.cli import app
 from gldfn_export.exporter import export_gldfn
-from conftest import require_dataset
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
 

@@ -8,13 +8,13 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import run_fresh
+from test_engine_build import _rtx
 from typer.testing import CliRunner
 
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import get_config
-from conftest import run_fresh
 from gldfn_runtime.cli import app
-from test_engine_build import _rtx
 
 PROFILE_ARGS = ["--min", "8x8", "--opt", "32x48", "--max", "64x64"]
 
@@ -160,8 +160,8 @@ def test_compare_a_file_with_itself_is_exact_and_text_output_is_readable(tiny_on
 
 
 def test_compare_on_given_images(tiny_onnx, tmp_path):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     image = tmp_path / "card.png"
     Image.fromarray((np.indices((40, 50)).sum(0) % 7 * 36).astype(np.uint8)).save(image)  # grayscale: read as RGB

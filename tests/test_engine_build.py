@@ -136,10 +136,12 @@ def test_failed_tensorrt_build_leaves_no_engine(rtx, plugin_library, tmp_path):
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
+    from gldfn_model.ops.contract import load_contract
+
     nodes = [
         helper.make_node("Concat", ["lr", "lr"], ["spatial"], axis=1),
         helper.make_node("GLDFN_LocalDynamicFilter", ["lr", "spatial", "channel"], ["sr"], domain="gldfn",
-                         kernel_size=3, dilation=1, plugin_version="1", plugin_namespace="gldfn"),
+                         kernel_size=3, dilation=1, **load_contract().plugin_lookup_attributes),
     ]
     graph = helper.make_graph(
         nodes, "mismatched", [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, 3, "h", "w"])],
@@ -325,8 +327,9 @@ def test_runner_loads_the_library_it_finds_never_the_one_a_sidecar_names(rtx, pl
     """On a GPU TensorRT-RTX targets: a sidecar edited to name a crafted library does not get it loaded
     (tests/test_plugin_library.py checks the choice of library without a GPU)."""
     from conftest import build_marker_library
-    from gldfn_runtime.backend import RTX_DEFAULT_COMPUTE_CAPABILITIES, current_gpu
+
     from gldfn_model.inference.runner import RunnerError
+    from gldfn_runtime.backend import RTX_DEFAULT_COMPUTE_CAPABILITIES, current_gpu
     from gldfn_runtime.trt_runner import TensorRTRunner
 
     gpu, reason = current_gpu()
@@ -342,7 +345,7 @@ def test_runner_loads_the_library_it_finds_never_the_one_a_sidecar_names(rtx, pl
     sidecar_path(engine).write_text(json.dumps(data))
     monkeypatch.setenv(LIBRARY_ENV, str(plugin_library))
     TensorRTRunner(engine).close()  # the recorded SHA-256 is still the real library's, found through the variable
-    data["plugin"]["sha256"] = sha256_file(crafted)
+    data["plugin"]["sha256"] = file_sha256(crafted)
     sidecar_path(engine).write_text(json.dumps(data))
     with pytest.raises(RunnerError, match=r"is not the one engine .* was built with"):
         TensorRTRunner(engine)

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_dataset
 from typer.testing import CliRunner
 
-from gldfn_model.evaluation import evaluate as evaluation
-from gldfn_model.network.checkpoint import save_checkpoint, shipped_weights_path
 from gldfn_model.cli import app
-from gldfn_model.network.config import get_config
 from gldfn_model.data.image_io import write_image
+from gldfn_model.evaluation import evaluate as evaluation
 from gldfn_model.evaluation.metrics import score
+from gldfn_model.network.checkpoint import save_checkpoint, shipped_weights_path
+from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
-from conftest import require_dataset
 
 runner = CliRunner()
 
@@ -118,7 +118,7 @@ def test_model_evaluation_from_a_checkpoint(tmp_path):
     assert validate(model) == pytest.approx(data["psnr"], abs=1e-6)
     wrong_scale = runner.invoke(app, ["eval", "--hr", str(hr), "--scale", "4", "--method", "model",
                                       "--checkpoint", str(tmp_path / "tiny_x2.pt")])
-    assert wrong_scale.exit_code == 2 and "scale x2, not x4" in wrong_scale.output
+    assert wrong_scale.exit_code == 1 and "scale x2, not x4" in wrong_scale.output
 
 
 def test_model_without_checkpoint_or_shipped_weights_errors(tmp_path):
@@ -126,26 +126,26 @@ def test_model_without_checkpoint_or_shipped_weights_errors(tmp_path):
         pytest.skip("weights for tiny x3 are shipped, so the no-weights error cannot occur")
     hr = _write_images(tmp_path / "hr", count=1)
     result = runner.invoke(app, ["eval", "--hr", str(hr), "--scale", "3", "--method", "model"])
-    assert result.exit_code == 2 and "no shipped weights" in result.output and "--checkpoint" in result.output
+    assert result.exit_code == 1 and "no shipped weights" in result.output and "--checkpoint" in result.output
 
 
 def test_bad_inputs_name_the_file(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     result = runner.invoke(app, ["eval", "--hr", str(empty)])
-    assert result.exit_code == 2 and "no image files" in result.output
+    assert result.exit_code == 1 and "no image files" in result.output
     junk = _write_images(tmp_path / "junk", count=1)
     (junk / "broken.png").write_text("not an image")
     result = runner.invoke(app, ["eval", "--hr", str(junk)])
-    assert result.exit_code == 2 and "broken.png" in result.output and "not a readable image" in result.output
+    assert result.exit_code == 1 and "broken.png" in result.output and "not a readable image" in result.output
     small = tmp_path / "small"
     small.mkdir()
     write_image(small / "tiny.png", np.zeros((12, 12, 3), np.uint8))
     result = runner.invoke(app, ["degrade", "--hr", str(small), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2 and "tiny.png" in result.output and "smaller" in result.output
+    assert result.exit_code == 1 and "tiny.png" in result.output and "smaller" in result.output
     assert not (tmp_path / "out" / "manifest.json").exists()
     result = runner.invoke(app, ["eval", "--hr", str(junk), "--lr-dir", str(tmp_path)])
-    assert result.exit_code == 2 and "manifest.json" in result.output
+    assert result.exit_code == 1 and "manifest.json" in result.output
     result = runner.invoke(app, ["eval", "--hr", str(junk), "--setting", "gaussian9"])
     assert result.exit_code == 2 and "gaussian9" in result.output
 
@@ -154,7 +154,7 @@ def test_manifest_of_another_scale_is_refused(tmp_path):
     hr = _write_images(tmp_path / "hr", count=1)
     assert runner.invoke(app, ["degrade", "--hr", str(hr), "--out", str(tmp_path / "lr"), "--scale", "2"]).exit_code == 0
     result = runner.invoke(app, ["eval", "--hr", str(hr), "--lr-dir", str(tmp_path / "lr"), "--scale", "4"])
-    assert result.exit_code == 2 and "x2 LR images, not x4" in result.output
+    assert result.exit_code == 1 and "x2 LR images, not x4" in result.output
 
 
 def test_eval_takes_the_setting_of_a_degrade_folder(tmp_path):
@@ -167,4 +167,4 @@ def test_eval_takes_the_setting_of_a_degrade_folder(tmp_path):
     assert data["setting"] == "aniso" and data["per_image"][0]["degradation"]["type"] == "anisotropic_gaussian"
     (tmp_path / "lr" / "manifest.json").write_text("{broken")
     broken = runner.invoke(app, ["eval", "--hr", str(hr), "--lr-dir", str(tmp_path / "lr")])
-    assert broken.exit_code == 2 and "not valid JSON" in broken.output
+    assert broken.exit_code == 1 and "not valid JSON" in broken.output

@@ -10,12 +10,12 @@ from gldfn_export.exporter import export_gldfn, exporter_version
 from gldfn_export.ldf_function import build_ldf_function
 from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 from gldfn_model.inference.torch_runner import TorchRunner
-from gldfn_model.ops import onnx_format as metadata
-from gldfn_model.ops.onnx_format import attribute_values, custom_nodes
 from gldfn_model.network.config import GLDFNConfig, get_config
+from gldfn_model.network.gldfn import GLDFN
+from gldfn_model.ops import onnx_format as metadata
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.ldf_op import local_dynamic_filter_reference
-from gldfn_model.network.gldfn import GLDFN
+from gldfn_model.ops.onnx_format import attribute_values, custom_nodes
 
 CONTRACT = load_contract()
 
@@ -26,7 +26,7 @@ def single_node_model(kernel_size: int, dilation: int, elem_type: int) -> onnx.M
     inputs = [info("x", elem_type, ["N", 4, "H", "W"]), info("s", elem_type, ["N", taps, "H", "W"]), info("c", elem_type, ["N", 4, taps])]
     node = onnx.helper.make_node(CONTRACT.name, ["x", "s", "c"], ["y"], domain=CONTRACT.domain, kernel_size=kernel_size, dilation=dilation)
     graph = onnx.helper.make_graph([node], "ldf", inputs, [info("y", elem_type, ["N", 4, "H", "W"])])
-    opsets = [onnx.helper.make_opsetid("", 20), onnx.helper.make_opsetid(CONTRACT.domain, int(CONTRACT.version))]
+    opsets = [onnx.helper.make_opsetid("", 20), onnx.helper.make_opsetid(CONTRACT.domain, CONTRACT.version)]
     return onnx.helper.make_model(graph, opset_imports=opsets, functions=[build_ldf_function(CONTRACT, kernel_size, dilation, 20)])
 
 
@@ -93,11 +93,12 @@ def test_one_custom_node_per_ddfm_with_contract_attributes(tiny_trt):
         assert sorted(values) == sorted(CONTRACT.attribute_names)
         assert values["kernel_size"] == model.config.ldf_kernel_size
         assert values["dilation"] == model.config.ldf_dilation
-        assert values["plugin_version"] == CONTRACT.attribute("plugin_version")["default"]
-        assert values["plugin_namespace"] == CONTRACT.attribute("plugin_namespace")["default"]
+        # TensorRT finds the plugin creator by these two; they must equal the node's domain and opset version.
+        assert values["plugin_namespace"] == node.domain == CONTRACT.domain
+        assert values["plugin_version"] == str(CONTRACT.version)
         assert len(node.input) == len(CONTRACT.input_names)
     imports = {o.domain: o.version for o in onnx_model.opset_import}
-    assert imports[CONTRACT.domain] == int(CONTRACT.version)
+    assert imports[CONTRACT.domain] == CONTRACT.version
 
 
 def test_model_local_function_defines_the_op(tiny_trt):

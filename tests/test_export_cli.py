@@ -11,9 +11,9 @@ from gldfn_export.exporter import ExportError, export_gldfn
 from gldfn_model.common.atomic import OutputPathError
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.network.checkpoint import save_checkpoint
-from gldfn_model.ops import onnx_format as metadata
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
+from gldfn_model.ops import onnx_format as metadata
 
 runner = CliRunner()
 

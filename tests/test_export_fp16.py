@@ -19,9 +19,9 @@ from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
 from gldfn_model.network.config import get_config
+from gldfn_model.network.gldfn import GLDFN
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.onnx_format import custom_nodes
-from gldfn_model.network.gldfn import GLDFN
 
 CONTRACT = load_contract()
 FLOAT, HALF = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from gldfn_model.ops.contract import load_contract
 from gldfn_model.network.filter_norm import filter_norm
+from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.ldf_op import local_dynamic_filter_reference, tap_offsets
 
 
@@ -90,3 +90,13 @@ def test_contract_accepts_supported_and_rejects_other_attributes():
         contract.validate_attributes(4, 1)
     with pytest.raises(ValueError):
         contract.validate_attributes(3, 0)
+
+
+def test_contract_states_the_plugin_lookup_once():
+    """The JSON file names the domain and version once; the plugin namespace and version are derived from them."""
+    contract = load_contract()
+    own = [a["name"] for a in contract.raw["attributes"]]
+    assert not set(own) & set(contract.plugin_lookup_attributes), "plugin_version/plugin_namespace are derived"
+    assert contract.plugin_lookup_attributes == {"plugin_version": str(contract.raw["version"]),
+                                                 "plugin_namespace": contract.raw["domain"]}
+    assert contract.attribute_names == [*own, "plugin_version", "plugin_namespace"]

@@ -2,7 +2,12 @@ import pytest
 import torch
 
 from gldfn_model.network.config import GLDFNConfig, get_config
-from gldfn_model.network.dynamic_layers import GlobalDynamicFilter, LocalDynamicFilter, gdf_temperature, set_gdf_temperature
+from gldfn_model.network.dynamic_layers import (
+    GlobalDynamicFilter,
+    LocalDynamicFilter,
+    gdf_temperature,
+    set_gdf_temperature,
+)
 from gldfn_model.network.gldfn import GLDFN
 
 MICRO = GLDFNConfig(channels=8, groups=2, modules_per_group=1, residual_blocks=1, ldf_squeeze=0.5)

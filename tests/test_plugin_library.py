@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PLUGIN_BUILD_FOLDER, PLUGIN_TEST_CUDA_ARCHS, build_marker_library
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
+from gldfn_model.common.hashing import file_sha256 as sha256_file
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.onnx_format import custom_nodes
 from gldfn_runtime import plugin_library
@@ -25,13 +27,9 @@ from gldfn_runtime.plugin_library import (
     find_plugin_library,
     find_tensorrt_headers,
 )
-from gldfn_runtime.sidecar import sha256_file
 from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
 
 CONTRACT = load_contract()
-NAMESPACE = CONTRACT.attribute("plugin_namespace")["default"]
-# One SM keeps the test build short; the default `gldfn-trt plugin build` compiles every target.
-from conftest import PLUGIN_BUILD_FOLDER, PLUGIN_TEST_CUDA_ARCHS, build_marker_library
 
 
 def _harness_module():
@@ -62,7 +60,7 @@ def built_library(tmp_path_factory) -> Path:
 def harness(built_library, tmp_path_factory):
     module = _harness_module()
     path = module.compile_harness(tmp_path_factory.mktemp("harness"), find_tensorrt_headers())
-    return module.PluginHarness(path, built_library, CONTRACT.name, CONTRACT.version, NAMESPACE)
+    return module.PluginHarness(path, built_library, CONTRACT.name, CONTRACT.plugin_version, CONTRACT.plugin_namespace)
 
 
 @pytest.fixture(scope="module")
@@ -204,13 +202,13 @@ def ldf_onnx(dtype: int, layers: list[tuple[int, int]], channels: int = 8, heigh
                    helper.make_tensor_value_info(f"channel{i}", dtype, [1, channels, k * k])]
         nodes.append(helper.make_node(
             CONTRACT.name, [current, f"spatial{i}", f"channel{i}"], [f"y{i}"], name=f"ldf{i}", domain=CONTRACT.domain,
-            kernel_size=k, dilation=d, plugin_version=CONTRACT.version, plugin_namespace=NAMESPACE))
+            kernel_size=k, dilation=d, **CONTRACT.plugin_lookup_attributes))
         current = f"y{i}"
     graph = helper.make_graph(nodes, "ldf", inputs, [helper.make_tensor_value_info(current, dtype, [1, channels, height, width])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid(CONTRACT.domain, 1)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid(CONTRACT.domain, CONTRACT.version)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _logger(trt):
     return trt.Logger(trt.Logger.ERROR)  # TensorRT keeps the first builder's logger for the process anyway
 
@@ -240,7 +238,7 @@ def plugin_layers(trt, network) -> list:
 
 
 def test_registry_loads_the_library_and_registers_the_creator(trt, built_library):
-    creator = trt.get_plugin_registry().get_creator(CONTRACT.name, CONTRACT.version, NAMESPACE)
+    creator = trt.get_plugin_registry().get_creator(CONTRACT.name, CONTRACT.plugin_version, CONTRACT.plugin_namespace)
     assert creator is not None
     assert [f.name for f in creator.field_names] == ["kernel_size", "dilation"]
     assert plugin_library.load_plugin_library(built_library) == built_library  # a second load is a no-op
@@ -278,7 +276,7 @@ def test_add_plugin_v3_one_layer_network_builds(trt):
         pytest.skip(f"{trt.__name__} {trt.__version__}'s Python network API has no add_plugin_v3 (the ONNX tests cover the layer)")
     import numpy as np
 
-    creator = trt.get_plugin_registry().get_creator(CONTRACT.name, CONTRACT.version, NAMESPACE)
+    creator = trt.get_plugin_registry().get_creator(CONTRACT.name, CONTRACT.plugin_version, CONTRACT.plugin_namespace)
     fields = trt.PluginFieldCollection([
         trt.PluginField("kernel_size", np.array([3], np.int32), trt.PluginFieldType.INT32),
         trt.PluginField("dilation", np.array([1], np.int32), trt.PluginFieldType.INT32)])

@@ -3,9 +3,8 @@ and better than bicubic on every test image."""
 import pytest
 from conftest import require_dataset
 
-from gldfn_model.network.checkpoint import SHIPPED_CONFIG, load_checkpoint, shipped_weights_path
 from gldfn_model.evaluation.evaluate import compare_with_bicubic
-
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG, load_checkpoint, shipped_weights_path
 
 
 def shipped_model():

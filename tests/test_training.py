@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from gldfn_model.network.checkpoint import CheckpointError, load_checkpoint
-from gldfn_model.training.trainer import TrainingDataError, TrainOptions, learning_rate, train
+from gldfn_model.training.trainer import TrainingDataError, TrainingRunError, TrainOptions, learning_rate, train
 
 
 @pytest.fixture
@@ -52,16 +52,16 @@ def test_log_and_checkpoint_contents(hr_folder, tmp_path):
     last = load_checkpoint(train(options(hr_folder, tmp_path / "run", iters=3)))
     assert last.config_name == "tiny" and last.config.scale == 4
     assert "optimizer" in last.extra and last.extra["iteration"] == 3
-    lines = [json.loads(l) for l in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
-    assert [l["iteration"] for l in lines] == [1, 2, 3]
-    assert all(np.isfinite(l["loss"]) for l in lines)
+    records = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [1, 2, 3]
+    assert all(np.isfinite(r["loss"]) for r in records)
 
 
 def test_refuses_to_overwrite_a_run_and_to_resume_nothing(hr_folder, tmp_path):
     train(options(hr_folder, tmp_path / "run", iters=1))
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(TrainingRunError, match="--resume"):
         train(options(hr_folder, tmp_path / "run", iters=1))
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(TrainingRunError, match="no checkpoint"):
         train(options(hr_folder, tmp_path / "empty", iters=1), resume=True)
 
 
@@ -147,8 +147,8 @@ def test_validation_logs_psnr_and_keeps_the_best(hr_folder, tmp_path):
     from gldfn_model.evaluation.evaluate import make_validator
 
     train(options(hr_folder, tmp_path / "run", iters=2, val_every=1), validate=make_validator(hr_folder, 4))
-    lines = [json.loads(l) for l in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
-    psnrs = [l["val_psnr"] for l in lines]
+    records = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    psnrs = [r["val_psnr"] for r in records]
     assert len(psnrs) == 2 and all(10 < p < 60 for p in psnrs)
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     assert best.extra["best_psnr"] == pytest.approx(max(psnrs))

@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from gldfn_export.exporter import export_gldfn
 from gldfn_model.cli import app
-from gldfn_model.network.config import get_config
 from gldfn_model.data.image_io import read_image, write_image
 from gldfn_model.data.imresize import imresize
 from gldfn_model.data.reference_inputs import real_image_input
 from gldfn_model.inference.runner import RunnerError
 from gldfn_model.inference.torch_runner import TorchRunner
+from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
 from gldfn_runtime import Upscaler
 from gldfn_runtime.upscaler import ImageShapeError

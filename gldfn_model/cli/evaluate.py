@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from gldfn_model.network.checkpoint import SHIPPED_CONFIG
 from gldfn_model.cli.degrade import check_setting, noise_from_level
 from gldfn_model.data.degradation import SETTINGS
 from gldfn_model.evaluation.metrics import CONVENTIONS
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG
 
 METHODS = ("bicubic", "model")
 
@@ -25,14 +24,14 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_command(
         hr: Path = typer.Option(..., "--hr", help="folder of HR test images"),
-        setting: Optional[str] = typer.Option(None, help=f"degradation setting: {', '.join(SETTINGS)} "
+        setting: str | None = typer.Option(None, help=f"degradation setting: {', '.join(SETTINGS)} "
                                               "(default gaussian8, or the --lr-dir folder's)"),
         scale: int = typer.Option(4, help="scale factor (2, 3, 4)"),
         method: str = typer.Option("bicubic", help="bicubic (MATLAB-style upsampling) or model"),
-        checkpoint: Optional[Path] = typer.Option(None, help="GLDFN checkpoint (default: the shipped weights)"),
+        checkpoint: Path | None = typer.Option(None, help="GLDFN checkpoint (default: the shipped weights)"),
         config: str = typer.Option(SHIPPED_CONFIG, help="config of the shipped weights used when no --checkpoint is given"),
         convention: str = typer.Option("dcls", help="scoring convention: dcls (Y 16-235, border crop) or ikc"),
-        lr_dir: Optional[Path] = typer.Option(None, "--lr-dir", help="read LR images from a `gldfn degrade` folder"),
+        lr_dir: Path | None = typer.Option(None, "--lr-dir", help="read LR images from a `gldfn degrade` folder"),
         seed: int = typer.Option(0, help="seed of the random settings and of the noise"),
         noise: float = typer.Option(0.0, help="AWGN sigma in 8-bit levels (e.g. 15 or 30); not for sv"),
         sv_noise: str = typer.Option("low", help="sv noise range: low = [0, 5]/255, high = [5, 10]/255"),
@@ -41,12 +40,8 @@ def register(app: typer.Typer) -> None:
         """Degrade (or read) the test images, restore them, and report per-image and mean PSNR / SSIM."""
         from gldfn_model.evaluation import evaluate as evaluation
 
-        try:
-            if setting is None:
-                setting = evaluation.read_manifest(lr_dir)["setting"] if lr_dir is not None and _has_manifest(lr_dir) else "gaussian8"
-        except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        if setting is None:
+            setting = evaluation.read_manifest(lr_dir)["setting"] if lr_dir is not None and _has_manifest(lr_dir) else "gaussian8"
         check_setting(setting, sv_noise, noise)
         if method not in METHODS:
             raise typer.BadParameter(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
@@ -59,16 +54,12 @@ def register(app: typer.Typer) -> None:
             if not as_json:
                 typer.echo(f"{image.name:24s} {image.variant:>2d}  {image.psnr:7.3f} dB  {image.ssim:.4f}")
 
-        try:
-            if method == "bicubic":
-                restore = evaluation.bicubic_restore(scale)
-            else:
-                restore = evaluation.model_restore(evaluation.load_eval_model(checkpoint, scale, config))
-            result = evaluation.evaluate(hr, setting, scale, restore, convention, seed, noise_from_level(noise),
-                                         sv_noise, lr_dir, on_image=show)
-        except (ValueError, OSError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        if method == "bicubic":
+            restore = evaluation.bicubic_restore(scale)
+        else:
+            restore = evaluation.model_restore(evaluation.load_eval_model(checkpoint, scale, config))
+        result = evaluation.evaluate(hr, setting, scale, restore, convention, seed, noise_from_level(noise),
+                                     sv_noise, lr_dir, on_image=show)
         if as_json:
             typer.echo(json.dumps({"method": method, **result.to_dict()}, indent=1))
         else:

@@ -49,16 +49,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Parameters and multiply-accumulates, analytically, with a per-component breakdown."""
         size = parse_size(lr_size)
-        try:
-            if ablation:
-                rows = {}
-                for variant in ABLATION_VARIANTS:
-                    cfg = get_config(config, scale, variant)
-                    rows[variant] = complexity_dict(config, scale, size, count_complexity(cfg, *size))
-            else:
-                data = complexity_dict(config, scale, size, count_complexity(get_config(config, scale), *size))
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
+        if ablation:
+            rows = {}
+            for variant in ABLATION_VARIANTS:
+                cfg = get_config(config, scale, variant)
+                rows[variant] = complexity_dict(config, scale, size, count_complexity(cfg, *size))
+        else:
+            data = complexity_dict(config, scale, size, count_complexity(get_config(config, scale), *size))
         if ablation:
             if as_json:
                 typer.echo(json.dumps({v: {**d, "paper_params": int(TABLE_I_PARAMS[v] * 1e6)} for v, d in rows.items()}, indent=2))

@@ -10,8 +10,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from gldfn_model.common.errors import GldfnError
 
+from gldfn_model.common.errors import GldfnError
 
 # A temporary file untouched this long is taken to be left by a dead process (a live writer keeps writing).
 STALE_TEMP_SECONDS = 10 * 60
@@ -52,6 +52,17 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def make_output_folder(path: str | os.PathLike[str]) -> Path:
+    """Create the output folder ``path`` (and its parents) unless it exists; OutputPathError when it cannot be."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, a read-only file system
+        raise OutputPathError(f"cannot create the output folder {folder}: {exc.strerror or exc} "
+                              "(choose another output folder)") from exc
+    return folder
 
 
 @contextlib.contextmanager

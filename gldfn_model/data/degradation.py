@@ -31,8 +31,8 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 
-from gldfn_model.data.imresize import imresize_torch
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.data.imresize import imresize_torch
 
 SUPPORTED_SCALES = (2, 3, 4)
 SETTINGS = ("gaussian8", "iso", "aniso", "sv")

@@ -21,6 +21,10 @@ class ImageReadError(GldfnError, ValueError):
     """A file is missing, empty, or not a readable image."""
 
 
+class ImageWriteError(GldfnError, ValueError):
+    """An image cannot be written in the format its file name asks for."""
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """The image as stored: ``H x W`` gray, ``H x W x 3`` RGB or ``H x W x 4`` RGBA; uint8, or uint16 for
     16-bit files. Palette and other modes are converted to RGB(A)."""
@@ -87,7 +91,7 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
     path = Path(path)
     image_format = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
     if image_format is None:
-        raise ValueError(f"{path}: unknown image suffix (use one of {', '.join(IMAGE_SUFFIXES)})")
+        raise ImageWriteError(f"{path}: unknown image suffix (use one of {', '.join(IMAGE_SUFFIXES)})")
     array = np.asarray(array)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise ValueError(f"{path}: cannot write an array of shape {array.shape} as an image")
@@ -95,7 +99,7 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
         array = array[:, :, 0]
     if array.dtype == np.uint16:
         if image_format != "PNG":
-            raise ValueError(f"{path}: 16-bit output needs a .png file; convert to uint8 for {image_format}")
+            raise ImageWriteError(f"{path}: 16-bit output needs a .png file; convert to uint8 for {image_format}")
         planes = 1 if array.ndim == 2 else array.shape[2]
         writer = png.Writer(array.shape[1], array.shape[0], greyscale=planes == 1, alpha=planes == 4, bitdepth=16)
         with atomic_output(path) as tmp, open(tmp, "wb") as fh:

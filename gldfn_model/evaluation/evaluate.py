@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from gldfn_model.common.errors import GldfnError
 from gldfn_model.data import degradation as deg
-from gldfn_model.network.checkpoint import SHIPPED_CONFIG
 from gldfn_model.data.image_io import ImageReadError, list_images, read_rgb
 from gldfn_model.data.imresize import imresize
 from gldfn_model.evaluation.metrics import check_convention, quantize_uint8, score
 from gldfn_model.inference.runner import Runner, run_image
-from gldfn_model.common.errors import GldfnError
+from gldfn_model.network.checkpoint import SHIPPED_CONFIG
 
 RestoreFn = Callable[[np.ndarray], np.ndarray]
 """LR ``h x w x 3`` uint8 -> SR ``sh x sw x 3`` (uint8, or float in [0, 1])."""
@@ -118,7 +118,7 @@ def write_degraded_folder(hr_dir: str | Path, out_dir: str | Path, setting: str,
     """Degrade every image of ``hr_dir`` into ``out_dir`` (created if needed): ``<stem>_<variant>.png`` LR images
     and a ``manifest.json`` with each one's HR name, size and degradation parameters. Every file is written
     atomically; the manifest last, so a folder with a manifest is complete. Returns the manifest."""
-    from gldfn_model.common.atomic import atomic_output
+    from gldfn_model.common.atomic import atomic_output, make_output_folder
     from gldfn_model.data.image_io import write_image
 
     hr_paths = list_images(hr_dir)
@@ -126,8 +126,7 @@ def write_degraded_folder(hr_dir: str | Path, out_dir: str | Path, setting: str,
     clashes = sorted({s for s in stems if stems.count(s) > 1})
     if clashes:
         raise EvaluationError(f"{hr_dir}: several images share the name stem(s) {clashes}; their LR files would collide")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_folder(out_dir)
     entries = []
     for case in degrade_cases(hr_dir, setting, scale, seed, noise_sigma, sv_noise):
         lr_name = f"{Path(case.name).stem}_{case.variant}.png"

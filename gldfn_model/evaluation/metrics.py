@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.ndimage
+
 from gldfn_model.common.errors import GldfnError
 
 CONVENTIONS = ("dcls", "ikc")

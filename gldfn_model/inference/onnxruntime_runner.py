@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from gldfn_model.common.optional import import_onnxruntime
 from gldfn_model.inference.runner import RunnerError, Size, check_batch
 from gldfn_model.ops import onnx_format
+
+ort = import_onnxruntime()
 
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",

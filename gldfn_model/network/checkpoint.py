@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 from gldfn_model.common.atomic import atomic_output
+from gldfn_model.common.errors import GldfnError
 from gldfn_model.network.config import GLDFNConfig
 from gldfn_model.network.gldfn import GLDFN
-from gldfn_model.common.errors import GldfnError
 
 CHECKPOINT_FORMAT = 1
 # The config whose trained weights the package ships; commands default to it when no checkpoint is given.

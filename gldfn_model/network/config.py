@@ -4,9 +4,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from gldfn_model.common.errors import GldfnError
+
 SUPPORTED_SCALES = (2, 3, 4)
 ACTIVATIONS = ("relu", "lrelu", "gelu")
 FUSIONS = ("conv1x1", "conv3x3")
+
+
+class ConfigError(GldfnError, ValueError):
+    """A config name, field or value that GLDFN does not have."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class GLDFNConfig:
         if not 0.0 < self.ldf_squeeze <= 4.0:
             problems.append(f"ldf_squeeze={self.ldf_squeeze} (must be in (0, 4])")
         if problems:
-            raise ValueError("invalid GLDFN config: " + "; ".join(problems))
+            raise ConfigError("invalid GLDFN config: " + "; ".join(problems))
 
     @property
     def num_modules(self) -> int:
@@ -84,11 +90,11 @@ class GLDFNConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GLDFNConfig":
+    def from_dict(cls, data: dict[str, Any]) -> GLDFNConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown GLDFN config fields: {unknown}")
+            raise ConfigError(f"unknown GLDFN config fields: {unknown}")
         return cls(**known)
 
 
@@ -116,11 +122,11 @@ ABLATION_DESCRIPTIONS = {
 def get_config(name: str, scale: int = 4, ablation: str | None = None) -> GLDFNConfig:
     """A named config at a given scale, optionally turned into one of Table I's variants A-D."""
     if name not in NAMED_CONFIGS:
-        raise ValueError(f"unknown config {name!r}; choose one of {sorted(NAMED_CONFIGS)}")
+        raise ConfigError(f"unknown config {name!r}; choose one of {sorted(NAMED_CONFIGS)}")
     config = replace(NAMED_CONFIGS[name], scale=scale)
     if ablation is not None:
         if ablation not in ABLATION_VARIANTS:
-            raise ValueError(f"unknown ablation variant {ablation!r}; choose one of {sorted(ABLATION_VARIANTS)}")
+            raise ConfigError(f"unknown ablation variant {ablation!r}; choose one of {sorted(ABLATION_VARIANTS)}")
         local, global_ = ABLATION_VARIANTS[ablation]
         config = replace(config, local_dynamic=local, global_dynamic=global_)
     return config

@@ -1,5 +1,11 @@
 """The machine-readable contract of the local dynamic filter op, shared by the exporter, the plugin
-build (CMake reads the same JSON file) and the tests."""
+build (CMake reads the same JSON file) and the tests.
+
+Each fact is stated once. ``domain`` is the op's ONNX domain and also the TensorRT plugin namespace; ``version``
+is the domain's opset version and also the plugin version. The exported node carries them a second time as the
+``plugin_namespace`` / ``plugin_version`` attributes, which TensorRT's ONNX parser reads to find the plugin
+creator; those are derived here (:attr:`OpContract.plugin_lookup_attributes`), never written in the JSON file.
+"""
 from __future__ import annotations
 
 import json
@@ -25,8 +31,23 @@ class OpContract:
         return self.raw["domain"]
 
     @property
-    def version(self) -> str:
-        return self.raw["version"]
+    def version(self) -> int:
+        return int(self.raw["version"])
+
+    @property
+    def plugin_namespace(self) -> str:
+        """The namespace the plugin creator registers under: the ONNX domain."""
+        return self.domain
+
+    @property
+    def plugin_version(self) -> str:
+        """The version the plugin creator registers under: the op version, as the string TensorRT takes."""
+        return str(self.version)
+
+    @property
+    def plugin_lookup_attributes(self) -> dict[str, str]:
+        """The node attributes TensorRT's ONNX parser reads to pick the plugin creator."""
+        return {"plugin_version": self.plugin_version, "plugin_namespace": self.plugin_namespace}
 
     @property
     def contract_version(self) -> int:
@@ -34,7 +55,8 @@ class OpContract:
 
     @property
     def attribute_names(self) -> list[str]:
-        return [a["name"] for a in self.raw["attributes"]]
+        """Every attribute an exported node carries: the op's own, then the plugin look-up pair."""
+        return [a["name"] for a in self.raw["attributes"]] + list(self.plugin_lookup_attributes)
 
     def attribute(self, name: str) -> dict[str, Any]:
         for attr in self.raw["attributes"]:

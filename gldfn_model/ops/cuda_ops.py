@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gldfn_model.ops.ldf_op import _check_inputs, local_dynamic_filter_reference
+from gldfn_model.ops.ldf_op import check_ldf_inputs, local_dynamic_filter_reference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KERNEL_DIR = REPO_ROOT / "plugins" / "local_dynamic_filter"
@@ -119,7 +119,7 @@ def _warn_once(reason: str) -> None:
 
 def local_dynamic_filter_cuda(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: int) -> Tensor:
     """The op's CUDA forward: the project's kernel, or the reference with a one-time warning where it can't run."""
-    _check_inputs(x, spatial, channel, kernel_size, dilation)
+    check_ldf_inputs(x, spatial, channel, kernel_size, dilation)
     if len({x.device, spatial.device, channel.device}) > 1:
         # Not a kernel limitation but a caller error: the reference raises torch's own device-mismatch error.
         return local_dynamic_filter_reference(x, spatial, channel, kernel_size, dilation)

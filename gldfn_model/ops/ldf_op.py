@@ -6,7 +6,7 @@ Taps t run row-major over a k x k window with dilation d, zero padding, no kerne
 implementation adds one shifted product per tap into the output, restricted to the region where the shifted
 input is inside the image, so it never builds a k^2-times unfolded copy of the input: its extra memory is the
 output plus one temporary of the input's size. On CUDA tensors the forward runs the project's CUDA kernel instead
-(gldfn_model/cuda_ops.py, compiled on first use); the backward is the reference's torch ops on every device.
+(gldfn_model/ops/cuda_ops.py, compiled on first use); the backward is the reference's torch ops on every device.
 """
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def _tap_regions(height: int, width: int, kernel_size: int, dilation: int) -> It
         yield tap, slice(y0, y1), slice(x0, x1), slice(y0 + dy, y1 + dy), slice(x0 + dx, x1 + dx)
 
 
-def _check_inputs(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: int) -> None:
+def check_ldf_inputs(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: int) -> None:
+    """Raise ValueError unless the arguments describe a valid call: an odd kernel size, dilation >= 1, and filter
+    shapes that match ``x``. Every implementation of the op (the reference, the CUDA forward) checks with this."""
     taps = kernel_size * kernel_size
     if kernel_size < 1 or kernel_size % 2 == 0 or dilation < 1:
         raise ValueError(f"local_dynamic_filter needs an odd kernel_size and dilation >= 1, got {kernel_size}, {dilation}")
@@ -50,7 +52,7 @@ def _check_inputs(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int,
 
 def local_dynamic_filter_reference(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: int) -> Tensor:
     """The op's arithmetic in plain PyTorch, as a sum of shifted products."""
-    _check_inputs(x, spatial, channel, kernel_size, dilation)
+    check_ldf_inputs(x, spatial, channel, kernel_size, dilation)
     out = torch.zeros_like(x)
     scratch = torch.empty_like(x)  # one reused temporary keeps the extra memory at two input sizes
     for tap, oy, ox, iy, ix in _tap_regions(x.shape[2], x.shape[3], kernel_size, dilation):
@@ -82,7 +84,9 @@ def local_dynamic_filter(x: Tensor, spatial: Tensor, channel: Tensor, kernel_siz
 
 @local_dynamic_filter.register_kernel("cuda")
 def _(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: int) -> Tensor:
-    from gldfn_model.ops.cuda_ops import local_dynamic_filter_cuda  # imported (and compiled) on the first CUDA call only
+    from gldfn_model.ops.cuda_ops import (
+        local_dynamic_filter_cuda,  # imported (and compiled) on the first CUDA call only
+    )
 
     return local_dynamic_filter_cuda(x, spatial, channel, kernel_size, dilation)
 

@@ -18,13 +18,14 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from gldfn_model.common.atomic import make_output_folder
+from gldfn_model.common.errors import GldfnError
+from gldfn_model.data.degradation import degrade_batch, isotropic_gaussian_kernel, training_sigma_range
+from gldfn_model.data.image_io import list_images, read_rgb
 from gldfn_model.network.checkpoint import load_latest_checkpoint, previous_checkpoint_path, save_checkpoint
 from gldfn_model.network.config import get_config
-from gldfn_model.data.degradation import degrade_batch, isotropic_gaussian_kernel, training_sigma_range
 from gldfn_model.network.dynamic_layers import gdf_temperature, set_gdf_temperature
-from gldfn_model.data.image_io import list_images, read_rgb
 from gldfn_model.network.gldfn import GLDFN
-from gldfn_model.common.errors import GldfnError
 
 # The paper: 5e5 iterations, lr 4e-4 halved every 2e5 iterations; we keep the ratio for shorter runs.
 PAPER_ITERATIONS = 500_000
@@ -34,6 +35,10 @@ KERNEL_SIZE = 21
 
 class TrainingDataError(GldfnError, ValueError):
     """The training images cannot be used as given."""
+
+
+class TrainingRunError(GldfnError, ValueError):
+    """The options or the run folder do not allow this run (resume without a checkpoint, an unsupported setting...)."""
 
 
 @dataclass
@@ -104,7 +109,7 @@ class PatchSampler:
 
 def sample_kernels(setting: str, scale: int, batch: int, rng: np.random.Generator) -> Tensor:
     if setting != "iso":
-        raise ValueError(f"training setting {setting!r} is not supported yet; use 'iso' (Setting 1)")
+        raise TrainingRunError(f"training setting {setting!r} is not supported yet; use 'iso' (Setting 1)")
     low, high = training_sigma_range(scale)
     sigmas = rng.uniform(low, high, size=batch)
     return torch.from_numpy(np.stack([isotropic_gaussian_kernel(float(s), KERNEL_SIZE) for s in sigmas])).float()
@@ -152,13 +157,13 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     out = Path(options.out)
     last_path = out / "last.pt"
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        make_output_folder(out)
     saved = [path for path in (last_path, previous_checkpoint_path(last_path)) if path.is_file()]
     if resume and not saved:
-        raise FileNotFoundError(f"--resume: no checkpoint {last_path} to resume from")
+        raise TrainingRunError(f"--resume: no checkpoint {last_path} to resume from")
     if not resume and saved:
-        raise FileExistsError(f"{out} already holds a run ({saved[0]}); pass --resume to continue it or choose "
-                              "another --out")
+        raise TrainingRunError(f"{out} already holds a run ({saved[0]}); pass --resume to continue it or choose "
+                               "another --out")
 
     config = get_config(options.config, options.scale)
     torch.manual_seed(options.seed)
@@ -183,7 +188,7 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         saved_iters = ckpt.extra.get("options", {}).get("iters")
         if saved_iters != options.iters:
             if options.iters <= start:
-                raise ValueError(f"--iters {options.iters} is not beyond the {start} iterations already done")
+                raise TrainingRunError(f"--iters {options.iters} is not beyond the {start} iterations already done")
             # Re-planning a run's length re-scales the rest of its lr schedule; the resume is then not bit-exact.
             print(f"note: the run was planned for {saved_iters} iterations; continuing to {options.iters} "
                   f"with the lr schedule re-scaled", flush=True)

@@ -27,10 +27,9 @@ function(gldfn_generate_contract_header contract_file output_file)
   string(JSON GLDFN_PLUGIN_NAME GET "${json}" name)
   string(JSON GLDFN_CONTRACT_VERSION GET "${json}" contract_version)
 
-  _gldfn_contract_attribute("${json}" plugin_version idx)
-  string(JSON GLDFN_PLUGIN_VERSION GET "${json}" attributes ${idx} default)
-  _gldfn_contract_attribute("${json}" plugin_namespace idx)
-  string(JSON GLDFN_PLUGIN_NAMESPACE GET "${json}" attributes ${idx} default)
+  # The ONNX domain and op version are also the plugin namespace and version (one field each in the contract).
+  string(JSON GLDFN_PLUGIN_NAMESPACE GET "${json}" domain)
+  string(JSON GLDFN_PLUGIN_VERSION GET "${json}" version)
 
   _gldfn_contract_attribute("${json}" kernel_size idx)
   string(JSON GLDFN_FIELD_KERNEL_SIZE GET "${json}" attributes ${idx} name)

@@ -19,9 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from plugin_harness import PHASE_BUILD, PluginHarness  # noqa: E402
+
 from gldfn_model.ops.contract import load_contract  # noqa: E402
 from gldfn_model.ops.ldf_op import local_dynamic_filter_reference  # noqa: E402
-from plugin_harness import PHASE_BUILD, PluginHarness  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 SMALL_SHAPES = [(1, 3, 1, 1), (2, 5, 17, 23), (1, 7, 9, 130), (3, 16, 33, 65), (1, 64, 8, 8)]
@@ -156,8 +157,7 @@ def main() -> int:
     args = parser.parse_args()
 
     contract = load_contract()
-    namespace = contract.attribute("plugin_namespace")["default"]
-    harness = PluginHarness(args.harness, args.plugin, contract.name, contract.version, namespace)
+    harness = PluginHarness(args.harness, args.plugin, contract.name, contract.plugin_version, contract.plugin_namespace)
     print(f"device: {torch.cuda.get_device_name(0)}, capability {torch.cuda.get_device_capability(0)}")
     report: dict = {"device": torch.cuda.get_device_name(0)}
     if args.profile:

@@ -76,8 +76,8 @@ contract_file = repo / "gldfn_model/ops/contracts/local_dynamic_filter.json"
 c = json.loads(contract_file.read_text())
 attr = {a["name"]: a for a in c["attributes"]}
 values = {"GLDFN_CONTRACT_FILE": str(contract_file), "GLDFN_CONTRACT_VERSION": c["contract_version"],
-          "GLDFN_PLUGIN_NAME": c["name"], "GLDFN_PLUGIN_VERSION": attr["plugin_version"]["default"],
-          "GLDFN_PLUGIN_NAMESPACE": attr["plugin_namespace"]["default"], "GLDFN_FIELD_KERNEL_SIZE": "kernel_size",
+          "GLDFN_PLUGIN_NAME": c["name"], "GLDFN_PLUGIN_VERSION": c["version"],
+          "GLDFN_PLUGIN_NAMESPACE": c["domain"], "GLDFN_FIELD_KERNEL_SIZE": "kernel_size",
           "GLDFN_FIELD_DILATION": "dilation", "GLDFN_DEFAULT_KERNEL_SIZE": attr["kernel_size"]["default"],
           "GLDFN_DEFAULT_DILATION": attr["dilation"]["default"],
           "GLDFN_ALLOWED_KERNEL_SIZES": ", ".join(map(str, attr["kernel_size"]["allowed"])),

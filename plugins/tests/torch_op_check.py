@@ -21,10 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gpu_check import DTYPES, LARGE_SHAPES, MAIN_CASE, SMALL_SHAPES, finish, make_inputs, time_cuda  # noqa: E402
+
 from gldfn_model.ops import cuda_ops  # noqa: E402
 from gldfn_model.ops.contract import load_contract  # noqa: E402
 from gldfn_model.ops.ldf_op import local_dynamic_filter_reference  # noqa: E402
-from gpu_check import DTYPES, LARGE_SHAPES, MAIN_CASE, SMALL_SHAPES, finish, make_inputs, time_cuda  # noqa: E402
 
 WINDOWS = [(3, 1), (3, 2), (5, 1), (5, 2)]
 TIMED_CASES = [(MAIN_CASE, 3, 1, "float16"), (MAIN_CASE, 3, 1, "float32"), (MAIN_CASE, 5, 2, "float16")]

@@ -1,0 +1,50 @@
+"""How every command line of the project reports a user error: one place catches :class:`GldfnError`.
+
+``gldfn``, ``gldfn-export``, ``gldfn-trt`` and ``gldfn-calibrate`` build their Typer apps with :class:`GldfnTyper`.
+A :class:`GldfnError` raised while a command runs becomes one ``error: <message>`` line on stderr and exit
+status 1; commands list no exception classes of their own. Typer's usage errors (a bad option, a missing
+argument, ``typer.BadParameter``) keep click's status 2. Other exceptions are bugs and keep their traceback.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from gldfn_model.common.errors import GldfnError
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # an error the message explains
+EXIT_USAGE = 2  # the command line itself is wrong (click's status for usage errors)
+
+
+class _ReportsGldfnErrors:
+    """For click commands: ``main`` (what both ``app()`` and Typer's CliRunner call) turns a GldfnError into
+    one line and EXIT_ERROR."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)  # type: ignore[misc]
+        except GldfnError as error:
+            typer.echo(f"error: {error}", err=True)
+            sys.exit(EXIT_ERROR)
+
+
+class GldfnGroup(_ReportsGldfnErrors, TyperGroup):
+    """An app with several commands."""
+
+
+class GldfnCommand(_ReportsGldfnErrors, TyperCommand):
+    """An app that is a single command (Typer then runs the command itself, not a group)."""
+
+
+class GldfnTyper(typer.Typer):
+    """A Typer app whose commands report GldfnError as one ``error:`` line with exit status 1."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=GldfnGroup, **kwargs)
+
+    def command(self, *args: Any, cls: type[TyperCommand] = GldfnCommand, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls, **kwargs)
