@@ -42,7 +42,7 @@ def find_plugin() -> Path | None:
 def build_engine_on_cpu(path: str | Path, plugin_library: str | Path | None = None) -> EngineCheck:
     """Parse ``path`` and build a serialized engine in memory (nothing is written); raise CalibrationError with
     the parser's / builder's messages when either fails, TensorRTUnavailable when no TensorRT imports."""
-    from gldfn_runtime.tensorrt_compat import load_tensorrt
+    from gldfn_runtime.tensorrt_compat import enable_plugin_override, load_tensorrt
 
     backend = load_tensorrt()
     trt = backend.module
@@ -59,7 +59,7 @@ def build_engine_on_cpu(path: str | Path, plugin_library: str | Path | None = No
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
     if library is not None:
-        parser.set_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
+        enable_plugin_override(parser, trt)
     if not parser.parse_from_file(str(path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise CalibrationError(f"{backend.name} cannot parse {path}: {errors}")
