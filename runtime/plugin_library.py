@@ -12,7 +12,6 @@ of the installed TensorRT's major that ``gldfn-trt plugin build`` writes.
 from __future__ import annotations
 
 import ctypes.util
-import mmap
 import os
 import platform
 import re
@@ -99,8 +98,7 @@ def find_tensorrt_headers(
 
 def library_tensorrt_version(library: str | os.PathLike[str]) -> Version | None:
     """The TensorRT header version a plugin library was built with (its .gldfn_build record), or None."""
-    with open(library, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        match = _BUILD_INFO.search(data)
+    match = _BUILD_INFO.search(Path(library).read_bytes())
     return None if match is None else (int(match[1]), int(match[2]), int(match[3]))
 
 
