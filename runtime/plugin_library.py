@@ -12,6 +12,7 @@ of the installed TensorRT's major that ``gldfn-trt plugin build`` writes.
 from __future__ import annotations
 
 import ctypes.util
+import importlib.metadata
 import os
 import platform
 import re
@@ -36,6 +37,12 @@ LIBRARY_ENV = "GLDFN_TRT_PLUGIN_LIBRARY"
 _BUILD_INFO = re.compile(rb"gldfn-trt-plugin:tensorrt-headers=(\d+)\.(\d+)\.(\d+);")
 # TensorRT <= 10.12 defines NV_TENSORRT_MAJOR as a number, 10.13 and later TRT_MAJOR_ENTERPRISE.
 _HEADER_DEFINE = re.compile(r"^#define\s+(?:NV_TENSORRT_|TRT_)(MAJOR|MINOR|PATCH)(?:_ENTERPRISE)?\s+(\d+)", re.M)
+
+# Wheels whose CUDA major should be the plugin's (the static CUDA runtime of the nvcc that built it): their name
+# says it, or (cuda-bindings, cuda-python's) their version does.
+_CUDA_WHEELS = {"cuda-bindings": None, "tensorrt-cu12": 12, "tensorrt-cu13": 13, "tensorrt-rtx-cu12": 12,
+                "tensorrt-rtx-cu13": 13}
+MIN_DRIVER = {12: 525, 13: 580}  # NVIDIA's minor-version compatibility: the oldest driver branch per CUDA major
 
 _loaded: dict[tuple[int, Path], Any] = {}
 
@@ -152,6 +159,30 @@ def check_library_matches(library: Path, backend: TensorRTBackend) -> Version:
     return version
 
 
+def installed_cuda_majors() -> dict[str, int]:
+    """The CUDA major of each installed cuda-python / TensorRT wheel, by distribution name."""
+    found = {}
+    for name, major in _CUDA_WHEELS.items():
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found[name] = major if major is not None else int(version.split(".")[0])
+    return found
+
+
+def cuda_major_warnings(nvcc_version: str, installed: dict[str, int]) -> list[str]:
+    """Warnings for installed wheels of another CUDA major than the nvcc that builds the plugin."""
+    major = int(nvcc_version.split(".")[0])
+    driver = f" (driver >= {MIN_DRIVER[major]})" if major in MIN_DRIVER else ""
+    return [
+        f"warning: nvcc {nvcc_version} gives the plugin the CUDA {major} runtime{driver}, but {name} is CUDA {other}: "
+        f"build with a CUDA {other} nvcc (set CUDACXX to it) or install the CUDA {major} extras, so that one CUDA "
+        f"major (and driver) serves all"
+        for name, other in installed.items() if other != major
+    ]
+
+
 def _run(command: list[str], step: str) -> str:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -242,6 +273,9 @@ def build_plugin_library(
         for line in output.splitlines():
             if line.startswith(("-- nvcc ", "-- TensorRT ")):
                 report(line[3:])
+        nvcc_version = re.search(r"^-- nvcc ([0-9.]+):", output, re.M)
+        for warning in cuda_major_warnings(nvcc_version[1], installed_cuda_majors()) if nvcc_version else ():
+            report(warning)
     _run(["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 1)], "CMake build")
     built = build / built_name
     if not built.is_file():

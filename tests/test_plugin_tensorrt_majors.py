@@ -63,6 +63,16 @@ def test_library_names_and_default_folders_by_major():
     assert plugin_lib.default_build_dir(10) == plugin_lib.DEFAULT_BUILD_DIR / "trt10"
 
 
+def test_wheels_of_another_cuda_major_than_nvcc_are_warned_about():
+    assert plugin_lib.cuda_major_warnings("13.0.88", {"cuda-bindings": 13, "tensorrt-rtx-cu13": 13}) == []
+    warnings = plugin_lib.cuda_major_warnings("13.0.88", {"cuda-bindings": 12, "tensorrt-cu12": 12})
+    assert len(warnings) == 2 and "CUDA 13 runtime (driver >= 580), but cuda-bindings is CUDA 12" in warnings[0]
+    assert "CUDA 12 runtime (driver >= 525), but tensorrt-cu13 is CUDA 13" in plugin_lib.cuda_major_warnings(
+        "12.8.1", {"tensorrt-cu13": 13})[0]
+    installed = plugin_lib.installed_cuda_majors()
+    assert all(major in (11, 12, 13) for major in installed.values())
+
+
 def test_build_for_a_major_without_its_headers_says_what_to_install(tmp_path):
     headers = find_tensorrt_headers()
     if headers is None or header_version(headers)[0] == 10:

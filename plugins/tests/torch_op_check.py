@@ -3,7 +3,7 @@ torch extension of gldfn_model/cuda_ops.py: builds the extension (JIT), compares
 (FP32 and FP16 against the contract's tolerances, odd shapes, k 3/5, dilation 1/2, strided inputs) and times it
 against the reference. Run by gpu_check.sh.
 
-  python plugins/tests/torch_op_check.py [--quick] [--json OUT]
+  python3 plugins/tests/torch_op_check.py [--quick] [--json OUT]
 
 --quick checks small shapes only (for compute-sanitizer)."""
 from __future__ import annotations
