@@ -165,7 +165,8 @@ class ContextExecutor:
             self._check(self._cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
 
     def close(self) -> None:
-        """Wait for queued work, then free the buffers, events and stream; later calls raise RunnerError."""
+        """Wait for queued work, then free the buffers, events and stream and release the context; later calls
+        raise RunnerError."""
         rt = self._cudart
         with self._lock:
             if self._closed:
@@ -180,3 +181,4 @@ class ContextExecutor:
                 rt.cudaEventDestroy(event)
             self._timing_events = None
             rt.cudaStreamDestroy(self._stream)
+            self._context = None  # TensorRT wants contexts released before their engine

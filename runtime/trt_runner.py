@@ -184,9 +184,11 @@ class TensorRTRunner:
         self.executor.synchronize()
 
     def close(self) -> None:
-        """Free device memory, events and the stream (also done when the runner is garbage collected)."""
+        """Free device memory, events and the stream, then release context, engine and runtime in that order
+        (also done when the runner is garbage collected)."""
         if self._executor is not None:
             self._executor.close()
+        self._engine = self._runtime = None
 
     def __enter__(self) -> "TensorRTRunner":
         return self
