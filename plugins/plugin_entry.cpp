@@ -3,6 +3,16 @@
 #include "plugin_logging.h"
 
 #include <NvInferRuntime.h>
+#include <NvInferVersion.h>
+
+#define GLDFN_STRINGIFY_(x) #x
+#define GLDFN_STRINGIFY(x) GLDFN_STRINGIFY_(x)
+
+// The TensorRT headers the library was built with, readable without loading it (gldfn_runtime.plugin_library
+// refuses a library whose TensorRT major does not match the loaded TensorRT's): `readelf -p .gldfn_build LIB`.
+__attribute__((used, section(".gldfn_build"))) static char const kBuildInfo[]
+    = "gldfn-trt-plugin:tensorrt-headers=" GLDFN_STRINGIFY(NV_TENSORRT_MAJOR) "." GLDFN_STRINGIFY(
+        NV_TENSORRT_MINOR) "." GLDFN_STRINGIFY(NV_TENSORRT_PATCH) ";";
 
 extern "C" __attribute__((visibility("default"))) void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
 {

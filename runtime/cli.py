@@ -7,7 +7,7 @@ import typer
 
 from gldfn_model.common.cli_errors import GldfnTyper
 from gldfn_runtime import cli_engine
-from gldfn_runtime.plugin_library import DEFAULT_BUILD_DIR, build_plugin_library
+from gldfn_runtime.plugin_library import MIN_TENSORRT_MAJOR, build_plugin_library
 
 app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN on TensorRT / TensorRT-RTX.")
 plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True, help="The TensorRT plugin library.")
@@ -22,15 +22,23 @@ def _root() -> None:
 
 @plugin_app.command("build")
 def plugin_build(
-    build_dir: Path = typer.Option(DEFAULT_BUILD_DIR, help="CMake build folder; the runtime finds the library here by default."),
-    cuda_archs: str | None = typer.Option(None, help="CMAKE_CUDA_ARCHITECTURES, e.g. '90-real' (default: SM 75-120 + PTX)."),
-    tensorrt_root: Path | None = typer.Option(None, help="Folder holding include/NvInferRuntime.h (TensorRT >= 11)."),
+    build_dir: Path | None = typer.Option(
+        None, help="CMake build folder (default: plugins/build for TensorRT 11 and TensorRT-RTX, plugins/build/trtN "
+        "for TensorRT N: where the runtime finds the library)."),
+    tensorrt_major: int | None = typer.Option(
+        None, min=MIN_TENSORRT_MAJOR, help="Build for this TensorRT major, 10 or 11 (default: the installed "
+        "TensorRT's; TensorRT-RTX counts as 11), with headers of that major."),
+    cuda_archs: str | None = typer.Option(None, help="CMAKE_CUDA_ARCHITECTURES, e.g. '90-real' (default: every SM "
+                                                        "from 75 the found nvcc supports, + PTX)."),
+    tensorrt_root: Path | None = typer.Option(None, help="Folder holding (include/)NvInferRuntime.h of TensorRT "
+                                                            ">= 10; its major is built for."),
     build_type: str = typer.Option("Release", help="CMAKE_BUILD_TYPE."),
     jobs: int | None = typer.Option(None, help="Parallel build jobs (default: all cores)."),
 ) -> None:
-    """Build libgldfn_trt_plugins.so with CMake and print its path."""
+    """Build the plugin library with CMake (libgldfn_trt_plugins.so; .trt10.so for TensorRT 10); print its path."""
     library = build_plugin_library(
-        build_dir, cuda_architectures=cuda_archs, tensorrt_root=tensorrt_root, build_type=build_type, jobs=jobs
+        build_dir, cuda_architectures=cuda_archs, tensorrt_root=tensorrt_root, tensorrt_major=tensorrt_major,
+        build_type=build_type, jobs=jobs, report=lambda line: typer.echo(line, err=True),
     )
     typer.echo(str(library))
 

@@ -39,6 +39,7 @@ from gldfn_runtime.backend import (
 from gldfn_runtime.engine_cache import EngineCache, cache_key, copy_engine, matching_engine
 from gldfn_runtime.plugin_library import PluginLibraryError, find_plugin_library, load_plugin_library
 from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_command
+from gldfn_runtime.tensorrt_compat import enable_plugin_override
 
 # The exporter makes H and W dynamic with a minimum of 2.
 MIN_LR_SIDE = 2
@@ -245,8 +246,7 @@ def _parse(request: _Request, builder: Any, logger: Any) -> tuple[Any, list[dict
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
     if plugin is not None:
-        # Without the flag the parser imports the model-local function body even when the plugin is registered.
-        parser.set_flag(trt.OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE)
+        enable_plugin_override(parser, trt)  # else the parser may import the model-local function bodies
     if not parser.parse_from_file(str(info.path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise EngineBuildError(f"the ONNX parser rejected {info.path}: " + "; ".join(errors + logger.messages[-5:]))

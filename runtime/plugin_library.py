@@ -1,64 +1,148 @@
-"""Build, find and load libgldfn_trt_plugins.so, the TensorRT plugin library built from ``plugins/``.
+"""Build, find and load the TensorRT plugin library built from ``plugins/``.
 
-Without an explicit path the library is taken from GLDFN_TRT_PLUGIN_LIBRARY, else from the default build
-folder ``plugins/build`` that ``gldfn-trt plugin build`` writes. An engine's sidecar records the library it was
-built with, but only its SHA-256 is used: a path read from a data file is never loaded.
+The plugin calls TensorRT's logger through the ILogger/ILoggerFinder layout of the headers it was built with, and
+that layout changed in TensorRT 11 (TensorRT-RTX 1.x shares 11's). So there is one library per TensorRT major:
+``libgldfn_trt_plugins.so`` for TensorRT 11 and TensorRT-RTX (in ``plugins/build``), ``libgldfn_trt_plugins.trt10.so``
+for TensorRT 10 (in ``plugins/build/trt10``). Each records its header version in an ELF section, and loading
+refuses a library of another major than the loaded TensorRT's.
+
+Without an explicit path the library is taken from GLDFN_TRT_PLUGIN_LIBRARY, else from the default build folder
+of the installed TensorRT's major that ``gldfn-trt plugin build`` writes.
+
+An engine's sidecar records the library it was built with, but only its SHA-256 is used: a path read from a
+data file is never loaded.
 """
 from __future__ import annotations
 
+import ctypes.util
+import importlib.metadata
 import os
 import platform
+import re
 import shutil
 import subprocess
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.ops.contract import load_contract
-from gldfn_runtime.tensorrt_compat import load_tensorrt
+from gldfn_runtime.tensorrt_compat import TensorRTBackend, TensorRTUnavailable, load_tensorrt
 
 PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent.parent / "plugins"
 DEFAULT_BUILD_DIR = PLUGIN_SOURCE_DIR / "build"
-LIBRARY_FILENAME = "libgldfn_trt_plugins.so"
+LIBRARY_FILENAME = "libgldfn_trt_plugins.so"  # TensorRT 11 and TensorRT-RTX
+DEFAULT_TENSORRT_MAJOR = 11  # the major whose library keeps the plain name (and the default build folder)
+MIN_TENSORRT_MAJOR = 10  # IPluginV3
 LIBRARY_ENV = "GLDFN_TRT_PLUGIN_LIBRARY"
+# Written by plugins/plugin_entry.cpp into the library's .gldfn_build section.
+_BUILD_INFO = re.compile(rb"gldfn-trt-plugin:tensorrt-headers=(\d+)\.(\d+)\.(\d+);")
+# TensorRT <= 10.12 defines NV_TENSORRT_MAJOR as a number, 10.13 and later TRT_MAJOR_ENTERPRISE.
+_HEADER_DEFINE = re.compile(r"^#define\s+(?:NV_TENSORRT_|TRT_)(MAJOR|MINOR|PATCH)(?:_ENTERPRISE)?\s+(\d+)", re.M)
+
+# Wheels whose CUDA major should be the plugin's (the static CUDA runtime of the nvcc that built it): their name
+# says it, or (cuda-bindings, cuda-python's) their version does.
+_CUDA_WHEELS = {"cuda-bindings": None, "tensorrt-cu12": 12, "tensorrt-cu13": 13, "tensorrt-rtx-cu12": 12,
+                "tensorrt-rtx-cu13": 13}
+MIN_DRIVER = {12: 525, 13: 580}  # NVIDIA's minor-version compatibility: the oldest driver branch per CUDA major
 
 _loaded: dict[tuple[int, Path], Any] = {}
+
+Version = tuple[int, int, int]
 
 
 class PluginLibraryError(GldfnError, RuntimeError):
     """The plugin library cannot be built, found or loaded; the message says what to do."""
 
 
-def find_tensorrt_headers() -> Path | None:
-    """The folder holding NvInferRuntime.h that the CMake build would use, or None: $TENSORRT_ROOT (or its
-    include/), then the standard include folders."""
+def library_filename(tensorrt_major: int) -> str:
+    """The library's file name for a TensorRT major: the plain name for 11, ``.trtN`` before ``.so`` otherwise."""
+    if tensorrt_major == DEFAULT_TENSORRT_MAJOR:
+        return LIBRARY_FILENAME
+    return f"libgldfn_trt_plugins.trt{tensorrt_major}.so"
+
+
+def default_build_dir(tensorrt_major: int) -> Path:
+    return DEFAULT_BUILD_DIR if tensorrt_major == DEFAULT_TENSORRT_MAJOR else DEFAULT_BUILD_DIR / f"trt{tensorrt_major}"
+
+
+def format_version(version: Version) -> str:
+    return ".".join(map(str, version))
+
+
+def header_version(include_dir: str | os.PathLike[str]) -> Version | None:
+    """The TensorRT version of the headers in ``include_dir`` (from NvInferVersion.h), or None."""
+    path = Path(include_dir) / "NvInferVersion.h"
+    if not path.is_file():
+        return None
+    parts = {name: int(value) for name, value in _HEADER_DEFINE.findall(path.read_text(errors="replace"))}
+    if "MAJOR" not in parts:
+        return None
+    return parts["MAJOR"], parts.get("MINOR", 0), parts.get("PATCH", 0)
+
+
+def _header_candidates(tensorrt_root: str | os.PathLike[str] | None) -> list[Path]:
     roots = []
-    if os.environ.get("TENSORRT_ROOT"):
-        root = Path(os.environ["TENSORRT_ROOT"])
-        roots += [root, root / "include"]
-    for prefix in ("/usr", "/usr/local"):
-        roots += [Path(prefix) / "include" / f"{platform.machine()}-linux-gnu", Path(prefix) / "include"]
-    return next((root for root in roots if (root / "NvInferRuntime.h").is_file()), None)
+    root = tensorrt_root or os.environ.get("TENSORRT_ROOT")
+    if root:
+        roots += [Path(root), Path(root) / "include"]
+    if tensorrt_root is None:
+        for prefix in ("/usr", "/usr/local"):
+            roots += [Path(prefix) / "include" / f"{platform.machine()}-linux-gnu", Path(prefix) / "include"]
+    return [root for root in roots if (root / "NvInferRuntime.h").is_file()]
 
 
-def _locate(path: str | os.PathLike[str] | None) -> tuple[Path, str]:
-    """The candidate library and where it came from: ``path``, else $GLDFN_TRT_PLUGIN_LIBRARY, else the build folder."""
+def find_tensorrt_headers(
+    tensorrt_major: int | None = None, tensorrt_root: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """The folder holding NvInferRuntime.h that the CMake build would use, or None: ``tensorrt_root`` (or its
+    include/) when given, else $TENSORRT_ROOT, then the standard include folders. With ``tensorrt_major``, the
+    first of them whose headers are of that major."""
+    for candidate in _header_candidates(tensorrt_root):
+        version = header_version(candidate)
+        if tensorrt_major is None or (version is not None and version[0] == tensorrt_major):
+            return candidate
+    return None
+
+
+def library_tensorrt_version(library: str | os.PathLike[str]) -> Version | None:
+    """The TensorRT header version a plugin library was built with (its .gldfn_build record), or None."""
+    match = _BUILD_INFO.search(Path(library).read_bytes())
+    return None if match is None else (int(match[1]), int(match[2]), int(match[3]))
+
+
+def installed_tensorrt_major() -> int | None:
+    """The TensorRT major whose plugin interfaces the installed TensorRT uses: the Python package's (TensorRT-RTX:
+    11), else the soname of a system libnvinfer; None when neither is there."""
+    try:
+        return load_tensorrt().plugin_tensorrt_major
+    except TensorRTUnavailable:
+        pass
+    match = re.fullmatch(r"libnvinfer\.so\.(\d+)", ctypes.util.find_library("nvinfer") or "")
+    return int(match[1]) if match else None
+
+
+def _locate(path: str | os.PathLike[str] | None, tensorrt_major: int | None = None) -> tuple[Path, str]:
+    """The candidate library and where it came from: ``path``, else $GLDFN_TRT_PLUGIN_LIBRARY, else the default
+    build folder of ``tensorrt_major`` (default: the installed TensorRT's, else 11)."""
     if path is not None:
         return Path(path), "the given path"
     if os.environ.get(LIBRARY_ENV):
         return Path(os.environ[LIBRARY_ENV]), f"${LIBRARY_ENV}"
-    return DEFAULT_BUILD_DIR / LIBRARY_FILENAME, "the default build folder"
+    major = tensorrt_major or installed_tensorrt_major() or DEFAULT_TENSORRT_MAJOR
+    return default_build_dir(major) / library_filename(major), f"the default build folder for TensorRT {major}"
 
 
-def find_plugin_library(path: str | os.PathLike[str] | None = None) -> Path:
-    """The library at ``path``, else at $GLDFN_TRT_PLUGIN_LIBRARY, else in the default build folder."""
-    candidate, origin = _locate(path)
+def find_plugin_library(path: str | os.PathLike[str] | None = None, tensorrt_major: int | None = None) -> Path:
+    """The library at ``path``, else at $GLDFN_TRT_PLUGIN_LIBRARY, else in the default build folder of
+    ``tensorrt_major`` (default: the installed TensorRT's, else 11)."""
+    candidate, origin = _locate(path, tensorrt_major)
     if not candidate.is_file():
         raise PluginLibraryError(
             f"plugin library not found at {candidate} ({origin}); build it with `gldfn-trt plugin build` "
-            f"or pass the path of {LIBRARY_FILENAME}"
+            f"or pass the path of the library built for your TensorRT"
         )
     return candidate.resolve()
 
@@ -90,51 +174,160 @@ def find_engine_plugin(
     return library
 
 
-def _run(command: list[str], step: str) -> None:
+def check_library_matches(library: Path, backend: TensorRTBackend) -> Version:
+    """The library's header version; raise when it is not of the TensorRT major ``backend`` loads plugins with."""
+    version = library_tensorrt_version(library)
+    wanted = backend.plugin_tensorrt_major
+    rebuild = f"gldfn-trt plugin build --tensorrt-major {wanted}"
+    if version is None:
+        raise PluginLibraryError(
+            f"{library} records no TensorRT header version (built before this check, or not a GLDFN plugin "
+            f"library); rebuild it with `{rebuild}`"
+        )
+    if version[0] != wanted:
+        raise PluginLibraryError(
+            f"{library} was built with TensorRT {format_version(version)} headers, but {backend.name} "
+            f"{backend.version} loads plugins through TensorRT {wanted}'s interfaces, whose ILogger layout differs "
+            f"(the library would lose its messages or crash on the first one). Build the matching library with "
+            f"`{rebuild}` ({default_build_dir(wanted) / library_filename(wanted)}) and use that"
+        )
+    return version
+
+
+def installed_cuda_majors() -> dict[str, int]:
+    """The CUDA major of each installed cuda-python / TensorRT wheel, by distribution name."""
+    found = {}
+    for name, major in _CUDA_WHEELS.items():
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found[name] = major if major is not None else int(version.split(".")[0])
+    return found
+
+
+def cuda_major_warnings(nvcc_version: str, installed: dict[str, int]) -> list[str]:
+    """Warnings for installed wheels of another CUDA major than the nvcc that builds the plugin."""
+    major = int(nvcc_version.split(".")[0])
+    driver = f" (driver >= {MIN_DRIVER[major]})" if major in MIN_DRIVER else ""
+    return [
+        f"warning: nvcc {nvcc_version} gives the plugin the CUDA {major} runtime{driver}, but {name} is CUDA {other}: "
+        f"build with a CUDA {other} nvcc (set CUDACXX to it) or install the CUDA {major} extras, so that one CUDA "
+        f"major (and driver) serves all"
+        for name, other in installed.items() if other != major
+    ]
+
+
+def _run(command: list[str], step: str) -> str:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()
         raise PluginLibraryError(f"{step} failed ({' '.join(command)}):\n" + "\n".join(output[-40:]))
+    return result.stdout
+
+
+def find_nvcc() -> Path | None:
+    """The CUDA compiler CMake would take: $CUDACXX, nvcc on PATH, or /usr/local/cuda/bin/nvcc."""
+    for candidate in (os.environ.get("CUDACXX"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    return None
+
+
+def _build_headers(tensorrt_major: int | None, tensorrt_root: str | os.PathLike[str] | None) -> tuple[Path, Version]:
+    """The TensorRT headers to build with and their version: of ``tensorrt_major`` when given, else those in
+    ``tensorrt_root`` when given, else of the installed TensorRT's major."""
+    wanted = tensorrt_major or (None if tensorrt_root else installed_tensorrt_major())
+    headers = find_tensorrt_headers(wanted, tensorrt_root)
+    if headers is None:
+        what = "TensorRT headers" if wanted is None else f"TensorRT {wanted}.x headers"
+        if tensorrt_major is None and wanted is not None:
+            what += f" (the installed TensorRT loads plugins through TensorRT {wanted}'s interfaces)"
+        where = f"in {tensorrt_root}" if tensorrt_root else "in $TENSORRT_ROOT or the standard include folders"
+        other = find_tensorrt_headers(None, tensorrt_root)
+        if other is not None:
+            where += f", only {format_version(header_version(other) or (0, 0, 0))} ones in {other}"
+        raise PluginLibraryError(
+            f"no {what} (NvInferRuntime.h) {where}. Install them (NVIDIA's libnvinfer-headers-dev, or include/ of "
+            f"github.com/NVIDIA/TensorRT at the matching tag) and pass --tensorrt-root FOLDER or set TENSORRT_ROOT"
+        )
+    version = header_version(headers)
+    if version is None:
+        raise PluginLibraryError(f"{headers} has NvInferRuntime.h but no readable NvInferVersion.h; reinstall them")
+    if version[0] < MIN_TENSORRT_MAJOR:
+        raise PluginLibraryError(
+            f"{headers} holds TensorRT {format_version(version)} headers; the plugin needs >= {MIN_TENSORRT_MAJOR}"
+        )
+    return headers, version
 
 
 def build_plugin_library(
-    build_dir: str | os.PathLike[str] = DEFAULT_BUILD_DIR,
+    build_dir: str | os.PathLike[str] | None = None,
     *,
     source_dir: str | os.PathLike[str] = PLUGIN_SOURCE_DIR,
     cuda_architectures: str | None = None,
     tensorrt_root: str | os.PathLike[str] | None = None,
+    tensorrt_major: int | None = None,
     build_type: str = "Release",
     kernel_only: bool = False,
     jobs: int | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> Path:
     """Configure and build the CMake project; return the built library (or the kernel archive when
-    ``kernel_only``). ``cuda_architectures`` overrides the default SM list, e.g. "80-real" for a quick build."""
+    ``kernel_only``). The library is built for ``tensorrt_major`` (default: the headers in ``tensorrt_root``
+    when given, else the installed TensorRT's major, else the headers found), into ``build_dir`` (default: that
+    major's default build folder). ``cuda_architectures``
+    overrides the SM list, e.g. "80-real" for a quick build; by default CMake takes every SM the nvcc found
+    supports. ``report`` receives the configure step's summary lines (headers, nvcc, architectures)."""
     if shutil.which("cmake") is None:
         raise PluginLibraryError("cmake is not on PATH; install CMake >= 3.25")
-    source, build = Path(source_dir), Path(build_dir)
+    source = Path(source_dir)
     if not (source / "CMakeLists.txt").is_file():
         raise PluginLibraryError(f"{source} holds no CMakeLists.txt; pass the project's plugins/ folder")
-    configure = ["cmake", "-S", str(source), "-B", str(build), f"-DCMAKE_BUILD_TYPE={build_type}"]
+    nvcc = find_nvcc()
+    if nvcc is None:
+        raise PluginLibraryError("nvcc not found (CUDACXX, PATH, /usr/local/cuda/bin): install the CUDA toolkit")
+    configure = ["cmake", "-S", str(source), f"-DCMAKE_BUILD_TYPE={build_type}", f"-DCMAKE_CUDA_COMPILER={nvcc}",
+                 f"-DGLDFN_KERNEL_ONLY={'ON' if kernel_only else 'OFF'}"]
+    # Without an explicit list, drop a cached one so that CMake picks what this nvcc supports.
     if cuda_architectures:
         configure.append(f"-DCMAKE_CUDA_ARCHITECTURES={cuda_architectures}")
-    if tensorrt_root:
-        configure.append(f"-DTENSORRT_ROOT={Path(tensorrt_root).resolve()}")
-    configure.append(f"-DGLDFN_KERNEL_ONLY={'ON' if kernel_only else 'OFF'}")
-    _run(configure, "CMake configure")
+    else:
+        configure.append("-UCMAKE_CUDA_ARCHITECTURES")
+    if kernel_only:
+        build = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR / "kernel"
+        built_name = "libgldfn_ldf_kernel.a"
+    else:
+        headers, version = _build_headers(tensorrt_major, tensorrt_root)
+        build = Path(build_dir) if build_dir is not None else default_build_dir(version[0])
+        built_name = library_filename(version[0])
+        configure.append(f"-DTENSORRT_ROOT={headers.resolve()}")
+    configure += ["-B", str(build)]
+    output = _run(configure, "CMake configure")
+    if report is not None:
+        for line in output.splitlines():
+            if line.startswith(("-- nvcc ", "-- TensorRT ")):
+                report(line[3:])
+        nvcc_version = re.search(r"^-- nvcc ([0-9.]+):", output, re.M)
+        for warning in cuda_major_warnings(nvcc_version[1], installed_cuda_majors()) if nvcc_version else ():
+            report(warning)
     _run(["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 1)], "CMake build")
-    built = build / ("libgldfn_ldf_kernel.a" if kernel_only else LIBRARY_FILENAME)
+    built = build / built_name
     if not built.is_file():
         raise PluginLibraryError(f"the build finished but {built} is missing")
     return built.resolve()
 
 
 def load_plugin_library(path: str | os.PathLike[str] | None = None, registry: Any = None) -> Path:
-    """Load the library into a TensorRT plugin registry (default: the process-wide one) once, check that the
-    contract's plugin creator is registered, and return the library's path."""
-    library = find_plugin_library(path)
+    """Load the library into a TensorRT plugin registry (default: the process-wide one) once, check that it was
+    built for the loaded TensorRT's major and that the contract's plugin creator is registered, and return the
+    library's path."""
+    backend = load_tensorrt()
+    library = find_plugin_library(path, backend.plugin_tensorrt_major)
+    check_library_matches(library, backend)
     key = ("global" if registry is None else id(registry), library)
     if registry is None:
-        registry = load_tensorrt().module.get_plugin_registry()
+        registry = backend.module.get_plugin_registry()
     contract = load_contract()
     name, version, namespace = contract.name, contract.plugin_version, contract.plugin_namespace
     creator = f"{namespace}::{name} version {version}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from gldfn_model.common.errors import GldfnError
 
@@ -23,6 +24,8 @@ BACKENDS = ("tensorrt", "tensorrt_rtx")
 RTX_LIBS_PACKAGE = "tensorrt_rtx_libs"
 RTX_LIBRARY = "libtensorrt_rtx.so"
 RTX_LIBRARY_SONAME = "libtensorrt_rtx.so.1"
+# TensorRT-RTX 1.x loads plugins through TensorRT 11's interfaces (versioned ILogger/ILoggerFinder).
+RTX_PLUGIN_TENSORRT_MAJOR = 11
 
 
 class TensorRTUnavailable(GldfnError, RuntimeError):
@@ -41,6 +44,28 @@ class TensorRTBackend:
     @property
     def version(self) -> str:
         return str(self.module.__version__)
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def plugin_tensorrt_major(self) -> int:
+        """The TensorRT major whose plugin interfaces (and ILogger layout) this backend uses: a plugin library
+        built with that major's headers is the one to load."""
+        return RTX_PLUGIN_TENSORRT_MAJOR if self.is_rtx else self.major
+
+
+def enable_plugin_override(parser: Any, trt: ModuleType) -> bool:
+    """Make ``parser`` map nodes to registered plugins rather than to their model-local function bodies.
+    TensorRT >= 10.15 and TensorRT-RTX need ``OnnxParserFlag.ENABLE_PLUGIN_OVERRIDE`` for that; older parsers
+    lack the flag and prefer a registered plugin by themselves. Returns whether the flag was set. Callers count
+    the plugin layers after parsing, which catches a parser that still took the function bodies."""
+    flag = getattr(trt.OnnxParserFlag, "ENABLE_PLUGIN_OVERRIDE", None)
+    if flag is None:
+        return False
+    parser.set_flag(flag)
+    return True
 
 
 def ensure_rtx_library_link(libs_dir: Path) -> Path:

@@ -3,8 +3,10 @@
 Device memory, streams and events come from NVIDIA's ``cuda-python`` (``cuda.bindings.runtime``); CUDA tensors
 (torch, CuPy, anything with DLPack) run in place through ``infer_dlpack``. Before TensorRT sees the engine the
 runner checks its sidecar (file intact, same TensorRT flavour and version, a GPU the engine targets; on
-TensorRT-RTX also ``Runtime.get_engine_validity``), and loads the plugin library unless it is embedded: the one
-``--plugin``, $GLDFN_TRT_PLUGIN_LIBRARY or the default build folder names, if its SHA-256 is the sidecar's.
+TensorRT-RTX also ``Runtime.get_engine_validity``), and loads the plugin library unless it is embedded (then the
+plan holds the library, host code TensorRT runs only when allowed): the one ``--plugin``, $GLDFN_TRT_PLUGIN_LIBRARY
+or the default build folder names, if its SHA-256 is the sidecar's. A runner may be shared between threads:
+``trt_execution.ContextExecutor`` serializes the calls, sets the device at each and keeps one stream order.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from gldfn_model.inference.runner import RunnerError, Size, check_batch
 from gldfn_runtime.backend import BackendError, Flavour, current_gpu, select_flavour
 from gldfn_runtime.plugin_library import PluginLibraryError, find_engine_plugin, load_plugin_library
 from gldfn_runtime.sidecar import EngineMismatch, EngineSidecar, check_compatible, read_sidecar, verify_engine_file
+from gldfn_runtime.trt_execution import ContextExecutor, load_cudart
 
 CPU_ALTERNATIVES = (
     "without a GPU, upscale with `gldfn upscale INPUT... -o OUTDIR --backend onnxruntime --onnx {onnx}` "
@@ -28,23 +31,6 @@ CPU_ALTERNATIVES = (
 
 class NoGpuError(RunnerError):
     """There is no usable CUDA GPU; the message names the CPU commands to use instead."""
-
-
-def _cudart() -> Any:
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError as error:
-        raise RunnerError("the TensorRT runner needs NVIDIA's cuda-python: pip install 'gldfn-trt[rtx]' (or cuda-python)") from error
-    return cudart
-
-
-def _check(result: Any, what: str) -> Any:
-    """Unpack a cuda-python ``(error, *values)`` tuple, raising on an error."""
-    cudart = _cudart()
-    error, *values = result if isinstance(result, tuple) else (result,)
-    if error != cudart.cudaError_t.cudaSuccess:
-        raise RunnerError(f"CUDA error in {what}: {cudart.cudaGetErrorString(error)[1].decode()}")
-    return values[0] if len(values) == 1 else values
 
 
 _RTX_DIAGNOSTICS = {
@@ -64,6 +50,22 @@ def _rtx_validity_problems(flavour: Flavour, runtime: Any, plan: bytes) -> tuple
     validity, diagnostics = runtime.get_engine_validity(plan)
     reasons = [text for name, text in _RTX_DIAGNOSTICS.items() if int(diagnostics) & int(trt.EngineInvalidityDiagnostics.__members__[name])]
     return validity != trt.EngineValidity.INVALID, reasons
+
+
+def make_runtime(trt: Any, logger: Any, *, embedded_plugin: bool) -> Any:
+    """A TensorRT runtime for an engine; one that carries the plugin library (``--embed-plugin``) holds host code,
+    which TensorRT deserializes only when allowed."""
+    runtime = trt.Runtime(logger)
+    if embedded_plugin:
+        runtime.engine_host_code_allowed = True
+    return runtime
+
+
+def check_tensor_device(tensor: Any, device: int) -> None:
+    """Refuse a torch tensor that is not on CUDA GPU ``device``."""
+    if tensor.device.type != "cuda" or tensor.device.index != device:
+        raise RunnerError(f"this runner runs on cuda:{device}; the tensor is on {tensor.device} (move it with "
+                          f".to('cuda:{device}'), or use a runner created with that device)")
 
 
 class TensorRTRunner:
@@ -92,20 +94,25 @@ class TensorRTRunner:
         self.batch = int(self.sidecar.profile["batch"])
         self.input_name = self.sidecar.inputs[0]["name"]
         self.output_name = self.sidecar.outputs[0]["name"]
-        self._buffers: dict[str, tuple[int, int]] = {}
-        self._stream: Any = None
-        self._events: tuple[Any, ...] = ()
-        _check(_cudart().cudaSetDevice(device), "cudaSetDevice")
-        self._load_engine(plugin)
-        self._stream = _check(_cudart().cudaStreamCreate(), "cudaStreamCreate")
+        self.device = device
+        self._executor: ContextExecutor | None = None
+        cudart = load_cudart()
+        error = cudart.cudaSetDevice(device)[0]  # TensorRT allocates the engine on the current device
+        if error != cudart.cudaError_t.cudaSuccess:
+            raise RunnerError(f"cannot use GPU {device}: {cudart.cudaGetErrorString(error)[1].decode()}")
+        context, output_dtype = self._load_engine(plugin)
+        self._executor = ContextExecutor(context, self.input_name, self.output_name, output_dtype, device,
+                                         cudart=cudart, messages=self._logger.messages)
 
-    def _load_engine(self, plugin: str | os.PathLike[str] | None) -> None:
+    def _load_engine(self, plugin: str | os.PathLike[str] | None) -> tuple[Any, np.dtype]:
+        """Deserialize the engine; its execution context and output dtype."""
         from gldfn_runtime.engine_build import make_logger
 
         trt = self.flavour.trt
         plan = self.path.read_bytes()
+        recorded = self.sidecar.plugin
         self._logger = make_logger(trt)
-        self._runtime = trt.Runtime(self._logger)
+        self._runtime = make_runtime(trt, self._logger, embedded_plugin=bool(recorded and recorded["embedded"]))
         if self.flavour.is_rtx:
             usable, reasons = _rtx_validity_problems(self.flavour, self._runtime, plan)
             if not usable:
@@ -121,11 +128,11 @@ class TensorRTRunner:
         if self._engine is None:
             raise RunnerError(f"TensorRT could not load {self.path}: {' | '.join(self._logger.messages[-5:]) or 'no message'}. "
                               f"Rebuild it: {self.sidecar.rebuild_command}")
-        self._context = self._engine.create_execution_context()
-        self._output_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self.output_name)))
         input_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self.input_name)))
         if input_dtype != np.float32:
             raise RunnerError(f"{self.path} takes {input_dtype} input; GLDFN exports keep float32 I/O: rebuild from a gldfn-export file")
+        output_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self.output_name)))
+        return self._engine.create_execution_context(), output_dtype
 
     def _check_size(self, height: int, width: int) -> None:
         (min_h, min_w), (max_h, max_w) = self.min_size, self.max_size  # type: ignore[misc]
@@ -133,27 +140,11 @@ class TensorRTRunner:
             raise RunnerError(f"{self.path} takes LR images from {min_h}x{min_w} to {max_h}x{max_w} (its profile); got {height}x{width}. "
                               "Upscaler tiles and pads to fit; or rebuild with a wider --min/--max")
 
-    def _device_buffer(self, name: str, nbytes: int) -> int:
-        """A device allocation of at least ``nbytes`` for tensor ``name``, reused across calls."""
-        cudart = _cudart()
-        pointer, size = self._buffers.get(name, (0, 0))
-        if size < nbytes:
-            if pointer:
-                _check(cudart.cudaFree(pointer), "cudaFree")
-            pointer = int(_check(cudart.cudaMalloc(nbytes), "cudaMalloc"))
-            self._buffers[name] = (pointer, nbytes)
-        return pointer
-
-    def _output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        if not self._context.set_input_shape(self.input_name, shape):
-            raise RunnerError(f"{self.path} rejects input shape {shape}")
-        return tuple(self._context.get_tensor_shape(self.output_name))
-
-    def _enqueue(self, input_pointer: int, output_pointer: int, stream: int) -> None:
-        self._context.set_tensor_address(self.input_name, input_pointer)
-        self._context.set_tensor_address(self.output_name, output_pointer)
-        if not self._context.execute_async_v3(stream):
-            raise RunnerError(f"TensorRT failed to run {self.path}: {' | '.join(self._logger.messages[-5:])}")
+    @property
+    def executor(self) -> ContextExecutor:
+        if self._executor is None:
+            raise RunnerError(f"the runner for {self.path} was not created completely")
+        return self._executor
 
     def infer(self, lr: np.ndarray) -> np.ndarray:
         batch = check_batch(lr, "TensorRTRunner")
@@ -162,67 +153,44 @@ class TensorRTRunner:
         if batch.shape[0] != self.batch:
             return np.concatenate([self.infer(batch[i : i + self.batch]) for i in range(0, batch.shape[0], self.batch)])
         self._check_size(*batch.shape[2:])
-        cudart = _cudart()
-        out_shape = self._output_shape(batch.shape)
-        output = np.empty(out_shape, dtype=self._output_dtype)
-        source = self._device_buffer(self.input_name, batch.nbytes)
-        target = self._device_buffer(self.output_name, output.nbytes)
-        stream = int(self._stream)
-        _check(cudart.cudaMemcpyAsync(source, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream), "copy to GPU")
-        self._enqueue(source, target, stream)
-        _check(cudart.cudaMemcpyAsync(output.ctypes.data, target, output.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream), "copy from GPU")
-        self.synchronize()
-        return output.astype(np.float32, copy=False)
+        return self.executor.run_host(np.ascontiguousarray(batch)).astype(np.float32, copy=False)
 
     def infer_dlpack(self, lr: Any) -> Any:
-        """An ``N x 3 x h x w`` float32 CUDA tensor (any DLPack producer) -> a torch CUDA tensor on the same
-        device, computed on PyTorch's current stream (so it orders with the caller's work)."""
+        """An ``N x 3 x h x w`` float32 tensor on this runner's GPU (any DLPack producer) -> a torch tensor on the
+        same GPU, ordered with PyTorch's current stream there: the engine waits for the work queued on it so far
+        and later work on it waits for the result."""
         import torch
 
         source = torch.from_dlpack(lr)
-        if source.device.type != "cuda" or source.dtype != torch.float32 or source.ndim != 4 or source.shape[1] != 3:
-            raise RunnerError(f"infer_dlpack takes an N x 3 x H x W float32 CUDA tensor, got {tuple(source.shape)} {source.dtype} on {source.device}")
+        check_tensor_device(source, self.device)
+        if source.dtype != torch.float32 or source.ndim != 4 or source.shape[1] != 3:
+            raise RunnerError(f"infer_dlpack takes an N x 3 x H x W float32 CUDA tensor, got {tuple(source.shape)} "
+                              f"{source.dtype}")
         if source.shape[0] != self.batch:
             raise RunnerError(f"{self.path} takes batches of {self.batch}; got {source.shape[0]}")
         self._check_size(*source.shape[2:])
-        source = source.contiguous()
-        output = torch.empty(self._output_shape(tuple(source.shape)), dtype=torch.float32, device=source.device)
-        self._enqueue(source.data_ptr(), output.data_ptr(), torch.cuda.current_stream(source.device).cuda_stream)
+        executor = self.executor
+        with executor.entered():
+            source = source.contiguous()
+            output = torch.empty(executor.output_shape(tuple(source.shape)), dtype=torch.float32, device=source.device)
+            caller = torch.cuda.current_stream(source.device).cuda_stream
+            executor.run_on_device(source.data_ptr(), output.data_ptr(), tuple(source.shape), caller)
         return output
 
     def cuda_event_timer(self) -> Callable[[Callable[[], object]], float]:
         """A ``benchmark.Timer``: milliseconds between CUDA events recorded on the runner's stream around one
         call (copies to and from the GPU included, Python overhead outside the stream not)."""
-        cudart = _cudart()
-        start, stop = (_check(cudart.cudaEventCreate(), "cudaEventCreate") for _ in range(2))
-        self._events = (start, stop)  # destroyed in close()
-
-        def timed(step: Callable[[], object]) -> float:
-            stream = int(self._stream)
-            _check(cudart.cudaEventRecord(start, stream), "cudaEventRecord")
-            step()
-            _check(cudart.cudaEventRecord(stop, stream), "cudaEventRecord")
-            _check(cudart.cudaEventSynchronize(stop), "cudaEventSynchronize")
-            return float(_check(cudart.cudaEventElapsedTime(start, stop), "cudaEventElapsedTime"))
-
-        return timed
+        return self.executor.timer()
 
     def synchronize(self) -> None:
-        if self._stream is not None:
-            _check(_cudart().cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        self.executor.synchronize()
 
     def close(self) -> None:
-        """Free device memory and the stream (also done when the runner is garbage collected)."""
-        cudart = _cudart()
-        for pointer, _ in self._buffers.values():
-            cudart.cudaFree(pointer)
-        self._buffers.clear()
-        for event in self._events:
-            cudart.cudaEventDestroy(event)
-        self._events = ()
-        if self._stream is not None:
-            cudart.cudaStreamDestroy(self._stream)
-            self._stream = None
+        """Free device memory, events and the stream, then release context, engine and runtime in that order
+        (also done when the runner is garbage collected)."""
+        if self._executor is not None:
+            self._executor.close()
+        self._engine = self._runtime = None
 
     def __enter__(self) -> "TensorRTRunner":
         return self

@@ -12,6 +12,9 @@ import torch
 # One GPU generation keeps the test build short; the library itself targets every SM (slow test).
 PLUGIN_TEST_CUDA_ARCHS = "80-real"
 PLUGIN_BUILD_FOLDER = "gldfn_plugin_build"
+# Folders of other TensorRT versions' headers for the cross-version tests (os.pathsep-separated); also searched:
+# /opt/trt-headers/* (where ../shared/tools/install-trt-headers puts extra versions on the project's machines).
+TENSORRT_HEADERS_ENV = "GLDFN_TEST_TENSORRT_HEADERS"
 
 
 def require_dataset(name: str) -> Path:
@@ -86,10 +89,55 @@ def plugin_library(tmp_path_factory) -> Path:
     if find_tensorrt_headers() is None:
         pytest.skip("TensorRT headers (NvInferRuntime.h) are not installed: run ../shared/tools/install-trt-headers "
                     "<git dir of NVIDIA/TensorRT> or set TENSORRT_ROOT")
+    _require_build_tools()
+    return build_plugin_library(tmp_path_factory.getbasetemp() / PLUGIN_BUILD_FOLDER, cuda_architectures=PLUGIN_TEST_CUDA_ARCHS)
+
+
+def tensorrt_header_dirs() -> dict[Path, tuple[int, int, int]]:
+    """Every TensorRT header folder the tests can find, with its version."""
+    import os
+
+    from gldfn_runtime.plugin_library import find_tensorrt_headers, header_version
+
+    folders = [Path(p) for p in os.environ.get(TENSORRT_HEADERS_ENV, "").split(os.pathsep) if p]
+    folders += sorted(Path("/opt/trt-headers").glob("*"))
+    default = find_tensorrt_headers(None)
+    folders += [default] if default else []
+    found = {}
+    for folder in folders:
+        for candidate in (folder, folder / "include"):
+            version = header_version(candidate)
+            if version and (candidate / "NvInferRuntime.h").is_file():
+                found[candidate.resolve()] = version
+    return found
+
+
+def require_tensorrt_headers(major: int, before: tuple[int, int] | None = None) -> Path:
+    """The newest headers of TensorRT ``major`` (older than ``before`` when given), or skip saying how to get them."""
+    matching = [(version, folder) for folder, version in tensorrt_header_dirs().items()
+                if version[0] == major and (before is None or version[:2] < before)]
+    if not matching:
+        wanted = f"{major}.x" if before is None else f"{major}.x before {before[0]}.{before[1]}"
+        pytest.skip(f"no TensorRT {wanted} headers: install them with ../shared/tools/install-trt-headers <git dir of "
+                    f"NVIDIA/TensorRT> <tag> /opt/trt-headers/<version>, or list folders in ${TENSORRT_HEADERS_ENV}")
+    return max(matching)[1]
+
+
+def _require_build_tools() -> None:
     for tool in ("cmake", "nvcc"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not on PATH (needed to build the plugin library)")
-    return build_plugin_library(tmp_path_factory.getbasetemp() / PLUGIN_BUILD_FOLDER, cuda_architectures=PLUGIN_TEST_CUDA_ARCHS)
+
+
+@pytest.fixture(scope="session")
+def plugin_library_trt10(tmp_path_factory) -> Path:
+    """libgldfn_trt_plugins.trt10.so, built once per session with the newest TensorRT 10 headers found."""
+    from gldfn_runtime.plugin_library import build_plugin_library
+
+    headers = require_tensorrt_headers(10)
+    _require_build_tools()
+    return build_plugin_library(tmp_path_factory.getbasetemp() / "gldfn_plugin_build_trt10",
+                                cuda_architectures=PLUGIN_TEST_CUDA_ARCHS, tensorrt_root=headers)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The C++ example in runtime/cpp: it compiles against the TensorRT headers (CI: compile only, no libnvinfer);
 where the TensorRT-RTX wheel is installed it also links against libtensorrt_rtx and runs up to the point that
-needs a GPU."""
+needs a GPU, and refuses headers of another major than the library's."""
 from __future__ import annotations
 
 import os
@@ -42,8 +42,7 @@ def test_example_compiles_against_the_tensorrt_headers_without_warnings(tmp_path
     assert list((tmp_path / "build").rglob("gldfn_upscale.cpp.o"))
 
 
-def test_example_links_against_tensorrt_rtx_and_fails_cleanly_without_a_gpu(tmp_path):
-    headers = _require_toolchain()
+def _rtx_libs() -> Path:
     from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
 
     try:
@@ -53,10 +52,34 @@ def test_example_links_against_tensorrt_rtx_and_fails_cleanly_without_a_gpu(tmp_
     libs = Path(rtx.module.__file__).resolve().parent.parent / "tensorrt_rtx_libs"
     if not (libs / "libtensorrt_rtx.so").exists():
         pytest.skip(f"{libs} holds no libtensorrt_rtx.so")
-    root = tmp_path / "tensorrt"
-    (root / "lib").mkdir(parents=True)
-    (root / "lib" / "libtensorrt_rtx.so").symlink_to(libs / "libtensorrt_rtx.so")
-    (root / "include").symlink_to(headers)
+    return libs
+
+
+def _tensorrt_root(folder: Path, headers: Path, libs: Path) -> Path:
+    """A TensorRT-style installation folder: include/ with ``headers``, lib/ with TensorRT-RTX's library."""
+    (folder / "lib").mkdir(parents=True)
+    (folder / "lib" / "libtensorrt_rtx.so").symlink_to(libs / "libtensorrt_rtx.so")
+    (folder / "include").symlink_to(headers)
+    return folder
+
+
+def test_example_refuses_headers_of_another_major_than_the_library(tmp_path):
+    _require_toolchain()
+    from conftest import require_tensorrt_headers
+
+    headers = require_tensorrt_headers(10)
+    root = _tensorrt_root(tmp_path / "tensorrt", headers, _rtx_libs())
+    configure = subprocess.run(["cmake", "-S", str(CPP_DIR), "-B", str(tmp_path / "build"), f"-DTENSORRT_ROOT={root}"],
+                               capture_output=True, text=True)
+    assert configure.returncode != 0
+    message = " ".join(configure.stderr.split())  # CMake wraps its messages
+    assert "TensorRT-RTX 1, which needs TensorRT 11 or its own headers" in message and "holds TensorRT 10." in message
+
+
+def test_example_links_against_tensorrt_rtx_and_fails_cleanly_without_a_gpu(tmp_path):
+    headers = _require_toolchain()
+    libs = _rtx_libs()
+    root = _tensorrt_root(tmp_path / "tensorrt", headers, libs)
     built = _cmake(tmp_path / "build", f"-DTENSORRT_ROOT={root}")
     assert built.returncode == 0, built.stdout + built.stderr
     program = tmp_path / "build" / "gldfn_upscale"

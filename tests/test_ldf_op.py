@@ -67,6 +67,16 @@ def test_fake_kernel_supports_meta_tensors():
     assert out.shape == x.shape and out.device.type == "meta"
 
 
+def test_outputs_are_contiguous_and_the_fake_kernel_agrees_for_channels_last_input():
+    x, spatial, channel = random_inputs(1, 4, 9, 11, 3)
+    x = x.to(memory_format=torch.channels_last)
+    out = torch.ops.gldfn.local_dynamic_filter(x, spatial, channel, 3, 1)
+    assert out.is_contiguous()
+    fake = torch.ops.gldfn.local_dynamic_filter(x.to("meta"), spatial.to("meta"), channel.to("meta"), 3, 1)
+    assert fake.stride() == out.stride()
+    torch.library.opcheck(torch.ops.gldfn.local_dynamic_filter, (x, spatial, channel, 3, 1))
+
+
 def test_filter_norm_finite_in_float16_on_constant_input():
     flat = torch.full((2, 9, 8, 8), 0.37, dtype=torch.float16)
     out = filter_norm(flat, dim=1)

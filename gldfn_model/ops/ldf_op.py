@@ -53,7 +53,7 @@ def check_ldf_inputs(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: i
 def local_dynamic_filter_reference(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: int) -> Tensor:
     """The op's arithmetic in plain PyTorch, as a sum of shifted products."""
     check_ldf_inputs(x, spatial, channel, kernel_size, dilation)
-    out = torch.zeros_like(x)
+    out = x.new_zeros(x.shape)  # contiguous, as the CUDA kernel's output, whatever x's memory format
     scratch = torch.empty_like(x)  # one reused temporary keeps the extra memory at two input sizes
     for tap, oy, ox, iy, ix in _tap_regions(x.shape[2], x.shape[3], kernel_size, dilation):
         weighted = scratch[:, :, : oy.stop - oy.start, : ox.stop - ox.start]
@@ -93,7 +93,9 @@ def _(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: i
 
 @local_dynamic_filter.register_fake
 def _(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: int) -> Tensor:
-    return torch.empty_like(x)
+    # Contiguous like every real kernel's output: empty_like would keep a channels-last x's strides, which
+    # torch.compile would then assume for a CUDA output that has none of them.
+    return x.new_empty(x.shape)
 
 
 def _setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - torch.library's callback signature

@@ -1,6 +1,6 @@
-// Logging through the logger TensorRT hands over with setLoggerFinder (stderr before that), and the error type
-// the plugin throws internally. No exception may leave the library: every TensorRT entry point catches it,
-// logs it and returns an error code or nullptr.
+// Logging through the logger TensorRT hands over with setLoggerFinder (stderr before that, and for a host of
+// another TensorRT major's logger layout), and the error type the plugin throws internally. No exception may
+// leave the library: every TensorRT entry point catches it, logs it and returns an error code or nullptr.
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -12,6 +12,7 @@
 namespace gldfn
 {
 
+//! Keep finder for logging, or nullptr (stderr) when it does not match the headers' layout.
 void setPluginLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept;
 
 void logPluginMessage(nvinfer1::ILogger::Severity severity, std::string const& message) noexcept;

@@ -118,12 +118,23 @@ struct TileGeometry
 //! Compile-time plan of one tiled-kernel instantiation. With a compile-time dilation (D > 0) a stage loads
 //! as many channels' tiles (up to 4) as kMaxItemsPerThread 16-byte loads per thread allow, which keeps more
 //! bytes in flight per block; with a runtime dilation a stage is one channel.
+//!
+//! Occupancy of the main case (k = 3, dilation 1): each thread keeps 36 spatial filter values in registers, and
+//! with 4 loads of 16 bytes in flight per thread ptxas used 128 registers (SM 90, nvcc 13.0): 128 x 128 threads
+//! = 16384 of an SM's 65536 registers per block, so 4 blocks (16 warps, 25 % occupancy). With at most 3 loads per
+//! thread (3 channels per stage in FP16) the k <= 3 kernels fit 96 registers without spilling, which
+//! kMinBlocksPerSm = 5 asks of ptxas: 96 x 128 = 12288 registers per block, 5 blocks (20 warps, 31 %), while the
+//! bytes in flight per SM stay about the same (5 blocks x 6 KB against 4 x 8 KB). Shared memory (8.7 KB per
+//! block) does not limit either. The runtime-dilation kernels keep their plan and no bound (0): bounded to 96
+//! registers they spill.
 template <typename T, int K, int D>
 struct TiledPlan
 {
+    static constexpr bool kCompact = K <= 3 && D > 0;
     static constexpr int kTileRows = tileRows<K>();
     static constexpr int kThreads = kThreadsX * kTileRows;
-    static constexpr int kMaxItemsPerThread = 4;
+    static constexpr int kMaxItemsPerThread = kCompact ? 3 : 4;
+    static constexpr int kMinBlocksPerSm = kCompact ? 5 : 0;
     static constexpr int kItemsPerChannel
         = D > 0 ? TileGeometry(K, kTileRows, D, sizeof(T)).itemsPerChannel() : kMaxItemsPerThread * kThreads;
     static constexpr int kChannelsPerStage = std::min(4, kMaxItemsPerThread * kThreads / kItemsPerChannel);
@@ -141,7 +152,8 @@ __host__ __device__ inline size_t tiledSharedBytes(
 }
 
 template <typename T, int K, int D>
-__global__ void __launch_bounds__(kThreadsX * tileRows<K>()) ldfTiledKernel(T const* __restrict__ x,
+__global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, D>::kMinBlocksPerSm)
+    ldfTiledKernel(T const* __restrict__ x,
     T const* __restrict__ spatial, T const* __restrict__ channel, T* __restrict__ out, int channels, int height,
     int width, int runtimeDilation, int channelsPerBlock, int tilesX, int tilesY, int chunks)
 {

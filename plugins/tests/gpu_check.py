@@ -2,7 +2,7 @@
 createPlugin, attachToContext, onShapeChange, enqueue with PluginTensorDesc and device pointers) against the
 PyTorch reference, then timing against the reference and the DRAM roofline. Run by gpu_check.sh.
 
-  python plugins/tests/gpu_check.py --plugin LIB --harness HARNESS [--quick] [--json OUT]
+  python3 plugins/tests/gpu_check.py --plugin LIB --harness HARNESS [--quick] [--json OUT]
 
 --quick checks small shapes only (for compute-sanitizer)."""
 from __future__ import annotations

@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# The plugin's GPU check, one call on a GPU machine (CUDA 13, PyTorch with CUDA, compute-sanitizer; no TensorRT
-# needed): checks the PyTorch op on CUDA through its torch extension (the same kernel) against the reference, runs
-# it under compute-sanitizer and times it (torch_op_check.py); then builds libgldfn_trt_plugins.so for the local GPU
-# and the dlopen harness, checks enqueue against the PyTorch reference (FP32/FP16, odd shapes, k 1/3/5/7, several
-# dilations, misaligned pointers), runs compute-sanitizer memcheck, times the kernel against the reference and the
-# DRAM roofline, and prints Nsight Compute's speed-of-light and occupancy of the main case.
+# The plugin's GPU check, one call on a GPU machine (CUDA, PyTorch with CUDA, compute-sanitizer, Nsight Compute; no
+# TensorRT needed): checks the PyTorch op on CUDA through its torch extension (the same kernel) against the
+# reference, runs it under compute-sanitizer and times it (torch_op_check.py); builds the plugin library for the
+# local GPU and the dlopen harness, checks enqueue against the PyTorch reference (FP32/FP16, odd shapes, k 1/3/5/7,
+# several dilations, misaligned pointers), runs compute-sanitizer memcheck, times the kernel against the reference
+# and the DRAM roofline (gpu_check.py); checks the TensorRT runner's executor (streams, events, threads) with an
+# identity engine (executor_check.py); and prints Nsight Compute's achieved occupancy and waves of the main case.
 #
-#   plugins/tests/gpu_check.sh stage   # on a machine with TensorRT headers: copy them to plugins/build/tensorrt-headers
-#   plugins/tests/gpu_check.sh         # on the GPU machine (headers from TENSORRT_ROOT, the staged copy or /usr/include)
+#   plugins/tests/gpu_check.sh stage  # where TensorRT headers are: copy them to plugins/build/tensorrt-headers
+#   plugins/tests/gpu_check.sh        # on the GPU machine (headers: TENSORRT_ROOT, the staged copy or /usr/include)
 #
-# Results go to stdout and, when $OUT is set, to $OUT/gpu_check.json, $OUT/gpu_check_torch_op.json and
-# $OUT/gpu_check.log.
-set -euo pipefail
+# It stops at once, saying why, when the machine has no usable GPU (exit 2), after finding the toolkit and the
+# headers. A step that fails is reported and the check goes on; the exit status is 1 when any failed. A
+# compute-sanitizer that cannot run on this GPU (or is missing) is reported as skipped, not as a failure.
+# Results go to stdout and, when $OUT is set, to $OUT/gpu_check.json, $OUT/gpu_check_torch_op.json,
+# $OUT/ncu_main_case.txt and $OUT/gpu_check.log.
+set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 plugins=$repo/plugins
+tests=$plugins/tests
 staged=$plugins/build/tensorrt-headers
+export PYTHONUNBUFFERED=1  # python's output through tee arrives as it is printed
 
 find_headers() {
   local dir
@@ -36,39 +42,89 @@ fi
 out_dir=${OUT:-}
 log() { echo "== $*"; }
 if [[ -n $out_dir ]]; then exec > >(tee "$out_dir/gpu_check.log") 2>&1; fi
-
-nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv
 status=0
+failed() { echo "FAILED: $*"; status=1; }
+
+# --- what the check needs, in the order it fails fast -------------------------------------------------------
+command -v python3 >/dev/null || { echo "python3 not found" >&2; exit 2; }
+# The toolkit as nvcc reports it (an nvcc on PATH may be a wrapper script or a link into another folder).
+CUDA_HOME=$(python3 "$tests/cuda_toolkit.py") || exit 2
+export CUDA_HOME
+export PATH=$CUDA_HOME/bin:$PATH
+log "CUDA toolkit: $CUDA_HOME ($("$CUDA_HOME/bin/nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))"
+headers=$(find_headers) || { echo "TensorRT headers not found: run '$0 stage' where they are installed" >&2; exit 2; }
+log "TensorRT headers: $headers"
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "no NVIDIA GPU here (nvidia-smi $(command -v nvidia-smi >/dev/null && echo 'lists none' || echo 'not found')):" \
+       "this check runs on a GPU machine; the CPU tests are 'pytest tests/test_plugin_*.py'" >&2
+  exit 2
+fi
+python3 -c "import torch" 2>/dev/null || { echo "PyTorch is not installed for python3" >&2; exit 2; }
+python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" \
+  || { echo "PyTorch sees no CUDA GPU (a CPU build of torch, or a driver too old for its CUDA)" >&2; exit 2; }
+nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --format=csv
+
+# memcheck LABEL COMMAND...: compute-sanitizer memcheck of a command. A sanitizer that cannot run here (missing,
+# "device not supported" on some virtualised GPUs) is a skip; memcheck errors (exit 3) and the command's own
+# failure are failures.
+sanitizer_ready=unknown
+memcheck() {
+  local label=$1; shift
+  log "compute-sanitizer memcheck: $label"
+  if [[ $sanitizer_ready == unknown ]]; then
+    local probe
+    if ! command -v compute-sanitizer >/dev/null; then
+      sanitizer_ready="no (compute-sanitizer not installed)"
+    elif probe=$(compute-sanitizer --tool memcheck --error-exitcode 3 \
+                   python3 -c "import torch; torch.ones(1, device='cuda').add_(1); torch.cuda.synchronize()" 2>&1); then
+      sanitizer_ready=yes
+    else
+      probe=$(echo "$probe" | grep -m2 -iE 'error|not supported' | tr '\n' ' ')
+      sanitizer_ready="no (it fails on a trivial CUDA program: $probe)"
+    fi
+  fi
+  if [[ $sanitizer_ready != yes ]]; then
+    echo "SKIPPED: compute-sanitizer unavailable on this machine: ${sanitizer_ready#no }"
+    return 0
+  fi
+  # The caching allocator would hide out-of-bounds accesses inside its large blocks.
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --error-exitcode 3 --print-limit 20 "$@"
+  local rc=$?
+  case $rc in
+    0) echo "memcheck clean: $label" ;;
+    3) failed "memcheck found errors: $label" ;;
+    *) failed "$label failed under compute-sanitizer (exit $rc)" ;;
+  esac
+}
+
+# --- the PyTorch op -----------------------------------------------------------------------------------------
 log "PyTorch op gldfn::local_dynamic_filter on CUDA through the torch extension (JIT build, accuracy, timing)"
 export TORCH_EXTENSIONS_DIR=$plugins/build/torch-extensions MAX_JOBS=$(nproc)
-# torch guesses the toolkit from nvcc's folder without following links; follow them, as for the harness below.
-if [[ -z ${CUDA_HOME:-} ]] && command -v nvcc >/dev/null; then
-  export CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
-fi
-torch_op_check=(python "$plugins/tests/torch_op_check.py")
-"${torch_op_check[@]}" ${out_dir:+--json "$out_dir/gpu_check_torch_op.json"} || status=1
-log "compute-sanitizer memcheck of the PyTorch op (small shapes)"
-PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --error-exitcode 3 --print-limit 20 \
-  "${torch_op_check[@]}" --quick || status=1
+torch_op_check=(python3 "$tests/torch_op_check.py")
+"${torch_op_check[@]}" ${out_dir:+--json "$out_dir/gpu_check_torch_op.json"} || failed "torch op check"
+memcheck "the PyTorch op (small shapes)" "${torch_op_check[@]}" --quick
 
-headers=$(find_headers) || { echo "TensorRT headers not found: run '$0 stage' where they are installed" >&2; exit 2; }
-sm=$(python - <<'EOF'
-import torch
-major, minor = torch.cuda.get_device_capability(0)
-print(f"{major}{minor}")
-EOF
-)
+# --- the plugin library through its TensorRT interface --------------------------------------------------------
+sm=$(python3 -c "import torch; major, minor = torch.cuda.get_device_capability(0); print(f'{major}{minor}')")
 build=$plugins/build/gpu-check
-log "building for sm_$sm with TensorRT headers from $headers"
+log "building the plugin library for sm_$sm with TensorRT headers from $headers"
 start=$SECONDS
+mkdir -p "$build"
 if command -v cmake >/dev/null; then
-  cmake -S "$plugins" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$sm-real" \
-        -DTENSORRT_ROOT="$(dirname "$headers")" -DTENSORRT_INCLUDE_DIR="$headers" >/dev/null
-  cmake --build "$build" -j "$(nproc)"
+  if cmake -S "$plugins" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$sm-real" \
+           -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" -DTENSORRT_ROOT="$headers" > "$build/configure.log" 2>&1 \
+     && cmake --build "$build" -j "$(nproc)"; then
+    grep -E "^-- (nvcc|TensorRT) " "$build/configure.log"
+  else
+    tail -20 "$build/configure.log"
+    echo "the plugin library did not build" >&2
+    exit 1
+  fi
+  library=$(ls -t "$build"/libgldfn_trt_plugins*.so | head -n1)
 else
   # No CMake on the machine: the same sources and flags by hand; the contract header from the same template.
   mkdir -p "$build/generated"
-  python - "$repo" "$build/generated/ldf_contract.h" <<'EOF'
+  python3 - "$repo" "$build/generated/ldf_contract.h" <<'EOF'
 import json, sys
 from pathlib import Path
 repo, out = Path(sys.argv[1]), Path(sys.argv[2])
@@ -87,30 +143,42 @@ for key, value in values.items():
     text = text.replace(f"@{key}@", str(value))
 out.write_text(text)
 EOF
+  library=$build/libgldfn_trt_plugins.so
   nvcc -std=c++17 -O3 -shared -cudart static -Xcompiler -fPIC,-fvisibility=hidden \
-       -gencode "arch=compute_$sm,code=sm_$sm" -isystem "$headers" -I"$plugins/common" -I"$plugins/local_dynamic_filter" \
+       -gencode "arch=compute_$sm,code=sm_$sm" -isystem "$headers" \
+       -I"$plugins/common" -I"$plugins/local_dynamic_filter" \
        -I"$build/generated" "$plugins/plugin_entry.cpp" "$plugins/common/plugin_logging.cpp" \
        "$plugins/local_dynamic_filter/ldf_plugin.cpp" "$plugins/local_dynamic_filter/ldf_kernel.cu" \
-       -Xlinker "--version-script=$plugins/exports.map" -o "$build/libgldfn_trt_plugins.so"
+       -Xlinker "--version-script=$plugins/exports.map" -o "$library" \
+    || { echo "the plugin library did not build" >&2; exit 1; }
 fi
-log "library built in $((SECONDS - start)) s"
-cuda_include=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")/include
-g++ -std=c++17 -O2 -shared -fPIC -isystem "$headers" -isystem "$cuda_include" "$plugins/tests/plugin_harness.cpp" \
-    -o "$build/libgldfn_plugin_harness.so" -ldl
-check=(python "$plugins/tests/gpu_check.py" --plugin "$build/libgldfn_trt_plugins.so"
-       --harness "$build/libgldfn_plugin_harness.so")
+log "library $library built in $((SECONDS - start)) s"
+g++ -std=c++17 -O2 -shared -fPIC -isystem "$headers" -isystem "$CUDA_HOME/include" "$tests/plugin_harness.cpp" \
+    -o "$build/libgldfn_plugin_harness.so" -ldl || { echo "the dlopen harness did not build" >&2; exit 1; }
+check=(python3 "$tests/gpu_check.py" --plugin "$library" --harness "$build/libgldfn_plugin_harness.so")
 
 log "accuracy and timing"
-"${check[@]}" ${out_dir:+--json "$out_dir/gpu_check.json"} || status=1
-log "compute-sanitizer memcheck (small shapes)"
-# The caching allocator would hide out-of-bounds accesses inside its large blocks.
-PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck --error-exitcode 3 --print-limit 20 \
-  "${check[@]}" --quick || status=1
+"${check[@]}" ${out_dir:+--json "$out_dir/gpu_check.json"} || failed "plugin accuracy and timing"
+memcheck "the plugin's enqueue (small shapes)" "${check[@]}" --quick
+
+log "the TensorRT runner's executor: device, stream order with the caller's stream, threads, timers"
+python3 "$tests/executor_check.py" || failed "executor check"
+
 if command -v ncu >/dev/null; then
-  log "Nsight Compute: speed of light and occupancy of the main case (C=64, 360x540, FP16, k=3)"
-  ncu --kernel-name regex:ldfTiledKernel --launch-skip 1 --launch-count 1 --section SpeedOfLight \
-      --section Occupancy --section LaunchStats "${check[@]}" --profile \
-    || echo "ncu failed (GPU performance counters may be restricted); the timings above stand"
+  log "Nsight Compute: the main case (C=64, 360x540, FP16, k=3)"
+  ncu_out=${out_dir:-$build}/ncu_main_case.txt
+  if ncu --kernel-name regex:ldfTiledKernel --launch-skip 1 --launch-count 1 --section SpeedOfLight \
+         --section Occupancy --section LaunchStats "${check[@]}" --profile > "$ncu_out" 2>&1; then
+    summary="Registers Per Thread|Block Size|Grid Size|Waves Per SM|Theoretical Occupancy|Achieved Occupancy"
+    summary+="|Block Limit Registers|Memory Throughput|DRAM Throughput|Duration"
+    grep -E "$summary" "$ncu_out" | sed 's/^ */  /'
+    echo "  (all of Nsight Compute's output: $ncu_out)"
+  else
+    tail -5 "$ncu_out"
+    echo "ncu failed (GPU performance counters may be restricted); the timings above stand"
+  fi
+else
+  echo "SKIPPED: Nsight Compute (ncu) is not installed: no occupancy or waves"
 fi
 log "done, status $status"
 exit $status

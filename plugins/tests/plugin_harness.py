@@ -1,13 +1,22 @@
 """ctypes wrapper of plugin_harness.cpp: drives libgldfn_trt_plugins.so through its TensorRT interface
 (getCreators, createPlugin, serialization, format queries, enqueue) without TensorRT. Used by the CPU tests
-(tests/test_plugin_library.py) and by the GPU check (gpu_check.py)."""
+(tests/test_plugin_library.py, tests/test_plugin_tensorrt_majors.py) and by the GPU check (gpu_check.py).
+
+  python3 plugin_harness.py HARNESS PLUGIN   # one pairing: load, provoke a logged error, print JSON
+
+prints where the plugin's error message went (the harness's logger, or nowhere it could see: then stderr), so
+harness and library built with different TensorRT headers can be tried in a process of their own."""
 from __future__ import annotations
 
 import ctypes
+import json
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cuda_toolkit import find_cuda_home  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 HARNESS_SOURCE = HERE / "plugin_harness.cpp"
@@ -22,15 +31,8 @@ PHASE_BUILD, PHASE_RUNTIME = 0, 1
 
 
 def cuda_include_dir() -> Path:
-    """The CUDA toolkit's include folder (CUDA_HOME, CUDA_PATH, next to nvcc, or /usr/local/cuda)."""
-    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
-    nvcc = shutil.which("nvcc")
-    if nvcc:
-        candidates.append(str(Path(nvcc).resolve().parent.parent))
-    for root in filter(None, candidates):
-        if (Path(root) / "include" / "cuda_runtime_api.h").is_file():
-            return Path(root) / "include"
-    raise FileNotFoundError("cuda_runtime_api.h not found: set CUDA_HOME to the CUDA toolkit")
+    """The CUDA toolkit's include folder (cuda_toolkit.find_cuda_home)."""
+    return find_cuda_home() / "include"
 
 
 def compile_shared(source: Path, output: Path, include_dirs: list[Path], system_include_dirs: list[Path] = (),
@@ -132,3 +134,20 @@ class PluginHarness:
 
     def release(self, prepared: int) -> None:
         self._lib.ldfh_release(prepared)
+
+
+def report_pairing(harness_path: Path, plugin_path: Path) -> dict:
+    """Load ``plugin_path`` through the harness, create a plugin with an invalid kernel_size (the plugin logs an
+    error) and say what the harness's logger received."""
+    from gldfn_model.ops.contract import load_contract
+
+    contract = load_contract()
+    namespace = contract.attribute("plugin_namespace")["default"]
+    harness = PluginHarness(harness_path, plugin_path, contract.name, contract.version, namespace)
+    created = harness.create(4, 1)
+    return {"created": bool(created), "harness_log": harness.take_log(), "field_names": harness.field_names()}
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parents[1]))  # gldfn_model from the source tree
+    print(json.dumps(report_pairing(Path(sys.argv[1]), Path(sys.argv[2]))), flush=True)

@@ -3,7 +3,7 @@ torch extension of gldfn_model/cuda_ops.py: builds the extension (JIT), compares
 (FP32 and FP16 against the contract's tolerances, odd shapes, k 3/5, dilation 1/2, strided inputs) and times it
 against the reference. Run by gpu_check.sh.
 
-  python plugins/tests/torch_op_check.py [--quick] [--json OUT]
+  python3 plugins/tests/torch_op_check.py [--quick] [--json OUT]
 
 --quick checks small shapes only (for compute-sanitizer)."""
 from __future__ import annotations
@@ -59,12 +59,29 @@ def check_accuracy(shapes, windows, contract, strided_too=True) -> list[dict]:
                     ref = local_dynamic_filter_reference(x.float(), sp.float(), ch.float(), kernel_size, dilation)
                     data_range = float(ref.max() - ref.min()) or 1.0
                     err = float((out.float() - ref).abs().max()) / data_range
-                    ok = err <= tolerance and out.dtype == dtype and bool(torch.isfinite(out).all())
+                    # Contiguous whatever the input's strides: the op's fake kernel promises that to torch.compile.
+                    ok = (err <= tolerance and out.dtype == dtype and out.is_contiguous()
+                          and bool(torch.isfinite(out).all()))
                     results.append({"dtype": dtype_name, "shape": list(shape), "kernel_size": kernel_size,
                                     "dilation": dilation, "strided": strided, "max_abs_rel_range": err, "ok": ok})
                     print(f"{'ok  ' if ok else 'FAIL'} {dtype_name} {shape} k={kernel_size} d={dilation}"
                           f"{' strided' if strided else ''}: max|err|/range = {err:.2e} (tol {tolerance:g})")
     return results
+
+
+def check_fake_kernel() -> dict:
+    """torch.library.opcheck on CUDA with a channels-last input: the fake kernel's output strides must be those of
+    the CUDA kernel's (torch.compile plans with them)."""
+    x, sp, ch = make_inputs((1, 8, 12, 20), 3, torch.float32, seed=7)
+    x = x.to(memory_format=torch.channels_last)
+    result = {"case": "opcheck, channels-last input", "ok": True}
+    try:
+        torch.library.opcheck(torch.ops.gldfn.local_dynamic_filter, (x, sp, ch, 3, 1))
+    except Exception as error:  # noqa: BLE001 - opcheck raises OpCheckError and the errors of what it runs
+        result.update(ok=False, error=f"{type(error).__name__}: {error}"[:2000])
+    print(f"{'ok  ' if result['ok'] else 'FAIL'} torch.library.opcheck on CUDA, channels-last input"
+          + ("" if result["ok"] else f": {result['error']}"))
+    return result
 
 
 def benchmark(shape, kernel_size, dilation, dtype_name) -> dict:
@@ -96,10 +113,11 @@ def main() -> int:
     print(f"extension loaded in {report['extension_load_seconds']:.1f} s (JIT build or cache)")
 
     contract = load_contract()
+    report["accuracy"] = [check_fake_kernel()]  # counted with the accuracy cases
     if args.quick:
-        report["accuracy"] = check_accuracy(SMALL_SHAPES[:3], [(3, 1), (5, 2)], contract)
+        report["accuracy"] += check_accuracy(SMALL_SHAPES[:3], [(3, 1), (5, 2)], contract)
     else:
-        report["accuracy"] = check_accuracy(SMALL_SHAPES, WINDOWS, contract)
+        report["accuracy"] += check_accuracy(SMALL_SHAPES, WINDOWS, contract)
         report["accuracy"] += check_accuracy(LARGE_SHAPES, [(3, 1), (5, 2)], contract, strided_too=False)
         report["timing"] = []
         for shape, k, d, dt in TIMED_CASES:

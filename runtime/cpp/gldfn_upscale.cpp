@@ -2,12 +2,14 @@
 //
 //   gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so]
 //
-// Loads the plugin library into TensorRT's plugin registry (skip --plugin only for engines built with
-// --embed-plugin), deserializes the engine, reads an 8-bit PNG with libpng (gray and alpha are dropped to
-// RGB), runs it once in the engine's profile and writes the upscaled RGB PNG under a temporary name that is
-// renamed into place on success. Images outside the engine's min/max profile are refused: tiling lives in
-// the Python runtime (`gldfn-trt run`).
+// Checks that the TensorRT library it runs with is of its headers' major (TensorRT 11 changed ILogger's layout),
+// loads the plugin library into TensorRT's plugin registry (without --plugin the engine must embed it, built with
+// --embed-plugin: then host code in the plan is allowed), deserializes the engine, reads an 8-bit PNG with
+// libpng (gray and alpha are dropped to RGB), runs it once in the engine's profile and writes the upscaled RGB
+// PNG under a temporary name that is renamed into place on success. Images outside the engine's min/max
+// profile are refused: tiling lives in the Python runtime (`gldfn-trt run`).
 #include <NvInferRuntime.h>
+#include <NvInferVersion.h>
 #include <cuda_runtime_api.h>
 #include <png.h>
 
@@ -23,8 +25,35 @@
 #include <string>
 #include <vector>
 
+// 1 when CMakeLists.txt links TensorRT-RTX (libtensorrt_rtx) rather than TensorRT (libnvinfer).
+#ifndef GLDFN_TENSORRT_RTX
+#define GLDFN_TENSORRT_RTX 0
+#endif
+
 namespace
 {
+//! Refuse a TensorRT library whose major differs from the headers': this program's Logger has the headers'
+//! ILogger layout, and the library would call it through its own (a crash at the first message). TensorRT-RTX
+//! 1.x implements TensorRT 11's interfaces.
+void checkLibraryMatchesHeaders()
+{
+    int32_t const libraryMajor = getInferLibMajorVersion();
+    char const* const library = GLDFN_TENSORRT_RTX ? "TensorRT-RTX" : "TensorRT";
+#if defined(TRT_MAJOR_RTX)
+    bool const matches = GLDFN_TENSORRT_RTX && libraryMajor == TRT_MAJOR_RTX;
+    std::string const headers = "TensorRT-RTX " + std::to_string(TRT_MAJOR_RTX);
+#else
+    bool const matches = GLDFN_TENSORRT_RTX ? NV_TENSORRT_MAJOR == 11 : libraryMajor == NV_TENSORRT_MAJOR;
+    std::string const headers = "TensorRT " + std::to_string(NV_TENSORRT_MAJOR);
+#endif
+    if (!matches)
+    {
+        throw std::runtime_error("built with " + headers + " headers but running with the " + library + " "
+            + std::to_string(libraryMajor) + " library, whose ILogger layout differs: rebuild against one installation "
+              "(-DTENSORRT_ROOT with its include/ and lib/) or put the matching library on LD_LIBRARY_PATH");
+    }
+}
+
 class Logger : public nvinfer1::ILogger
 {
 public:
@@ -243,13 +272,19 @@ int main(int argc, char** argv)
     try
     {
         Arguments const arguments = parseArguments(argc, argv);
+        checkLibraryMatchesHeaders();
         Logger logger;
         std::unique_ptr<nvinfer1::IRuntime> runtime{nvinfer1::createInferRuntime(logger)};
         if (!runtime)
         {
             throw std::runtime_error("cannot create the TensorRT runtime");
         }
-        if (!arguments.plugin.empty() && runtime->getPluginRegistry().loadLibrary(arguments.plugin.c_str()) == nullptr)
+        if (arguments.plugin.empty())
+        {
+            // The engine must carry the plugin library (gldfn-trt build --embed-plugin), which is host code.
+            runtime->setEngineHostCodeAllowed(true);
+        }
+        else if (runtime->getPluginRegistry().loadLibrary(arguments.plugin.c_str()) == nullptr)
         {
             throw std::runtime_error(arguments.plugin + ": TensorRT cannot load this plugin library");
         }
