@@ -142,8 +142,8 @@ def report_pairing(harness_path: Path, plugin_path: Path) -> dict:
     from gldfn_model.ops.contract import load_contract
 
     contract = load_contract()
-    namespace = contract.attribute("plugin_namespace")["default"]
-    harness = PluginHarness(harness_path, plugin_path, contract.name, contract.version, namespace)
+    namespace = contract.plugin_namespace
+    harness = PluginHarness(harness_path, plugin_path, contract.name, contract.plugin_version, namespace)
     created = harness.create(4, 1)
     return {"created": bool(created), "harness_log": harness.take_log(), "field_names": harness.field_names()}
 
