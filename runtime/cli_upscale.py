@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS
+
 if TYPE_CHECKING:
     from gldfn_runtime.upscaler import Upscaler
 
@@ -53,9 +55,10 @@ def register(app: typer.Typer) -> None:
         random_weights: bool = typer.Option(False, "--random-weights", help="torch: an untrained network (testing only)"),
         onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
-        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: whole image)"),
+        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: from a memory budget (docs/tiling.md), the whole image when it fits; 0: whole images)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels, blended across the seam"),
         threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
+        max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="refuse input images with more pixels (read from the file header, before decoding)"),
     ) -> None:
         """Upscale images: files or folders in, atomically written images of the same name out.
 
@@ -74,7 +77,7 @@ def register(app: typer.Typer) -> None:
         except (ImageReadError, CheckpointError, RunnerError, TilingError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} ({backend.value})")
-        typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}")
+        failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} ({backend.value})", max_pixels)
+        typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}" + (f"; {failures} failed (reasons above)" if failures else ""))
         if failures:
             raise typer.Exit(1)

@@ -176,7 +176,7 @@ def test_exif_orientation_is_applied(tmp_path):
 
 def test_output_path_problems_are_refused_before_writing(tmp_path):
     (tmp_path / "taken.png").mkdir()
-    with pytest.raises(ImageWriteError, match=r"taken\.png: a folder of that name is in the way"):
+    with pytest.raises(ImageWriteError, match=r"cannot write .*taken\.png: a folder of that name is in the way"):
         write_image(tmp_path / "taken.png", np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(ImageWriteError, match="WEBP images are at most 16383 pixels a side"):
         ImageCanvas.blank(8, 20_000, 3, np.uint8).save(tmp_path / "wide.webp")

@@ -89,7 +89,7 @@ def _check_single_frame(path: Path, image: Image.Image) -> None:
     frames = getattr(image, "n_frames", 1)
     if frames > 1 and image.format != "MPO":  # MPO: a camera JPEG whose extra frames are previews/stereo views
         raise ImageFormatError(
-            f"{path}: the file holds {frames} frames ({image.format} animation or pages); only single images are "
+            f"{path}: the file holds {frames} frames (an animation or several pages); only single images are "
             "upscaled: extract the frames to separate files first")
 
 
@@ -156,17 +156,17 @@ def check_output_path(path: str | os.PathLike[str], height: int, width: int, dty
     path = Path(path)
     image_format = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
     if image_format is None:
-        raise ImageWriteError(f"{path}: unknown image suffix (use one of {', '.join(IMAGE_SUFFIXES)})")
+        raise ImageWriteError(f"cannot write {path}: unknown image suffix (use one of {', '.join(IMAGE_SUFFIXES)})")
     if path.is_dir():
-        raise ImageWriteError(f"{path}: a folder of that name is in the way; move it or choose another output name")
+        raise ImageWriteError(f"cannot write {path}: a folder of that name is in the way; move it or choose another output name")
     limit = _MAX_SIDE.get(image_format)
     if limit is not None and max(height, width) > limit:
-        raise ImageWriteError(f"{path}: {image_format} images are at most {limit} pixels a side, this one is "
+        raise ImageWriteError(f"cannot write {path}: {image_format} images are at most {limit} pixels a side, this one is "
                               f"{width}x{height}; write a .png or .tif instead")
     if np.dtype(dtype) == np.uint16 and image_format != "PNG":
-        raise ImageWriteError(f"{path}: 16-bit output needs a .png file; convert to uint8 for {image_format}")
+        raise ImageWriteError(f"cannot write {path}: 16-bit output needs a .png file; convert to uint8 for {image_format}")
     if np.dtype(dtype) not in (np.uint8, np.uint16):
-        raise ImageWriteError(f"{path}: expected a uint8 or uint16 image, got {np.dtype(dtype)}")
+        raise ImageWriteError(f"cannot write {path}: expected a uint8 or uint16 image, got {np.dtype(dtype)}")
     return image_format
 
 
@@ -238,7 +238,7 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
     path = Path(path)
     array = np.asarray(array)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        raise ImageWriteError(f"{path}: cannot write an array of shape {array.shape} as an image")
+        raise ImageWriteError(f"cannot write {path}: an array of shape {array.shape} is not an image")
     check_output_path(path, array.shape[0], array.shape[1], array.dtype)
     ImageCanvas.from_array(array).save(path)
 
