@@ -171,10 +171,12 @@ def register(app: typer.Typer) -> None:
         engine: Path = typer.Argument(..., help="an engine from gldfn-trt build"),
         inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
         out_dir: Path = typer.Option(..., "-o", "--out", help="output folder (created if missing)"),
-        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: from a memory budget (docs/tiling.md), at most the profile's max; 0: whole images up to the profile's max)"),
+        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: from a memory budget, "
+                                           "docs/tiling.md, at most the profile's max; 0: whole images up to it)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels"),
         plugin: Optional[Path] = typer.Option(None, help="plugin library (default: the one recorded in the sidecar)"),
-        max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="refuse input images with more pixels (read from the file header, before decoding)"),
+        max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels",
+                                       help="refuse inputs with more pixels (read from the header, before decoding)"),
     ) -> None:
         """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`)."""
         from gldfn_runtime.tiling import TilingError
@@ -186,8 +188,10 @@ def register(app: typer.Typer) -> None:
             upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
         except (*_user_errors(), TilingError, ValueError) as error:
             raise _fail(error) from None
-        failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} (tensorrt)", max_pixels)
-        typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}" + (f"; {failures} failed (reasons above)" if failures else ""))
+        label = f"upscaling x{upscaler.scale} (tensorrt)"
+        failures = upscale_files(upscaler, files, targets, out_dir, label, max_pixels)
+        failed = f"; {failures} failed (reasons above)" if failures else ""
+        typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}{failed}")
         if failures:
             raise typer.Exit(1)
 

@@ -55,10 +55,12 @@ def register(app: typer.Typer) -> None:
         random_weights: bool = typer.Option(False, "--random-weights", help="torch: an untrained network (testing only)"),
         onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
-        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: from a memory budget (docs/tiling.md), the whole image when it fits; 0: whole images)"),
+        tile: Optional[int] = typer.Option(None, help="tile size in LR pixels (default: from a memory budget, "
+                                           "docs/tiling.md, the whole image when it fits; 0: whole images)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels, blended across the seam"),
         threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
-        max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="refuse input images with more pixels (read from the file header, before decoding)"),
+        max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels",
+                                       help="refuse inputs with more pixels (read from the header, before decoding)"),
     ) -> None:
         """Upscale images: files or folders in, atomically written images of the same name out.
 
@@ -77,7 +79,9 @@ def register(app: typer.Typer) -> None:
         except (ImageReadError, CheckpointError, RunnerError, TilingError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        failures = upscale_files(upscaler, files, targets, out_dir, f"upscaling x{upscaler.scale} ({backend.value})", max_pixels)
-        typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}" + (f"; {failures} failed (reasons above)" if failures else ""))
+        label = f"upscaling x{upscaler.scale} ({backend.value})"
+        failures = upscale_files(upscaler, files, targets, out_dir, label, max_pixels)
+        failed = f"; {failures} failed (reasons above)" if failures else ""
+        typer.echo(f"{len(files) - failures} of {len(files)} images written to {out_dir}{failed}")
         if failures:
             raise typer.Exit(1)

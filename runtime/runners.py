@@ -166,9 +166,10 @@ class OnnxRuntimeRunner:
         # A model with FP16 I/O gets its input cast; the runner's interface stays float32.
         self.input_dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16}.get(model_input.type)
         if self.input_dtype is None:
-            raise RunnerError(f"{path}: input {model_input.name!r} is {model_input.type}; a float32 or float16 image input is needed")
-        config = NAMED_CONFIGS.get(self.metadata.get(ONNX_CONFIG_KEY, ""))
-        self.bytes_per_lr_pixel = gldfn_bytes_per_lr_pixel(config.channels if config else NAMED_CONFIGS["paper"].channels)
+            raise RunnerError(f"{path}: input {model_input.name!r} is {model_input.type}; a float32 or float16 image "
+                              "input is needed")
+        config = NAMED_CONFIGS.get(self.metadata.get(ONNX_CONFIG_KEY, ""), NAMED_CONFIGS["paper"])
+        self.bytes_per_lr_pixel = gldfn_bytes_per_lr_pixel(config.channels)
         shape = model_input.shape
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         fixed_hw = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None

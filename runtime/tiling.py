@@ -118,7 +118,8 @@ def tile_weights(tile: Tile, scale: int, overlap: int) -> np.ndarray:
     return rows[:, None] * cols[None, :]
 
 
-def normalised_windows(tiles: list[Tile], height: int, width: int, scale: int, overlap: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def normalised_windows(tiles: list[Tile], height: int, width: int, scale: int,
+                       overlap: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each tile's row and column windows divided by the sum of all windows along that axis. The tiles form
     a grid, so the sum of all 2-D windows is ``R(y) * C(x)`` and the normalised windows' products add up to 1."""
     windows = [tile_windows(tile, scale, overlap) for tile in tiles]
@@ -129,8 +130,8 @@ def normalised_windows(tiles: list[Tile], height: int, width: int, scale: int, o
             row_total[tile.top * scale : tile.bottom * scale] += rows
         if tile.top == 0:
             col_total[tile.left * scale : tile.right * scale] += cols
-    return [(rows / row_total[tile.top * scale : tile.bottom * scale], cols / col_total[tile.left * scale : tile.right * scale])
-            for tile, (rows, cols) in zip(tiles, windows)]
+    return [(rows / row_total[tile.top * scale : tile.bottom * scale],
+             cols / col_total[tile.left * scale : tile.right * scale]) for tile, (rows, cols) in zip(tiles, windows)]
 
 
 def pad_to_min(lr: np.ndarray, min_size: Size | None) -> np.ndarray:
@@ -264,7 +265,8 @@ def _row_bands(runner: Runner, shape: tuple[int, int, int, int], read_patch: Pat
 
 
 def upscale_blocks(runner: Runner, shape: tuple[int, int, int, int], read_patch: PatchReader, tile: Size | None,
-                   overlap: int = DEFAULT_OVERLAP, on_tile: TileCallback | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+                   overlap: int = DEFAULT_OVERLAP,
+                   on_tile: TileCallback | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """Upscale an ``N x C x h x w`` image (``shape``) read patch by patch, ``tile`` None meaning one pass.
     Yields ``(top, left, block)``: finished ``N x C x bh x bw`` float32 regions of the output (unclipped)
     that together cover it once. A block is only valid until the next one is asked for, and the caller may
@@ -286,7 +288,8 @@ def upscale_blocks(runner: Runner, shape: tuple[int, int, int, int], read_patch:
     def read_transposed(top: int, bottom: int, left: int, right: int) -> np.ndarray:
         return read_patch(left, right, top, bottom).swapaxes(2, 3)
 
-    for top, left, block in _row_bands(_Transposed(runner), transposed, read_transposed, (tile[1], tile[0]), overlap, on_tile):
+    bands = _row_bands(_Transposed(runner), transposed, read_transposed, (tile[1], tile[0]), overlap, on_tile)
+    for top, left, block in bands:
         yield left, top, block.swapaxes(2, 3)
 
 

@@ -233,7 +233,8 @@ class Upscaler:
             return to_unit_float(pixels[top:bottom, left:right]).transpose(2, 0, 1)[None]
 
         tile = self.tile_for(height, width, channels)
-        for top, left, block in upscale_blocks(runner, (1, channels, height, width), read_patch, tile, self.overlap, on_tile):
+        blocks = upscale_blocks(runner, (1, channels, height, width), read_patch, tile, self.overlap, on_tile)
+        for top, left, block in blocks:
             converted = from_unit_float(block[0].transpose(1, 2, 0), image.dtype, in_place=True)
             write(top, left, converted if image.ndim == 3 else converted[:, :, 0])
 
@@ -318,7 +319,8 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int
     channels = 1 if image.ndim == 2 else image.shape[2]
     note, dtype = None, image.dtype
     if image.dtype == np.uint16 and target.suffix.lower() != ".png":
-        note, dtype = f"{target}: written as 8 bits per channel (16-bit output is written as PNG only)", np.dtype(np.uint8)
+        note = f"{target}: written as 8 bits per channel (16-bit output is written as PNG only)"
+        dtype = np.dtype(np.uint8)
     check_output_path(target, height, width, dtype)
     needed = height * width * (4 if dtype == np.uint8 and channels > 1 else channels * dtype.itemsize)
     needed += upscaler.memory_needed(image.shape[0], image.shape[1], channels)
@@ -339,8 +341,9 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int
     return note
 
 
-def describe_failure(source: Path, error: Exception) -> str:
-    """One line naming the file and why it failed, for any exception a file can raise."""
+def describe_failure(source: Path, error: Exception, target: Path | None = None) -> str:
+    """One line naming the file and why it failed, for any exception reading ``source`` or writing ``target``
+    can raise."""
     text = str(error)
     if isinstance(error, GldfnError):
         message = text
@@ -348,8 +351,9 @@ def describe_failure(source: Path, error: Exception) -> str:
         message = f"not enough memory ({text or type(error).__name__}); free memory, or pass a smaller --tile"
     elif isinstance(error, OSError):
         where = f" ({error.filename})" if error.filename else ""
-        reasons = {errno.ENOSPC: "no space left on the device; free space or write elsewhere",
-                   errno.EDQUOT: "disk quota exceeded; free space or write elsewhere",
+        folder = f" of {target.parent}" if target is not None else ""
+        reasons = {errno.ENOSPC: f"no space left on the device{folder}; free space or write elsewhere",
+                   errno.EDQUOT: f"disk quota exceeded on the device{folder}; free space or write elsewhere",
                    errno.EACCES: "permission denied; choose a location you can write to",
                    errno.EPERM: "operation not permitted; choose a location you can write to",
                    errno.EROFS: "the file system is read-only; write elsewhere",
@@ -385,7 +389,8 @@ def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], ou
                     progress.console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
             except Exception as error:  # noqa: BLE001 - a batch survives any one file; the reason is printed
                 failures += 1
-                progress.console.print(f"error: {describe_failure(source, error)}", highlight=False, markup=False, soft_wrap=True)
+                message = f"error: {describe_failure(source, error, target)}"
+                progress.console.print(message, highlight=False, markup=False, soft_wrap=True)
             progress.update(tiles, visible=False)
             progress.advance(task)
     return failures

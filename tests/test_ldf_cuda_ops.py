@@ -107,7 +107,8 @@ def test_contract_dtypes_and_kernel_sizes_have_a_kernel(dtype, kernel_size):
 
 
 @pytest.mark.parametrize("kernel_size,dilation,match", [(9, 1, "kernel_size=9 is not supported"),
-                                                        (3, 17, "dilation=17 is outside"), (3, 2**31 - 1, "dilation=2147483647 is outside")])
+                                                        (3, 17, "dilation=17 is outside"),
+                                                        (3, 2**31 - 1, "dilation=2147483647 is outside")])
 def test_attributes_outside_the_contract_never_reach_the_kernel(fresh_warnings, kernel_size, dilation, match):
     """A huge dilation overflowed the kernel's radius arithmetic; the CUDA path now takes the plugin's ranges."""
     from gldfn_model.ops.contract import OpAttributeError
@@ -121,7 +122,8 @@ def test_attributes_outside_the_contract_never_reach_the_kernel(fresh_warnings, 
 
 def test_binding_is_built_with_the_contract_dilation_range():
     dilation = load_contract().attribute("dilation")
-    assert cuda_ops.contract_defines() == [f"-DGLDFN_LDF_MIN_DILATION={dilation['min']}", f"-DGLDFN_LDF_MAX_DILATION={dilation['max']}"]
+    assert cuda_ops.contract_defines() == [f"-DGLDFN_LDF_MIN_DILATION={dilation['min']}",
+                                           f"-DGLDFN_LDF_MAX_DILATION={dilation['max']}"]
     assert "GLDFN_LDF_MAX_DILATION" in cuda_ops.BINDING_SOURCE.read_text()
 
 
@@ -170,8 +172,8 @@ def test_binding_compiles_for_the_host_against_torch_headers(tmp_path):
     if not any((p / "c10/cuda/impl/cuda_cmake_macros.h").is_file() for p in torch_includes):
         (stub / "c10/cuda/impl").mkdir(parents=True)
         (stub / "c10/cuda/impl/cuda_cmake_macros.h").write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
-    command = [compiler, TORCH_EXTENSION_STD, "-fsyntax-only", "-Wall", "-Wextra", "-Werror", f"-I{cuda_ops.KERNEL_DIR}",
-               *cuda_ops.contract_defines()]
+    command = [compiler, TORCH_EXTENSION_STD, "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
+               f"-I{cuda_ops.KERNEL_DIR}", *cuda_ops.contract_defines()]
     for folder in [*torch_includes, stub, cuda_include]:
         command += ["-isystem", str(folder)]
     result = subprocess.run([*command, str(cuda_ops.BINDING_SOURCE)], capture_output=True, text=True, timeout=300)

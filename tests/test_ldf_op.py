@@ -61,8 +61,10 @@ def test_bad_shapes_are_reported():
         local_dynamic_filter_reference(x, spatial, channel, 2, 1)
 
 
-@pytest.mark.parametrize("k,d,match", [(9, 1, "kernel_size=9 is not supported"), (3, 0, r"dilation=0 is outside \[1, 16\]"),
-                                       (3, 17, r"dilation=17 is outside \[1, 16\]"), (3, 2**31 - 1, "dilation=2147483647 is outside")])
+@pytest.mark.parametrize("k,d,match", [(9, 1, "kernel_size=9 is not supported"),
+                                       (3, 0, r"dilation=0 is outside \[1, 16\]"),
+                                       (3, 17, r"dilation=17 is outside \[1, 16\]"),
+                                       (3, 2**31 - 1, "dilation=2147483647 is outside")])
 def test_attributes_outside_the_contract_are_refused_on_every_path(k, d, match):
     """The CPU op accepts exactly the plugin's ranges (the contract's), not whatever its arithmetic could do."""
     from gldfn_model.common.errors import GldfnError

@@ -189,12 +189,14 @@ def whole_output_blend(runner, lr: np.ndarray, tile: int, overlap: int) -> np.nd
     for t in plan_tiles(lr.shape[2], lr.shape[3], (tile, tile), overlap):
         weights = tile_weights(t, scale, overlap)
         region = (slice(t.top * scale, t.bottom * scale), slice(t.left * scale, t.right * scale))
-        output[(slice(None), slice(None), *region)] += runner.infer(lr[:, :, t.top : t.bottom, t.left : t.right]) * weights
+        tile_output = runner.infer(lr[:, :, t.top : t.bottom, t.left : t.right])
+        output[(slice(None), slice(None), *region)] += tile_output * weights
         total[region] += weights
     return output / total
 
 
-@pytest.mark.parametrize("height,width,tile,overlap", [(70, 44, 24, 8), (44, 70, 24, 8), (41, 41, 24, 16), (30, 90, 32, 4)])
+@pytest.mark.parametrize("height,width,tile,overlap",
+                         [(70, 44, 24, 8), (44, 70, 24, 8), (41, 41, 24, 16), (30, 90, 32, 4)])
 def test_band_assembly_equals_the_plain_blend(height, width, tile, overlap):
     """GLDFN (random tiny) is not local, so every tile's output matters; band by band, rows and columns
     (wide images run column bands), with large last overlaps, the result is the plain weighted average."""
@@ -204,7 +206,10 @@ def test_band_assembly_equals_the_plain_blend(height, width, tile, overlap):
     covered = np.zeros((height * SCALE, width * SCALE), dtype=int)
     result = np.zeros((1, 3, height * SCALE, width * SCALE), dtype=np.float32)
     blocks = 0
-    for top, left, block in upscale_blocks(runner, lr.shape, lambda t, b, l, r: lr[:, :, t:b, l:r], (tile, tile), overlap):
+    def read_patch(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        return lr[:, :, top:bottom, left:right]
+
+    for top, left, block in upscale_blocks(runner, lr.shape, read_patch, (tile, tile), overlap):
         covered[top : top + block.shape[2], left : left + block.shape[3]] += 1
         result[:, :, top : top + block.shape[2], left : left + block.shape[3]] = block  # valid until the next one
         blocks += 1
@@ -234,7 +239,7 @@ def test_memory_of_the_band_accumulator_does_not_grow_with_the_image():
     for height in (400, 800):
         lr = lr_batch(height, 60)
         tracemalloc.start()
-        for _ in upscale_blocks(runner, lr.shape, lambda t, b, l, r: lr[:, :, t:b, l:r], (64, 64), 16):
+        for _ in upscale_blocks(runner, lr.shape, lambda t, b, l, r, lr=lr: lr[:, :, t:b, l:r], (64, 64), 16):
             pass
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()

@@ -21,9 +21,9 @@ from gldfn_model.data.image_io import read_image, write_image
 from gldfn_model.data.imresize import imresize
 from gldfn_model.network.gldfn import GLDFN
 from gldfn_runtime import Upscaler
-from gldfn_runtime.runners import BicubicRunner, RunnerError, TorchRunner
+from gldfn_runtime.runners import RunnerError, TorchRunner
 from gldfn_runtime.tiling import MIN_AUTO_TILE, working_memory
-from gldfn_runtime.upscaler import ImageShapeError, ImageValueError
+from gldfn_runtime.upscaler import ImageShapeError, ImageValueError, describe_failure
 from test_image_io import png_claiming
 
 SCALE = 4
@@ -233,7 +233,7 @@ def test_budget_tiling_reports_each_tile_and_matches_the_whole_image(rgb, layout
     image = np.tile(rgb, (8, 6, 1))  # 192 x 192
     image = {"gray": image[:, :, 0], "rgb": image, "rgba": np.dstack([image, image[:, :, 2]])}[layout]
     calls = []
-    tiled = Upscaler.bicubic(SCALE, memory_budget=24 * 2**20).upscale(image, on_tile=lambda done, total: calls.append((done, total)))
+    tiled = Upscaler.bicubic(SCALE, memory_budget=24 * 2**20).upscale(image, on_tile=lambda *done: calls.append(done))
     whole = Upscaler.bicubic(SCALE, tile=0).upscale(image)
     assert len(calls) > 1 and calls == [(i + 1, calls[0][1]) for i in range(calls[0][1])]
     assert np.abs(tiled.astype(int) - whole).max() <= 1
@@ -259,7 +259,8 @@ def test_onnx_model_with_float16_input_runs(tmp_path, rgb):
     x = helper.make_tensor_value_info("lr", TensorProto.FLOAT16, [1, 3, "h", "w"])
     y = helper.make_tensor_value_info("sr", TensorProto.FLOAT16, [1, 3, "H", "W"])
     scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, SCALE, SCALE])
-    graph = helper.make_graph([helper.make_node("Resize", ["lr", "", "scales"], ["sr"], mode="nearest")], "fp16_io", [x], [y], [scales])
+    resize = helper.make_node("Resize", ["lr", "", "scales"], ["sr"], mode="nearest")
+    graph = helper.make_graph([resize], "fp16_io", [x], [y], [scales])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     helper.set_model_props(model, {"gldfn.scale": str(SCALE)})
     onnx.save(model, tmp_path / "fp16_io.onnx")
@@ -291,7 +292,8 @@ def test_cli_batch_survives_any_one_file(tmp_path, rgb):
     Image.fromarray(rgb).save(folder / "z_last.png")
     out = tmp_path / "out"
     (out / "f_taken.png").mkdir(parents=True)
-    result = CliRunner().invoke(app, ["upscale", str(folder), "-o", str(out), "--backend", "bicubic", "--max-pixels", "3000"])
+    arguments = ["upscale", str(folder), "-o", str(out), "--backend", "bicubic", "--max-pixels", "3000"]
+    result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 1, result.output
     text = result.output
     assert "b_bomb.png: 100000x100000 is 10000.0 megapixels, more than the limit of 0.0" in text
@@ -311,7 +313,8 @@ def test_cli_full_disk_is_one_line_per_file(tmp_path, rgb):
         pytest.skip("no mount command to make a small full file system")
     full = tmp_path / "full"
     full.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(full)], capture_output=True, text=True)
+    mount = ["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(full)]
+    mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill ({mounted.stderr.strip()}); needs root")
     try:
@@ -322,9 +325,18 @@ def test_cli_full_disk_is_one_line_per_file(tmp_path, rgb):
             Image.fromarray(noise).save(folder / name)
         result = CliRunner().invoke(app, ["upscale", str(folder), "-o", str(full), "--backend", "bicubic"])
         assert result.exit_code == 1, result.output
-        assert "one.png: no space left on the device; free space or write elsewhere" in result.output
+        assert f"one.png: no space left on the device of {full}; free space or write elsewhere" in result.output
         assert "two.png: no space left on the device" in result.output
         assert "0 of 2 images written" in result.output and "Traceback" not in result.output
         assert list(full.iterdir()) == []  # the partial temporary files are gone
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+@pytest.mark.parametrize("allocate", [lambda: torch.empty(2**60, dtype=torch.uint8), lambda: np.empty(2**62, np.uint8)])
+def test_allocation_failures_are_reported_as_memory(allocate):
+    """The allocators' own errors (torch: RuntimeError, NumPy: MemoryError) become one line about memory."""
+    with pytest.raises(Exception) as caught:
+        allocate()
+    text = describe_failure(Path("big.png"), caught.value)
+    assert text.startswith("big.png: not enough memory (") and text.endswith("; free memory, or pass a smaller --tile")

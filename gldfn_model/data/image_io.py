@@ -158,13 +158,15 @@ def check_output_path(path: str | os.PathLike[str], height: int, width: int, dty
     if image_format is None:
         raise ImageWriteError(f"cannot write {path}: unknown image suffix (use one of {', '.join(IMAGE_SUFFIXES)})")
     if path.is_dir():
-        raise ImageWriteError(f"cannot write {path}: a folder of that name is in the way; move it or choose another output name")
+        raise ImageWriteError(f"cannot write {path}: a folder of that name is in the way; move it or choose another "
+                              "output name")
     limit = _MAX_SIDE.get(image_format)
     if limit is not None and max(height, width) > limit:
-        raise ImageWriteError(f"cannot write {path}: {image_format} images are at most {limit} pixels a side, this one is "
-                              f"{width}x{height}; write a .png or .tif instead")
+        raise ImageWriteError(f"cannot write {path}: {image_format} images are at most {limit} pixels a side, this "
+                              f"one is {width}x{height}; write a .png or .tif instead")
     if np.dtype(dtype) == np.uint16 and image_format != "PNG":
-        raise ImageWriteError(f"cannot write {path}: 16-bit output needs a .png file; convert to uint8 for {image_format}")
+        raise ImageWriteError(f"cannot write {path}: 16-bit output needs a .png file; convert to uint8 for "
+                              f"{image_format}")
     if np.dtype(dtype) not in (np.uint8, np.uint16):
         raise ImageWriteError(f"cannot write {path}: expected a uint8 or uint16 image, got {np.dtype(dtype)}")
     return image_format
@@ -202,7 +204,8 @@ class ImageCanvas:
         """A canvas holding an ``H x W (x C)`` uint8 or uint16 array (8 bits: Pillow's copy of it, made once)."""
         channels = 1 if array.ndim == 2 else array.shape[2]
         if array.dtype == np.uint8:
-            return cls(Image.fromarray(np.ascontiguousarray(array.reshape(array.shape[:2]) if channels == 1 else array)), channels)
+            pixels = array.reshape(array.shape[:2]) if channels == 1 else array
+            return cls(Image.fromarray(np.ascontiguousarray(pixels)), channels)
         if array.dtype == np.uint16:
             return cls(array.reshape(*array.shape[:2], channels), channels)
         raise ImageWriteError(f"expected a uint8 or uint16 array, got {array.dtype}")
@@ -211,12 +214,14 @@ class ImageCanvas:
         """Copy an ``h x w`` (gray) or ``h x w x C`` block of the canvas dtype to (top, left)."""
         channels = 1 if block.ndim == 2 else block.shape[2]
         if block.dtype != self.dtype or channels != self.channels:
-            raise ValueError(f"a block {block.shape} {block.dtype} does not fit a {self.channels}-channel {self.dtype} canvas")
+            raise ValueError(f"a block {block.shape} {block.dtype} does not fit a {self.channels}-channel "
+                             f"{self.dtype} canvas")
         if isinstance(self._pixels, Image.Image):
             pixels = block.reshape(block.shape[:2]) if channels == 1 else block
             self._pixels.paste(Image.fromarray(np.ascontiguousarray(pixels)), (left, top))
         else:
-            self._pixels[top : top + block.shape[0], left : left + block.shape[1]] = block.reshape(*block.shape[:2], channels)
+            rows, cols = block.shape[:2]
+            self._pixels[top : top + rows, left : left + cols] = block.reshape(rows, cols, channels)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         path = Path(path)

@@ -67,7 +67,8 @@ class OpContract:
             raise OpAttributeError(f"kernel_size={kernel_size} is not supported; use one of {allowed}")
         dil = self.attribute("dilation")
         if not dil["min"] <= dilation <= dil["max"]:
-            raise OpAttributeError(f"dilation={dilation} is outside [{dil['min']}, {dil['max']}] (the op contract's range)")
+            raise OpAttributeError(f"dilation={dilation} is outside [{dil['min']}, {dil['max']}] (the op contract's "
+                                   "range)")
 
 
 @lru_cache(maxsize=1)

@@ -96,7 +96,8 @@ def load_extension() -> ExtensionStatus:
     if not torch.cuda.is_available():
         return ExtensionStatus(None, "torch has no CUDA (a build without CUDA, or no GPU visible)")
     log.info("compiling the local dynamic filter CUDA extension (first use; cached afterwards)")
-    status = build_extension(EXTENSION_NAME, [BINDING_SOURCE, KERNEL_SOURCE], [KERNEL_DIR], KERNEL_HEADERS, contract_defines())
+    status = build_extension(EXTENSION_NAME, [BINDING_SOURCE, KERNEL_SOURCE], [KERNEL_DIR], KERNEL_HEADERS,
+                             contract_defines())
     if status.available:
         log.info("CUDA extension ready in %.1f s", status.build_seconds)
     return status
