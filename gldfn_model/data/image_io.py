@@ -71,7 +71,8 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
                 _check_single_frame(path, image)
                 _check_mode(path, image)
                 image.load()
-                return _to_array(ImageOps.exif_transpose(image))
+                ImageOps.exif_transpose(image, in_place=True)
+                return _to_array(image)
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{path}: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
