@@ -209,7 +209,7 @@ def test_from_engine_without_a_built_engine_says_how_to_build_one(tmp_path):
 def test_float_pixels_outside_the_unit_range_are_refused(upscaler, rgb, value, match):
     image = rgb.astype(np.float32) / 255
     image[3, 5, 1] = value
-    image[0, 0, 0] = 1.0
+    image[0, 0, 0], image[0, 1, 0] = 1.0, 0.0  # the range is then [0, 1] plus the value
     with pytest.raises(ImageValueError, match=match):
         upscaler.upscale(image)
     with pytest.raises(ImageValueError, match=match):
