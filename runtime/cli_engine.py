@@ -10,7 +10,16 @@ from pathlib import Path
 import typer
 
 from gldfn_model.common.sizes import parse_size
-from gldfn_runtime.cli_outputs import FORMAT, OUT, OVERWRITE, SKIP_EXISTING, SUFFIX, OutputFormat, write_planned
+from gldfn_runtime.cli_outputs import (
+    FORMAT,
+    MAX_PIXELS,
+    OUT,
+    OVERWRITE,
+    SKIP_EXISTING,
+    SUFFIX,
+    OutputFormat,
+    write_planned,
+)
 from gldfn_runtime.engine_build import DEFAULT_PROFILE
 from gldfn_runtime.sidecar import format_size
 
@@ -151,9 +160,11 @@ def register(app: typer.Typer) -> None:
         image_format: OutputFormat | None = FORMAT,
         overwrite: bool = OVERWRITE,
         skip_existing: bool = SKIP_EXISTING,
-        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: tiles only beyond the profile's max)"),
+        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: from a memory budget, "
+                                        "docs/tiling.md, at most the profile's max; 0: whole images up to it)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels"),
         plugin: Path | None = typer.Option(None, help=PLUGIN_HELP),
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`). Never replaces an
         input or an existing file unless --overwrite."""
@@ -163,7 +174,7 @@ def register(app: typer.Typer) -> None:
         plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
                             overwrite=overwrite, skip_existing=skip_existing)
         upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
-        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)")
+        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)", max_pixels)
 
     @app.command("bench")
     def bench_command(

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS
+
 if TYPE_CHECKING:
     from gldfn_runtime.output_plan import OutputPlan
     from gldfn_runtime.upscaler import Upscaler
@@ -24,19 +26,25 @@ SUFFIX = typer.Option("", "--suffix", help="added to each name written into a fo
 FORMAT = typer.Option(None, "-f", "--format", help="output format (default: each input's own)")
 OVERWRITE = typer.Option(False, "--overwrite", help="replace files that exist, inputs included")
 SKIP_EXISTING = typer.Option(False, "--skip-existing", help="keep outputs that exist and upscale only the other inputs")
+MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels",
+                          help="refuse inputs with more pixels (read from the header, before decoding)")
 
 
-def write_planned(upscaler: "Upscaler", plan: "OutputPlan", label: str) -> None:
-    """Upscale every planned input, print how many were written (and kept), exit 1 if any failed."""
+def write_planned(upscaler: "Upscaler", plan: "OutputPlan", label: str, max_pixels: int | None = None) -> None:
+    """Upscale every planned input (each refused beyond ``max_pixels``, None: the readers' default), print how many
+    were written (and kept) and how many failed; exit 1 if any failed."""
     from gldfn_runtime.upscaler import upscale_files
 
     sources, targets = [job[0] for job in plan.jobs], [job[1] for job in plan.jobs]
-    failures = upscale_files(upscaler, sources, targets, plan.folder, label) if plan.jobs else 0
+    limit = {} if max_pixels is None else {"max_pixels": max_pixels}
+    failures = upscale_files(upscaler, sources, targets, plan.folder, label, **limit) if plan.jobs else 0
     where = targets[0] if len(targets) == 1 else plan.folder
     kept = f"{len(plan.skipped)} already there, kept (--skip-existing)" if plan.skipped else ""
     if not plan.jobs:
         typer.echo(f"nothing to write in {plan.folder}: {kept}")
         return
-    typer.echo(f"{len(plan.jobs) - failures} of {len(plan.jobs)} images written to {where}" + (f"; {kept}" if kept else ""))
+    failed = f"; {failures} failed (reasons above)" if failures else ""
+    typer.echo(f"{len(plan.jobs) - failures} of {len(plan.jobs)} images written to {where}" + (f"; {kept}" if kept else "")
+               + failed)
     if failures:
         raise typer.Exit(1)

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gldfn_runtime.cli_outputs import FORMAT, OUT, OVERWRITE, SKIP_EXISTING, SUFFIX, OutputFormat, write_planned
+from gldfn_runtime.cli_outputs import (
+    FORMAT,
+    MAX_PIXELS,
+    OUT,
+    OVERWRITE,
+    SKIP_EXISTING,
+    SUFFIX,
+    OutputFormat,
+    write_planned,
+)
 
 if TYPE_CHECKING:
     from gldfn_runtime.upscaler import Upscaler
@@ -59,9 +68,11 @@ def register(app: typer.Typer) -> None:
         random_weights: bool = typer.Option(False, "--random-weights", help="torch: an untrained network (testing only)"),
         onnx: Path | None = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
-        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: whole image)"),
+        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: from a memory budget, "
+                                        "docs/tiling.md, the whole image when it fits; 0: whole images)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels, blended across the seam"),
         threads: int | None = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         """Upscale images: files or folders in, atomically written images out (same names unless --suffix).
 
@@ -74,4 +85,4 @@ def register(app: typer.Typer) -> None:
         plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
                             overwrite=overwrite, skip_existing=skip_existing)
         upscaler = build_upscaler(backend, scale, checkpoint, onnx, config, random_weights, providers, threads, tile, overlap)
-        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({backend.value})")
+        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({backend.value})", max_pixels)

@@ -1,12 +1,18 @@
-"""``Upscaler``: upscale images (HWC NumPy arrays) with any ``Runner``, tiling and padding as needed.
+"""``Upscaler``: upscale images (HWC NumPy arrays) with any ``Runner``, tiling and padding as needed, in
+bounded memory; ``upscale_file`` / ``upscale_files``: the per-file loop of ``gldfn upscale`` and ``gldfn-trt run``.
 
 Grayscale images run as RGB and come back as one channel (the mean of the three); an alpha channel is
 resized separately with MATLAB-style bicubic interpolation; uint8, uint16 (16-bit) and float32 in [0, 1]
-come back in the same dtype, clipped to the valid range.
+come back in the same dtype, clipped to the valid range. NaN or infinite pixels and float images outside
+[0, 1] are refused, not turned into a NaN image. Tiles are chosen from a memory budget (gldfn_runtime.tiling)
+and the output is assembled from finished blocks straight into the result (an array, or for files an
+``ImageCanvas``), never as a float copy of the whole image.
 """
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +20,39 @@ import numpy as np
 
 from gldfn_model.common.atomic import make_output_folder
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, ImageCanvas, check_output_path, read_image
 from gldfn_model.data.imresize import imresize
 from gldfn_model.inference.runner import Runner, RunnerError, Size
-from gldfn_runtime.tiling import DEFAULT_OVERLAP, TilingError, effective_tile, upscale_tiled
+from gldfn_runtime.tiling import (
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_OVERLAP,
+    MIN_AUTO_TILE,
+    TileCallback,
+    TilingError,
+    bytes_per_lr_pixel,
+    effective_tile,
+    finite_range,
+    upscale_blocks,
+    upscale_tiled,
+    working_memory,
+)
 
 # The exporter's dynamic axes start at 2, and reflect padding needs two pixels: a 1-pixel side is refused.
 MIN_IMAGE_SIDE = 2
 _MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+BlockWriter = Callable[[int, int, np.ndarray], None]  # (top, left, HWC block in the output dtype)
 
 
 class ImageShapeError(GldfnError, ValueError):
     """An image array this upscaler cannot take (layout, dtype or size)."""
+
+
+class ImageValueError(GldfnError, ValueError):
+    """Pixel values this upscaler cannot take: NaN, infinities, floats outside [0, 1]."""
+
+
+class OutOfMemoryError(GldfnError, MemoryError):
+    """An image needs more memory than the machine has available."""
 
 
 def check_image(image: np.ndarray) -> None:
@@ -40,32 +68,75 @@ def check_image(image: np.ndarray) -> None:
         raise ImageShapeError(f"the image is {height}x{width} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed")
 
 
+def check_unit_range(pixels: Any) -> None:
+    """Raise ImageValueError unless a float array (or tensor) is finite and within [0, 1]."""
+    if not isinstance(pixels, np.ndarray):  # a torch tensor: the same two reductions on its device
+        low, high = float(pixels.min()), float(pixels.max())
+        bounds = (low, high) if np.isfinite(low) and np.isfinite(high) else None
+    else:
+        bounds = finite_range(pixels)
+    if bounds is None:
+        raise ImageValueError("the image holds NaN or infinite values; replace them (e.g. numpy.nan_to_num) first")
+    low, high = bounds
+    if low < 0.0 or high > 1.0:
+        hint = "; it looks like 0-255 data: divide by 255" if 1.0 < high <= 255.0 and low >= 0.0 else ""
+        raise ImageValueError(f"float pixels must lie in [0, 1], these span [{low:g}, {high:g}]{hint}")
+
+
 def to_unit_float(image: np.ndarray) -> np.ndarray:
     """uint8 / uint16 -> float32 in [0, 1]; float32 unchanged."""
     scale = _MAX_VALUE.get(image.dtype)
     return image.astype(np.float32) / np.float32(scale) if scale else image.astype(np.float32, copy=False)
 
 
-def from_unit_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float in [0, 1] -> ``dtype``, clipped (and rounded for integers)."""
-    clipped = np.clip(image, 0.0, 1.0)
+def from_unit_float(image: np.ndarray, dtype: np.dtype, in_place: bool = False) -> np.ndarray:
+    """float in [0, 1] -> ``dtype``, clipped (and rounded for integers). ``in_place`` uses ``image`` (float32)
+    as scratch, so the only new array is the result."""
+    clipped = np.clip(image, 0.0, 1.0, out=image if in_place else None)
     scale = _MAX_VALUE.get(np.dtype(dtype))
     if scale is None:
-        return clipped.astype(np.float32)
-    return np.round(clipped * scale).astype(dtype)
+        return clipped.astype(np.float32, order="C", copy=not in_place)
+    clipped *= scale
+    np.rint(clipped, out=clipped)
+    return clipped.astype(dtype, order="C")
+
+
+class _LayoutRunner:
+    """The RGB runner applied to gray tiles (run as three equal channels, the mean comes back) or RGBA tiles
+    (the colour through the runner, alpha with MATLAB bicubic), so the tiler treats every layout alike."""
+
+    def __init__(self, runner: Runner, channels: int) -> None:
+        self.runner, self.channels = runner, channels
+        self.name, self.scale = runner.name, runner.scale
+        self.min_size, self.max_size = runner.min_size, runner.max_size
+        self.bytes_per_lr_pixel = bytes_per_lr_pixel(runner)
+
+    def infer(self, lr: np.ndarray) -> np.ndarray:
+        if self.channels == 1:
+            return self.runner.infer(np.repeat(lr, 3, axis=1)).mean(axis=1, keepdims=True)
+        colour = self.runner.infer(lr[:, :3])
+        alpha = np.stack([imresize(plane[0], self.scale) for plane in lr[:, 3:]])[:, None].astype(np.float32)
+        return np.concatenate([colour, alpha], axis=1)
+
+    def synchronize(self) -> None:
+        self.runner.synchronize()
 
 
 class Upscaler:
-    """Upscale images with a runner. ``tile`` (int or (h, w), LR pixels) forces tiling; otherwise tiles are
-    used only when an image exceeds the runner's maximum size. ``overlap`` is in LR pixels."""
+    """Upscale images with a runner. ``tile`` (LR pixels, int or (h, w)): None picks tiles from
+    ``memory_budget`` (bytes; the whole image when it fits), 0 runs whole images, N uses N x N tiles; an image
+    beyond the runner's maximum size is tiled in any case. ``overlap`` is in LR pixels."""
 
-    def __init__(self, runner: Runner, tile: int | Size | None = None, overlap: int = DEFAULT_OVERLAP) -> None:
+    def __init__(self, runner: Runner, tile: int | Size | None = None, overlap: int = DEFAULT_OVERLAP,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         if not isinstance(runner, Runner):
             raise TypeError(f"{type(runner).__name__} does not implement gldfn_model.inference.runner.Runner")
         self.runner = runner
         self.tile = tile
         self.overlap = overlap
-        size = effective_tile(runner, 1 << 30, 1 << 30, tile)  # the largest tile it will use; validates `tile`
+        self.memory_budget = memory_budget
+        # The smallest tile it may use (automatic tiles are at least MIN_AUTO_TILE); validates `tile`.
+        size = effective_tile(runner, 1 << 30, 1 << 30, MIN_AUTO_TILE if tile is None else tile)
         if overlap < 0:
             raise TilingError(f"overlap must be >= 0, got {overlap}")
         if size is not None and overlap >= min(size):
@@ -126,32 +197,52 @@ class Upscaler:
 
         return cls(BicubicRunner(scale), **kwargs)
 
-    def upscale_batch(self, lr: np.ndarray) -> np.ndarray:
-        """``N x 3 x h x w`` float32 in [0, 1] -> ``N x 3 x sh x sw`` float32 (unclipped), tiled as configured."""
-        return upscale_tiled(self.runner, lr, self.tile, self.overlap)
+    def tile_for(self, height: int, width: int, channels: int = 3, batch: int = 1) -> Size | None:
+        """The tile this upscaler uses for an image of that size (None: one whole-image pass)."""
+        return effective_tile(self.runner, height, width, self.tile, channels, batch, self.memory_budget)
 
-    def upscale(self, image: np.ndarray) -> np.ndarray:
+    def memory_needed(self, height: int, width: int, channels: int = 3) -> int:
+        """Estimated working memory (bytes) for an ``height x width`` image, the output not included."""
+        tile = self.tile_for(height, width, channels) or (height, width)
+        return working_memory(self.runner, tile, height, width, channels)
+
+    def upscale_batch(self, lr: np.ndarray, on_tile: TileCallback | None = None) -> np.ndarray:
+        """``N x 3 x h x w`` float32 in [0, 1] -> ``N x 3 x sh x sw`` float32 (unclipped), tiled as configured."""
+        check_unit_range(lr)
+        return upscale_tiled(self.runner, lr, self.tile, self.overlap, self.memory_budget, on_tile)
+
+    def upscale(self, image: np.ndarray, on_tile: TileCallback | None = None) -> np.ndarray:
         """Upscale one HWC image (gray, RGB or RGBA; uint8, uint16 or float32 in [0, 1]); same layout and dtype back."""
         if not isinstance(image, np.ndarray) and hasattr(image, "__dlpack__"):
             return self.upscale_tensor(image)
         check_image(image)
-        pixels = to_unit_float(image)
-        gray = pixels.ndim == 2 or pixels.shape[2] == 1
-        if gray:
-            rgb = np.repeat(pixels.reshape(*pixels.shape[:2], 1), 3, axis=2)
-        else:
-            rgb = pixels[:, :, :3]
-        lr = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
-        sr = self.upscale_batch(lr)[0].transpose(1, 2, 0)
-        if gray:
-            result = sr.mean(axis=2)
-            result = result if image.ndim == 2 else result[:, :, None]
-        elif pixels.shape[2] == 4:
-            alpha = imresize(pixels[:, :, 3], self.scale).astype(np.float32)
-            result = np.concatenate([sr, alpha[:, :, None]], axis=2)
-        else:
-            result = sr
-        return from_unit_float(result, image.dtype)
+        scale = self.scale
+        result = np.empty((image.shape[0] * scale, image.shape[1] * scale, *image.shape[2:]), dtype=image.dtype)
+
+        def write(top: int, left: int, block: np.ndarray) -> None:
+            result[top : top + block.shape[0], left : left + block.shape[1]] = block
+
+        self.upscale_into(image, write, on_tile)
+        return result
+
+    def upscale_into(self, image: np.ndarray, write: BlockWriter, on_tile: TileCallback | None = None) -> None:
+        """Upscale one HWC image like :meth:`upscale`, handing the output to ``write(top, left, block)`` in
+        finished blocks of the image's layout and dtype that cover it once."""
+        check_image(image)
+        if image.dtype == np.float32:
+            check_unit_range(image)
+        pixels = image.reshape(*image.shape[:2], -1)
+        height, width, channels = pixels.shape
+        runner = self.runner if channels == 3 else _LayoutRunner(self.runner, channels)
+
+        def read_patch(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+            return to_unit_float(pixels[top:bottom, left:right]).transpose(2, 0, 1)[None]
+
+        tile = self.tile_for(height, width, channels)
+        blocks = upscale_blocks(runner, (1, channels, height, width), read_patch, tile, self.overlap, on_tile)
+        for top, left, block in blocks:
+            converted = from_unit_float(block[0].transpose(1, 2, 0), image.dtype, in_place=True)
+            write(top, left, converted if image.ndim == 3 else converted[:, :, 0])
 
     def upscale_tensor(self, tensor: Any) -> Any:
         """A DLPack-capable ``3 x h x w`` or ``N x 3 x h x w`` float32 tensor in [0, 1] (e.g. a CUDA torch
@@ -168,10 +259,11 @@ class Upscaler:
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ImageShapeError(f"expected a 3 x H x W or N x 3 x H x W tensor, got shape {tuple(source.shape)}")
         height, width = batch.shape[2:]
-        fits_whole = effective_tile(self.runner, height, width, self.tile) is None and (
+        fits_whole = self.tile_for(height, width, 3, batch.shape[0]) is None and (
             self.runner.min_size is None or (height >= self.runner.min_size[0] and width >= self.runner.min_size[1])
         )
         if fits_whole and hasattr(self.runner, "infer_dlpack"):
+            check_unit_range(batch)
             output = torch.from_dlpack(self.runner.infer_dlpack(batch.float().contiguous()))
         else:
             host = batch.detach().float().cpu().numpy()
@@ -179,31 +271,89 @@ class Upscaler:
         return output if source.ndim == 4 else output[0]
 
 
-def upscale_file(upscaler: Upscaler, source: Path, target: Path) -> str | None:
-    """Read, upscale, write atomically. Returns a note when the output format forced a change (16-bit data in
-    a format other than PNG stored as 8-bit, alpha dropped for JPEG), else None. Raises ImageReadError /
-    ImageShapeError naming the file on bad input."""
-    from gldfn_model.data.image_io import read_image, write_image
-
-    image = read_image(source)
+def _available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes (Linux), else None."""
     try:
-        result = upscaler.upscale(image)
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 on_tile: TileCallback | None = None) -> str | None:
+    """Read, upscale, write atomically. Returns a note when the output format forced a change (16-bit data in
+    a format other than PNG stored as 8-bit), else None. The output path, the format's size limit and the
+    memory the output needs are checked before any computing; the output is assembled block by block in an
+    ``ImageCanvas``. Raises a GldfnError naming the file on bad input."""
+    image = read_image(source, max_pixels)
+    try:
+        check_image(image)
     except ImageShapeError as exc:
         raise ImageShapeError(f"{source}: {exc}") from None
-    notes = []
-    if result.dtype == np.uint16 and target.suffix.lower() != ".png":
-        result = np.round(result.astype(np.float64) / 257.0).astype(np.uint8)
+    height, width = image.shape[0] * upscaler.scale, image.shape[1] * upscaler.scale
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    notes, dtype = [], image.dtype
+    if image.dtype == np.uint16 and target.suffix.lower() != ".png":
         notes.append("written as 8 bits per channel (16-bit output is written as PNG only)")
-    if result.ndim == 3 and result.shape[2] == 4 and target.suffix.lower() in (".jpg", ".jpeg"):
-        result = result[:, :, :3]
+        dtype = np.dtype(np.uint8)
+    out_channels = channels
+    if channels == 4 and target.suffix.lower() in (".jpg", ".jpeg"):
         notes.append("written without its alpha channel (JPEG has none)")
-    write_image(target, result)
+        out_channels = 3
+    check_output_path(target, height, width, dtype)
+    needed = height * width * (4 if dtype == np.uint8 and out_channels > 1 else out_channels * dtype.itemsize)
+    needed += upscaler.memory_needed(image.shape[0], image.shape[1], channels)
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise OutOfMemoryError(f"{source}: the {width}x{height} output needs about {needed / 2**30:.1f} GiB of memory, "
+                               f"{available / 2**30:.1f} GiB are available; free memory or upscale a smaller image")
+    canvas = ImageCanvas.blank(height, width, out_channels, dtype)
+
+    def write(top: int, left: int, block: np.ndarray) -> None:
+        if block.ndim == 3 and block.shape[2] != out_channels:  # alpha dropped for JPEG
+            block = block[:, :, :out_channels]
+        if block.dtype != dtype:  # 16-bit result into an 8-bit file
+            block = np.round(block / np.float32(257.0)).astype(dtype)
+        canvas.paste(top, left, block)
+
+    upscaler.upscale_into(image, write, on_tile)
+    del image
+    canvas.save(target)
     return f"{target}: " + "; ".join(notes) if notes else None
 
 
-def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], out_dir: Path, label: str) -> int:
-    """Upscale each file to its target with a progress bar on stderr; a bad file is reported (named, with the
-    reason) and skipped. Returns the number of files that failed."""
+def describe_failure(source: Path, error: Exception, target: Path | None = None) -> str:
+    """One line naming the file and why it failed, for any exception reading ``source`` or writing ``target``
+    can raise."""
+    text = str(error)
+    if isinstance(error, GldfnError):
+        message = text
+    elif isinstance(error, MemoryError) or "out of memory" in text.lower() or "allocate memory" in text.lower():
+        message = f"not enough memory ({text or type(error).__name__}); free memory, or pass a smaller --tile"
+    elif isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        folder = f" of {target.parent}" if target is not None else ""
+        reasons = {errno.ENOSPC: f"no space left on the device{folder}; free space or write elsewhere",
+                   errno.EDQUOT: f"disk quota exceeded on the device{folder}; free space or write elsewhere",
+                   errno.EACCES: "permission denied; choose a location you can write to",
+                   errno.EPERM: "operation not permitted; choose a location you can write to",
+                   errno.EROFS: "the file system is read-only; write elsewhere",
+                   errno.EISDIR: "a folder is in the way; move it or choose another output name"}
+        message = reasons.get(error.errno, error.strerror or text) + where
+    else:
+        message = f"unexpected {type(error).__name__}: {text}"
+    return message if str(source) in message else f"{source}: {message}"
+
+
+def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], out_dir: Path, label: str,
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> int:
+    """Upscale each file to its target with progress bars on stderr (files, and the tiles of a large image).
+    A file that fails for any reason (decoding, size limit, memory, disk, permissions) is reported in one line
+    naming it and the reason, and the batch goes on. Returns the number of files that failed."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -212,13 +362,20 @@ def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], ou
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task(label, total=len(files))
+        tiles = progress.add_task("tiles", total=1, visible=False)
         for source, target in zip(files, targets):
+
+            def on_tile(done: int, total: int, name: str = source.name) -> None:
+                progress.update(tiles, completed=done, total=total, visible=total > 1, description=f"  {name}: tiles")
+
             try:
-                note = upscale_file(upscaler, source, target)
+                note = upscale_file(upscaler, source, target, max_pixels, on_tile)
                 if note:
                     progress.console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
-            except GldfnError as error:
+            except Exception as error:  # noqa: BLE001 - a batch survives any one file; the reason is printed
                 failures += 1
-                progress.console.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
+                message = f"error: {describe_failure(source, error, target)}"
+                progress.console.print(message, highlight=False, markup=False, soft_wrap=True)
+            progress.update(tiles, visible=False)
             progress.advance(task)
     return failures

@@ -90,7 +90,6 @@ def test_fallback_runs_the_reference_and_warns_once(fresh_warnings):
         ((torch.float64,) * 3, 3, "dtype torch.float64 has no CUDA kernel"),
         ((torch.bfloat16,) * 3, 3, "dtype torch.bfloat16 has no CUDA kernel"),
         ((torch.float16, torch.float32, torch.float16), 3, "different dtypes"),
-        ((torch.float32,) * 3, 9, "kernel_size=9 has no CUDA kernel"),
     ],
 )
 def test_inputs_without_a_kernel_fall_back_with_their_reason(fresh_warnings, dtypes, kernel_size, expected):
@@ -105,6 +104,27 @@ def test_inputs_without_a_kernel_fall_back_with_their_reason(fresh_warnings, dty
 def test_contract_dtypes_and_kernel_sizes_have_a_kernel(dtype, kernel_size):
     inputs = random_inputs((1, 2, 5, 4), kernel_size, dtype)
     assert cuda_ops.unsupported_reason(*inputs, kernel_size, 16) is None
+
+
+@pytest.mark.parametrize("kernel_size,dilation,match", [(9, 1, "kernel_size=9 is not supported"),
+                                                        (3, 17, "dilation=17 is outside"),
+                                                        (3, 2**31 - 1, "dilation=2147483647 is outside")])
+def test_attributes_outside_the_contract_never_reach_the_kernel(fresh_warnings, kernel_size, dilation, match):
+    """A huge dilation overflowed the kernel's radius arithmetic; the CUDA path now takes the plugin's ranges."""
+    from gldfn_model.ops.contract import OpAttributeError
+
+    inputs = random_inputs((1, 2, 5, 4), kernel_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused, not run by the reference with a warning
+        with pytest.raises(OpAttributeError, match=match):
+            cuda_ops.local_dynamic_filter_cuda(*inputs, kernel_size, dilation)
+
+
+def test_binding_is_built_with_the_contract_dilation_range():
+    dilation = load_contract().attribute("dilation")
+    assert cuda_ops.contract_defines() == [f"-DGLDFN_LDF_MIN_DILATION={dilation['min']}",
+                                           f"-DGLDFN_LDF_MAX_DILATION={dilation['max']}"]
+    assert "GLDFN_LDF_MAX_DILATION" in cuda_ops.BINDING_SOURCE.read_text()
 
 
 def test_invalid_inputs_raise_the_reference_error():
@@ -152,7 +172,8 @@ def test_binding_compiles_for_the_host_against_torch_headers(tmp_path):
     if not any((p / "c10/cuda/impl/cuda_cmake_macros.h").is_file() for p in torch_includes):
         (stub / "c10/cuda/impl").mkdir(parents=True)
         (stub / "c10/cuda/impl/cuda_cmake_macros.h").write_text("#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n")
-    command = [compiler, TORCH_EXTENSION_STD, "-fsyntax-only", "-Wall", "-Wextra", "-Werror", f"-I{cuda_ops.KERNEL_DIR}"]
+    command = [compiler, TORCH_EXTENSION_STD, "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
+               f"-I{cuda_ops.KERNEL_DIR}", *cuda_ops.contract_defines()]
     for folder in [*torch_includes, stub, cuda_include]:
         command += ["-isystem", str(folder)]
     result = subprocess.run([*command, str(cuda_ops.BINDING_SOURCE)], capture_output=True, text=True, timeout=300)

@@ -57,8 +57,22 @@ def test_bad_shapes_are_reported():
     x, spatial, channel = random_inputs(1, 2, 4, 4, 3)
     with pytest.raises(ValueError, match="spatial filter"):
         local_dynamic_filter_reference(x, spatial[:, :4], channel, 3, 1)
-    with pytest.raises(ValueError, match="odd kernel_size"):
+    with pytest.raises(ValueError, match=r"kernel_size=2 is not supported; use one of \[1, 3, 5, 7\]"):
         local_dynamic_filter_reference(x, spatial, channel, 2, 1)
+
+
+@pytest.mark.parametrize("k,d,match", [(9, 1, "kernel_size=9 is not supported"),
+                                       (3, 0, r"dilation=0 is outside \[1, 16\]"),
+                                       (3, 17, r"dilation=17 is outside \[1, 16\]"),
+                                       (3, 2**31 - 1, "dilation=2147483647 is outside")])
+def test_attributes_outside_the_contract_are_refused_on_every_path(k, d, match):
+    """The CPU op accepts exactly the plugin's ranges (the contract's), not whatever its arithmetic could do."""
+    from gldfn_model.common.errors import GldfnError
+
+    x, spatial, channel = random_inputs(1, 2, 4, 4, k)
+    for call in (torch.ops.gldfn.local_dynamic_filter, local_dynamic_filter_reference):
+        with pytest.raises(GldfnError, match=match):
+            call(x, spatial, channel, k, d)
 
 
 def test_fake_kernel_supports_meta_tensors():

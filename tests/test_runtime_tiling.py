@@ -15,7 +15,18 @@ from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
-from gldfn_runtime.tiling import TilingError, pad_to_min, plan_tiles, tile_weights, upscale_tiled
+from gldfn_runtime.tiling import (
+    MIN_AUTO_TILE,
+    TilingError,
+    auto_tile,
+    effective_tile,
+    pad_to_min,
+    plan_tiles,
+    tile_weights,
+    upscale_blocks,
+    upscale_tiled,
+    working_memory,
+)
 
 SCALE = 4
 
@@ -170,3 +181,70 @@ def test_tile_below_the_runner_minimum_is_refused():
     runner.min_size = (32, 32)
     with pytest.raises(TilingError, match="below the runner's minimum"):
         upscale_tiled(runner, lr_batch(64, 64), tile=16)
+
+
+def whole_output_blend(runner, lr: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+    """The blend written out plainly: every tile's weighted output summed over the whole image, then divided by
+    the summed weights."""
+    scale = runner.scale
+    total = np.zeros(lr.shape[2:], dtype=np.float64).repeat(scale, 0).repeat(scale, 1)
+    output = np.zeros((*lr.shape[:2], *total.shape))
+    for t in plan_tiles(lr.shape[2], lr.shape[3], (tile, tile), overlap):
+        weights = tile_weights(t, scale, overlap)
+        region = (slice(t.top * scale, t.bottom * scale), slice(t.left * scale, t.right * scale))
+        tile_output = runner.infer(lr[:, :, t.top : t.bottom, t.left : t.right])
+        output[(slice(None), slice(None), *region)] += tile_output * weights
+        total[region] += weights
+    return output / total
+
+
+@pytest.mark.parametrize("height,width,tile,overlap",
+                         [(70, 44, 24, 8), (44, 70, 24, 8), (41, 41, 24, 16), (30, 90, 32, 4)])
+def test_band_assembly_equals_the_plain_blend(height, width, tile, overlap):
+    """GLDFN (random tiny) is not local, so every tile's output matters; band by band, rows and columns
+    (wide images run column bands), with large last overlaps, the result is the plain weighted average."""
+    torch.manual_seed(0)
+    runner = TorchRunner(GLDFN(get_config("tiny", SCALE)))
+    lr = lr_batch(height, width, seed=3)
+    covered = np.zeros((height * SCALE, width * SCALE), dtype=int)
+    result = np.zeros((1, 3, height * SCALE, width * SCALE), dtype=np.float32)
+    blocks = 0
+    def read_patch(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        return lr[:, :, top:bottom, left:right]
+
+    for top, left, block in upscale_blocks(runner, lr.shape, read_patch, (tile, tile), overlap):
+        covered[top : top + block.shape[2], left : left + block.shape[3]] += 1
+        result[:, :, top : top + block.shape[2], left : left + block.shape[3]] = block  # valid until the next one
+        blocks += 1
+    assert blocks > 1 and (covered == 1).all()
+    np.testing.assert_allclose(result, whole_output_blend(runner, lr, tile, overlap), atol=2e-6)
+
+
+def test_automatic_tile_fits_the_budget_and_keeps_small_images_whole():
+    runner = BicubicRunner(SCALE)
+    assert auto_tile(runner, 100, 80) is None and effective_tile(runner, 100, 80, None) is None
+    for budget in (8 * 2**20, 64 * 2**20, 512 * 2**20):
+        tile = auto_tile(runner, 3000, 4000, budget=budget)
+        assert tile[0] == tile[1] and tile[0] % 16 == 0 and tile[0] >= MIN_AUTO_TILE
+        assert tile[0] == MIN_AUTO_TILE or working_memory(runner, tile, 3000, 4000) <= budget
+    assert auto_tile(runner, 3000, 4000, budget=1) == (MIN_AUTO_TILE, MIN_AUTO_TILE)  # never below the PSNR floor
+    runner.max_size = (48, 40)  # an engine profile caps every choice
+    assert auto_tile(runner, 3000, 4000) == (48, 40) and effective_tile(runner, 30, 30, 0) is None
+    assert effective_tile(runner, 300, 30, 0) == (48, 40)
+
+
+def test_memory_of_the_band_accumulator_does_not_grow_with_the_image():
+    """NumPy's peak (tracemalloc) while streaming blocks is the same for an image twice as tall."""
+    import tracemalloc
+
+    runner = BicubicRunner(SCALE)
+    peaks = []
+    for height in (400, 800):
+        lr = lr_batch(height, 60)
+        tracemalloc.start()
+        for _ in upscale_blocks(runner, lr.shape, lambda t, b, l, r, lr=lr: lr[:, :, t:b, l:r], (64, 64), 16):
+            pass
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    output_bytes = 800 * SCALE * 60 * SCALE * 3 * 4
+    assert peaks[1] < 1.1 * peaks[0] and peaks[1] < output_bytes / 4, peaks

@@ -1,12 +1,17 @@
-"""gldfn_runtime.Upscaler and `gldfn upscale`: layouts and dtypes, alpha, DLPack, backends, bad inputs."""
+"""gldfn_runtime.Upscaler and `gldfn upscale`: layouts and dtypes, alpha, DLPack, backends, bad inputs, a batch
+that survives any one file, and memory that stays bounded."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_image_io import png_claiming
 from typer.testing import CliRunner
 
 from gldfn_export.exporter import export_gldfn
@@ -19,7 +24,8 @@ from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
 from gldfn_runtime import Upscaler
-from gldfn_runtime.upscaler import ImageShapeError
+from gldfn_runtime.tiling import MIN_AUTO_TILE, working_memory
+from gldfn_runtime.upscaler import ImageShapeError, ImageValueError, describe_failure
 
 SCALE = 4
 
@@ -295,3 +301,148 @@ def test_cli_suffix_and_format(photos, rgb):
     assert webp.exit_code == 0, webp.output
     with Image.open(photos / "b.webp") as image:
         assert image.format == "WEBP" and image.mode == "RGBA"
+
+
+@pytest.mark.parametrize(
+    "value,match",
+    [
+        (np.nan, "NaN or infinite values"),
+        (np.inf, "NaN or infinite values"),
+        (200.0, r"must lie in \[0, 1\], these span \[0, 200\]; it looks like 0-255 data: divide by 255"),
+        (-0.5, r"must lie in \[0, 1\], these span \[-0.5, 1\]"),
+    ],
+)
+def test_float_pixels_outside_the_unit_range_are_refused(upscaler, rgb, value, match):
+    image = rgb.astype(np.float32) / 255
+    image[3, 5, 1] = value
+    image[0, 0, 0], image[0, 1, 0] = 1.0, 0.0  # the range is then [0, 1] plus the value
+    with pytest.raises(ImageValueError, match=match):
+        upscaler.upscale(image)
+    with pytest.raises(ImageValueError, match=match):
+        upscaler.upscale_batch(np.ascontiguousarray(image.transpose(2, 0, 1)[None]))
+
+
+def test_default_tiles_come_from_the_memory_budget(model):
+    upscaler = Upscaler(TorchRunner(model))
+    assert upscaler.tile_for(64, 96) is None  # small: one exact whole-image pass
+    tile = upscaler.tile_for(3000, 4000)  # a 12 MP photo
+    assert tile is not None and tile[0] == tile[1] >= MIN_AUTO_TILE and tile[0] % 16 == 0
+    assert working_memory(upscaler.runner, tile, 3000, 4000) <= upscaler.memory_budget
+    assert working_memory(upscaler.runner, (tile[0] + 16, tile[1] + 16), 3000, 4000) > upscaler.memory_budget
+    assert Upscaler(TorchRunner(model), tile=0).tile_for(3000, 4000) is None  # --tile 0: whole images
+
+
+@pytest.mark.parametrize("layout", ["gray", "rgb", "rgba"])
+def test_budget_tiling_reports_each_tile_and_matches_the_whole_image(rgb, layout):
+    """Bicubic is local (radius 2 <= overlap // 4), so tiles chosen from a small budget must reproduce the whole
+    image; gray and RGBA go through the same tiles."""
+    image = np.tile(rgb, (8, 6, 1))  # 192 x 192
+    image = {"gray": image[:, :, 0], "rgb": image, "rgba": np.dstack([image, image[:, :, 2]])}[layout]
+    calls = []
+    tiled = Upscaler.bicubic(SCALE, memory_budget=24 * 2**20).upscale(image, on_tile=lambda *done: calls.append(done))
+    whole = Upscaler.bicubic(SCALE, tile=0).upscale(image)
+    assert len(calls) > 1 and calls == [(i + 1, calls[0][1]) for i in range(calls[0][1])]
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_output_is_assembled_without_float_copies_of_the_whole_image(rgb):
+    """NumPy's allocations (tracemalloc sees them) stay near the uint8 result: no float32 output (4x its size)."""
+    image = np.tile(rgb, (40, 3, 1))  # 960 x 96 -> 3840 x 384 x 3 = 4.4 MB as uint8, 17.7 MB as float32
+    upscaler = Upscaler.bicubic(SCALE, memory_budget=8 * 2**20)
+    tracemalloc.start()
+    try:
+        result = upscaler.upscale(image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * result.nbytes, f"peak {peak / 1e6:.1f} MB for a {result.nbytes / 1e6:.1f} MB result"
+
+
+def test_onnx_model_with_float16_input_runs(tmp_path, rgb):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("lr", TensorProto.FLOAT16, [1, 3, "h", "w"])
+    y = helper.make_tensor_value_info("sr", TensorProto.FLOAT16, [1, 3, "H", "W"])
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, SCALE, SCALE])
+    resize = helper.make_node("Resize", ["lr", "", "scales"], ["sr"], mode="nearest")
+    graph = helper.make_graph([resize], "fp16_io", [x], [y], [scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    helper.set_model_props(model, {"gldfn.scale": str(SCALE)})
+    onnx.save(model, tmp_path / "fp16_io.onnx")
+    out = Upscaler.from_onnx(tmp_path / "fp16_io.onnx").upscale(rgb)
+    np.testing.assert_array_equal(out, np.repeat(np.repeat(rgb, SCALE, axis=0), SCALE, axis=1))
+
+
+def test_a_runner_returning_nan_is_an_error_not_a_nan_image(model, rgb):
+    broken = GLDFN(model.config).eval()
+    broken.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    with pytest.raises(Exception, match="returned NaN or infinite values"):
+        Upscaler(TorchRunner(broken)).upscale(rgb)
+
+
+def test_cli_batch_survives_any_one_file(tmp_path, rgb):
+    """Every kind of bad file is one line naming it and the reason; the files after it are still upscaled."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(rgb).save(folder / "a_good.png")
+    png_claiming(folder / "b_bomb.png", 100_000, 100_000, 8)
+    png_claiming(folder / "c_deep_bomb.png", 20_000, 20_000, 16)
+    Image.fromarray(np.linspace(0, 1, 48, dtype=np.float32).reshape(6, 8)).save(folder / "d_float.tif")
+    frames = [Image.fromarray(rgb), Image.fromarray(rgb[::-1].copy())]
+    frames[0].save(folder / "e_pages.tif", save_all=True, append_images=frames[1:])
+    Image.fromarray(rgb).save(folder / "f_taken.png")
+    Image.fromarray(np.tile(rgb, (2, 2, 1))).save(folder / "g_large.png")  # 48 x 64 = 3072 pixels
+    Image.fromarray(rgb).save(folder / "z_last.png")
+    out = tmp_path / "out"
+    (out / "f_taken.png").mkdir(parents=True)
+    arguments = ["upscale", str(folder), "-o", str(out), "--backend", "bicubic", "--max-pixels", "3000"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 1, result.output
+    text = result.output
+    assert "b_bomb.png: 100000x100000 is 10000.0 megapixels, more than the limit of 0.0" in text
+    assert "c_deep_bomb.png: 20000x20000 is 400.0 megapixels" in text
+    assert "d_float.tif: 32-bit float samples are not supported" in text
+    assert "e_pages.tif: the file holds 2 frames" in text
+    assert "f_taken.png: cannot write " in text and "f_taken.png: a folder of that name is in the way" in text
+    assert "g_large.png: 64x48 is 0.0 megapixels, more than the limit" in text
+    assert "Traceback" not in text and text.count("error: ") == 6
+    assert "2 of 8 images written" in text and "6 failed" in text
+    assert sorted(p.name for p in out.iterdir()) == ["a_good.png", "f_taken.png", "z_last.png"]
+
+
+def test_cli_full_disk_is_one_line_per_file(tmp_path, rgb):
+    """A real ENOSPC: the output folder is a 32 KiB tmpfs (needs permission to mount one)."""
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command to make a small full file system")
+    full = tmp_path / "full"
+    full.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(full)]
+    mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill ({mounted.stderr.strip()}); needs root")
+    try:
+        folder = tmp_path / "in"
+        folder.mkdir()
+        noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # a ~190 KB PNG at x4
+        for name in ("one.png", "two.png"):
+            Image.fromarray(noise).save(folder / name)
+        result = CliRunner().invoke(app, ["upscale", str(folder), "-o", str(full), "--backend", "bicubic"])
+        assert result.exit_code == 1, result.output
+        assert f"one.png: no space left on the device of {full}; free space or write elsewhere" in result.output
+        assert "two.png: no space left on the device" in result.output
+        assert "0 of 2 images written" in result.output and "Traceback" not in result.output
+        assert list(full.iterdir()) == []  # the partial temporary files are gone
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+
+
+@pytest.mark.parametrize("allocate", [lambda: torch.empty(2**60, dtype=torch.uint8), lambda: np.empty(2**62, np.uint8)])
+def test_allocation_failures_are_reported_as_memory(allocate):
+    """The allocators' own errors (torch: RuntimeError, NumPy: MemoryError) become one line about memory."""
+    with pytest.raises(Exception) as caught:
+        allocate()
+    text = describe_failure(Path("big.png"), caught.value)
+    assert text.startswith("big.png: not enough memory (") and text.endswith("; free memory, or pass a smaller --tile")

@@ -14,6 +14,7 @@ class BicubicRunner:
     min_size: Size | None = None
     max_size: Size | None = None
     receptive_radius = 2  # LR pixels on each side that reach an output pixel
+    bytes_per_lr_pixel = 1024  # two resize products of up to scale^2 x 3 float32 values per LR pixel
 
     def __init__(self, scale: int) -> None:
         self.scale = scale

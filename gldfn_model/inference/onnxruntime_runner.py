@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from gldfn_model.common.optional import import_onnxruntime
-from gldfn_model.inference.runner import RunnerError, Size, check_batch
+from gldfn_model.inference.runner import RunnerError, Size, check_batch, gldfn_bytes_per_lr_pixel
+from gldfn_model.network.config import NAMED_CONFIGS
 from gldfn_model.ops import onnx_format
 
 ort = import_onnxruntime()
@@ -76,6 +77,13 @@ class OnnxRuntimeRunner:
         self.config_name = self.metadata.get(onnx_format.CONFIG)
         (model_input,) = self.session.get_inputs()
         self.input_name = model_input.name
+        # A model with FP16 I/O gets its input cast; the runner's interface stays float32.
+        self.input_dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16}.get(model_input.type)
+        if self.input_dtype is None:
+            raise RunnerError(f"{path}: input {model_input.name!r} is {model_input.type}; a float32 or float16 image "
+                              "input is needed")
+        config = NAMED_CONFIGS.get(self.config_name or "", NAMED_CONFIGS["paper"])
+        self.bytes_per_lr_pixel = gldfn_bytes_per_lr_pixel(config.channels)
         shape = model_input.shape
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         fixed_hw = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
@@ -89,7 +97,7 @@ class OnnxRuntimeRunner:
         return scale
 
     def infer(self, lr: np.ndarray) -> np.ndarray:
-        batch = check_batch(lr, "OnnxRuntimeRunner")
+        batch = check_batch(lr, "OnnxRuntimeRunner").astype(self.input_dtype, copy=False)
         count = batch.shape[0]
         step = self.fixed_batch or count
         outputs = []
@@ -103,7 +111,8 @@ class OnnxRuntimeRunner:
                 shape = "x".join(map(str, chunk.shape))
                 raise RunnerError(f"ONNX Runtime cannot run {self.path} on a {shape} batch: {exc}") from exc
             outputs.append(output[: count - start])
-        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        output = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        return output.astype(np.float32, copy=False)
 
     def synchronize(self) -> None:
         """``InferenceSession.run`` returns host arrays, so it has already waited for the device."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gldfn_model.inference.runner import RunnerError, Size, check_batch
+from gldfn_model.inference.runner import RunnerError, Size, check_batch, gldfn_bytes_per_lr_pixel
 from gldfn_model.network.gldfn import GLDFN
 
 
@@ -26,6 +26,7 @@ class TorchRunner:
         self.dtype = parameter.dtype
         self.config = model.config
         self.scale = model.config.scale
+        self.bytes_per_lr_pixel = gldfn_bytes_per_lr_pixel(model.config.channels)
 
     def infer(self, lr: np.ndarray) -> np.ndarray:
         batch = check_batch(lr, "TorchRunner")

@@ -15,7 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gldfn_model.common.errors import GldfnError
+
 CONTRACT_PATH = Path(str(resources.files("gldfn_model.ops") / "contracts" / "local_dynamic_filter.json"))
+
+
+class OpAttributeError(GldfnError, ValueError):
+    """Op attributes outside the contract: what the plugin, the CUDA kernel and the exporter support."""
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,15 @@ class OpContract:
         return float(self.raw["tolerances"][dtype]["max_abs_relative_to_range"])
 
     def validate_attributes(self, kernel_size: int, dilation: int) -> None:
-        """Raise ValueError when the attributes are outside what the op (and its plugin) supports."""
+        """Raise OpAttributeError when the attributes are outside what the op, its CUDA kernel and its plugin
+        support: the one check of these ranges on the Python side."""
         allowed = self.attribute("kernel_size")["allowed"]
         if kernel_size not in allowed:
-            raise ValueError(f"kernel_size={kernel_size} is not supported; use one of {allowed}")
+            raise OpAttributeError(f"kernel_size={kernel_size} is not supported; use one of {allowed}")
         dil = self.attribute("dilation")
         if not dil["min"] <= dilation <= dil["max"]:
-            raise ValueError(f"dilation={dilation} is outside [{dil['min']}, {dil['max']}]")
+            raise OpAttributeError(f"dilation={dilation} is outside [{dil['min']}, {dil['max']}] (the op contract's "
+                                   "range)")
 
 
 @lru_cache(maxsize=1)

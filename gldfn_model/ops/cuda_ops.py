@@ -5,8 +5,10 @@ op first runs on CUDA tensors, so the CPU path neither imports nor compiles anyt
 call the kernel sources in ``plugins/local_dynamic_filter`` and the binding
 ``plugins/torch_binding/ldf_torch_binding.cpp`` are compiled with ``torch.utils.cpp_extension.load`` (cached in
 torch's extension folder, ``TORCH_EXTENSIONS_DIR``, rebuilt when a source changes). :func:`load_extension`
-builds it ahead of time. Where the kernel cannot run (no CUDA, no nvcc or ninja, a build error, a dtype or
-kernel size it has no code for) the PyTorch reference runs instead and a warning says why, once per reason.
+builds it ahead of time. Attributes outside the op contract are refused before either runs (ldf_op._check_inputs),
+and the binding is compiled with the contract's dilation range (:func:`contract_defines`). Where the kernel cannot
+run (no CUDA, no nvcc or ninja, a build error, a dtype it has no code for) the PyTorch reference runs instead and
+a warning says why, once per reason.
 The backward stays the reference's torch ops, which run on CUDA tensors as well.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.ldf_op import check_ldf_inputs, local_dynamic_filter_reference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +35,6 @@ KERNEL_HEADERS = [KERNEL_DIR / name for name in ("ldf_kernel.h", "ldf_kernel_imp
 BINDING_SOURCE = REPO_ROOT / "plugins" / "torch_binding" / "ldf_torch_binding.cpp"
 EXTENSION_NAME = "gldfn_ldf_cuda"
 SUPPORTED_DTYPES = (torch.float32, torch.float16)
-SUPPORTED_KERNEL_SIZES = (1, 3, 5, 7)  # the sizes ldf_kernel.cu is compiled for (ldfKernelSizeSupported)
-_INT32_MAX = 2**31 - 1
 _REASON_TAIL_CHARS = 3000
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,26 @@ class ExtensionStatus:
         return self.forward is not None
 
 
+def contract_defines() -> list[str]:
+    """The op contract's dilation range as compiler definitions for the binding, so that a direct call of
+    ``gldfn_cuda::local_dynamic_filter_forward`` accepts what the contract (and the plugin) does, no more."""
+    dilation = load_contract().attribute("dilation")
+    return [f"-DGLDFN_LDF_MIN_DILATION={int(dilation['min'])}", f"-DGLDFN_LDF_MAX_DILATION={int(dilation['max'])}"]
+
+
 def build_extension(name: str, sources: Sequence[Path], include_dirs: Sequence[Path] = (),
-                    depends_on: Sequence[Path] = ()) -> ExtensionStatus:
+                    depends_on: Sequence[Path] = (), defines: Sequence[str] = ()) -> ExtensionStatus:
     """Compile and load a torch extension whose sources register torch operators (no Python module).
 
     ``depends_on`` are headers whose contents go into the build flags, so that changing one rebuilds the
-    extension. Never raises for a build problem: the status carries the error instead."""
+    extension; ``defines`` are extra ``-D`` flags. Never raises for a build problem: the status carries the
+    error instead."""
     missing = [str(path) for path in [*sources, *depends_on] if not path.is_file()]
     if missing:
         return ExtensionStatus(None, f"sources not found: {', '.join(missing)} (the CUDA op is built from a source "
                                      "checkout of the project, where plugins/ sits next to gldfn_model/)")
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in depends_on)).hexdigest()[:16]
-    flags = ["-O3", f"-DGLDFN_LDF_HEADERS_SHA={digest}"]  # the C++ standard is the one torch requires
+    flags = ["-O3", f"-DGLDFN_LDF_HEADERS_SHA={digest}", *defines]  # the C++ standard is the one torch requires
     start = time.perf_counter()
     try:
         from torch.utils import cpp_extension
@@ -87,7 +96,8 @@ def load_extension() -> ExtensionStatus:
     if not torch.cuda.is_available():
         return ExtensionStatus(None, "torch has no CUDA (a build without CUDA, or no GPU visible)")
     log.info("compiling the local dynamic filter CUDA extension (first use; cached afterwards)")
-    status = build_extension(EXTENSION_NAME, [BINDING_SOURCE, KERNEL_SOURCE], [KERNEL_DIR], KERNEL_HEADERS)
+    status = build_extension(EXTENSION_NAME, [BINDING_SOURCE, KERNEL_SOURCE], [KERNEL_DIR], KERNEL_HEADERS,
+                             contract_defines())
     if status.available:
         log.info("CUDA extension ready in %.1f s", status.build_seconds)
     return status
@@ -100,11 +110,7 @@ def unsupported_reason(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size:
         return f"x, spatial and channel have different dtypes ({x.dtype}, {spatial.dtype}, {channel.dtype})"
     if x.dtype not in SUPPORTED_DTYPES:
         return f"dtype {x.dtype} has no CUDA kernel (float32 and float16 have)"
-    if kernel_size not in SUPPORTED_KERNEL_SIZES:
-        return f"kernel_size={kernel_size} has no CUDA kernel (compiled for {list(SUPPORTED_KERNEL_SIZES)})"
-    if dilation > _INT32_MAX:
-        return f"dilation={dilation} does not fit the kernel's 32-bit argument"
-    return None
+    return None  # kernel_size and dilation: the contract's ranges, checked by _check_inputs, all have kernels
 
 
 _warned: set[str] = set()

@@ -2,7 +2,8 @@
 
 out[n, c, y, x] = sum_t spatial[n, t, y, x] * channel[n, c, t] * x[n, c, y + dy_t, x + dx_t]
 
-Taps t run row-major over a k x k window with dilation d, zero padding, no kernel flip. The reference
+Taps t run row-major over a k x k window with dilation d, zero padding, no kernel flip; k and d must lie in the
+op contract's ranges (gldfn_model/ops/contracts/local_dynamic_filter.json) on every device. The reference
 implementation adds one shifted product per tap into the output, restricted to the region where the shifted
 input is inside the image, so it never builds a k^2-times unfolded copy of the input: its extra memory is the
 output plus one temporary of the input's size. On CUDA tensors the forward runs the project's CUDA kernel instead
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
+
+from gldfn_model.ops.contract import load_contract
 
 OP_NAME = "gldfn::local_dynamic_filter"
 
@@ -36,11 +39,10 @@ def _tap_regions(height: int, width: int, kernel_size: int, dilation: int) -> It
 
 
 def check_ldf_inputs(x: Tensor, spatial: Tensor, channel: Tensor, kernel_size: int, dilation: int) -> None:
-    """Raise ValueError unless the arguments describe a valid call: an odd kernel size, dilation >= 1, and filter
-    shapes that match ``x``. Every implementation of the op (the reference, the CUDA forward) checks with this."""
+    """Shapes, and the attributes against the op contract: every device accepts the ranges the plugin does. Every
+    implementation of the op (the reference, the CUDA forward) checks with this."""
+    load_contract().validate_attributes(kernel_size, dilation)
     taps = kernel_size * kernel_size
-    if kernel_size < 1 or kernel_size % 2 == 0 or dilation < 1:
-        raise ValueError(f"local_dynamic_filter needs an odd kernel_size and dilation >= 1, got {kernel_size}, {dilation}")
     if x.dim() != 4:
         raise ValueError(f"x must be N x C x H x W, got shape {tuple(x.shape)}")
     n, c, h, w = x.shape

@@ -13,6 +13,11 @@
 #include <cstdint>
 #include <limits>
 
+// The op contract's dilation range (gldfn_model/ops/contracts/local_dynamic_filter.json), passed by cuda_ops.py.
+#if !defined(GLDFN_LDF_MIN_DILATION) || !defined(GLDFN_LDF_MAX_DILATION)
+#error "build this file through gldfn_model/ops/cuda_ops.py, which defines the op contract's dilation range"
+#endif
+
 namespace
 {
 
@@ -39,8 +44,9 @@ at::Tensor localDynamicFilterForward(
     TORCH_CHECK(kernelSize <= std::numeric_limits<int32_t>::max() && gldfn::ldfKernelSizeSupported(
                     static_cast<int32_t>(kernelSize)),
         "local_dynamic_filter_forward has kernels for kernel_size 1, 3, 5 and 7, got ", kernelSize);
-    TORCH_CHECK(dilation >= 1 && dilation <= std::numeric_limits<int32_t>::max(),
-        "local_dynamic_filter_forward needs 1 <= dilation <= 2^31 - 1, got ", dilation);
+    TORCH_CHECK(dilation >= GLDFN_LDF_MIN_DILATION && dilation <= GLDFN_LDF_MAX_DILATION,
+        "local_dynamic_filter_forward needs ", GLDFN_LDF_MIN_DILATION, " <= dilation <= ", GLDFN_LDF_MAX_DILATION,
+        " (the op contract's range), got ", dilation);
     TORCH_CHECK(x.dim() == 4, "x must be N x C x H x W, got ", x.sizes());
     int64_t const taps = kernelSize * kernelSize;
     int64_t const n = x.size(0);
