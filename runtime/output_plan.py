@@ -118,10 +118,8 @@ def plan_outputs(
     input_ids = {(s.st_dev, s.st_ino) for s in (f.stat() for f in files)}
     onto_inputs, existing = [], []
     for target in targets:
-        if target.is_dir():
-            raise OutputPlanError(f"{target} is a folder; it cannot be replaced by an image")
-        if not target.exists():
-            continue
+        if target.is_dir() or not target.exists():
+            continue  # a folder in the way fails that one file when it is written; the batch goes on
         stat = target.stat()
         if (stat.st_dev, stat.st_ino) in input_ids:
             onto_inputs.append(target)

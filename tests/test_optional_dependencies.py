@@ -40,7 +40,8 @@ def test_a_broken_package_is_not_reported_as_a_missing_extra(tmp_path, monkeypat
 def test_export_without_onnxruntime_is_one_line(tmp_path, monkeypatch):
     from gldfn_export.cli import app
 
-    _uninstall(monkeypatch, "onnxruntime", "gldfn_export.verify", "gldfn_export.exporter")
+    _uninstall(monkeypatch, "onnxruntime", "gldfn_export.verify", "gldfn_export.exporter",
+               "gldfn_model.inference.onnxruntime_runner")
     result = CliRunner().invoke(app, ["--scale", "4", "--random-weights", "-o", str(tmp_path / "x.onnx")])
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("error: onnxruntime is not installed") and "gldfn-trt[gpu]" in result.stderr
