@@ -1,21 +1,19 @@
-"""``gldfn bench``: latency of GLDFN with PyTorch and/or ONNX Runtime, a thin layer over gldfn_runtime.benchmark."""
+"""``gldfn bench``: latency of GLDFN and its Table IV peers with PyTorch (CPU or CUDA) and/or ONNX Runtime, a thin
+layer over gldfn_runtime.contestants and gldfn_runtime.benchmark."""
 from __future__ import annotations
 
 import json
 import tempfile
-from contextlib import ExitStack
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import typer
 
 from gldfn_model.cli.info import parse_size
 
-if TYPE_CHECKING:
-    from gldfn_model.network.config import GLDFNConfig
-    from gldfn_runtime.runners import OnnxRuntimeRunner, Runner
-
 BACKENDS = ("torch", "onnxruntime")
+PRECISIONS = ("fp32", "fp16")
 
 
 def parse_backends(text: str) -> list[str]:
@@ -28,92 +26,89 @@ def parse_backends(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _onnx_config(runner: "OnnxRuntimeRunner") -> "GLDFNConfig | None":
-    """The named config recorded in an exported file's metadata (for the MAC count), else None."""
-    from gldfn_model.network.config import NAMED_CONFIGS, get_config
-
-    return get_config(runner.config_name, runner.scale) if runner.config_name in NAMED_CONFIGS else None
-
-
-def _runners(
-    backends: list[str], stack: ExitStack, scale: int, checkpoint: Optional[Path], onnx: Optional[Path],
-    config: Optional[str], random_weights: bool, providers: str, threads: Optional[int],
-) -> tuple[list[tuple["Runner", "GLDFNConfig | None"]], str]:
-    """(runner, network config for the MAC count) per backend, and the config's name. ONNX Runtime without
-    --onnx runs a temporary export of the same network the torch backend uses."""
-    from gldfn_export.model_source import resolve_model
-    from gldfn_runtime.runners import OnnxRuntimeRunner, TorchRunner
-
-    source = None
-    if "torch" in backends or onnx is None:
-        source = resolve_model(scale, config or ("tiny" if checkpoint is None else None), checkpoint, random_weights)
-    runners, config_name = [], source.config_name if source is not None else None
-    for backend in backends:
-        if backend == "torch":
-            runners.append((TorchRunner(source.model, threads=threads), source.model.config))
-            continue
-        path = onnx
-        if path is None:
-            from gldfn_export.exporter import export_gldfn
-
-            path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gldfn-bench-"))) / "model.onnx"
-            typer.echo(f"exporting {source.config_name} to a temporary ONNX file...", err=True)
-            export_gldfn(source.model, path, verify=False, config_name=source.config_name)
-        runner = OnnxRuntimeRunner(path, providers=providers, threads=threads)
-        if runner.scale != scale:
-            raise typer.BadParameter(f"{path} upscales x{runner.scale}, not x{scale}; pass --scale {runner.scale}")
-        runners.append((runner, source.model.config if onnx is None else _onnx_config(runner)))
-        config_name = config_name or runner.config_name
-    return runners, config_name or "model"
+def parse_precisions(text: str) -> list[str]:
+    names = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not names or any(p not in PRECISIONS for p in names):
+        raise typer.BadParameter(f"{text!r}: choose from {', '.join(PRECISIONS)} (comma-separated for both)")
+    return list(dict.fromkeys(names))
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
+        model: str = typer.Option("gldfn", help="networks, comma-separated: gldfn, dcls, danv1, danv2 (timed interleaved)"),
         backend: str = typer.Option("torch", help="torch, onnxruntime, or both: torch,onnxruntime"),
+        device: str = typer.Option("cpu", help="torch's device: cpu, or cuda (CUDA-event timing)"),
+        precision: str = typer.Option("fp32", help="torch on cuda: fp32, fp16, or both: fp32,fp16"),
         sizes: str = typer.Option("180x270", help="LR sizes HEIGHTxWIDTH, comma-separated (Table IV: 180x270)"),
         iters: int = typer.Option(20, help="timed iterations per size"),
         warmup: int = typer.Option(3, help="untimed iterations first"),
         batch: int = typer.Option(1, help="images per call"),
-        scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
-        config: Optional[str] = typer.Option(None, help="named config: tiny (default), small or paper"),
+        scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4 (the peers: 4)"),
+        config: Optional[str] = typer.Option(None, help="GLDFN's named config: tiny (default alone), small or paper (default beside peers)"),
         checkpoint: Optional[Path] = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
-        random_weights: bool = typer.Option(False, "--random-weights", help="untrained weights: latency does not depend on them"),
-        onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported file (default: export the torch model)"),
+        random_weights: bool = typer.Option(False, "--random-weights", help="untrained weights: latency does not depend on them (implied beside peers)"),
+        onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported GLDFN file (default: export each network)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
         threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
-        plot: Optional[Path] = typer.Option(None, help="write a PNG of latency against image size per backend"),
+        plot: Optional[Path] = typer.Option(None, help="write a PNG: latency against size (one network) or against GMACs (several)"),
     ) -> None:
-        """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs and achieved TFLOP/s per size,
-        beside the paper's Table IV. For TensorRT engines use `gldfn-trt bench`."""
+        """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs, achieved TFLOP/s and ms per GMAC,
+        beside the paper's Table IV; several networks are timed interleaved. For TensorRT engines use `gldfn-trt bench`."""
         from gldfn_model.network.checkpoint import CheckpointError
-        from gldfn_runtime.benchmark import BenchmarkError, format_markdown, format_text, measure_latency, plot_latency
+        from gldfn_model.peers import UnknownNetworkError, parse_models
+        from gldfn_runtime.benchmark import (
+            BenchmarkError, claim_check, format_markdown, format_text, measure_interleaved, plot_latency, plot_latency_vs_macs,
+            table_iv_rows,
+        )
+        from gldfn_runtime.contestants import BenchPlan, BenchSetupError, build_contestants
         from gldfn_runtime.runners import RunnerError
 
         if as_json and markdown:
             raise typer.BadParameter("--json and --markdown exclude each other; pass one")
-        backends = parse_backends(backend)
+        try:
+            models = parse_models(model)
+        except UnknownNetworkError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        plan = BenchPlan(
+            models=tuple(models), backends=tuple(parse_backends(backend)), device=device,
+            precisions=tuple(parse_precisions(precision)), scale=scale, gldfn_config=config, checkpoint=checkpoint,
+            random_weights=random_weights, onnx=onnx, providers=providers, threads=threads,
+        )
         lr_sizes = [parse_size(s) for s in sizes.split(",") if s.strip()]
-        results = []
-        with ExitStack() as stack:
-            try:
-                runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads)
-                for runner, model_config in runners:
-                    for size in lr_sizes:
-                        typer.echo(f"measuring {runner.name} at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
-                        results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=batch, config=model_config))
-            except (CheckpointError, RunnerError, BenchmarkError, ValueError) as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(1) from None
+        start = time.perf_counter()
+        say = lambda message: typer.echo(message, err=True)  # noqa: E731
+        try:
+            with tempfile.TemporaryDirectory(prefix="gldfn-bench-") as folder:
+                setup = build_contestants(plan, Path(folder), log=say)
+                for note in setup.notes:
+                    say(f"note: {note}")
+                per_size = []
+                for size in lr_sizes:
+                    say(f"measuring {len(setup.contestants)} contestants interleaved at {size[0]}x{size[1]} "
+                        f"({warmup} warm-up + {iters} timed rounds)...")
+                    per_size.append(measure_interleaved(setup.contestants, size, iters=iters, warmup=warmup, batch=batch))
+        except (CheckpointError, RunnerError, BenchmarkError, BenchSetupError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        results = [by_size[i] for i in range(len(setup.contestants)) for by_size in per_size]
+        wall_s = time.perf_counter() - start
+        say(f"wall time {wall_s:.0f} s")
+        config_name = setup.gldfn_config or "model"
         if plot is not None:
-            plot_latency(results, plot, title=f"GLDFN {config_name} x{scale}, batch {batch}")
-            typer.echo(f"plot written to {plot}", err=True)
+            if len(models) > 1:
+                plot_latency_vs_macs(results, plot, title=f"Table IV networks x{scale}, batch {batch}")
+            else:
+                plot_latency(results, plot, title=f"GLDFN {config_name} x{scale}, batch {batch}")
+            say(f"plot written to {plot}")
         if as_json:
-            from gldfn_runtime.benchmark import table_iv_rows
-
-            typer.echo(json.dumps({"config": config_name, "results": [r.to_dict() for r in results], "table_iv": table_iv_rows(results, config_name)}, indent=2))
+            typer.echo(json.dumps({
+                "config": config_name, "models": models, "notes": setup.notes, "wall_s": round(wall_s, 1),
+                "results": [r.to_dict() for r in results], "table_iv": table_iv_rows(results, config_name),
+                "claim": claim_check(results),
+            }, indent=2))
         elif markdown:
             typer.echo(format_markdown(results, config_name))
         else:

@@ -1,7 +1,10 @@
-"""Building blocks the peer networks share: channel attention, the sub-pixel upsampler, the plain residual block."""
+"""Building blocks the peer networks share: channel attention, the sub-pixel upsampler, the plain residual block,
+an adaptive average pool that exports with symbolic bins."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.nn.modules.utils import _pair
 
 
 class ChannelAttention(nn.Module):
@@ -43,3 +46,23 @@ class ResidualBlockNoBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.conv2(self.act(self.conv1(x)))
+
+
+class SlicedAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """``nn.AdaptiveAvgPool2d`` computed bin by bin with slices (bin i of n over a side of L spans
+    [floor(i L / n), ceil((i + 1) L / n))). Same values; but torch.onnx lowers the built-in op, for an output larger
+    than 1 x 1, to gathers whose indices are fixed at the export size, which fail or mislead at any other size,
+    while these slice bounds stay expressions of the input size."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        out_h, out_w = _pair(self.output_size)
+        height, width = x.shape[-2], x.shape[-1]
+
+        def bounds(index: int, count: int, length: int) -> slice:
+            return slice((index * length) // count, -((-(index + 1) * length) // count))
+
+        rows = [
+            torch.stack([x[..., bounds(i, out_h, height), bounds(j, out_w, width)].mean(dim=(-2, -1)) for j in range(out_w)], dim=-1)
+            for i in range(out_h)
+        ]
+        return torch.stack(rows, dim=-2)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gldfn_model.peers.blocks import ChannelAttention, ResidualBlockNoBN, pixel_shuffle_upsampler
+from gldfn_model.peers.blocks import ChannelAttention, ResidualBlockNoBN, SlicedAdaptiveAvgPool2d, pixel_shuffle_upsampler
 from gldfn_model.peers.deconvolution import cls_deconvolution, cls_deconvolution_macs
 
 # dcls_arch.py picks the kernel generator's filter sizes from the kernel size.
@@ -105,7 +105,7 @@ class ConstrainedLeastSquares(nn.Module):
         self.smoothness = nn.Sequential(
             nn.Conv2d(narrow, narrow, 3), nn.LeakyReLU(0.1),
             nn.Conv2d(narrow, narrow, 3), nn.LeakyReLU(0.1),
-            nn.Conv2d(narrow, narrow, 3), nn.AdaptiveAvgPool2d((3, 3)), nn.Conv2d(narrow, narrow, 1),
+            nn.Conv2d(narrow, narrow, 3), SlicedAdaptiveAvgPool2d((3, 3)), nn.Conv2d(narrow, narrow, 1),
         )
         self.expand = nn.Conv2d(narrow, nf, 1)
 
