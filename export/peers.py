@@ -70,7 +70,7 @@ def export_peer(model: nn.Module, output_path: str | os.PathLike[str], network: 
     )
 
 
-def check_peer_parity(model: nn.Module, onnx_path: str | os.PathLike[str], size: tuple[int, int] = PARITY_HW) -> ParityCheck:
+def check_onnx_parity(model: nn.Module, onnx_path: str | os.PathLike[str], size: tuple[int, int] = PARITY_HW) -> ParityCheck:
     """ONNX Runtime (CPU) against PyTorch on one random input; the FP32 tolerance is relative to the output's
     largest magnitude (random weights give outputs far outside [0, 1])."""
     reference = random_input(*size, 1)
