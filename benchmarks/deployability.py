@@ -3,6 +3,7 @@
 table of docs/table_iv.md and, with --json, writes every detail.
 
     python benchmarks/deployability.py --folder /tmp/deploy [--models gldfn,dcls,danv1,danv2] [--json deploy.json]
+    python benchmarks/deployability.py --render deploy.json     # the table of a saved run
 
 GLDFN is exported with its local dynamic filters as custom nodes; without a built plugin library (--plugin, or
 `gldfn-trt plugin build`) TensorRT-RTX builds their ONNX function bodies instead.
@@ -67,7 +68,8 @@ def export(name: str, model: torch.nn.Module, path: Path) -> dict:
 
 def build(name: str, path: Path, plugin: Path | None) -> dict:
     options = BuildOptions(backend="tensorrt-rtx", plugin=plugin, use_plugin=plugin is not None, **PROFILE)
-    result = build_engine(path, path.with_suffix(".engine"), options, force=True, cache_dir=path.parent / "engine-cache")
+    engine, cache = path.with_suffix(".engine"), path.parent / "engine-cache"
+    result = build_engine(path, engine, options, force=True, cache_dir=cache)
     return {"seconds": result.sidecar.build_seconds, "engine_bytes": result.sidecar.engine_bytes,
             "plugin": plugin is not None if name == "gldfn" else None}
 
@@ -80,54 +82,88 @@ def assess(name: str, folder: Path, plugin: Path | None) -> dict:
     try:
         row["export"] = export(name, model, path)
     except ExportError as error:
-        return {**row, "export": {"error": first_line(error)}, "blocker": f"export: {first_line(error)}"}
-    blockers = []
+        return {**row, "export": {"error": first_line(error)}, "onnxruntime": [], "tensorrt_rtx": {}}
     checks = []
     for size in PARITY_SIZES:
         try:
             check = check_onnx_parity(model, path, size)
             ort_fp64, torch_fp64 = distance_from_fp64(model, path, size)
-            checks.append({"size": list(size), "max_abs": check.max_abs, "tolerance": check.tolerance, "passed": check.passed,
-                           "onnxruntime_vs_fp64": ort_fp64, "torch_fp32_vs_fp64": torch_fp64})
-            if not check.passed:
-                blockers.append(f"ONNX Runtime differs from PyTorch by {check.max_abs:.1e} at {size[0]}x{size[1]} (limit "
-                                f"{check.tolerance:.0e}); from an FP64 PyTorch run: ONNX Runtime {ort_fp64:.1e}, PyTorch FP32 {torch_fp64:.1e}")
+            checks.append({"size": list(size), "max_abs": check.max_abs, "tolerance": check.tolerance,
+                           "passed": check.passed, "onnxruntime_vs_fp64": ort_fp64, "torch_fp32_vs_fp64": torch_fp64})
         except Exception as error:  # onnxruntime raises its own exception types
             checks.append({"size": list(size), "error": first_line(error)})
-            blockers.append(f"ONNX Runtime at {size[0]}x{size[1]}: {first_line(error)}")
     row["onnxruntime"] = checks
     try:
         row["tensorrt_rtx"] = build(name, path, plugin)
     except EngineBuildError as error:
         row["tensorrt_rtx"] = {"error": str(error)}
-        blockers.append(f"TensorRT-RTX: {parser_blockers(str(error))}")
-    row["blocker"] = "; ".join(blockers) or "none"
     return row
 
 
+def blockers(row: dict) -> str:
+    """What keeps the network from each runtime, in a line."""
+    if "error" in row["export"]:
+        return f"export: {row['export']['error']}"
+    found = [f"ONNX Runtime at {c['size'][0]}x{c['size'][1]}: {c['error']}" for c in row["onnxruntime"] if "error" in c]
+    missed = [c for c in row["onnxruntime"] if "error" not in c and not c["passed"]]
+    if missed:
+        worst = max(missed, key=lambda c: c["max_abs"])
+        ort, fp32 = worst["onnxruntime_vs_fp64"], worst["torch_fp32_vs_fp64"]
+        found.append(f"ONNX Runtime beyond the {worst['tolerance']:.0e} parity limit (from an FP64 PyTorch run: "
+                     f"ONNX Runtime {ort:.1e}, PyTorch FP32 {fp32:.1e})")
+    if "error" in row["tensorrt_rtx"]:
+        found.append(f"TensorRT-RTX: {parser_blockers(row['tensorrt_rtx']['error'])}")
+    return "; ".join(found) or "none"
+
+
+HEADER = ("network", "exports to ONNX", "runs in ONNX Runtime (max abs error vs PyTorch)",
+          "builds in TensorRT-RTX (CPU, AOT)", "what blocks it")
+
+
+def _export_cell(exported: dict) -> str:
+    return "no" if "error" in exported else f"yes ({exported['seconds']:.0f} s, {exported['bytes'] / 1e6:.1f} MB)"
+
+
+def _parity_cell(checks: list[dict]) -> str:
+    def cell(c: dict) -> str:
+        if "error" in c:
+            return "fails"
+        return f"{c['max_abs']:.1e}" + ("" if c["passed"] else " (too large)")
+
+    return "; ".join(f"{c['size'][0]}x{c['size'][1]}: {cell(c)}" for c in checks) or "-"
+
+
+def _engine_cell(trt: dict) -> str:
+    if not trt:
+        return "-"
+    if "error" in trt:
+        return "no"
+    how = {True: ", plugin", False: ", function bodies"}.get(trt["plugin"], "")
+    return f"yes ({trt['seconds']:.0f} s, {trt['engine_bytes'] / 1e6:.1f} MB{how})"
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| network | exports to ONNX | runs in ONNX Runtime (max abs error vs PyTorch) | builds in TensorRT-RTX (CPU, AOT) | what blocks it |",
-             "|---|---|---|---|---|"]
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for row in rows:
-        exported = row["export"]
-        exports = f"yes ({exported['seconds']:.0f} s, {exported['bytes'] / 1e6:.1f} MB)" if "error" not in exported else "no"
-        ort = "; ".join(
-            f"{c['size'][0]}x{c['size'][1]}: " + (f"{c['max_abs']:.1e}" + ("" if c["passed"] else " (too large)") if "error" not in c else "fails")
-            for c in row.get("onnxruntime", [])) or "-"
-        trt = row.get("tensorrt_rtx", {})
-        built = "-" if not trt else "no" if "error" in trt else (
-            f"yes ({trt['seconds']:.0f} s, {trt['engine_bytes'] / 1e6:.1f} MB" + (", plugin" if trt["plugin"] else ", function bodies" if trt["plugin"] is False else "") + ")")
-        lines.append(f"| {row['network']} | {exports} | {ort} | {built} | {row['blocker']} |")
+        cells = (row["network"], _export_cell(row["export"]), _parity_cell(row.get("onnxruntime", [])),
+                 _engine_cell(row.get("tensorrt_rtx", {})), blockers(row))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", type=Path, required=True, help="where the ONNX files and engines go (kept)")
+    parser.add_argument("--folder", type=Path, help="where the ONNX files and engines go (kept)")
+    parser.add_argument("--render", type=Path, default=None, help="print the table of a run saved with --json; stop")
     parser.add_argument("--models", default="gldfn,dcls,danv1,danv2")
-    parser.add_argument("--plugin", type=Path, default=None, help="GLDFN plugin library (default: the built one, if any)")
+    parser.add_argument("--plugin", type=Path, default=None, help="GLDFN plugin library (default: the built one)")
     parser.add_argument("--json", type=Path, default=None, help="write every detail here")
     args = parser.parse_args()
+    if args.render is not None:
+        print(markdown(json.loads(args.render.read_text())))
+        return
+    if args.folder is None:
+        parser.error("--folder is needed to run the checks")
     torch.set_num_threads(1)
     args.folder.mkdir(parents=True, exist_ok=True)
     try:

@@ -23,9 +23,11 @@ out=$(cd "$out" && pwd)
 # Fail fast: a GPU PyTorch can see, and every module the bench imports.
 "$python" - <<'EOF' || exit 2
 import importlib.util, sys
-missing = [m for m in ("torch", "numpy", "typer", "matplotlib", "PIL", "scipy", "png") if importlib.util.find_spec(m) is None]
+needed = ("torch", "numpy", "typer", "matplotlib", "PIL", "scipy", "png")
+missing = [m for m in needed if importlib.util.find_spec(m) is None]
 if missing:
-    sys.exit(f"gpu_table_iv.sh: missing Python modules {missing} (pypng provides 'png'); install the project's dependencies")
+    sys.exit(f"gpu_table_iv.sh: missing Python modules {missing} (pypng provides 'png'); "
+             "install the project's dependencies")
 import torch
 if not torch.cuda.is_available():
     sys.exit(f"gpu_table_iv.sh: no CUDA GPU visible to PyTorch {torch.__version__} (CUDA build: {torch.version.cuda}); "
@@ -45,16 +47,16 @@ export TORCH_EXTENSIONS_DIR=$repo/plugins/build/torch-extensions
 echo "== 1/2 plugins/tests/gpu_check.sh (at most $((budget_s / 2)) s)"
 check_status=0
 OUT="$out/gpu_check" timeout --kill-after=10 $((budget_s / 2)) "$repo/plugins/tests/gpu_check.sh" || check_status=$?
-echo "gpu_check.sh exit status $check_status (124: stopped at its time limit; 2: no TensorRT headers for the plugin part)"
+echo "gpu_check.sh exit status $check_status (124: stopped at its time limit; 2: no TensorRT headers for the plugin)"
 
 left=$((budget_s - (SECONDS - start)))
 echo "== 2/2 the four Table IV networks on CUDA, FP32 and FP16, 180x270 and 360x540 ($left s left)"
 bench=("$python" -c 'import typer; from gldfn_runtime.cli_bench import register
 app = typer.Typer(add_completion=False); register(app); app.callback()(lambda: None); app()' bench)
 bench_status=0
-timeout --kill-after=10 "$left" "${bench[@]}" --model gldfn,dcls,danv1,danv2 --config paper --backend torch --device cuda \
-  --precision fp32,fp16 --sizes 180x270,360x540 --iters 20 --warmup 5 --json --plot "$out/table_iv_cuda.png" \
-  > "$out/table_iv_cuda.json" 2> >(tee "$out/bench.log" >&2) || bench_status=$?
+timeout --kill-after=10 "$left" "${bench[@]}" --model gldfn,dcls,danv1,danv2 --config paper --backend torch \
+  --device cuda --precision fp32,fp16 --sizes 180x270,360x540 --iters 20 --warmup 5 \
+  --json --plot "$out/table_iv_cuda.png" > "$out/table_iv_cuda.json" 2> >(tee "$out/bench.log" >&2) || bench_status=$?
 
 "$python" - "$out" "$check_status" "$bench_status" <<'EOF' | tee "$out/summary.txt"
 import json, sys

@@ -16,7 +16,8 @@ from torch import nn
 
 from gldfn_export import metadata
 from gldfn_export.exporter import (
-    DEFAULT_OPSET, FP32_TOLERANCE, HEIGHT_DIM, INPUT_NAME, OUTPUT_NAME, ExportError, quiet_torch_onnx, strip_export_traces,
+    DEFAULT_OPSET, FP32_TOLERANCE, HEIGHT_DIM, INPUT_NAME, OUTPUT_NAME, WIDTH_DIM, ExportError, quiet_torch_onnx,
+    strip_export_traces,
 )
 from gldfn_export.verify import ParityCheck, compare, random_input, run_onnx, run_torch
 from gldfn_model.common.atomic import atomic_output
@@ -37,18 +38,21 @@ class PeerExport:
     file_bytes: int
 
 
-def export_peer(model: nn.Module, output_path: str | os.PathLike[str], network: str, *, opset: int = DEFAULT_OPSET) -> PeerExport:
+def export_peer(
+    model: nn.Module, output_path: str | os.PathLike[str], network: str, *, opset: int = DEFAULT_OPSET,
+) -> PeerExport:
     """Export ``model`` (its ``config.scale`` is recorded) to ``output_path``, written atomically."""
     model = model.eval().float()
     sample = torch.rand(1, 3, *PARITY_HW)
-    dynamic = {INPUT_NAME: {2: torch.export.Dim(HEIGHT_DIM, min=MIN_SIDE), 3: torch.export.Dim("width", min=MIN_SIDE)}}
+    height, width = torch.export.Dim(HEIGHT_DIM, min=MIN_SIDE), torch.export.Dim(WIDTH_DIM, min=MIN_SIDE)
+    dynamic = {INPUT_NAME: {2: height, 3: width}}
     start = time.perf_counter()
     with atomic_output(output_path) as tmp:
         try:
             with quiet_torch_onnx():
                 program = torch.onnx.export(
-                    model, (sample,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                    dynamic_shapes=dynamic, verbose=False, optimize=True,
+                    model, (sample,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME], dynamic_shapes=dynamic, verbose=False, optimize=True,
                 )
         except Exception as exc:  # torch.export and the ONNX translation raise many types; the message is what counts
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -70,7 +74,9 @@ def export_peer(model: nn.Module, output_path: str | os.PathLike[str], network: 
     )
 
 
-def check_onnx_parity(model: nn.Module, onnx_path: str | os.PathLike[str], size: tuple[int, int] = PARITY_HW) -> ParityCheck:
+def check_onnx_parity(
+    model: nn.Module, onnx_path: str | os.PathLike[str], size: tuple[int, int] = PARITY_HW,
+) -> ParityCheck:
     """ONNX Runtime (CPU) against PyTorch on one random input; the FP32 tolerance is relative to the output's
     largest magnitude (random weights give outputs far outside [0, 1])."""
     reference = random_input(*size, 1)

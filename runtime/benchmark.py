@@ -109,8 +109,10 @@ class Contestant:
     precision: str | None = None
 
 
-def runner_contestant(runner: Runner, *, timer: Timer | None = None, work: Callable[[Size], tuple[int, int]] | None = None,
-                      model: str | None = None, device: str | None = None, precision: str | None = None) -> Contestant:
+def runner_contestant(
+    runner: Runner, *, timer: Timer | None = None, work: Callable[[Size], tuple[int, int]] | None = None,
+    model: str | None = None, device: str | None = None, precision: str | None = None,
+) -> Contestant:
     """A ``Runner`` as a contestant: its ``infer`` on the host batch, timed on the host clock unless ``timer``."""
     return Contestant(runner.name, runner.scale, lambda lr: lambda: runner.infer(lr), timer or host_timer(runner),
                       work, model, device, precision)
@@ -161,8 +163,8 @@ def measure_latency(
             raise BenchmarkError(f"size {height}x{width} is {word} {bound[0]}x{bound[1]} that {runner.name} accepts")
     complexity = count_complexity(config, height, width) if config is not None else None
     work = (lambda _: (complexity.params, complexity.macs)) if complexity is not None else None
-    (result,) = measure_interleaved([runner_contestant(runner, timer=timer, work=work)], lr_size, iters=iters, warmup=warmup,
-                                    batch=batch, seed=seed)
+    contestant = runner_contestant(runner, timer=timer, work=work)
+    (result,) = measure_interleaved([contestant], lr_size, iters=iters, warmup=warmup, batch=batch, seed=seed)
     return result
 
 
@@ -176,7 +178,8 @@ def table_iv_rows(results: Sequence[LatencyResult], config_name: str | None) -> 
     rows = [{"method": m, "params_m": p, "gmacs": g, "source": "paper Table IV"} for m, (p, g) in TABLE_IV.items()]
     for result in results:
         if tuple(result.lr_size) == TABLE_IV_LR_SIZE and result.macs is not None:
-            method = f"{result.model} ({_label(result)})" if result.model is not None else f"ours ({config_name or 'model'}, {result.backend})"
+            method = (f"{result.model} ({_label(result)})" if result.model is not None
+                      else f"ours ({config_name or 'model'}, {result.backend})")
             rows.append({
                 "method": method,
                 "params_m": result.params / 1e6 if result.params is not None else None,
@@ -204,7 +207,7 @@ def claim_check(results: Sequence[LatencyResult]) -> list[dict]:
             "by_latency": [r.model for r in sorted(group, key=lambda r: r.mean_ms)],
             "latency_ms": {r.model: round(r.mean_ms, 3) for r in group},
             "ms_per_gmac": {r.model: round(r.ms_per_gmac, 4) for r in group},
-            "fewer_macs_means_less_time": [r.model for r in claimed] == [r.model for r in sorted(group, key=lambda r: r.mean_ms)],
+            "fewer_macs_means_less_time": claimed == sorted(group, key=lambda r: r.mean_ms),
         })
     return checks
 
@@ -222,7 +225,8 @@ def format_claim(checks: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-_COLUMNS = ("backend", "LR size", "batch", "mean ms", "median ms", "p90 ms", "p99 ms", "img/s", "out MP/s", "GMACs", "TFLOP/s", "ms/GMAC")
+_COLUMNS = ("backend", "LR size", "batch", "mean ms", "median ms", "p90 ms", "p99 ms", "img/s", "out MP/s", "GMACs",
+            "TFLOP/s", "ms/GMAC")
 _MODEL_COLUMNS = ("model", "device", "precision")
 
 
@@ -315,22 +319,26 @@ def plot_latency_vs_macs(results: Sequence[LatencyResult], path: str | Path, tit
 
     markers = dict(zip(dict.fromkeys(r.model for r in results), "osD^vP*X"))
     colours = {label: f"C{i}" for i, label in enumerate(dict.fromkeys(_label(r) for r in results))}
+    several_sizes = len({tuple(r.lr_size) for r in results}) > 1
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for r in results:
         if r.macs is None:
             continue
         x, colour, marker = r.macs / 1e9, colours[_label(r)], markers[r.model]
         axes.scatter([x], [r.mean_ms], color=colour, marker=marker, zorder=3)
-        h, w = r.lr_size
-        axes.annotate(f"{r.model} {h}x{w}", (x, r.mean_ms), textcoords="offset points", xytext=(5, 3), fontsize=7)
+        if several_sizes:
+            axes.annotate(f"{r.lr_size[0]}x{r.lr_size[1]}", (x, r.mean_ms), textcoords="offset points", xytext=(5, 3),
+                          fontsize=7)
         spec = SPECS.get(r.model or "")
         if spec is not None and tuple(r.lr_size) == TABLE_IV_LR_SIZE:
             claimed = TABLE_IV[spec.table_iv_name][1]
-            axes.scatter([claimed], [r.mean_ms], facecolors="none", edgecolors=colour, marker=marker, zorder=3)
+            axes.scatter([claimed], [r.mean_ms], facecolors="none", edgecolors=colour, marker=marker, s=80, zorder=2)
             axes.plot([claimed, x], [r.mean_ms, r.mean_ms], linestyle=":", color=colour, linewidth=1)
     for label, colour in colours.items():
         axes.scatter([], [], color=colour, marker="o", label=label)
-    axes.scatter([], [], facecolors="none", edgecolors="grey", marker="o", label="Table IV's GMACs (180x270)")
+    for model, marker in markers.items():
+        axes.scatter([], [], color="grey", marker=marker, label=model)
+    axes.scatter([], [], facecolors="none", edgecolors="grey", marker="o", s=80, label="Table IV's GMACs (180x270)")
     axes.set_yscale("log")
     axes.set_xlabel("GMACs per image (filled: our count; hollow: Table IV)")
     axes.set_ylabel("latency per batch (ms, mean, log scale)")

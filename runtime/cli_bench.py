@@ -20,7 +20,8 @@ def parse_backends(text: str) -> list[str]:
     names = [b.strip() for b in text.split(",") if b.strip()]
     unknown = [b for b in names if b not in BACKENDS]
     if any(b in ("tensorrt", "trt", "tensorrt_rtx") for b in unknown):
-        raise typer.BadParameter("TensorRT engines are benchmarked with `gldfn-trt bench ENGINE`; here: torch, onnxruntime")
+        raise typer.BadParameter("TensorRT engines are benchmarked with `gldfn-trt bench ENGINE`; "
+                                 "here: torch, onnxruntime")
     if not names or unknown:
         raise typer.BadParameter(f"{text!r}: choose from {', '.join(BACKENDS)} (comma-separated for several)")
     return list(dict.fromkeys(names))
@@ -36,7 +37,7 @@ def parse_precisions(text: str) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
-        model: str = typer.Option("gldfn", help="networks, comma-separated: gldfn, dcls, danv1, danv2 (timed interleaved)"),
+        model: str = typer.Option("gldfn", help="networks, comma-separated: gldfn, dcls, danv1, danv2 (interleaved)"),
         backend: str = typer.Option("torch", help="torch, onnxruntime, or both: torch,onnxruntime"),
         device: str = typer.Option("cpu", help="torch's device: cpu, or cuda (CUDA-event timing)"),
         precision: str = typer.Option("fp32", help="torch on cuda: fp32, fp16, or both: fp32,fp16"),
@@ -45,23 +46,27 @@ def register(app: typer.Typer) -> None:
         warmup: int = typer.Option(3, help="untimed iterations first"),
         batch: int = typer.Option(1, help="images per call"),
         scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4 (the peers: 4)"),
-        config: Optional[str] = typer.Option(None, help="GLDFN's named config: tiny (default alone), small or paper (default beside peers)"),
+        config: Optional[str] = typer.Option(
+            None, help="GLDFN's named config: tiny (default alone), small or paper (default beside peers)"),
         checkpoint: Optional[Path] = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
-        random_weights: bool = typer.Option(False, "--random-weights", help="untrained weights: latency does not depend on them (implied beside peers)"),
-        onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported GLDFN file (default: export each network)"),
+        random_weights: bool = typer.Option(
+            False, "--random-weights", help="untrained weights: latency doesn't depend on them (implied beside peers)"),
+        onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported GLDFN file (default: export each)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
         threads: Optional[int] = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
-        plot: Optional[Path] = typer.Option(None, help="write a PNG: latency against size (one network) or against GMACs (several)"),
+        plot: Optional[Path] = typer.Option(
+            None, help="write a PNG: latency against size (one network) or against GMACs (several)"),
     ) -> None:
         """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs, achieved TFLOP/s and ms per GMAC,
-        beside the paper's Table IV; several networks are timed interleaved. For TensorRT engines use `gldfn-trt bench`."""
+        beside the paper's Table IV; several networks are timed interleaved. For TensorRT engines use
+        `gldfn-trt bench`."""
         from gldfn_model.network.checkpoint import CheckpointError
         from gldfn_model.peers import UnknownNetworkError, parse_models
         from gldfn_runtime.benchmark import (
-            BenchmarkError, claim_check, format_markdown, format_text, measure_interleaved, plot_latency, plot_latency_vs_macs,
-            table_iv_rows,
+            BenchmarkError, claim_check, format_markdown, format_text, measure_interleaved, plot_latency,
+            plot_latency_vs_macs, table_iv_rows,
         )
         from gldfn_runtime.contestants import BenchPlan, BenchSetupError, build_contestants
         from gldfn_runtime.runners import RunnerError
@@ -89,7 +94,8 @@ def register(app: typer.Typer) -> None:
                 for size in lr_sizes:
                     say(f"measuring {len(setup.contestants)} contestants interleaved at {size[0]}x{size[1]} "
                         f"({warmup} warm-up + {iters} timed rounds)...")
-                    per_size.append(measure_interleaved(setup.contestants, size, iters=iters, warmup=warmup, batch=batch))
+                    per_size.append(
+                        measure_interleaved(setup.contestants, size, iters=iters, warmup=warmup, batch=batch))
         except (CheckpointError, RunnerError, BenchmarkError, BenchSetupError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

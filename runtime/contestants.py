@@ -22,6 +22,7 @@ BACKENDS = ("torch", "onnxruntime")
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "fp16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+CUDA = torch.device("cuda")
 
 
 class BenchSetupError(GldfnError, ValueError):
@@ -51,12 +52,15 @@ class BenchPlan:
         if "fp16" in self.precisions and self.device != "cuda":
             raise BenchSetupError("--precision fp16 runs torch on a GPU only: add --device cuda, or time fp32")
         if self.device == "cuda" and not torch.cuda.is_available():
-            raise BenchSetupError("--device cuda: this PyTorch sees no CUDA GPU (a CPU-only build, or no GPU); use --device cpu")
+            raise BenchSetupError("--device cuda: this PyTorch sees no CUDA GPU (a CPU-only build, or no GPU); "
+                                  "use --device cpu")
         if self.onnx is not None and self.models != ("gldfn",):
-            raise BenchSetupError("--onnx times one GLDFN file; leave out --model, or leave out --onnx to export each network")
+            raise BenchSetupError("--onnx times one GLDFN file; leave out --model, or leave out --onnx to export "
+                                  "each network")
         peers = [m for m in self.models if m != "gldfn"]
         if peers and self.scale != 4:
-            raise BenchSetupError(f"Table IV compares x4 networks; the peers are defined here at x4 only, not x{self.scale}")
+            raise BenchSetupError(f"Table IV compares x4 networks; the peers are benchmarked at x4 only, "
+                                  f"not x{self.scale}")
 
 
 @dataclass
@@ -112,7 +116,8 @@ def torch_device_contestant(model: nn.Module, name: str, device: torch.device, p
 
         return step
 
-    return Contestant("torch", model.config.scale, prepare, cuda_event_timer(device), work_of(model), name, device.type, precision)
+    timer, work = cuda_event_timer(device), work_of(model)
+    return Contestant("torch", model.config.scale, prepare, timer, work, name, device.type, precision)
 
 
 def _gldfn_model(plan: BenchPlan, config_name: str | None) -> tuple[nn.Module, str]:
@@ -141,7 +146,8 @@ def _ldf_kernel_note() -> str:
 
     status = load_extension()
     if status.available:
-        return f"GLDFN's local dynamic filter runs the project's CUDA kernel (extension ready in {status.build_seconds:.1f} s)"
+        return (f"GLDFN's local dynamic filter runs the project's CUDA kernel "
+                f"(extension ready in {status.build_seconds:.1f} s)")
     return f"GLDFN's local dynamic filter runs the PyTorch reference on CUDA, not the project's kernel: {status.reason}"
 
 
@@ -156,6 +162,13 @@ def _onnx_work(runner: OnnxRuntimeRunner) -> Callable[[Size], tuple[int, int]] |
         return work_of(GLDFN(get_config(runner.config_name, runner.scale)))
 
 
+def _onnx_runner(plan: BenchPlan, path: Path) -> OnnxRuntimeRunner:
+    runner = OnnxRuntimeRunner(path, providers=plan.providers, threads=plan.threads)
+    if runner.scale != plan.scale:
+        raise BenchSetupError(f"{path} upscales x{runner.scale}, not x{plan.scale}; pass --scale {runner.scale}")
+    return runner
+
+
 def build_contestants(plan: BenchPlan, folder: Path, log: Callable[[str], None] = lambda _: None) -> BenchSetup:
     """Every (network, backend, precision) of ``plan``; ONNX Runtime runs exports written into ``folder``."""
     from gldfn_model.peers import build_network
@@ -167,30 +180,34 @@ def build_contestants(plan: BenchPlan, folder: Path, log: Callable[[str], None] 
     config_name = plan.gldfn_config or ("paper" if peers else "tiny" if plan.checkpoint is None else None)
     setup = BenchSetup([], None)
     if peers:
-        setup.notes.append("random weights for every network (the peers have none here): latency does not depend on them")
+        setup.notes.append("random weights for every network (the peers have none here): "
+                           "latency does not depend on them")
     for name in plan.models:
-        model = None
+        model, work = None, None
         if name != "gldfn":
             torch.manual_seed(plan.seed)
             model = build_network(name, plan.scale).eval()
         elif plan.onnx is None or "torch" in plan.backends:
             model, setup.gldfn_config = _gldfn_model(plan, config_name)
+        if model is not None:
+            work = work_of(model)
         for backend in plan.backends:
             if backend == "torch" and plan.device == "cuda":
                 if name == "gldfn":
                     setup.notes.append(_ldf_kernel_note())
                 for precision in plan.precisions:
-                    setup.contestants.append(torch_device_contestant(copy.deepcopy(model), name, torch.device("cuda"), precision))
+                    device_model = copy.deepcopy(model)
+                    setup.contestants.append(torch_device_contestant(device_model, name, CUDA, precision))
             elif backend == "torch":
                 runner = TorchRunner(model, threads=plan.threads)
-                setup.contestants.append(runner_contestant(runner, work=work_of(model), model=name, device="cpu", precision="fp32"))
+                setup.contestants.append(
+                    runner_contestant(runner, work=work, model=name, device="cpu", precision="fp32"))
             else:
                 path = plan.onnx if plan.onnx is not None else _export(model, name, config_name, folder, log)
-                runner = OnnxRuntimeRunner(path, providers=plan.providers, threads=plan.threads)
-                if runner.scale != plan.scale:
-                    raise BenchSetupError(f"{path} upscales x{runner.scale}, not x{plan.scale}; pass --scale {runner.scale}")
+                runner = _onnx_runner(plan, path)
                 if name == "gldfn" and setup.gldfn_config is None:
                     setup.gldfn_config = runner.config_name
-                work = work_of(model) if plan.onnx is None else _onnx_work(runner)
-                setup.contestants.append(runner_contestant(runner, work=work, model=name, device=plan.providers, precision="fp32"))
+                file_work = work if plan.onnx is None else _onnx_work(runner)
+                setup.contestants.append(
+                    runner_contestant(runner, work=file_work, model=name, device=plan.providers, precision="fp32"))
     return setup

@@ -14,8 +14,8 @@ from gldfn_model.network.complexity import TABLE_IV, count_complexity
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
 from gldfn_runtime.benchmark import (
-    BenchmarkError, Contestant, claim_check, format_markdown, format_text, measure_interleaved, measure_latency, summarize,
-    table_iv_rows,
+    BenchmarkError, Contestant, claim_check, format_markdown, format_text, measure_interleaved, measure_latency,
+    summarize, table_iv_rows,
 )
 from gldfn_runtime.runners import BicubicRunner, TorchRunner
 
@@ -143,10 +143,13 @@ def test_interleaving_rotates_the_order_and_binds_the_input_once():
 
 def test_claim_check_orders_the_networks_three_ways():
     def result(model, ms, gmacs):
-        return summarize("torch", [ms], (180, 270), 1, 4, 0, params=1, macs=int(gmacs * 1e9), model=model, device="cpu", precision="fp32")
+        macs = int(gmacs * 1e9)
+        return summarize("torch", [ms], (180, 270), 1, 4, 0, params=1, macs=macs, model=model, device="cpu",
+                         precision="fp32")
 
     results = [result("gldfn", 300.0, 372.1), result("dcls", 200.0, 368.4), result("danv1", 900.0, 913.3)]
-    alone = summarize("onnxruntime", [5.0], (180, 270), 1, 4, 0, params=1, macs=10**9, model="gldfn", device="cpu", precision="fp32")
+    alone = summarize("onnxruntime", [5.0], (180, 270), 1, 4, 0, params=1, macs=10**9, model="gldfn", device="cpu",
+                      precision="fp32")
     (check,) = claim_check(results + [alone])  # a backend timed with one network has nothing to compare
     assert check["backend"] == "torch cpu fp32"
     assert check["by_table_iv_gmacs"] == ["gldfn", "dcls", "danv1"]
@@ -202,7 +205,8 @@ def test_cuda_contestants_time_fp32_and_fp16_on_the_device():
 
     torch.manual_seed(0)
     model = GLDFN(get_config("tiny", 4))
-    contestants = [torch_device_contestant(GLDFN(model.config), "gldfn", torch.device("cuda"), p) for p in ("fp32", "fp16")]
+    cuda = torch.device("cuda")
+    contestants = [torch_device_contestant(GLDFN(model.config), "gldfn", cuda, p) for p in ("fp32", "fp16")]
     results = measure_interleaved(contestants, (32, 40), iters=3, warmup=1)
     assert [r.precision for r in results] == ["fp32", "fp16"] and all(r.min_ms > 0 for r in results)
     assert results[0].macs == count_complexity(model.config, 32, 40).macs

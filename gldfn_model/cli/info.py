@@ -46,8 +46,8 @@ def _print_single(data: dict) -> None:
     for method, (params_m, gmacs) in TABLE_IV.items():
         typer.echo(f"  {method:10s} {params_m:>10.2f} {gmacs:>8.2f}")
     typer.echo(f"  {'ours':10s} {data['params'] / 1e6:>10.2f} {data['macs'] / 1e9:>8.2f}   (this config at this size)")
-    typer.echo(f"  (hook counter: {data['counter_macs'] / 1e9:.2f} G in all, {data['module_macs'] / 1e9:.2f} G in conv/linear "
-               "modules, what torchsummaryX would count; `--model dcls|danv1|danv2` for the others)")
+    typer.echo(f"  (hook counter: {data['counter_macs'] / 1e9:.2f} G in all, {data['module_macs'] / 1e9:.2f} G in "
+               "conv/linear modules, what torchsummaryX would count; `--model dcls|danv1|danv2` for the others)")
 
 
 def _print_table_iv_row(data: dict) -> None:
@@ -60,10 +60,11 @@ def _print_table_iv_row(data: dict) -> None:
     typer.echo(f"  MACs, conv/linear modules (torchsummaryX, the authors' counter): {data['module_macs'] / 1e9:.2f} G")
     for adjustment in paper["adjustments"]:
         typer.echo(f"    {adjustment['macs'] / 1e9:+.2f} G: {adjustment['reason']}")
-    typer.echo(f"    = {paper['authors_convention_macs'] / 1e9:.2f} G   Table IV {paper['gmacs']:.2f} G ({paper['macs_deviation']:+.2%})")
+    typer.echo(f"    = {paper['authors_convention_macs'] / 1e9:.2f} G   Table IV {paper['gmacs']:.2f} G "
+               f"({paper['macs_deviation']:+.2%})")
     other = ", ".join(f"{name} {macs / 1e9:.3f}" for name, macs in data["functional_macs"].items()) or "none"
-    typer.echo(f"  MACs, every rule: {data['macs'] / 1e9:.2f} G ({paper['all_rules_deviation']:+.2%} against Table IV); "
-               f"beyond the modules, in G: {other}")
+    typer.echo(f"  MACs, every rule: {data['macs'] / 1e9:.2f} G ({paper['all_rules_deviation']:+.2%} against "
+               f"Table IV); beyond the modules, in G: {other}")
     for note in paper["notes"]:
         typer.echo(f"  note: {note}")
     typer.echo("\n  component                        params   GMACs (modules)  GMACs (other)")

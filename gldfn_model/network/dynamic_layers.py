@@ -118,7 +118,8 @@ class GlobalDynamicFilter(nn.Module):
         """The per-image kernel mixing and the convolution with it (gldfn_model.network.op_count)."""
         n = inputs[0].shape[0]
         per_kernel = self.weight[0].numel() + self.channels
-        return {"kernel_mixing": n * self.kernels * per_kernel, "dynamic_conv": output.numel() * self.weight[0, 0].numel()}
+        per_output = self.weight[0, 0].numel()  # C x k x k
+        return {"kernel_mixing": n * self.kernels * per_kernel, "dynamic_conv": output.numel() * per_output}
 
 
 def gdf_temperature(iteration: int, anneal_iterations: int, start: float = 30.0, end: float = 1.0) -> float:

@@ -61,8 +61,9 @@ class SlicedAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
         def bounds(index: int, count: int, length: int) -> slice:
             return slice((index * length) // count, -((-(index + 1) * length) // count))
 
-        rows = [
-            torch.stack([x[..., bounds(i, out_h, height), bounds(j, out_w, width)].mean(dim=(-2, -1)) for j in range(out_w)], dim=-1)
-            for i in range(out_h)
-        ]
+        rows = []
+        for i in range(out_h):
+            rows_i = bounds(i, out_h, height)
+            cells = [x[..., rows_i, bounds(j, out_w, width)].mean(dim=(-2, -1)) for j in range(out_w)]
+            rows.append(torch.stack(cells, dim=-1))
         return torch.stack(rows, dim=-2)

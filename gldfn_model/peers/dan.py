@@ -180,7 +180,8 @@ class DualPathGroup(nn.Module):
 
     def __init__(self, channels: int, condition_channels: int, kernel1: int, kernel2: int, blocks: int) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(DualPathBlock(channels, condition_channels, kernel1, kernel2) for _ in range(blocks))
+        self.blocks = nn.ModuleList(
+            DualPathBlock(channels, condition_channels, kernel1, kernel2) for _ in range(blocks))
 
     def forward(self, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
         y0, y1 = x0, x1

@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gldfn_model.peers.blocks import ChannelAttention, ResidualBlockNoBN, SlicedAdaptiveAvgPool2d, pixel_shuffle_upsampler
+from gldfn_model.peers.blocks import (
+    ChannelAttention, ResidualBlockNoBN, SlicedAdaptiveAvgPool2d, pixel_shuffle_upsampler,
+)
 from gldfn_model.peers.deconvolution import cls_deconvolution, cls_deconvolution_macs
 
 # dcls_arch.py picks the kernel generator's filter sizes from the kernel size.
@@ -44,7 +46,8 @@ class DCLSConfig:
     @property
     def filter_structures(self) -> tuple[int, ...]:
         if self.kernel_size not in FILTER_STRUCTURES:
-            raise ValueError(f"DCLS defines kernel generators for kernel sizes {sorted(FILTER_STRUCTURES)}, not {self.kernel_size}")
+            raise ValueError(f"DCLS defines kernel generators for kernel sizes {sorted(FILTER_STRUCTURES)}, "
+                             f"not {self.kernel_size}")
         return FILTER_STRUCTURES[self.kernel_size]
 
 
@@ -81,7 +84,8 @@ class KernelEstimator(nn.Module):
         batch = lr.shape[0]
         head = self.head(lr)
         latent = self.tail(self.body(head) + head)
-        filters = [gen(latent).reshape(batch * o, i, s, s) for gen, (o, i, s) in zip(self.generators, self.filter_shapes)]
+        filters = [gen(latent).reshape(batch * o, i, s, s)
+                   for gen, (o, i, s) in zip(self.generators, self.filter_shapes)]
         return self.compose(filters, batch)
 
     def functional_macs(self, inputs: tuple[Tensor, ...], output: Tensor) -> dict[str, int]:
@@ -128,8 +132,10 @@ class DualPathAttentionBlock(nn.Module):
 
     def __init__(self, nf1: int, nf2: int, reduction: int) -> None:
         super().__init__()
-        self.path1 = nn.Sequential(nn.Conv2d(nf1, nf1, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(nf1, nf1, 3, padding=1))
-        self.path2 = nn.Sequential(nn.Conv2d(nf2, nf2, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(nf2, nf2, 3, padding=1))
+        self.path1 = nn.Sequential(
+            nn.Conv2d(nf1, nf1, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(nf1, nf1, 3, padding=1))
+        self.path2 = nn.Sequential(
+            nn.Conv2d(nf2, nf2, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(nf2, nf2, 3, padding=1))
         self.merge = nn.Sequential(
             nn.LeakyReLU(0.1), nn.Conv2d(nf1 + nf2, nf1, 3, padding=1), ChannelAttention(nf1, reduction, nn.ReLU()),
         )
@@ -167,7 +173,8 @@ class DCLSRestorer(nn.Module):
         self.features = nn.Sequential(*(ResidualBlockNoBN(nf) for _ in range(3)))
         self.head_narrow = nn.Conv2d(nf, narrow, 3, padding=1)
         self.head_cls = ConstrainedLeastSquares(nf, config.reduction)
-        self.body = nn.ModuleList(DualPathAttentionGroup(nf, narrow, config.reduction, config.nb) for _ in range(config.ng))
+        self.body = nn.ModuleList(
+            DualPathAttentionGroup(nf, narrow, config.reduction, config.nb) for _ in range(config.ng))
         self.fusion = nn.Conv2d(nf + narrow, nf, 3, padding=1)
         self.upscale = pixel_shuffle_upsampler(nf, config.in_channels, config.scale)
 

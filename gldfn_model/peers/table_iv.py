@@ -104,7 +104,9 @@ def _adjustments(name: str, model: torch.nn.Module, count: OpCount) -> tuple[lis
     ]
 
 
-def table_iv_row(name: str, scale: int = 4, lr_size: tuple[int, int] = TABLE_IV_LR_SIZE, gldfn_config: str = "paper") -> TableIVRow:
+def table_iv_row(
+    name: str, scale: int = 4, lr_size: tuple[int, int] = TABLE_IV_LR_SIZE, gldfn_config: str = "paper",
+) -> TableIVRow:
     """Count network ``name`` on the meta device and set it beside its Table IV row."""
     with torch.device("meta"):
         model = build_network(name, scale, gldfn_config).eval()
