@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         beside the paper's Table IV; several networks are timed interleaved. For TensorRT engines use
         `gldfn-trt bench`."""
         from gldfn_model.network.checkpoint import CheckpointError
-        from gldfn_model.peers import UnknownNetworkError, parse_models
+        from gldfn_model.peers import PeerError, parse_models
         from gldfn_runtime.benchmark import (
             BenchmarkError, claim_check, format_markdown, format_text, measure_interleaved, plot_latency,
             plot_latency_vs_macs, table_iv_rows,
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--json and --markdown exclude each other; pass one")
         try:
             models = parse_models(model)
-        except UnknownNetworkError as exc:
+        except PeerError as exc:
             raise typer.BadParameter(str(exc)) from None
         plan = BenchPlan(
             models=tuple(models), backends=tuple(parse_backends(backend)), device=device,

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from gldfn_model.network.complexity import TABLE_IV
-from gldfn_model.peers import UnknownNetworkError, build_network, parse_models
+from gldfn_model.peers import PeerError, build_network, parse_models
 from gldfn_model.peers.blocks import SlicedAdaptiveAvgPool2d, pixel_shuffle_upsampler
 from gldfn_model.peers.dan import DANV1, DANV2, DANv1, DANv2, cosine_basis
 from gldfn_model.peers.dcls import DCLS, DCLSConfig, KernelEstimator
@@ -60,9 +60,9 @@ def test_the_peers_upscale_by_four_with_finite_output():
 
 def test_names_are_checked():
     assert parse_models("DCLS, gldfn,dcls") == ["dcls", "gldfn"]
-    with pytest.raises(UnknownNetworkError, match="choose from"):
+    with pytest.raises(PeerError, match="choose from"):
         parse_models("gldfn,ikc")
-    with pytest.raises(UnknownNetworkError):
+    with pytest.raises(PeerError):
         build_network("rcan")
 
 

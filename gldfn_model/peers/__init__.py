@@ -14,8 +14,8 @@ from gldfn_model.common.errors import GldfnError
 MODEL_NAMES = ("gldfn", "dcls", "danv1", "danv2")
 
 
-class UnknownNetworkError(GldfnError, ValueError):
-    """A network name that is not one of Table IV's four."""
+class PeerError(GldfnError, ValueError):
+    """A network name that is not one of Table IV's four, or a setting the peers are not defined for."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def parse_models(text: str) -> list[str]:
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in SPECS]
     if not names or unknown:
-        raise UnknownNetworkError(f"{text!r}: choose from {', '.join(MODEL_NAMES)} (comma-separated for several)")
+        raise PeerError(f"{text!r}: choose from {', '.join(MODEL_NAMES)} (comma-separated for several)")
     return list(dict.fromkeys(names))
 
 
@@ -49,14 +49,14 @@ def build_network(name: str, scale: int = 4, gldfn_config: str = "paper") -> nn.
     """A Table IV network with fresh random weights (seed them with torch.manual_seed). Build it under
     ``torch.device("meta")`` to count it without allocating or computing anything."""
     if name not in SPECS:
-        raise UnknownNetworkError(f"unknown network {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+        raise PeerError(f"unknown network {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     if name == "gldfn":
         from gldfn_model.network.config import get_config
         from gldfn_model.network.gldfn import GLDFN
 
         return GLDFN(get_config(gldfn_config, scale))
     if scale not in (2, 3, 4):
-        raise ValueError(f"scale {scale} is not supported by the peer networks (2, 3 or 4)")
+        raise PeerError(f"scale {scale} is not supported by the peer networks (2, 3 or 4)")
     if name == "dcls":
         from gldfn_model.peers.dcls import DCLS, DCLSConfig
 

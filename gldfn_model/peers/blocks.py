@@ -6,6 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
+from gldfn_model.peers import PeerError
+
 
 class ChannelAttention(nn.Module):
     """Squeeze-and-excitation gate: global average pool -> 1x1 (C -> C / reduction) -> act -> 1x1 -> sigmoid,
@@ -27,7 +29,7 @@ def pixel_shuffle_upsampler(channels: int, out_channels: int, scale: int) -> nn.
     """DAN's and DCLS's reconstruction tail: x4 as two (3x3 conv C -> 4C, PixelShuffle 2) steps, x2 / x3 as one
     (3x3 conv C -> s^2 C, PixelShuffle s); then a 3x3 conv to ``out_channels``."""
     if scale not in (2, 3, 4):
-        raise ValueError(f"scale {scale} is not supported by the peer networks (2, 3 or 4)")
+        raise PeerError(f"scale {scale} is not supported by the peer networks (2, 3 or 4)")
     layers: list[nn.Module] = []
     for factor in (2, 2) if scale == 4 else (scale,):
         layers += [nn.Conv2d(channels, channels * factor * factor, 3, padding=1), nn.PixelShuffle(factor)]

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gldfn_model.peers import PeerError
 from gldfn_model.peers.blocks import (
     ChannelAttention, ResidualBlockNoBN, SlicedAdaptiveAvgPool2d, pixel_shuffle_upsampler,
 )
@@ -46,8 +47,8 @@ class DCLSConfig:
     @property
     def filter_structures(self) -> tuple[int, ...]:
         if self.kernel_size not in FILTER_STRUCTURES:
-            raise ValueError(f"DCLS defines kernel generators for kernel sizes {sorted(FILTER_STRUCTURES)}, "
-                             f"not {self.kernel_size}")
+            raise PeerError(f"DCLS defines kernel generators for kernel sizes {sorted(FILTER_STRUCTURES)}, "
+                            f"not {self.kernel_size}")
         return FILTER_STRUCTURES[self.kernel_size]
 
 
