@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -97,20 +99,27 @@ def _check_arguments(model: GLDFN, precision: str, target: str, opset: int, batc
 def _torch_export(model: GLDFN, contract: OpContract, opset: int, batch: int) -> tuple[onnx.ModelProto, int]:
     sample = torch.rand(batch, 3, 32, 40)
     dynamic = {INPUT_NAME: {2: torch.export.Dim(HEIGHT_DIM, min=2), 3: torch.export.Dim(WIDTH_DIM, min=2)}}
-    # torch.onnx logs registry notes (e.g. "torchvision is not installed") at WARNING; the summary is what users need.
+    with local_filters_as_custom_nodes(model, contract) as layer_count, quiet_torch_onnx():
+        program = torch.onnx.export(
+            model, (sample,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes=dynamic, verbose=False, optimize=True,
+        )
+    return program.model_proto, layer_count
+
+
+@contextmanager
+def quiet_torch_onnx() -> Iterator[None]:
+    """torch.onnx logs registry notes (e.g. "torchvision is not installed") at WARNING and warns about its own
+    internals; the caller's summary is what users need."""
     torch_logger = logging.getLogger("torch.onnx")
     level = torch_logger.level
     torch_logger.setLevel(logging.ERROR)
     try:
-        with local_filters_as_custom_nodes(model, contract) as layer_count, warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                model, (sample,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_shapes=dynamic, verbose=False, optimize=True,
-            )
+            yield
     finally:
         torch_logger.setLevel(level)
-    return program.model_proto, layer_count
 
 
 def _attach_ldf_function(model: onnx.ModelProto, contract: OpContract, opset: int) -> None:
@@ -122,7 +131,7 @@ def _attach_ldf_function(model: onnx.ModelProto, contract: OpContract, opset: in
         model.functions.append(build_ldf_function(contract, kernel_size, dilation, opset))
 
 
-def _strip_export_traces(model: onnx.ModelProto) -> None:
+def strip_export_traces(model: onnx.ModelProto) -> None:
     """Drop torch's per-node metadata (stack traces with local paths) so files do not depend on where they were made."""
     for node in model.graph.node:
         del node.metadata_props[:]
@@ -207,7 +216,7 @@ def _build_onnx(
         from gldfn_export.fp16 import convert_to_fp16
 
         onnx_model = convert_to_fp16(onnx_model, contract)
-    _strip_export_traces(onnx_model)
+    strip_export_traces(onnx_model)
     if target == "portable":
         onnx_model = _inline_for_portable(onnx_model, contract)
     values = {

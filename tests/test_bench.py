@@ -15,7 +15,17 @@ from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.complexity import TABLE_IV, count_complexity
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
-from gldfn_runtime.benchmark import BenchmarkError, format_markdown, measure_latency, summarize, table_iv_rows
+from gldfn_runtime.benchmark import (
+    BenchmarkError,
+    Contestant,
+    claim_check,
+    format_markdown,
+    format_text,
+    measure_interleaved,
+    measure_latency,
+    summarize,
+    table_iv_rows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +127,107 @@ def test_cli_onnx_file_takes_its_config_from_the_metadata(tiny_runner, tmp_path)
     assert result.exit_code == 0, result.output
     gmacs = count_complexity(get_config("tiny", 4), 16, 24).macs / 1e9
     assert "| onnxruntime | 16x24 | 1 |" in result.stdout and f"| {gmacs:.2f} |" in result.stdout
+
+
+def test_interleaving_rotates_the_order_and_binds_the_input_once():
+    calls, prepared = [], []
+
+    def contestant(name: str) -> Contestant:
+        def prepare(lr):
+            prepared.append((name, lr.shape))
+            return lambda: calls.append(name)
+
+        def timer(step):
+            step()
+            return float(len(calls))
+
+        return Contestant("x", 4, prepare, timer, work=lambda size: (1, size[0] * size[1]), model=name)
+
+    results = measure_interleaved([contestant("a"), contestant("b"), contestant("c")], (4, 5), iters=3, warmup=1)
+    assert prepared == [("a", (1, 3, 4, 5)), ("b", (1, 3, 4, 5)), ("c", (1, 3, 4, 5))]
+    assert calls == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert [r.model for r in results] == ["a", "b", "c"] and all(r.macs == 20 and r.iters == 3 for r in results)
+    assert results[0].ms_per_gmac == pytest.approx(results[0].mean_ms / (20 / 1e9))
+
+
+def test_claim_check_orders_the_networks_three_ways():
+    def result(model, ms, gmacs):
+        macs = int(gmacs * 1e9)
+        return summarize("torch", [ms], (180, 270), 1, 4, 0, params=1, macs=macs, model=model, device="cpu",
+                         precision="fp32")
+
+    results = [result("gldfn", 300.0, 372.1), result("dcls", 200.0, 368.4), result("danv1", 900.0, 913.3)]
+    alone = summarize("onnxruntime", [5.0], (180, 270), 1, 4, 0, params=1, macs=10**9, model="gldfn", device="cpu",
+                      precision="fp32")
+    (check,) = claim_check(results + [alone])  # a backend timed with one network has nothing to compare
+    assert check["backend"] == "torch cpu fp32"
+    assert check["by_table_iv_gmacs"] == ["gldfn", "dcls", "danv1"]
+    assert check["by_our_gmacs"] == ["dcls", "gldfn", "danv1"]
+    assert check["by_latency"] == ["dcls", "gldfn", "danv1"] and not check["fewer_macs_means_less_time"]
+    assert "by latency:        dcls 200.0 ms, gldfn 300.0 ms, danv1 900.0 ms" in format_text(results)
+
+
+def test_cli_times_several_networks_interleaved(tmp_path):
+    from gldfn_model.network.op_count import count_ops
+    from gldfn_model.peers import build_network
+
+    plot = tmp_path / "macs.png"
+    result = CliRunner().invoke(app, [
+        "bench", "--model", "gldfn,danv2", "--config", "tiny", "--sizes", "16x16", "--iters", "1", "--warmup", "0",
+        "--threads", "1", "--json", "--plot", str(plot),
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{"):])
+    assert [r["model"] for r in data["results"]] == ["gldfn", "danv2"] and data["config"] == "tiny"
+    with torch.device("meta"):
+        danv2 = build_network("danv2")
+    assert data["results"][1]["macs"] == count_ops(danv2, (16, 16)).macs
+    assert data["claim"] == [] and "random weights" in data["notes"][0]
+    with Image.open(plot) as image:
+        assert image.format == "PNG"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "gldfn,ikc"], "choose from gldfn, dcls, danv1, danv2"),
+        (["--precision", "fp16"], "runs torch on a GPU only"),
+        (["--precision", "bf16"], "choose from fp32, fp16"),
+        (["--model", "dcls", "--backend", "onnxruntime", "--onnx", "x.onnx"], "--onnx times one GLDFN file"),
+    ],
+)
+def test_cli_model_options_explain_themselves(args, message):
+    result = CliRunner().invoke(app, ["bench", "--random-weights", *args])
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a CUDA GPU")
+def test_cli_cuda_without_a_gpu_says_so():
+    result = CliRunner().invoke(app, ["bench", "--random-weights", "--device", "cuda"])
+    assert result.exit_code == 1 and "sees no CUDA GPU" in result.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible to PyTorch)")
+def test_cuda_contestants_time_fp32_and_fp16_on_the_device():
+    from gldfn_runtime.contestants import torch_device_contestant
+
+    torch.manual_seed(0)
+    model = GLDFN(get_config("tiny", 4))
+    cuda = torch.device("cuda")
+    contestants = [torch_device_contestant(GLDFN(model.config), "gldfn", cuda, p) for p in ("fp32", "fp16")]
+    results = measure_interleaved(contestants, (32, 40), iters=3, warmup=1)
+    assert [r.precision for r in results] == ["fp32", "fp16"] and all(r.min_ms > 0 for r in results)
+    assert results[0].macs == count_complexity(model.config, 32, 40).macs
+
+
+def test_gpu_script_fails_fast_without_a_gpu(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the script would run for minutes")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_table_iv.sh"
+    done = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "no CUDA GPU visible to PyTorch" in done.stderr + done.stdout

@@ -22,7 +22,7 @@ ALLOWED_PACKAGES = {
     "gldfn_calibration": {"gldfn_model", "gldfn_export", "gldfn_runtime"},
 }
 # gldfn_model's subpackages, lowest first: each may import those before it.
-GLDFN_MODEL_LAYERS = ("common", "ops", "network", "data", "inference", "evaluation", "training", "cli")
+GLDFN_MODEL_LAYERS = ("common", "ops", "network", "peers", "data", "inference", "evaluation", "training", "cli")
 
 @dataclass(frozen=True)
 class Import:

@@ -36,19 +36,64 @@ def _print_single(data: dict) -> None:
     for method, (params_m, gmacs) in TABLE_IV.items():
         typer.echo(f"  {method:10s} {params_m:>10.2f} {gmacs:>8.2f}")
     typer.echo(f"  {'ours':10s} {data['params'] / 1e6:>10.2f} {data['macs'] / 1e9:>8.2f}   (this config at this size)")
+    typer.echo(f"  (hook counter: {data['counter_macs'] / 1e9:.2f} G in all, {data['module_macs'] / 1e9:.2f} G in "
+               "conv/linear modules, what torchsummaryX would count; `--model dcls|danv1|danv2` for the others)")
+
+
+def _print_table_iv_row(data: dict) -> None:
+    """One network's counts beside its Table IV row (``TableIVRow.to_dict``)."""
+    paper = data["table_iv"]
+    h, w = data["lr_size"]
+    typer.echo(f"{paper['name']}, x{data['scale']}, LR {h}x{w} (random weights; {data['source']})")
+    typer.echo(f"  parameters: {data['params']:,} ({data['params'] / 1e6:.3f} M)   Table IV {paper['params_m']:.2f} M "
+               f"({paper['params_deviation']:+.2%})")
+    typer.echo(f"  MACs, conv/linear modules (torchsummaryX, the authors' counter): {data['module_macs'] / 1e9:.2f} G")
+    for adjustment in paper["adjustments"]:
+        typer.echo(f"    {adjustment['macs'] / 1e9:+.2f} G: {adjustment['reason']}")
+    typer.echo(f"    = {paper['authors_convention_macs'] / 1e9:.2f} G   Table IV {paper['gmacs']:.2f} G "
+               f"({paper['macs_deviation']:+.2%})")
+    other = ", ".join(f"{name} {macs / 1e9:.3f}" for name, macs in data["functional_macs"].items()) or "none"
+    typer.echo(f"  MACs, every rule: {data['macs'] / 1e9:.2f} G ({paper['all_rules_deviation']:+.2%} against "
+               f"Table IV); beyond the modules, in G: {other}")
+    for note in paper["notes"]:
+        typer.echo(f"  note: {note}")
+    typer.echo("\n  component                        params   GMACs (modules)  GMACs (other)")
+    for name, values in data["components"].items():
+        modules = values.get("conv/linear modules", 0)
+        other_macs = sum(v for k, v in values.items() if k not in ("params", "conv/linear modules"))
+        typer.echo(f"  {name:28s} {values.get('params', 0):>10,} {modules / 1e9:>16.3f} {other_macs / 1e9:>14.3f}")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def info(
+        model: str = typer.Option("gldfn", help="network: gldfn, dcls, danv1 or danv2 (Table IV's four)"),
         config: str = typer.Option("paper", help="named config: paper, small or tiny"),
         scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
         lr_size: str = typer.Option("180x270", help="LR input size HEIGHTxWIDTH for the MAC count"),
         ablation: bool = typer.Option(False, "--ablation", help="print Table I's variants A-D side by side"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     ) -> None:
-        """Parameters and multiply-accumulates, analytically, with a per-component breakdown."""
+        """Parameters and multiply-accumulates with a per-component breakdown: GLDFN analytically (checked against
+        the hook counter), the peers with the hook counter (gldfn_model.network.op_count), each beside Table IV."""
+        from gldfn_model.peers import MODEL_NAMES
+        from gldfn_model.peers.table_iv import table_iv_row
+
         size = parse_size(lr_size)
+        if model not in MODEL_NAMES:
+            raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        if model != "gldfn":
+            if ablation:
+                raise typer.BadParameter("--ablation lists GLDFN's Table I variants; leave out --model")
+            try:
+                row = table_iv_row(model, scale, size).to_dict()
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
+            if as_json:
+                typer.echo(json.dumps(row, indent=2))
+            else:
+                _print_table_iv_row(row)
+            return
         if ablation:
             rows = {}
             for variant in ABLATION_VARIANTS:
@@ -56,6 +101,9 @@ def register(app: typer.Typer) -> None:
                 rows[variant] = complexity_dict(config, scale, size, count_complexity(cfg, *size))
         else:
             data = complexity_dict(config, scale, size, count_complexity(get_config(config, scale), *size))
+            counted = table_iv_row("gldfn", scale, size, config).to_dict()
+            data.update(module_macs=counted["module_macs"], functional_macs=counted["functional_macs"],
+                        counter_macs=counted["macs"], table_iv=counted["table_iv"])
         if ablation:
             if as_json:
                 typer.echo(json.dumps({v: {**d, "paper_params": int(TABLE_I_PARAMS[v] * 1e6)} for v, d in rows.items()}, indent=2))

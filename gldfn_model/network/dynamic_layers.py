@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gldfn_model.network.complexity import FILTER_NORM_MACS_PER_ELEMENT, LDF_MACS_PER_TAP
 from gldfn_model.network.filter_norm import filter_norm
 from gldfn_model.ops.ldf_op import local_dynamic_filter  # noqa: F401 - registers torch.ops.gldfn
 
@@ -61,6 +62,16 @@ class LocalDynamicFilter(nn.Module):
         spatial, channel = self.filters(x)
         return self.apply_filter(x, spatial, channel)
 
+    def functional_macs(self, inputs: tuple[Tensor, ...], output: Tensor) -> dict[str, int]:
+        """Work outside the child convs, by complexity.py's conventions (gldfn_model.network.op_count)."""
+        n, c, h, w = inputs[0].shape
+        taps = self.kernel_size * self.kernel_size
+        return {
+            "pooling": n * c * h * w,
+            "filter_norm": FILTER_NORM_MACS_PER_ELEMENT * n * taps * (h * w + c),
+            "dynamic_filter": LDF_MACS_PER_TAP * n * c * taps * h * w,
+        }
+
 
 class GlobalDynamicFilter(nn.Module):
     """Dynamic convolution (Chen et al., CVPR 2020): K candidate kernels mixed per sample by a softmax
@@ -102,6 +113,13 @@ class GlobalDynamicFilter(nn.Module):
         bias = (pi @ self.bias).view(n * c)
         y = F.conv2d(x.reshape(1, n * c, h, w), weight, bias, padding=self.kernel_size // 2, groups=n)
         return y.view(n, c, h, w)
+
+    def functional_macs(self, inputs: tuple[Tensor, ...], output: Tensor) -> dict[str, int]:
+        """The per-image kernel mixing and the convolution with it (gldfn_model.network.op_count)."""
+        n = inputs[0].shape[0]
+        per_kernel = self.weight[0].numel() + self.channels
+        per_output = self.weight[0, 0].numel()  # C x k x k
+        return {"kernel_mixing": n * self.kernels * per_kernel, "dynamic_conv": output.numel() * per_output}
 
 
 def gdf_temperature(iteration: int, anneal_iterations: int, start: float = 30.0, end: float = 1.0) -> float:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gldfn_model.network.complexity import BILINEAR_MACS_PER_OUTPUT
 from gldfn_model.network.config import GLDFNConfig
 from gldfn_model.network.dynamic_layers import GlobalDynamicFilter, LocalDynamicFilter, make_activation
 
@@ -106,6 +107,10 @@ class GLDFN(nn.Module):
         merged = self.merge(local, global_) + features
         base = F.interpolate(lr, scale_factor=self.config.scale, mode="bilinear", align_corners=False)
         return self.upsample(self.reconstruct(merged)) + base
+
+    def functional_macs(self, inputs: tuple[Tensor, ...], output: Tensor) -> dict[str, int]:
+        """The bilinear input skip (gldfn_model.network.op_count)."""
+        return {"interpolation": BILINEAR_MACS_PER_OUTPUT * output.numel()}
 
 
 def build_model(config: GLDFNConfig) -> GLDFN:

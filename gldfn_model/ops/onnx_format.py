@@ -22,6 +22,7 @@ PRECISION = "gldfn.precision"
 TARGET = "gldfn.target"
 BATCH = "gldfn.batch"
 INPUT_RANGE = "gldfn.input_range"
+NETWORK = "gldfn.network"  # a Table IV peer's name (gldfn_model.peers); GLDFN files carry CONFIG instead
 NO_CHECKPOINT = "none (random weights)"
 
 # Written by gldfn-calibrate on INT8 (Q/DQ) files.

@@ -1,0 +1,212 @@
+"""What a ``gldfn bench`` run times: each network asked for (GLDFN and its Table IV peers) on each backend, device
+and precision, as ``Contestant``s of the shared harness, with the work per image from the one op counter
+(``gldfn_model.network.op_count``, on a meta-device twin of the network)."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from gldfn_model.common.errors import GldfnError
+from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+from gldfn_model.inference.runner import Size
+from gldfn_model.inference.torch_runner import TorchRunner
+from gldfn_model.network.op_count import count_ops
+from gldfn_runtime.benchmark import Contestant, Timer, runner_contestant
+from gldfn_runtime.exporters import find_exporter
+
+BACKENDS = ("torch", "onnxruntime")
+DEVICES = ("cpu", "cuda")
+PRECISIONS = ("fp32", "fp16")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+CUDA = torch.device("cuda")
+
+
+class BenchSetupError(GldfnError, ValueError):
+    """A combination of networks, backends, devices and precisions that cannot be timed."""
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What to time. ``gldfn_config`` None: 'paper' beside peers, else 'tiny' (or the checkpoint's own config)."""
+
+    models: tuple[str, ...] = ("gldfn",)
+    backends: tuple[str, ...] = ("torch",)
+    device: str = "cpu"
+    precisions: tuple[str, ...] = ("fp32",)
+    scale: int = 4
+    gldfn_config: str | None = None
+    checkpoint: Path | None = None
+    random_weights: bool = False
+    onnx: Path | None = None
+    providers: str = "cpu"
+    threads: int | None = None
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.device not in DEVICES:
+            raise BenchSetupError(f"device {self.device!r}: choose cpu or cuda")
+        if "fp16" in self.precisions and self.device != "cuda":
+            raise BenchSetupError("--precision fp16 runs torch on a GPU only: add --device cuda, or time fp32")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise BenchSetupError("--device cuda: this PyTorch sees no CUDA GPU (a CPU-only build, or no GPU); "
+                                  "use --device cpu")
+        if self.onnx is not None and self.models != ("gldfn",):
+            raise BenchSetupError("--onnx times one GLDFN file; leave out --model, or leave out --onnx to export "
+                                  "each network")
+        peers = [m for m in self.models if m != "gldfn"]
+        if peers and self.scale != 4:
+            raise BenchSetupError(f"Table IV compares x4 networks; the peers are benchmarked at x4 only, "
+                                  f"not x{self.scale}")
+
+
+@dataclass
+class BenchSetup:
+    contestants: list[Contestant]
+    gldfn_config: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def meta_twin(model: nn.Module) -> nn.Module:
+    """The same architecture on the meta device, for counting (every network here is built from its config alone)."""
+    with torch.device("meta"):
+        return type(model)(model.config).eval()
+
+
+def work_of(model: nn.Module) -> Callable[[Size], tuple[int, int]]:
+    """(params, MACs per image) of ``model``'s architecture at an LR size, counted once per size."""
+    twin = meta_twin(model)
+
+    @lru_cache(maxsize=None)
+    def work(size: Size) -> tuple[int, int]:
+        count = count_ops(twin, tuple(size))
+        return count.params, count.macs
+
+    return work
+
+
+def cuda_event_timer(device: torch.device) -> Timer:
+    """Milliseconds of one call between two CUDA events on the current stream."""
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def timed(step: Callable[[], object]) -> float:
+        with torch.cuda.device(device):
+            start.record()
+            step()
+            stop.record()
+            stop.synchronize()
+        return start.elapsed_time(stop)
+
+    return timed
+
+
+def torch_device_contestant(model: nn.Module, name: str, device: torch.device, precision: str) -> Contestant:
+    """``model`` on ``device`` in ``precision``, fed a device-resident input: only the forward is timed."""
+    model = model.to(device=device, dtype=DTYPES[precision]).eval()
+
+    def prepare(lr: np.ndarray) -> Callable[[], object]:
+        x = torch.from_numpy(lr).to(device=device, dtype=DTYPES[precision])
+
+        def step() -> object:
+            with torch.inference_mode():
+                return model(x)
+
+        return step
+
+    timer, work = cuda_event_timer(device), work_of(model)
+    return Contestant("torch", model.config.scale, prepare, timer, work, name, device.type, precision)
+
+
+def _gldfn_model(plan: BenchPlan, config_name: str | None) -> tuple[nn.Module, str]:
+    from gldfn_model.network.model_source import resolve_model
+
+    source = resolve_model(plan.scale, config_name, plan.checkpoint, plan.random_weights, plan.seed)
+    return source.model, source.config_name
+
+
+def _export(model: nn.Module, name: str, config_name: str | None, folder: Path, log: Callable[[str], None]) -> Path:
+    path = folder / f"{name}.onnx"
+    log(f"exporting {name} to ONNX...")
+    if name == "gldfn":
+        find_exporter("onnx")(model, path, verify=False, config_name=config_name or "custom")
+    else:
+        find_exporter("onnx-peer")(model, path, name)
+    return path
+
+
+def _ldf_kernel_note() -> str:
+    from gldfn_model.ops.cuda_ops import load_extension
+
+    status = load_extension()
+    if status.available:
+        return (f"GLDFN's local dynamic filter runs the project's CUDA kernel "
+                f"(extension ready in {status.build_seconds:.1f} s)")
+    return f"GLDFN's local dynamic filter runs the PyTorch reference on CUDA, not the project's kernel: {status.reason}"
+
+
+def _onnx_work(runner: OnnxRuntimeRunner) -> Callable[[Size], tuple[int, int]] | None:
+    """The work of a given GLDFN file, from the named config in its metadata (None for another config)."""
+    from gldfn_model.network.config import NAMED_CONFIGS, get_config
+    from gldfn_model.network.gldfn import GLDFN
+
+    if runner.config_name not in NAMED_CONFIGS:
+        return None
+    with torch.device("meta"):
+        return work_of(GLDFN(get_config(runner.config_name, runner.scale)))
+
+
+def _onnx_runner(plan: BenchPlan, path: Path) -> OnnxRuntimeRunner:
+    runner = OnnxRuntimeRunner(path, providers=plan.providers, threads=plan.threads)
+    if runner.scale != plan.scale:
+        raise BenchSetupError(f"{path} upscales x{runner.scale}, not x{plan.scale}; pass --scale {runner.scale}")
+    return runner
+
+
+def build_contestants(plan: BenchPlan, folder: Path, log: Callable[[str], None] = lambda _: None) -> BenchSetup:
+    """Every (network, backend, precision) of ``plan``; ONNX Runtime runs exports written into ``folder``."""
+    from gldfn_model.peers import build_network
+
+    plan.check()
+    peers = [m for m in plan.models if m != "gldfn"]
+    if peers and plan.checkpoint is None:
+        plan = replace(plan, random_weights=True)
+    config_name = plan.gldfn_config or ("paper" if peers else "tiny" if plan.checkpoint is None else None)
+    setup = BenchSetup([], None)
+    if peers:
+        setup.notes.append("random weights for every network (the peers have none here): "
+                           "latency does not depend on them")
+    for name in plan.models:
+        model, work = None, None
+        if name != "gldfn":
+            torch.manual_seed(plan.seed)
+            model = build_network(name, plan.scale).eval()
+        elif plan.onnx is None or "torch" in plan.backends:
+            model, setup.gldfn_config = _gldfn_model(plan, config_name)
+        if model is not None:
+            work = work_of(model)
+        for backend in plan.backends:
+            if backend == "torch" and plan.device == "cuda":
+                if name == "gldfn":
+                    setup.notes.append(_ldf_kernel_note())
+                for precision in plan.precisions:
+                    device_model = copy.deepcopy(model)
+                    setup.contestants.append(torch_device_contestant(device_model, name, CUDA, precision))
+            elif backend == "torch":
+                runner = TorchRunner(model, threads=plan.threads)
+                setup.contestants.append(
+                    runner_contestant(runner, work=work, model=name, device="cpu", precision="fp32"))
+            else:
+                path = plan.onnx if plan.onnx is not None else _export(model, name, config_name, folder, log)
+                runner = _onnx_runner(plan, path)
+                if name == "gldfn" and setup.gldfn_config is None:
+                    setup.gldfn_config = runner.config_name
+                file_work = work if plan.onnx is None else _onnx_work(runner)
+                setup.contestants.append(
+                    runner_contestant(runner, work=file_work, model=name, device=plan.providers, precision="fp32"))
+    return setup
