@@ -21,8 +21,9 @@ import torch
 
 from gldfn_export.exporter import ExportError, export_gldfn
 from gldfn_export.peers import check_onnx_parity, export_peer
-from gldfn_export.verify import random_input, run_onnx
 from gldfn_model.common.atomic import atomic_output
+from gldfn_model.data.reference_inputs import random_input
+from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 from gldfn_model.peers import build_network, parse_models
 from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_engine
 from gldfn_runtime.plugin_library import PluginLibraryError, find_plugin_library
@@ -52,7 +53,7 @@ def distance_from_fp64(model: torch.nn.Module, path: Path, size: tuple[int, int]
         fp32 = model(torch.from_numpy(lr)).numpy()
         fp64 = model.double()(torch.from_numpy(lr).double()).numpy()
     model.float()
-    return float(np.abs(run_onnx(path, lr) - fp64).max()), float(np.abs(fp32 - fp64).max())
+    return float(np.abs(OnnxRuntimeRunner(path).infer(lr) - fp64).max()), float(np.abs(fp32 - fp64).max())
 
 
 def export(name: str, model: torch.nn.Module, path: Path) -> dict:

@@ -30,7 +30,7 @@ SCALE = 4
 def make_photo(path: Path, megapixels: float, seed: int = 0) -> tuple[int, int]:
     """A ``megapixels`` 4:3 JPEG: a real image when the shared sets are there (else a synthetic card), resized
     with bicubic, plus Gaussian noise of 2 grey levels."""
-    from gldfn_export.verify import real_image_input
+    from gldfn_model.data.reference_inputs import real_image_input
 
     width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
     height = int(round(width * 3 / 4))

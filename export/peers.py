@@ -26,8 +26,11 @@ from gldfn_export.exporter import (
     quiet_torch_onnx,
     strip_export_traces,
 )
-from gldfn_export.verify import ParityCheck, compare, random_input, run_onnx, run_torch
+from gldfn_export.verify import ParityCheck, compare
 from gldfn_model.common.atomic import atomic_output
+from gldfn_model.data.reference_inputs import random_input
+from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
+from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.ops import onnx_format as metadata
 
 # DCLS's smoothness net (three valid 3x3 convs) and its 21-tap kernel padding need some room.
@@ -88,6 +91,6 @@ def check_onnx_parity(
     """ONNX Runtime (CPU) against PyTorch on one random input; the FP32 tolerance is relative to the output's
     largest magnitude (random weights give outputs far outside [0, 1])."""
     reference = random_input(*size, 1)
-    expected = run_torch(model.eval(), reference.lr)
+    expected = TorchRunner(model).infer(reference.lr)
     tolerance = FP32_TOLERANCE * max(1.0, float(np.abs(expected).max()))
-    return compare(reference, run_onnx(onnx_path, reference.lr), expected, tolerance, None)
+    return compare(reference, OnnxRuntimeRunner(onnx_path).infer(reference.lr), expected, tolerance, None)

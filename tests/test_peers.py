@@ -146,7 +146,7 @@ def test_export_runs_in_onnx_runtime_at_two_sizes(name, tmp_path):
 
 def test_small_danv2_exports_runs_and_reads_as_a_runner(tmp_path):
     from gldfn_export.peers import check_onnx_parity, export_peer
-    from gldfn_runtime.runners import OnnxRuntimeRunner
+    from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 
     model = small_peers()["danv2"]
     result = export_peer(model, tmp_path / "danv2.onnx", "danv2")

@@ -9,13 +9,14 @@ from gldfn_model.network.gldfn import GLDFN
 
 
 class TorchRunner:
-    """A GLDFN model in eval mode on ``device`` (default: where its weights are), in its weights' dtype."""
+    """A GLDFN model (or any network whose ``config`` has a ``scale``, such as the Table IV peers) in eval mode on
+    ``device`` (default: where its weights are), in its weights' dtype."""
 
     name = "torch"
     min_size: Size | None = None
     max_size: Size | None = None
 
-    def __init__(self, model: GLDFN, device: str | torch.device | None = None, threads: int | None = None) -> None:
+    def __init__(self, model: GLDFN | torch.nn.Module, device: str | torch.device | None = None, threads: int | None = None) -> None:
         parameter = next(model.parameters())
         self.device = torch.device(device) if device is not None else parameter.device
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -26,7 +27,8 @@ class TorchRunner:
         self.dtype = parameter.dtype
         self.config = model.config
         self.scale = model.config.scale
-        self.bytes_per_lr_pixel = gldfn_bytes_per_lr_pixel(model.config.channels)
+        # The peers' configs have no GLDFN width; the paper config's figure bounds them for tiling.
+        self.bytes_per_lr_pixel = gldfn_bytes_per_lr_pixel(getattr(model.config, "channels", 64))
 
     def infer(self, lr: np.ndarray) -> np.ndarray:
         batch = check_batch(lr, "TorchRunner")
