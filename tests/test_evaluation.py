@@ -122,10 +122,9 @@ def test_model_evaluation_from_a_checkpoint(tmp_path):
 
 
 def test_model_without_checkpoint_or_shipped_weights_errors(tmp_path):
-    if shipped_weights_path("tiny", 3) is not None:
-        pytest.skip("weights for tiny x3 are shipped, so the no-weights error cannot occur")
+    assert shipped_weights_path("small", 3) is None, "pick a config/scale without shipped weights for this test"
     hr = _write_images(tmp_path / "hr", count=1)
-    result = runner.invoke(app, ["eval", "--hr", str(hr), "--scale", "3", "--method", "model"])
+    result = runner.invoke(app, ["eval", "--hr", str(hr), "--scale", "3", "--method", "model", "--config", "small"])
     assert result.exit_code == 1 and "no shipped weights" in result.output and "--checkpoint" in result.output
 
 

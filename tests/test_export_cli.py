@@ -44,12 +44,12 @@ def test_cli_exports_a_checkpoint_with_its_sha256(tiny_checkpoint, tmp_path):
 
 def test_cli_refuses_without_weights_unless_random(tmp_path):
     out = tmp_path / "x.onnx"
-    # Only x4 weights are shipped.
-    result = run_cli("--scale", "2", "--config", "tiny", "-o", str(out))
+    # No weights are shipped for the small config.
+    result = run_cli("--scale", "2", "--config", "small", "-o", str(out))
     assert result.exit_code == 1
     assert "--random-weights" in result.output and "--checkpoint" in result.output
     assert not out.exists()
-    result = run_cli("--scale", "2", "--config", "tiny", "--random-weights", "--no-verify", "-o", str(out))
+    result = run_cli("--scale", "2", "--config", "small", "--random-weights", "--no-verify", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "not checked" in result.output and out.is_file()
 
