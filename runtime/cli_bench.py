@@ -75,6 +75,10 @@ def register(app: typer.Typer) -> None:
 
         if as_json and markdown:
             raise typer.BadParameter("--json and --markdown exclude each other; pass one")
+        if plot is not None:
+            from gldfn_model.common.optional import import_pyplot
+
+            import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
         try:
             models = parse_models(model)
         except PeerError as exc:
