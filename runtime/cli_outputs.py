@@ -30,7 +30,7 @@ MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels",
                           help="refuse inputs with more pixels (read from the header, before decoding)")
 
 
-def write_planned(upscaler: "Upscaler", plan: "OutputPlan", label: str, max_pixels: int | None = None) -> None:
+def write_planned(upscaler: Upscaler, plan: OutputPlan, label: str, max_pixels: int | None = None) -> None:
     """Upscale every planned input (each refused beyond ``max_pixels``, None: the readers' default), print how many
     were written (and kept) and how many failed; exit 1 if any failed."""
     from gldfn_runtime.upscaler import upscale_files

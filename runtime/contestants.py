@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +83,7 @@ def work_of(model: nn.Module) -> Callable[[Size], tuple[int, int]]:
     """(params, MACs per image) of ``model``'s architecture at an LR size, counted once per size."""
     twin = meta_twin(model)
 
-    @lru_cache(maxsize=None)
+    @cache
     def work(size: Size) -> tuple[int, int]:
         count = count_ops(twin, tuple(size))
         return count.params, count.macs

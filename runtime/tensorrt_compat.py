@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -106,7 +106,7 @@ def _import(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_tensorrt(name: str | None = None) -> TensorRTBackend:
     """Import TensorRT. ``name`` (or the GLDFN_TENSORRT environment variable) picks ``tensorrt`` or
     ``tensorrt_rtx``; by default the first of them that imports."""

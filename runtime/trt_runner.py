@@ -192,7 +192,7 @@ class TensorRTRunner:
             self._executor.close()
         self._engine = self._runtime = None
 
-    def __enter__(self) -> "TensorRTRunner":
+    def __enter__(self) -> TensorRTRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:

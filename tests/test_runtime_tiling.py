@@ -242,7 +242,7 @@ def test_memory_of_the_band_accumulator_does_not_grow_with_the_image():
     for height in (400, 800):
         lr = lr_batch(height, 60)
         tracemalloc.start()
-        for _ in upscale_blocks(runner, lr.shape, lambda t, b, l, r, lr=lr: lr[:, :, t:b, l:r], (64, 64), 16):
+        for _ in upscale_blocks(runner, lr.shape, lambda t, b, left, r, lr=lr: lr[:, :, t:b, left:r], (64, 64), 16):
             pass
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()

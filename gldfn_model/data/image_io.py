@@ -191,7 +191,7 @@ class ImageCanvas:
             self.dtype = np.dtype(np.uint16)
 
     @classmethod
-    def blank(cls, height: int, width: int, channels: int, dtype: np.dtype) -> "ImageCanvas":
+    def blank(cls, height: int, width: int, channels: int, dtype: np.dtype) -> ImageCanvas:
         if channels not in cls._MODES:
             raise ImageWriteError(f"cannot store an image of {channels} channels (1, 3 or 4 can be)")
         if np.dtype(dtype) == np.uint8:
@@ -201,7 +201,7 @@ class ImageCanvas:
         raise ImageWriteError(f"expected a uint8 or uint16 image, got {np.dtype(dtype)}")
 
     @classmethod
-    def from_array(cls, array: np.ndarray) -> "ImageCanvas":
+    def from_array(cls, array: np.ndarray) -> ImageCanvas:
         """A canvas holding an ``H x W (x C)`` uint8 or uint16 array (8 bits: Pillow's copy of it, made once)."""
         channels = 1 if array.ndim == 2 else array.shape[2]
         if array.dtype == np.uint8:

@@ -33,11 +33,11 @@ INT8_QUANTIZED_LAYERS = "gldfn.int8.quantized_layers"
 INT8_SOURCE_SHA256 = "gldfn.int8.source_sha256"
 
 
-def read_metadata(model: "onnx.ModelProto") -> dict[str, str]:
+def read_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def set_metadata(model: "onnx.ModelProto", values: dict[str, str]) -> None:
+def set_metadata(model: onnx.ModelProto, values: dict[str, str]) -> None:
     """Set (replace) the given keys, leaving other entries alone."""
     kept = [p for p in model.metadata_props if p.key not in values]
     del model.metadata_props[:]
@@ -52,19 +52,19 @@ def scale_of(metadata: dict[str, str]) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-def is_custom_node(node: "onnx.NodeProto", contract: OpContract | None = None) -> bool:
+def is_custom_node(node: onnx.NodeProto, contract: OpContract | None = None) -> bool:
     """Whether ``node`` is the contract's local dynamic filter node (``gldfn::GLDFN_LocalDynamicFilter``)."""
     contract = contract or load_contract()
     return node.domain == contract.domain and node.op_type == contract.name
 
 
-def custom_nodes(model: "onnx.ModelProto", contract: OpContract | None = None) -> list["onnx.NodeProto"]:
+def custom_nodes(model: onnx.ModelProto, contract: OpContract | None = None) -> list[onnx.NodeProto]:
     """The local dynamic filter nodes of ``model``'s main graph."""
     contract = contract or load_contract()
     return [n for n in model.graph.node if is_custom_node(n, contract)]
 
 
-def attribute_values(node: "onnx.NodeProto") -> dict[str, Any]:
+def attribute_values(node: onnx.NodeProto) -> dict[str, Any]:
     """The node's attributes as Python values, strings decoded."""
     import onnx
 
