@@ -32,17 +32,18 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_is_exact(hr_folder, tmp_path):
-    straight = load_checkpoint(train(options(hr_folder, tmp_path / "a")))
+@pytest.mark.parametrize("degradation", [{}, {"setting": "mixed", "noise": (0.0, 15.0)}])
+def test_resume_is_exact(hr_folder, tmp_path, degradation):
+    straight = load_checkpoint(train(options(hr_folder, tmp_path / "a", **degradation)))
 
     def stop_after_3(record):
         if record["iteration"] == 3:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(options(hr_folder, tmp_path / "b"), progress=stop_after_3)
+        train(options(hr_folder, tmp_path / "b", **degradation), progress=stop_after_3)
     assert load_checkpoint(tmp_path / "b" / "last.pt").extra["iteration"] == 2
-    resumed = load_checkpoint(train(options(hr_folder, tmp_path / "b"), resume=True))
+    resumed = load_checkpoint(train(options(hr_folder, tmp_path / "b", **degradation), resume=True))
     assert resumed.extra["iteration"] == 4
     for key, value in straight.state_dict.items():
         torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0, msg=key)
@@ -118,3 +119,49 @@ def test_validation_logs_psnr_and_keeps_the_best(hr_folder, tmp_path):
     assert len(psnrs) == 2 and all(10 < p < 60 for p in psnrs)
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     assert best.extra["best_psnr"] == pytest.approx(max(psnrs))
+
+
+@pytest.mark.parametrize("setting, noise", [("iso", None), ("aniso", (0.0, 15.0)), ("sv", None), ("mixed", (5.0, 30.0))])
+def test_every_setting_trains(hr_folder, tmp_path, setting, noise):
+    last = load_checkpoint(train(options(hr_folder, tmp_path / "run", iters=2, batch=3, setting=setting, noise=noise)))
+    assert last.extra["iteration"] == 2
+    assert last.extra["options"]["setting"] == setting and last.extra["options"]["noise"] == noise
+    lines = [json.loads(l) for l in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(np.isfinite(l["loss"]) and 0 < l["loss"] < 1 for l in lines)
+
+
+def test_resume_keeps_the_runs_degradation(hr_folder, tmp_path):
+    train(options(hr_folder, tmp_path / "run", iters=2, setting="aniso"))
+    with pytest.raises(TrainingDataError, match="setting 'aniso'.*--setting"):
+        train(options(hr_folder, tmp_path / "run", iters=4), resume=True)
+    with pytest.raises(TrainingDataError, match="--noise"):
+        train(options(hr_folder, tmp_path / "run", iters=4, setting="aniso", noise=(0.0, 15.0)), resume=True)
+    assert load_checkpoint(train(options(hr_folder, tmp_path / "run", iters=4, setting="aniso"), resume=True)).extra["iteration"] == 4
+
+
+def test_runs_saved_before_the_setting_options_resume_as_setting_1(hr_folder, tmp_path):
+    """Checkpoints written before --setting/--noise existed record no noise; they were Setting 1, noise-free."""
+    import torch as _torch
+
+    last = train(options(hr_folder, tmp_path / "run", iters=2))
+    payload = _torch.load(last, weights_only=False)
+    del payload["options"]["noise"]
+    _torch.save(payload, last)
+    assert load_checkpoint(train(options(hr_folder, tmp_path / "run", iters=3), resume=True)).extra["iteration"] == 3
+
+
+def test_crop_too_small_for_the_settings_kernels_is_named(hr_folder, tmp_path):
+    with pytest.raises(TrainingDataError, match="too small.*'aniso'.*--patch 4"):
+        train(options(hr_folder, tmp_path / "run", patch=3, setting="aniso"))
+
+
+def test_noise_option_parses_levels_and_ranges():
+    import typer
+
+    from gldfn_model.cli.train import parse_noise_range
+
+    assert parse_noise_range("15") == (15.0, 15.0) and parse_noise_range("0-30") == (0.0, 30.0)
+    assert parse_noise_range(None) is None
+    for bad in ("30-0", "abc", "-5", "0-300"):
+        with pytest.raises(typer.BadParameter):
+            parse_noise_range(bad)

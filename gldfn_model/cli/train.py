@@ -8,7 +8,22 @@ from typing import Any, Optional
 
 import typer
 
+from gldfn_model.data.degradation import TRAINING_SETTINGS
 from gldfn_model.training.trainer import TrainOptions, train
+
+
+def parse_noise_range(text: str | None) -> tuple[float, float] | None:
+    """``--noise``: ``15`` (every sample sigma 15) or ``0-30`` (sigma ~ U[0, 30]), in 8-bit levels."""
+    if text is None:
+        return None
+    try:
+        low, _, high = text.partition("-")
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give a level like 15 or a range like 0-30 (8-bit levels)") from None
+    if not 0 <= bounds[0] <= bounds[1] <= 255:
+        raise typer.BadParameter(f"{text!r}: levels must satisfy 0 <= low <= high <= 255")
+    return bounds
 
 
 class ProgressPrinter:
@@ -43,7 +58,10 @@ def register(app: typer.Typer) -> None:
         data: list[Path] = typer.Option(..., "--data", help="HR image folder(s); repeat --data for several"),
         out: Path = typer.Option(..., "--out", help="run folder: checkpoints, train_log.jsonl"),
         scale: int = typer.Option(4, help="2, 3 or 4"),
-        setting: str = typer.Option("iso", help="degradation: iso (Setting 1, isotropic Gaussian)"),
+        setting: str = typer.Option("iso", help="degradation: iso (Setting 1, isotropic Gaussian), aniso (Setting 2), "
+                                    "sv (Setting 3, spatially varying), mixed (one of the three per sample)"),
+        noise: Optional[str] = typer.Option(None, help="AWGN sigma in 8-bit levels for every sample: 15, or a range "
+                                            "0-30 drawn per sample (default: none; sv: 0-10)"),
         config: str = typer.Option("tiny", help="named config: tiny, small or paper"),
         iters: int = typer.Option(10_000, help="iterations; the paper's lr schedule is scaled to this"),
         batch: int = typer.Option(16, help="batch size (per process under torchrun)"),
@@ -59,7 +77,10 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last.pt"),
     ) -> None:
         """Train GLDFN with on-the-fly degradation; resumable, seeded, DDP under torchrun."""
-        options = TrainOptions(data=[str(d) for d in data], out=str(out), scale=scale, setting=setting, config=config,
+        if setting not in TRAINING_SETTINGS:
+            raise typer.BadParameter(f"unknown setting {setting!r}; use one of {', '.join(TRAINING_SETTINGS)}")
+        options = TrainOptions(data=[str(d) for d in data], out=str(out), scale=scale, setting=setting,
+                               noise=parse_noise_range(noise), config=config,
                                iters=iters, batch=batch, patch=patch, lr=lr, seed=seed,
                                val=str(val) if val else None, val_every=val_every, ckpt_every=ckpt_every,
                                snapshot_every=snapshot_every, skip_small=skip_small, threads=threads)

@@ -1,6 +1,7 @@
-"""Training GLDFN on HR images degraded on the fly (Setting 1 by default): L1 loss, Adam with the paper's
-step schedule scaled to the run length, GDF temperature annealing, periodic validation, atomic checkpoints
-with everything needed for an exact resume, and DistributedDataParallel under torchrun."""
+"""Training GLDFN on HR images degraded on the fly by the degradation module's samplers (Setting 1, 2, 3 or a
+mix, optional AWGN): L1 loss, Adam with the paper's step schedule scaled to the run length, GDF temperature
+annealing, periodic validation, atomic checkpoints with everything needed for an exact resume, and
+DistributedDataParallel under torchrun."""
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 
 from gldfn_model.network.checkpoint import load_checkpoint, save_checkpoint
 from gldfn_model.network.config import get_config
-from gldfn_model.data.degradation import degrade_batch, isotropic_gaussian_kernel, training_sigma_range
+from gldfn_model.data.degradation import TrainingDegradation
 from gldfn_model.network.dynamic_layers import gdf_temperature, set_gdf_temperature
 from gldfn_model.data.image_io import list_images, read_rgb
 from gldfn_model.network.gldfn import GLDFN
@@ -29,7 +30,6 @@ from gldfn_model.common.errors import GldfnError
 # The paper: 5e5 iterations, lr 4e-4 halved every 2e5 iterations; we keep the ratio for shorter runs.
 PAPER_ITERATIONS = 500_000
 PAPER_HALVING_PERIOD = 200_000
-KERNEL_SIZE = 21
 
 
 class TrainingDataError(GldfnError, ValueError):
@@ -41,7 +41,8 @@ class TrainOptions:
     data: list[str]
     out: str
     scale: int = 4
-    setting: str = "iso"
+    setting: str = "iso"  # iso, aniso, sv or mixed (degradation.TRAINING_SETTINGS)
+    noise: tuple[float, float] | None = None  # AWGN sigma range in 8-bit levels; None: the setting's own
     config: str = "tiny"
     iters: int = 10_000
     batch: int = 16
@@ -102,14 +103,6 @@ class PatchSampler:
         return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def sample_kernels(setting: str, scale: int, batch: int, rng: np.random.Generator) -> Tensor:
-    if setting != "iso":
-        raise ValueError(f"training setting {setting!r} is not supported yet; use 'iso' (Setting 1)")
-    low, high = training_sigma_range(scale)
-    sigmas = rng.uniform(low, high, size=batch)
-    return torch.from_numpy(np.stack([isotropic_gaussian_kernel(float(s), KERNEL_SIZE) for s in sigmas])).float()
-
-
 def learning_rate(iteration: int, total: int, base_lr: float) -> float:
     period = max(1, round(total * PAPER_HALVING_PERIOD / PAPER_ITERATIONS))
     return base_lr * 0.5 ** (iteration // period)
@@ -140,6 +133,23 @@ def _restore_rng(state: dict[str, Any], rng: np.random.Generator, noise: torch.G
     random.setstate(state["python"])
 
 
+def training_degradation(options: TrainOptions) -> TrainingDegradation:
+    """The run's degradation; the noise range goes from the options' 8-bit levels to [0, 1] units."""
+    noise = None if options.noise is None else (options.noise[0] / 255.0, options.noise[1] / 255.0)
+    return TrainingDegradation(options.setting, options.scale, noise)
+
+
+def _check_same_degradation(saved: dict[str, Any], options: TrainOptions, path: Path) -> None:
+    """A resumed run keeps its training data: refuse another setting or noise range (runs saved before these
+    options existed were Setting 1 without noise)."""
+    saved_noise = saved.get("noise")
+    before = (saved.get("setting", "iso"), None if saved_noise is None else tuple(saved_noise))
+    now = (options.setting, None if options.noise is None else tuple(options.noise))
+    if before != now:
+        raise TrainingDataError(f"{path} was trained with setting {before[0]!r}, noise {before[1]}; resume it with the "
+                                f"same --setting and --noise (got {now[0]!r}, {now[1]}) or start a new run in another --out")
+
+
 ValidateFn = Callable[[GLDFN], float]
 
 
@@ -158,6 +168,7 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     if not resume and last_path.is_file():
         raise FileExistsError(f"{out} already holds a run ({last_path}); pass --resume to continue it or choose another --out")
 
+    degradation = training_degradation(options)
     config = get_config(options.config, options.scale)
     torch.manual_seed(options.seed)
     model = GLDFN(config).to(device)
@@ -172,6 +183,7 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         optimizer.load_state_dict(ckpt.extra["optimizer"])
         start, best_psnr = ckpt.extra["iteration"], ckpt.extra.get("best_psnr", -math.inf)
         _restore_rng(ckpt.extra["rng"][rank] if isinstance(ckpt.extra["rng"], list) else ckpt.extra["rng"], rng, noise_gen)
+        _check_same_degradation(ckpt.extra.get("options", {}), options, last_path)
         saved_iters = ckpt.extra.get("options", {}).get("iters")
         if saved_iters != options.iters:
             if options.iters <= start:
@@ -181,6 +193,9 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
                   f"with the lr schedule re-scaled", flush=True)
 
     crop = options.patch * options.scale
+    if crop < degradation.min_hr_size():
+        raise TrainingDataError(f"the HR crop ({options.patch} x {options.scale} = {crop} pixels) is too small for the "
+                                f"kernels of setting {options.setting!r}; use --patch {-(-degradation.min_hr_size() // options.scale)} or more")
     images = load_training_images(options.data, crop, options.skip_small)
     sampler = PatchSampler(images, crop, rng)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -204,8 +219,7 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(iteration, options.iters, options.lr)
         hr = sampler.sample(options.batch)
-        kernels = sample_kernels(options.setting, options.scale, options.batch, rng)
-        lr_img = degrade_batch(hr, kernels, options.scale, 0.0, generator=noise_gen)
+        lr_img = degradation.degrade(hr, rng, noise_gen)
         hr, lr_img = hr.to(device), lr_img.to(device)
         loss = (net(lr_img) - hr).abs().mean()
         optimizer.zero_grad(set_to_none=True)
