@@ -98,6 +98,15 @@ def test_sample_batch_spatially_varying_pads_region_counts():
     hr = torch.rand(6, 3, 48, 48, generator=torch.Generator().manual_seed(0))
     lr = deg.degrade_batch(hr, kernels, 4, batch["noise_sigma"], torch.Generator().manual_seed(0), masks=masks)
     assert lr.shape == (6, 3, 12, 12)
+    # A sample padded with empty regions comes out as it does alone, with only its own regions.
+    padded = [i for i, p in enumerate(batch["params"]) if len(p["regions"]) < kernels.shape[1]]
+    assert padded
+    together = deg.degrade_batch(hr.double(), kernels.double(), 4, quantize=False, masks=masks.double())
+    for i in padded:
+        own = len(batch["params"][i]["regions"])
+        alone = deg.degrade_batch(hr[i : i + 1].double(), kernels[i : i + 1, :own].double(), 4, quantize=False,
+                                  masks=masks[i : i + 1, :own].double())
+        assert torch.allclose(together[i : i + 1], alone, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # direct convolution / FFT paths
@@ -312,3 +321,13 @@ def test_mixed_training_draws_each_setting_equally_often_and_degrades_every_samp
     assert mixed.min_hr_size() == 16 and deg.TrainingDegradation("iso", 4).min_hr_size() == 11
     with pytest.raises(deg.DegradationError, match="mixed"):
         deg.TrainingDegradation("gaussian8", 4)
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (33, 47), (480, 320)])
+def test_region_mask_displacement_is_scipys_cubic_zoom(shape):
+    """The sampler zooms its 6x6 displacement field with two matrices; scipy's 2-D zoom is the definition."""
+    import scipy.ndimage
+
+    coarse = np.random.default_rng(1).normal(size=(6, 6))
+    fast = deg._spline_zoom_matrix(6, shape[0]) @ coarse @ deg._spline_zoom_matrix(6, shape[1]).T
+    assert np.abs(fast - scipy.ndimage.zoom(coarse, (shape[0] / 6, shape[1] / 6), order=3)).max() < 1e-12
