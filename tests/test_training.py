@@ -165,3 +165,26 @@ def test_noise_option_parses_levels_and_ranges():
     for bad in ("30-0", "abc", "-5", "0-300"):
         with pytest.raises(typer.BadParameter):
             parse_noise_range(bad)
+
+
+def test_prefetched_batches_and_their_generator_states_are_the_ones_made_in_line():
+    """The background thread draws the same batches; the state a checkpoint saves is that of the next batch
+    not yet taken, though the thread has already drawn further."""
+    from gldfn_model.data.degradation import TrainingDegradation
+    from gldfn_model.training.batches import PatchSampler, TrainingBatches
+
+    images = [np.random.default_rng(i).integers(0, 256, size=(40, 48, 3), dtype=np.uint8) for i in range(3)]
+
+    def stream(prefetch):
+        rng, noise = np.random.default_rng(1), torch.Generator().manual_seed(2)
+        return TrainingBatches(PatchSampler(images, 32, rng), TrainingDegradation("mixed", 4, (0.0, 0.1)), 3, rng, noise,
+                               count=4, prefetch=prefetch)
+
+    with stream(False) as inline, stream(True) as ahead:
+        for _ in range(4):
+            states = inline.generator_state(), ahead.generator_state()
+            assert states[0]["numpy"] == states[1]["numpy"] and torch.equal(states[0]["torch_noise"], states[1]["torch_noise"])
+            (hr_a, lr_a), (hr_b, lr_b) = inline.next(), ahead.next()
+            assert torch.equal(hr_a, hr_b) and torch.equal(lr_a, lr_b)
+        with pytest.raises(RuntimeError, match="planned"):
+            ahead.next()

@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
         snapshot_every: int = typer.Option(1000, help="iterations between kept iter_N.pt weight snapshots"),
         skip_small: bool = typer.Option(False, "--skip-small", help="leave out images smaller than the HR crop"),
         threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+        prefetch: bool = typer.Option(True, help="make the next batch (crops, degradation) in a background thread"),
         resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last.pt"),
     ) -> None:
         """Train GLDFN with on-the-fly degradation; resumable, seeded, DDP under torchrun."""
@@ -83,7 +84,8 @@ def register(app: typer.Typer) -> None:
                                noise=parse_noise_range(noise), config=config,
                                iters=iters, batch=batch, patch=patch, lr=lr, seed=seed,
                                val=str(val) if val else None, val_every=val_every, ckpt_every=ckpt_every,
-                               snapshot_every=snapshot_every, skip_small=skip_small, threads=threads)
+                               snapshot_every=snapshot_every, skip_small=skip_small, threads=threads,
+                               prefetch=prefetch)
         validate = None
         if val is not None:
             from gldfn_model.evaluation.evaluate import make_validator

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 
 from gldfn_model.network.checkpoint import load_checkpoint, save_checkpoint
 from gldfn_model.network.config import get_config
 from gldfn_model.data.degradation import TrainingDegradation
+from gldfn_model.training.batches import PatchSampler, TrainingBatches
 from gldfn_model.network.dynamic_layers import gdf_temperature, set_gdf_temperature
 from gldfn_model.data.image_io import list_images, read_rgb
 from gldfn_model.network.gldfn import GLDFN
@@ -57,6 +58,7 @@ class TrainOptions:
     anneal_fraction: float = 0.05
     skip_small: bool = False
     threads: int | None = None
+    prefetch: bool = True  # make the next batch in a background thread
 
 
 def load_training_images(folders: Sequence[str], min_size: int, skip_small: bool) -> list[np.ndarray]:
@@ -81,28 +83,6 @@ def load_training_images(folders: Sequence[str], min_size: int, skip_small: bool
     return images
 
 
-class PatchSampler:
-    """Random HR crops with random flips and 90-degree rotations, from a seeded NumPy generator."""
-
-    def __init__(self, images: list[np.ndarray], crop: int, rng: np.random.Generator) -> None:
-        self.images, self.crop, self.rng = images, crop, rng
-
-    def sample(self, batch: int) -> Tensor:
-        crops = []
-        for _ in range(batch):
-            image = self.images[self.rng.integers(len(self.images))]
-            h, w = image.shape[:2]
-            y, x = self.rng.integers(h - self.crop + 1), self.rng.integers(w - self.crop + 1)
-            crop = image[y : y + self.crop, x : x + self.crop]
-            if self.rng.random() < 0.5:
-                crop = crop[:, ::-1]
-            if self.rng.random() < 0.5:
-                crop = crop[::-1]
-            crop = np.rot90(crop, k=int(self.rng.integers(4)))
-            crops.append(np.ascontiguousarray(crop))
-        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-
-
 def learning_rate(iteration: int, total: int, base_lr: float) -> float:
     period = max(1, round(total * PAPER_HALVING_PERIOD / PAPER_ITERATIONS))
     return base_lr * 0.5 ** (iteration // period)
@@ -120,10 +100,6 @@ def _distributed() -> tuple[int, int, torch.device]:
         torch.cuda.set_device(local)
         return rank, world, torch.device("cuda", local)
     return rank, world, torch.device("cpu")
-
-
-def _rng_state(rng: np.random.Generator, noise: torch.Generator) -> dict[str, Any]:
-    return {"numpy": rng.bit_generator.state, "torch_noise": noise.get_state(), "torch": torch.get_rng_state(), "python": random.getstate()}
 
 
 def _restore_rng(state: dict[str, Any], rng: np.random.Generator, noise: torch.Generator) -> None:
@@ -197,13 +173,14 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         raise TrainingDataError(f"the HR crop ({options.patch} x {options.scale} = {crop} pixels) is too small for the "
                                 f"kernels of setting {options.setting!r}; use --patch {-(-degradation.min_hr_size() // options.scale)} or more")
     images = load_training_images(options.data, crop, options.skip_small)
-    sampler = PatchSampler(images, crop, rng)
+    batches = TrainingBatches(PatchSampler(images, crop, rng), degradation, options.batch, rng, noise_gen,
+                              options.iters - start, options.prefetch)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     anneal = max(1, int(options.iters * options.anneal_fraction))
     started = time.time()
 
     def save(iteration: int) -> None:
-        rng_states: Any = _rng_state(rng, noise_gen)
+        rng_states: Any = {**batches.generator_state(), "torch": torch.get_rng_state(), "python": random.getstate()}
         if world > 1:  # every rank takes part in the gather; rank 0 writes
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, rng_states)
@@ -213,37 +190,37 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         save_checkpoint(last_path, model, options.config, optimizer=optimizer.state_dict(), iteration=iteration,
                         best_psnr=best_psnr, rng=rng_states, options=asdict(options))
 
-    for iteration in range(start, options.iters):
-        model.train()
-        set_gdf_temperature(model, gdf_temperature(iteration, anneal))
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(iteration, options.iters, options.lr)
-        hr = sampler.sample(options.batch)
-        lr_img = degradation.degrade(hr, rng, noise_gen)
-        hr, lr_img = hr.to(device), lr_img.to(device)
-        loss = (net(lr_img) - hr).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    with batches:
+        for iteration in range(start, options.iters):
+            model.train()
+            set_gdf_temperature(model, gdf_temperature(iteration, anneal))
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(iteration, options.iters, options.lr)
+            hr, lr_img = batches.next()
+            hr, lr_img = hr.to(device), lr_img.to(device)
+            loss = (net(lr_img) - hr).abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
-        done = iteration + 1
-        record = {"iteration": done, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
-                  "elapsed_s": time.time() - started}
-        if validate is not None and rank == 0 and (done % options.val_every == 0 or done == options.iters):
-            model.eval()
-            with torch.no_grad():
-                record["val_psnr"] = validate(model)
-            if record["val_psnr"] > best_psnr:
-                best_psnr = record["val_psnr"]
-                save_checkpoint(out / "best.pt", model, options.config, iteration=done, best_psnr=best_psnr)
-        if rank == 0 and (done % options.log_every == 0 or "val_psnr" in record or done == options.iters):
-            _append_log(out / "train_log.jsonl", record)
-        if progress is not None and rank == 0:
-            progress(record)
-        if done % options.ckpt_every == 0 or done == options.iters:
-            save(done)
-        if rank == 0 and done % options.snapshot_every == 0:
-            save_checkpoint(out / f"iter_{done:07d}.pt", model, options.config, iteration=done)
+            done = iteration + 1
+            record = {"iteration": done, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
+                      "elapsed_s": time.time() - started}
+            if validate is not None and rank == 0 and (done % options.val_every == 0 or done == options.iters):
+                model.eval()
+                with torch.no_grad():
+                    record["val_psnr"] = validate(model)
+                if record["val_psnr"] > best_psnr:
+                    best_psnr = record["val_psnr"]
+                    save_checkpoint(out / "best.pt", model, options.config, iteration=done, best_psnr=best_psnr)
+            if rank == 0 and (done % options.log_every == 0 or "val_psnr" in record or done == options.iters):
+                _append_log(out / "train_log.jsonl", record)
+            if progress is not None and rank == 0:
+                progress(record)
+            if done % options.ckpt_every == 0 or done == options.iters:
+                save(done)
+            if rank == 0 and done % options.snapshot_every == 0:
+                save_checkpoint(out / f"iter_{done:07d}.pt", model, options.config, iteration=done)
     if world > 1:
         dist.barrier()
     return last_path
