@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from gldfn_model.cli.models import command_scale, model_option
 from gldfn_model.common.atomic import OutputPathError
 from gldfn_model.network.checkpoint import CheckpointError
 
@@ -24,14 +25,16 @@ class Target(str, Enum):
 app = typer.Typer(add_completion=False)
 
 
-def default_output(config_name: str, scale: int, precision: str, target: str) -> Path:
+def default_output(config_name: str, scale: int, precision: str, target: str, model: Optional[str] = None) -> Path:
     suffix = "" if target == "trt" else f"_{target}"
-    return Path(f"gldfn_{config_name}_x{scale}_{precision}{suffix}.onnx")
+    stem = model.replace("-", "_") if model else f"{config_name}_x{scale}"
+    return Path(f"gldfn_{stem}_{precision}{suffix}.onnx")
 
 
 @app.command()
 def export(
-    scale: int = typer.Option(..., "--scale", help="Upscaling factor: 2, 3 or 4."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="Upscaling factor: 2, 3 or 4 (required unless --model gives it)."),
+    model: Optional[str] = model_option(),
     config: Optional[str] = typer.Option(None, "--config", help="Named config (paper, small, tiny). Default: the checkpoint's, else the shipped one (tiny)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint to export. Default: the weights shipped for --config and --scale."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Export an untrained network when no weights are shipped (benchmarking only)."),
@@ -49,12 +52,15 @@ def export(
     from gldfn_export.model_source import resolve_model
     from gldfn_export.summary import format_summary
 
+    scale = command_scale(model, scale, default=None)
+    if scale is None:
+        raise typer.BadParameter("pass --scale 2|3|4, or --model NAME (`gldfn models` lists them)")
     try:
         if verify_image is not None and not verify_image.is_file():
             raise ExportError(f"--verify-image {verify_image} does not exist")
-        source = resolve_model(scale, config, checkpoint, random_weights)
+        source = resolve_model(scale, config, checkpoint, random_weights, model=model)
         typer.echo(f"exporting GLDFN x{scale} '{source.config_name}' from {source.description}")
-        path = output or default_output(source.config_name, scale, precision.value, target.value)
+        path = output or default_output(source.config_name, scale, precision.value, target.value, model)
         result = export_gldfn(
             source.model, path, precision=precision.value, target=target.value, opset=opset, batch=batch,
             verify=verify, checkpoint_sha256=source.checkpoint_sha256, config_name=source.config_name,

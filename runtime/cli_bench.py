@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from gldfn_model.cli.info import parse_size
+from gldfn_model.cli.models import command_scale, model_option
 
 if TYPE_CHECKING:
     from gldfn_model.network.config import GLDFNConfig
@@ -37,7 +38,7 @@ def _onnx_config(runner: "OnnxRuntimeRunner") -> "GLDFNConfig | None":
 
 def _runners(
     backends: list[str], stack: ExitStack, scale: int, checkpoint: Optional[Path], onnx: Optional[Path],
-    config: Optional[str], random_weights: bool, providers: str, threads: Optional[int],
+    config: Optional[str], random_weights: bool, providers: str, threads: Optional[int], model: Optional[str] = None,
 ) -> tuple[list[tuple["Runner", "GLDFNConfig | None"]], str]:
     """(runner, network config for the MAC count) per backend, and the config's name. ONNX Runtime without
     --onnx runs a temporary export of the same network the torch backend uses."""
@@ -46,7 +47,8 @@ def _runners(
 
     source = None
     if "torch" in backends or onnx is None:
-        source = resolve_model(scale, config or ("tiny" if checkpoint is None else None), checkpoint, random_weights)
+        default_config = "tiny" if checkpoint is None and model is None else None
+        source = resolve_model(scale, config or default_config, checkpoint, random_weights, model=model)
     runners, config_name = [], source.config_name if source is not None else None
     for backend in backends:
         if backend == "torch":
@@ -75,9 +77,10 @@ def register(app: typer.Typer) -> None:
         iters: int = typer.Option(20, help="timed iterations per size"),
         warmup: int = typer.Option(3, help="untimed iterations first"),
         batch: int = typer.Option(1, help="images per call"),
-        scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
+        scale: Optional[int] = typer.Option(None, help="upscaling factor: 2, 3 or 4 (default: the --model's, else 4)"),
         config: Optional[str] = typer.Option(None, help="named config: tiny (default), small or paper"),
         checkpoint: Optional[Path] = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
+        model: Optional[str] = model_option(),
         random_weights: bool = typer.Option(False, "--random-weights", help="untrained weights: latency does not depend on them"),
         onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported file (default: export the torch model)"),
         providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
@@ -95,11 +98,12 @@ def register(app: typer.Typer) -> None:
         if as_json and markdown:
             raise typer.BadParameter("--json and --markdown exclude each other; pass one")
         backends = parse_backends(backend)
+        scale = command_scale(model, scale)
         lr_sizes = [parse_size(s) for s in sizes.split(",") if s.strip()]
         results = []
         with ExitStack() as stack:
             try:
-                runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads)
+                runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads, model)
                 for runner, model_config in runners:
                     for size in lr_sizes:
                         typer.echo(f"measuring {runner.name} at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from gldfn_model.cli.models import command_scale, model_option
+
 if TYPE_CHECKING:
     from gldfn_runtime.upscaler import Upscaler
 
@@ -20,11 +22,14 @@ class Backend(str, Enum):
 def build_upscaler(
     backend: str, scale: int, checkpoint: Optional[Path], onnx: Optional[Path], config: Optional[str],
     random_weights: bool, providers: str, threads: Optional[int], tile: Optional[int], overlap: int,
+    model: Optional[str] = None,
 ) -> "Upscaler":  # imported lazily to keep `gldfn --help` fast
     """The upscaler a backend name and its options describe; typer.BadParameter for inconsistent options."""
     from gldfn_runtime.upscaler import Upscaler
 
     tiling = {"tile": tile, "overlap": overlap}
+    if model is not None and backend != Backend.torch:
+        raise typer.BadParameter(f"--model is for --backend torch; {backend.value} does not run shipped weights")
     if backend == Backend.onnxruntime:
         if onnx is None:
             raise typer.BadParameter("--backend onnxruntime needs --onnx FILE (export one with gldfn-export)")
@@ -38,7 +43,8 @@ def build_upscaler(
         raise typer.BadParameter(f"--onnx is for --backend onnxruntime, not {backend.value}")
     if backend == Backend.bicubic:
         return Upscaler.bicubic(scale, **tiling)
-    return Upscaler.from_checkpoint(checkpoint, scale, config=config, random_weights=random_weights, threads=threads, **tiling)
+    return Upscaler.from_checkpoint(checkpoint, scale, config=config, random_weights=random_weights, threads=threads,
+                                    model=model, **tiling)
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +53,9 @@ def register(app: typer.Typer) -> None:
         inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
         out_dir: Path = typer.Option(..., "-o", "--out", help="output folder (created if missing); files keep their names"),
         backend: Backend = typer.Option(Backend.torch, help="torch, onnxruntime, or bicubic (the baseline, no model)"),
-        scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
+        scale: Optional[int] = typer.Option(None, help="upscaling factor: 2, 3 or 4 (default: the --model's, else 4)"),
         checkpoint: Optional[Path] = typer.Option(None, help="torch: a gldfn checkpoint (default: the shipped weights)"),
+        model: Optional[str] = model_option(),
         config: Optional[str] = typer.Option(None, help="torch: named config of the shipped/random weights (default tiny)"),
         random_weights: bool = typer.Option(False, "--random-weights", help="torch: an untrained network (testing only)"),
         onnx: Optional[Path] = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
@@ -70,7 +77,8 @@ def register(app: typer.Typer) -> None:
         try:
             files = collect_inputs(inputs)
             targets = output_paths(files, out_dir)
-            upscaler = build_upscaler(backend, scale, checkpoint, onnx, config, random_weights, providers, threads, tile, overlap)
+            upscaler = build_upscaler(backend, command_scale(model, scale), checkpoint, onnx, config, random_weights,
+                                      providers, threads, tile, overlap, model)
         except (ImageReadError, CheckpointError, RunnerError, TilingError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
