@@ -15,7 +15,7 @@ import torch
 
 from gldfn_model.data.datasets import find_dataset
 from gldfn_model.evaluation.evaluate import load_eval_model, model_restore
-from gldfn_model.evaluation.suite import SUITE_ROWS, SUITE_SETS, evaluate_suite, find_rows, format_suite
+from gldfn_model.evaluation.suite import SUITE_ROWS, SUITE_SETS, SuiteResult, evaluate_suite, find_rows, format_suite
 from gldfn_model.network.registry import default_model, scale_for
 
 
@@ -42,8 +42,10 @@ def main() -> None:
     model = load_eval_model(args.checkpoint, scale, model=args.model)
     name = args.model or args.checkpoint or getattr(default_model(scale), "name", None)
     title = f"GLDFN {name} x{scale}: mean PSNR dB / SSIM"
-    results = evaluate_suite(sets, scale, model_restore(model), rows, args.seed,
-                             on_result=lambda r: print(f"{r.set_name} {r.row}: {r.scores}", file=sys.stderr, flush=True))
+    def show(result: SuiteResult) -> None:
+        print(f"{result.set_name} {result.row}: {result.scores}", file=sys.stderr, flush=True)
+
+    results = evaluate_suite(sets, scale, model_restore(model), rows, args.seed, on_result=show)
     if args.json:
         print(json.dumps({"title": title, "scale": scale, "results": [r.to_dict() for r in results]}, indent=1))
     else:

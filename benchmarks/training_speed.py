@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--window", type=int, default=30)
-    parser.add_argument("--no-prefetch", action="store_true", help="make each batch in line, not in a background thread")
+    parser.add_argument("--no-prefetch", action="store_true", help="make each batch in line, not in a thread")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     data = args.data or [str(d) for d in (find_dataset("T91"), find_dataset("BSD200")) if d is not None]
@@ -51,14 +51,14 @@ def main() -> None:
     timed = stamps[args.warmup :]
     rates = [args.window / (timed[i + args.window] - timed[i]) for i in range(0, len(timed) - args.window, args.window)]
     result: dict[str, Any] = {"setting": args.setting, "scale": args.scale, "config": args.config, "batch": args.batch,
-                              "patch": args.patch, "threads": args.threads, "prefetch": not args.no_prefetch, "window_it_per_s": rates,
-                              "median_it_per_s": statistics.median(rates) if rates else None}
+                              "patch": args.patch, "threads": args.threads, "prefetch": not args.no_prefetch,
+                              "window_it_per_s": rates, "median_it_per_s": statistics.median(rates) if rates else None}
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{args.config} x{args.scale} {args.setting}, batch {args.batch}, patch {args.patch}, {args.threads} thread(s)"
-          f"{', no prefetch' if args.no_prefetch else ''}: "
-          f"{' '.join(f'{r:.3f}' for r in rates)} it/s per {args.window}-iteration window; median {result['median_it_per_s']:.3f} it/s")
+    print(f"{args.config} x{args.scale} {args.setting}, batch {args.batch}, patch {args.patch}, {args.threads} "
+          f"thread(s){', no prefetch' if args.no_prefetch else ''}: {' '.join(f'{r:.3f}' for r in rates)} it/s per "
+          f"{args.window}-iteration window; median {result['median_it_per_s']:.3f} it/s")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def default_output(config_name: str, scale: int, precision: str, target: str, mo
 
 @app.command()
 def export(
-    scale: Optional[int] = typer.Option(None, "--scale", help="Upscaling factor: 2, 3 or 4 (required unless --model gives it)."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="Upscaling factor: 2, 3 or 4 (unless --model gives it)."),
     model: Optional[str] = model_option(),
     config: Optional[str] = typer.Option(None, "--config", help="Named config (paper, small, tiny). Default: the checkpoint's, else the shipped one (tiny)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint to export. Default: the weights shipped for --config and --scale."),

@@ -103,7 +103,8 @@ def register(app: typer.Typer) -> None:
         results = []
         with ExitStack() as stack:
             try:
-                runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights, providers, threads, model)
+                runners, config_name = _runners(backends, stack, scale, checkpoint, onnx, config, random_weights,
+                                                providers, threads, model)
                 for runner, model_config in runners:
                     for size in lr_sizes:
                         typer.echo(f"measuring {runner.name} at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)

@@ -231,7 +231,8 @@ def test_setting_1_training_widths_are_uniform_over_the_papers_ranges(scale):
     assert _uniform_fits(sigmas, *{2: (0.2, 2.0), 3: (0.2, 3.0), 4: (0.2, 4.0)}[scale])
     assert not _uniform_fits(sigmas, 0.2, 5.0)  # the test can tell a wrong range
     kernels = batch["kernels"].double()
-    assert kernels.shape == (3000, 21, 21) and torch.allclose(kernels.sum(dim=(1, 2)), torch.ones(3000, dtype=torch.float64))
+    assert kernels.shape == (3000, 21, 21)
+    assert torch.allclose(kernels.sum(dim=(1, 2)), torch.ones(3000, dtype=torch.float64))
     axis = torch.arange(21, dtype=torch.float64) - 10
     variance = (kernels.sum(dim=1) * axis**2).sum(dim=1)
     # Where the 21x21 window truncates little and the pixel grid resolves the width, the variance is sigma^2.
@@ -257,8 +258,8 @@ def test_setting_2_training_kernels_follow_their_widths_and_rotations(scale, siz
         if max(p["sigma_1"], p["sigma_2"]) * 4 > size / 2:
             continue
         c, s_ = math.cos(p["theta"]), math.sin(p["theta"])
-        expected = [p["sigma_1"] ** 2 * c * c + p["sigma_2"] ** 2 * s_ * s_, (p["sigma_1"] ** 2 - p["sigma_2"] ** 2) * c * s_,
-                    p["sigma_1"] ** 2 * s_ * s_ + p["sigma_2"] ** 2 * c * c]
+        along, across = p["sigma_1"] ** 2, p["sigma_2"] ** 2
+        expected = [along * c * c + across * s_ * s_, (along - across) * c * s_, along * s_ * s_ + across * c * c]
         measured = [(kernel * xx * xx).sum(), (kernel * xx * yy).sum(), (kernel * yy * yy).sum()]
         assert measured == pytest.approx(expected, rel=0.02, abs=0.02)
         checked += 1

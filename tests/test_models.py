@@ -39,8 +39,10 @@ def test_defaults_are_the_setting_1_model_of_each_scale():
         assert default.is_setting_1 and default.scale == scale
         assert shipped_weights_path("tiny", scale) == default.path
     assert registry.default_model(4).name == "tiny-x4"
-    robust = registry.ShippedModel("tiny-x4-robust", "tiny", 4, "f.pt", "0" * 64, {"setting": "mixed", "noise": [0, 30]}, "noisy")
-    noisy_iso = registry.ShippedModel("n", "tiny", 4, "f.pt", "0" * 64, {"setting": "iso", "noise": [0, 15]}, "noisy")
+    def entry(setting, noise):
+        return registry.ShippedModel("m", "tiny", 4, "f.pt", "0" * 64, {"setting": setting, "noise": noise}, "noisy")
+
+    robust, noisy_iso = entry("mixed", [0, 30]), entry("iso", [0, 15])
     assert not robust.is_setting_1 and not noisy_iso.is_setting_1
     assert "Settings 1-3 mixed, noise sigma 0-30" == robust.describe_training()
 
@@ -49,7 +51,8 @@ def test_unknown_names_and_conflicting_scales_are_refused_with_the_known_names()
     with pytest.raises(registry.ModelRegistryError, match="no shipped model is named 'nope'.*tiny-x4.*gldfn models"):
         registry.find_model("nope")
     assert registry.scale_for("tiny-x4", None) == 4 and registry.scale_for("tiny-x4", 4) == 4
-    assert registry.scale_for(None, None) == 4 and registry.scale_for(None, 3) == 3 and registry.scale_for(None, None, None) is None
+    assert registry.scale_for(None, None) == 4 and registry.scale_for(None, 3) == 3
+    assert registry.scale_for(None, None, None) is None
     with pytest.raises(registry.ModelRegistryError, match="upscales x4, not x2.*--scale 4"):
         registry.scale_for("tiny-x4", 2)
 
@@ -75,7 +78,8 @@ def test_gldfn_models_lists_them():
     assert rows["tiny-x4"]["params"] == 322_660 and rows["tiny-x4"]["training"]["setting"] == "iso"
     assert rows["tiny-x4"]["size_bytes"] == registry.find_model("tiny-x4").path.stat().st_size
     text = runner.invoke(app, ["models"])
-    assert text.exit_code == 0 and "tiny-x4 *" in text.output and "Setting 1 (isotropic Gaussian), no noise" in text.output
+    assert text.exit_code == 0 and "tiny-x4 *" in text.output
+    assert "Setting 1 (isotropic Gaussian), no noise" in text.output
 
 
 @pytest.fixture
@@ -83,7 +87,8 @@ def small_images(tmp_path):
     folder = tmp_path / "hr"
     folder.mkdir()
     rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, size=(12, 12, 3), dtype=np.uint8)).resize((48, 48), Image.BICUBIC).save(folder / "a.png")
+    small = rng.integers(0, 256, size=(12, 12, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((48, 48), Image.BICUBIC).save(folder / "a.png")
     return folder
 
 

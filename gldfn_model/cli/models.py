@@ -6,7 +6,8 @@ from typing import Any, Optional
 
 import typer
 
-from gldfn_model.network.registry import DEFAULT_SCALE, ModelRegistryError, ShippedModel, default_model, scale_for, shipped_models
+from gldfn_model.network.registry import (DEFAULT_SCALE, ModelRegistryError, ShippedModel, default_model, scale_for,
+                                          shipped_models)
 
 SET5_COLUMNS = (("gaussian8", "Gaussian8"), ("gaussian8+n15", "+n15"), ("sv-high", "sv high"))
 
@@ -53,11 +54,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(rows, indent=1))
             return
         header = "Set5 dB (dcls): " + " / ".join(title for _, title in SET5_COLUMNS)
-        typer.echo(f"{'name':16s} {'scale':>5s}  {'config':6s} {'params':>9s} {'size':>8s}  {'trained on':44s} {header}")
+        typer.echo(f"{'name':16s} {'scale':>5s}  {'config':6s} {'params':>9s} {'size':>8s}  {'trained on':44s} "
+                   f"{header}")
         for row, model in zip(rows, shipped_models()):
+            name = row["name"] + (" *" if row["default"] else "")
             size = f"{row['size_bytes'] / 2**20:.1f} MiB" if row["size_bytes"] is not None else "missing"
-            typer.echo(f"{row['name'] + (' *' if row['default'] else ''):16s} {'x' + str(row['scale']):>5s}  {row['config']:6s} "
-                       f"{row['params'] / 1e3:8.1f}k {size:>8s}  {model.describe_training():44s} {_figures(model.set5)}")
+            typer.echo(f"{name:16s} {'x' + str(row['scale']):>5s}  {row['config']:6s} {row['params'] / 1e3:8.1f}k "
+                       f"{size:>8s}  {model.describe_training():44s} {_figures(model.set5)}")
         typer.echo("* the default of its scale (Setting 1). Use for:")
         for model in shipped_models():
             typer.echo(f"  {model.name}: {model.use_for}")

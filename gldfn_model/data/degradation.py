@@ -260,7 +260,8 @@ def random_spatially_varying(height: int, width: int, rng: np.random.Generator,
 def _sv_noise_range(noise: str | tuple[float, float]) -> tuple[float, float]:
     if isinstance(noise, str):
         if noise not in SV_NOISE_RANGES_255:
-            raise DegradationError(f"spatially varying noise must be one of {sorted(SV_NOISE_RANGES_255)}, got {noise!r}")
+            raise DegradationError(f"spatially varying noise must be one of {sorted(SV_NOISE_RANGES_255)}, "
+                                   f"got {noise!r}")
         return SV_NOISE_RANGES_255[noise]
     low, high = (float(v) for v in noise)
     if not 0 <= low <= high <= 255:
@@ -294,8 +295,8 @@ def sample_batch(setting: str, scale: int, batch: int, rng: np.random.Generator,
     samples = []
     for _ in range(batch):
         if setting == "sv":
-            sv_noise = SV_TRAINING_NOISE_255 if noise_range is None else (noise_range[0] * 255.0, noise_range[1] * 255.0)
-            samples.append(sample_degradation(setting, scale, rng, hr_shape, sv_noise=sv_noise))
+            own = SV_TRAINING_NOISE_255 if noise_range is None else (noise_range[0] * 255.0, noise_range[1] * 255.0)
+            samples.append(sample_degradation(setting, scale, rng, hr_shape, sv_noise=own))
             continue
         noise = float(rng.uniform(*noise_range)) if noise_range is not None else 0.0
         samples.append(sample_degradation(setting, scale, rng, hr_shape, noise))
@@ -311,7 +312,8 @@ def sample_batch(setting: str, scale: int, batch: int, rng: np.random.Generator,
     for i, s in enumerate(samples):
         kernels[i, : len(s.kernel)], masks[i, : len(s.masks)] = s.kernel, s.masks
         kernels[i, len(s.kernel) :] = s.kernel[0]
-    return {"kernels": torch.from_numpy(kernels), "noise_sigma": noise_sigma, "masks": torch.from_numpy(masks), "params": params}
+    return {"kernels": torch.from_numpy(kernels), "noise_sigma": noise_sigma, "masks": torch.from_numpy(masks),
+            "params": params}
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,8 @@ class TrainingDegradation:
 
     def __post_init__(self) -> None:
         if self.setting not in TRAINING_SETTINGS:
-            raise DegradationError(f"unknown training setting {self.setting!r}; use one of {', '.join(TRAINING_SETTINGS)}")
+            raise DegradationError(f"unknown training setting {self.setting!r}; "
+                                   f"use one of {', '.join(TRAINING_SETTINGS)}")
         check_scale(self.scale)
         if self.noise_range is not None and not 0 <= self.noise_range[0] <= self.noise_range[1] <= 1:
             raise DegradationError(f"a noise range needs 0 <= low <= high <= 1 ([0, 1] units), got {self.noise_range}")
@@ -343,7 +346,8 @@ class TrainingDegradation:
             return [self.setting] * batch
         return [RANDOM_SETTINGS[i] for i in rng.integers(len(RANDOM_SETTINGS), size=batch)]
 
-    def degrade(self, hr: torch.Tensor, rng: np.random.Generator, generator: torch.Generator | None = None) -> torch.Tensor:
+    def degrade(self, hr: torch.Tensor, rng: np.random.Generator,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw one degradation per sample of ``hr`` (``B x C x H x W`` in [0, 1]) from ``rng`` and apply it with
         :func:`degrade_batch` (noise from ``generator``); returns the 8-bit-level LR batch."""
         settings = self.pick_settings(hr.shape[0], rng)
@@ -356,7 +360,8 @@ class TrainingDegradation:
                 lr[index] = self._degrade(setting, hr[index], rng, generator)
         return lr
 
-    def _degrade(self, setting: str, hr: torch.Tensor, rng: np.random.Generator, generator: torch.Generator | None) -> torch.Tensor:
+    def _degrade(self, setting: str, hr: torch.Tensor, rng: np.random.Generator,
+                 generator: torch.Generator | None) -> torch.Tensor:
         drawn = sample_batch(setting, self.scale, hr.shape[0], rng, (hr.shape[2], hr.shape[3]), self.noise_range)
         return degrade_batch(hr, drawn["kernels"], self.scale, drawn["noise_sigma"], generator, masks=drawn["masks"])
 

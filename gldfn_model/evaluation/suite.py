@@ -70,7 +70,8 @@ def evaluate_suite(sets: dict[str, Path], scale: int, restore: RestoreFn, rows: 
                 for method, convention in SCORES:
                     scored = evaluate_cases(iter([case]), scale, methods[method], convention, row.setting).per_image[0]
                     per_image[f"{method}/{convention}"].append((scored.psnr, scored.ssim))
-            means = {key: (float(np.mean([p for p, _ in v])), float(np.mean([s for _, s in v]))) for key, v in per_image.items()}
+            means = {key: (float(np.mean([p for p, _ in v])), float(np.mean([s for _, s in v])))
+                     for key, v in per_image.items()}
             result = SuiteResult(set_name, row.name, len(per_image["model/dcls"]), means)
             results.append(result)
             if on_result is not None:
@@ -82,7 +83,8 @@ def format_suite(results: list[SuiteResult], title: str, markdown: bool = False)
     """The table: one line per (set, row); PSNR dB / SSIM per (method, convention)."""
     titles = {row.name: row.title for row in SUITE_ROWS}
     columns = [f"{m} ({c})" for m, c in SCORES]
-    cells = [[r.set_name, titles[r.row], str(r.images), *(f"{p:.2f} / {s:.4f}" for p, s in r.scores.values())] for r in results]
+    cells = [[r.set_name, titles[r.row], str(r.images), *(f"{p:.2f} / {s:.4f}" for p, s in r.scores.values())]
+             for r in results]
     head = ["set", "degradation", "images", *columns]
     if markdown:
         lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)] + [f"| {' | '.join(c)} |" for c in cells]

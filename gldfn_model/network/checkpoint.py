@@ -79,7 +79,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def shipped_weights_path(config_name: str, scale: int) -> Path | None:
-    """The weights shipped for (config, scale) — its Setting-1 model in the registry — or None when there are none."""
+    """The weights shipped for (config, scale), its Setting-1 model in the registry, or None when there are none."""
     from gldfn_model.network.registry import default_model  # the registry builds on this module
 
     model = default_model(scale, config_name)

@@ -55,8 +55,9 @@ class ShippedModel:
         return self.path
 
     def describe_training(self) -> str:
-        setting = {"iso": "Setting 1 (isotropic Gaussian)", "aniso": "Setting 2 (anisotropic Gaussian)",
-                   "sv": "Setting 3 (spatially varying)", "mixed": "Settings 1-3 mixed"}.get(self.training.get("setting"), "?")
+        names = {"iso": "Setting 1 (isotropic Gaussian)", "aniso": "Setting 2 (anisotropic Gaussian)",
+                 "sv": "Setting 3 (spatially varying)", "mixed": "Settings 1-3 mixed"}
+        setting = names.get(self.training.get("setting"), "?")
         noise = self.training.get("noise")
         return f"{setting}, " + ("no noise" if not noise else f"noise sigma {noise[0]:g}-{noise[1]:g}")
 
@@ -102,5 +103,6 @@ def scale_for(model: str | None, scale: int | None, default: int | None = DEFAUL
         return scale if scale is not None else default
     found = find_model(model)
     if scale is not None and scale != found.scale:
-        raise ModelRegistryError(f"model {model!r} upscales x{found.scale}, not x{scale}; drop --scale or pass --scale {found.scale}")
+        raise ModelRegistryError(f"model {model!r} upscales x{found.scale}, not x{scale}; "
+                                 f"drop --scale or pass --scale {found.scale}")
     return found.scale

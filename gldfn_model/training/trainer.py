@@ -122,8 +122,9 @@ def _check_same_degradation(saved: dict[str, Any], options: TrainOptions, path: 
     before = (saved.get("setting", "iso"), None if saved_noise is None else tuple(saved_noise))
     now = (options.setting, None if options.noise is None else tuple(options.noise))
     if before != now:
-        raise TrainingDataError(f"{path} was trained with setting {before[0]!r}, noise {before[1]}; resume it with the "
-                                f"same --setting and --noise (got {now[0]!r}, {now[1]}) or start a new run in another --out")
+        raise TrainingDataError(f"{path} was trained with setting {before[0]!r}, noise {before[1]}; resume it with "
+                                f"the same --setting and --noise (got {now[0]!r}, {now[1]}) or start a new run in "
+                                "another --out")
 
 
 ValidateFn = Callable[[GLDFN], float]
@@ -170,8 +171,9 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
 
     crop = options.patch * options.scale
     if crop < degradation.min_hr_size():
+        least = -(-degradation.min_hr_size() // options.scale)
         raise TrainingDataError(f"the HR crop ({options.patch} x {options.scale} = {crop} pixels) is too small for the "
-                                f"kernels of setting {options.setting!r}; use --patch {-(-degradation.min_hr_size() // options.scale)} or more")
+                                f"kernels of setting {options.setting!r}; use --patch {least} or more")
     images = load_training_images(options.data, crop, options.skip_small)
     batches = TrainingBatches(PatchSampler(images, crop, rng), degradation, options.batch, rng, noise_gen,
                               options.iters - start, options.prefetch)
