@@ -190,3 +190,9 @@ def test_prefetched_batches_and_their_generator_states_are_the_ones_made_in_line
             assert torch.equal(hr_a, hr_b) and torch.equal(lr_a, lr_b)
         with pytest.raises(RuntimeError, match="planned"):
             ahead.next()
+
+
+def test_unknown_setting_is_refused_before_the_run_folder_is_made(hr_folder, tmp_path):
+    with pytest.raises(ValueError, match="unknown training setting 'gaussian8'.*mixed"):
+        train(options(hr_folder, tmp_path / "run", setting="gaussian8"))
+    assert not (tmp_path / "run").exists()

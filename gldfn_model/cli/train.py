@@ -8,7 +8,6 @@ from typing import Any, Optional
 
 import typer
 
-from gldfn_model.data.degradation import TRAINING_SETTINGS
 from gldfn_model.training.trainer import TrainOptions, train
 
 
@@ -78,8 +77,6 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last.pt"),
     ) -> None:
         """Train GLDFN with on-the-fly degradation; resumable, seeded, DDP under torchrun."""
-        if setting not in TRAINING_SETTINGS:
-            raise typer.BadParameter(f"unknown setting {setting!r}; use one of {', '.join(TRAINING_SETTINGS)}")
         options = TrainOptions(data=[str(d) for d in data], out=str(out), scale=scale, setting=setting,
                                noise=parse_noise_range(noise), config=config,
                                iters=iters, batch=batch, patch=patch, lr=lr, seed=seed,

@@ -133,6 +133,7 @@ ValidateFn = Callable[[GLDFN], float]
 def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | None = None,
           progress: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Run (or resume) a training run; returns the path of the last checkpoint."""
+    degradation = training_degradation(options)  # checks the setting and noise before anything is created
     rank, world, device = _distributed()
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -145,7 +146,6 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     if not resume and last_path.is_file():
         raise FileExistsError(f"{out} already holds a run ({last_path}); pass --resume to continue it or choose another --out")
 
-    degradation = training_degradation(options)
     config = get_config(options.config, options.scale)
     torch.manual_seed(options.seed)
     model = GLDFN(config).to(device)
