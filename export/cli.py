@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from gldfn_model.cli.models import command_scale, model_option
 from gldfn_model.common.cli_errors import GldfnTyper
 
 
@@ -22,14 +23,16 @@ class Target(str, Enum):
 app = GldfnTyper(add_completion=False)
 
 
-def default_output(config_name: str, scale: int, precision: str, target: str) -> Path:
+def default_output(config_name: str, scale: int, precision: str, target: str, model: str | None = None) -> Path:
     suffix = "" if target == "trt" else f"_{target}"
-    return Path(f"gldfn_{config_name}_x{scale}_{precision}{suffix}.onnx")
+    stem = model.replace("-", "_") if model else f"{config_name}_x{scale}"
+    return Path(f"gldfn_{stem}_{precision}{suffix}.onnx")
 
 
 @app.command()
 def export(
-    scale: int = typer.Option(..., "--scale", help="Upscaling factor: 2, 3 or 4."),
+    scale: int | None = typer.Option(None, "--scale", help="Upscaling factor: 2, 3 or 4 (unless --model gives it)."),
+    model: str | None = model_option(),
     config: str | None = typer.Option(None, "--config", help="Named config (paper, small, tiny). Default: the checkpoint's, else the shipped one (tiny)."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Checkpoint to export. Default: the weights shipped for --config and --scale."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Export an untrained network when no weights are shipped (benchmarking only)."),
@@ -47,11 +50,14 @@ def export(
     from gldfn_export.summary import format_summary
     from gldfn_model.network.model_source import resolve_model
 
+    scale = command_scale(model, scale, default=None)
+    if scale is None:
+        raise typer.BadParameter("pass --scale 2|3|4, or --model NAME (`gldfn models` lists them)")
     if verify_image is not None and not verify_image.is_file():
         raise ExportError(f"--verify-image {verify_image} does not exist")
-    source = resolve_model(scale, config, checkpoint, random_weights)
+    source = resolve_model(scale, config, checkpoint, random_weights, model=model)
     typer.echo(f"exporting GLDFN x{scale} '{source.config_name}' from {source.description}")
-    path = output or default_output(source.config_name, scale, precision.value, target.value)
+    path = output or default_output(source.config_name, scale, precision.value, target.value, model)
     result = export_gldfn(
         source.model, path, precision=precision.value, target=target.value, opset=opset, batch=batch,
         verify=verify, checkpoint_sha256=source.checkpoint_sha256, config_name=source.config_name,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from gldfn_model.cli.models import command_scale
 from gldfn_model.common.sizes import parse_size
 
 BACKENDS = ("torch", "onnxruntime")
@@ -26,6 +27,18 @@ def parse_backends(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def split_shipped_model(text: str) -> tuple[list[str], str | None]:
+    """The --model list with a shipped model's name (at most one) replaced by ``gldfn``, and that name."""
+    from gldfn_model.network.registry import shipped_models
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = {m.name for m in shipped_models()}
+    shipped = [n for n in names if n in known]
+    if len(shipped) > 1:
+        raise typer.BadParameter(f"{', '.join(shipped)}: time one shipped model at a time")
+    return [("gldfn" if n in known else n) for n in names], (shipped[0] if shipped else None)
+
+
 def parse_precisions(text: str) -> list[str]:
     names = [p.strip().lower() for p in text.split(",") if p.strip()]
     if not names or any(p not in PRECISIONS for p in names):
@@ -36,7 +49,8 @@ def parse_precisions(text: str) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
-        model: str = typer.Option("gldfn", help="networks, comma-separated: gldfn, dcls, danv1, danv2 (interleaved)"),
+        model: str = typer.Option("gldfn", help="networks, comma-separated: gldfn, dcls, danv1, danv2 (interleaved); "
+                                  "a shipped model's name (`gldfn models`) times GLDFN with those weights"),
         backend: str = typer.Option("torch", help="torch, onnxruntime, or both: torch,onnxruntime"),
         device: str = typer.Option("cpu", help="torch's device: cpu, or cuda (CUDA-event timing)"),
         precision: str = typer.Option("fp32", help="torch on cuda: fp32, fp16, or both: fp32,fp16"),
@@ -44,7 +58,7 @@ def register(app: typer.Typer) -> None:
         iters: int = typer.Option(20, help="timed iterations per size"),
         warmup: int = typer.Option(3, help="untimed iterations first"),
         batch: int = typer.Option(1, help="images per call"),
-        scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4 (the peers: 4)"),
+        scale: int | None = typer.Option(None, help="upscaling factor: 2, 3 or 4 (default: the shipped model's, else 4; the peers: 4)"),
         config: str | None = typer.Option(
             None, help="GLDFN's named config: tiny (default alone), small or paper (default beside peers)"),
         checkpoint: Path | None = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
@@ -79,14 +93,16 @@ def register(app: typer.Typer) -> None:
             from gldfn_model.common.optional import import_pyplot
 
             import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
+        networks, shipped = split_shipped_model(model)
         try:
-            models = parse_models(model)
+            models = parse_models(",".join(networks))
         except PeerError as exc:
             raise typer.BadParameter(str(exc)) from None
         plan = BenchPlan(
             models=tuple(models), backends=tuple(parse_backends(backend)), device=device,
-            precisions=tuple(parse_precisions(precision)), scale=scale, gldfn_config=config, checkpoint=checkpoint,
-            random_weights=random_weights, onnx=onnx, providers=providers, threads=threads,
+            precisions=tuple(parse_precisions(precision)), scale=command_scale(shipped, scale), gldfn_config=config,
+            checkpoint=checkpoint, random_weights=random_weights, onnx=onnx, providers=providers, threads=threads,
+            shipped_model=shipped,
         )
         lr_sizes = [parse_size(s) for s in sizes.split(",") if s.strip()]
         start = time.perf_counter()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from gldfn_model.cli.models import command_scale, model_option
 from gldfn_runtime.cli_outputs import (
     FORMAT,
     MAX_PIXELS,
@@ -31,11 +32,14 @@ class Backend(str, Enum):
 def build_upscaler(
     backend: str, scale: int, checkpoint: Path | None, onnx: Path | None, config: str | None,
     random_weights: bool, providers: str, threads: int | None, tile: int | None, overlap: int,
+    model: str | None = None,
 ) -> Upscaler:  # imported lazily to keep `gldfn --help` fast
     """The upscaler a backend name and its options describe; typer.BadParameter for inconsistent options."""
     from gldfn_runtime.upscaler import Upscaler
 
     tiling = {"tile": tile, "overlap": overlap}
+    if model is not None and backend != Backend.torch:
+        raise typer.BadParameter(f"--model is for --backend torch; {backend.value} does not run shipped weights")
     if backend == Backend.onnxruntime:
         if onnx is None:
             raise typer.BadParameter("--backend onnxruntime needs --onnx FILE (export one with gldfn-export)")
@@ -49,7 +53,8 @@ def build_upscaler(
         raise typer.BadParameter(f"--onnx is for --backend onnxruntime, not {backend.value}")
     if backend == Backend.bicubic:
         return Upscaler.bicubic(scale, **tiling)
-    return Upscaler.from_checkpoint(checkpoint, scale, config=config, random_weights=random_weights, threads=threads, **tiling)
+    return Upscaler.from_checkpoint(checkpoint, scale, config=config, random_weights=random_weights, threads=threads,
+                                    model=model, **tiling)
 
 
 def register(app: typer.Typer) -> None:
@@ -62,8 +67,9 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = OVERWRITE,
         skip_existing: bool = SKIP_EXISTING,
         backend: Backend = typer.Option(Backend.torch, help="torch, onnxruntime, or bicubic (the baseline, no model)"),
-        scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
+        scale: int | None = typer.Option(None, help="upscaling factor: 2, 3 or 4 (default: the --model's, else 4)"),
         checkpoint: Path | None = typer.Option(None, help="torch: a gldfn checkpoint (default: the shipped weights)"),
+        model: str | None = model_option(),
         config: str | None = typer.Option(None, help="torch: named config of the shipped/random weights (default tiny)"),
         random_weights: bool = typer.Option(False, "--random-weights", help="torch: an untrained network (testing only)"),
         onnx: Path | None = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
@@ -84,5 +90,6 @@ def register(app: typer.Typer) -> None:
 
         plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
                             overwrite=overwrite, skip_existing=skip_existing)
-        upscaler = build_upscaler(backend, scale, checkpoint, onnx, config, random_weights, providers, threads, tile, overlap)
+        upscaler = build_upscaler(backend, command_scale(model, scale), checkpoint, onnx, config, random_weights,
+                                  providers, threads, tile, overlap, model)
         write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({backend.value})", max_pixels)

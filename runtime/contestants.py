@@ -48,6 +48,7 @@ class BenchPlan:
     providers: str = "cpu"
     threads: int | None = None
     seed: int = 0
+    shipped_model: str | None = None  # a `gldfn models` name: GLDFN with those weights
 
     def check(self) -> None:
         if self.device not in DEVICES:
@@ -126,7 +127,8 @@ def torch_device_contestant(model: nn.Module, name: str, device: torch.device, p
 def _gldfn_model(plan: BenchPlan, config_name: str | None) -> tuple[nn.Module, str]:
     from gldfn_model.network.model_source import resolve_model
 
-    source = resolve_model(plan.scale, config_name, plan.checkpoint, plan.random_weights, plan.seed)
+    source = resolve_model(plan.scale, config_name, plan.checkpoint, plan.random_weights, plan.seed,
+                           model=plan.shipped_model)
     return source.model, source.config_name
 
 
@@ -176,7 +178,7 @@ def build_contestants(plan: BenchPlan, folder: Path, log: Callable[[str], None] 
     peers = [m for m in plan.models if m != "gldfn"]
     if peers and plan.checkpoint is None:
         plan = replace(plan, random_weights=True)
-    config_name = plan.gldfn_config or ("paper" if peers else "tiny" if plan.checkpoint is None else None)
+    config_name = plan.gldfn_config or (None if plan.shipped_model or plan.checkpoint else "paper" if peers else "tiny")
     setup = BenchSetup([], None)
     if peers:
         setup.notes.append("random weights for every network (the peers have none here): "

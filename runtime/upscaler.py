@@ -156,16 +156,17 @@ class Upscaler:
         random_weights: bool = False,
         device: str = "cpu",
         threads: int | None = None,
+        model: str | None = None,
         **kwargs: Any,
     ) -> Upscaler:
-        """PyTorch on a checkpoint; ``path`` None takes the weights shipped for ``config`` (default tiny) at
-        ``scale``, or random weights when ``random_weights`` (benchmarks only)."""
+        """PyTorch on a checkpoint; ``path`` None takes the shipped model named ``model``, else the weights shipped
+        for ``config`` (default tiny) at ``scale``, or random weights when ``random_weights`` (benchmarks only)."""
         from gldfn_model.inference.torch_runner import TorchRunner
         from gldfn_model.network.checkpoint import SHIPPED_CONFIG
         from gldfn_model.network.model_source import resolve_model
 
-        name = config if config is not None or path is not None else SHIPPED_CONFIG
-        source = resolve_model(scale, name, Path(path) if path is not None else None, random_weights)
+        name = config if config is not None or path is not None or model is not None else SHIPPED_CONFIG
+        source = resolve_model(scale, name, Path(path) if path is not None else None, random_weights, model=model)
         return cls(TorchRunner(source.model, device=device, threads=threads), **kwargs)
 
     @classmethod

@@ -94,10 +94,19 @@ def test_sample_batch_spatially_varying_pads_region_counts():
     kernels, masks = batch["kernels"], batch["masks"]
     assert kernels.ndim == 4 and masks.shape == (6, kernels.shape[1], 48, 48)
     assert torch.allclose(masks.sum(dim=1), torch.ones(6, 48, 48), atol=1e-5)
-    assert (batch["noise_sigma"] * 255 <= 5).all()
+    assert (batch["noise_sigma"] * 255 <= 10).all()  # the training range of sv: U(0, 10) / 255
     hr = torch.rand(6, 3, 48, 48, generator=torch.Generator().manual_seed(0))
     lr = deg.degrade_batch(hr, kernels, 4, batch["noise_sigma"], torch.Generator().manual_seed(0), masks=masks)
     assert lr.shape == (6, 3, 12, 12)
+    # A sample padded with empty regions comes out as it does alone, with only its own regions.
+    padded = [i for i, p in enumerate(batch["params"]) if len(p["regions"]) < kernels.shape[1]]
+    assert padded
+    together = deg.degrade_batch(hr.double(), kernels.double(), 4, quantize=False, masks=masks.double())
+    for i in padded:
+        own = len(batch["params"][i]["regions"])
+        alone = deg.degrade_batch(hr[i : i + 1].double(), kernels[i : i + 1, :own].double(), 4, quantize=False,
+                                  masks=masks[i : i + 1, :own].double())
+        assert torch.allclose(together[i : i + 1], alone, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # direct convolution / FFT paths
@@ -202,3 +211,124 @@ def test_degrade_batch_is_fast_on_cpu():
     elapsed = time.perf_counter() - start
     assert lr.shape == (16, 3, 48, 48)
     assert elapsed < 2.0, f"degrading 16 crops of 192x192 took {elapsed:.2f} s"
+
+
+# ---------------------------------------------------------------- training samplers: distributions over many draws
+
+def _uniform_fits(values, low, high):
+    """Kolmogorov-Smirnov against U(low, high); a correct sampler fails this one time in 10^4."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    assert low <= values.min() and values.max() <= high
+    return stats.kstest(values, stats.uniform(low, high - low).cdf).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_setting_1_training_widths_are_uniform_over_the_papers_ranges(scale):
+    batch = deg.sample_batch("iso", scale, 3000, np.random.default_rng(scale))
+    sigmas = [p["sigma"] for p in batch["params"]]
+    assert _uniform_fits(sigmas, *{2: (0.2, 2.0), 3: (0.2, 3.0), 4: (0.2, 4.0)}[scale])
+    assert not _uniform_fits(sigmas, 0.2, 5.0)  # the test can tell a wrong range
+    kernels = batch["kernels"].double()
+    assert kernels.shape == (3000, 21, 21)
+    assert torch.allclose(kernels.sum(dim=(1, 2)), torch.ones(3000, dtype=torch.float64))
+    axis = torch.arange(21, dtype=torch.float64) - 10
+    variance = (kernels.sum(dim=1) * axis**2).sum(dim=1)
+    # Where the 21x21 window truncates little and the pixel grid resolves the width, the variance is sigma^2.
+    resolved = (torch.tensor(sigmas) > 0.7) & (torch.tensor(sigmas) < 2.5)
+    assert resolved.sum() > 500
+    assert torch.allclose(variance[resolved], torch.tensor(sigmas, dtype=torch.float64)[resolved] ** 2, rtol=5e-3)
+    assert (batch["noise_sigma"] == 0).all() and batch["masks"] is None
+
+
+@pytest.mark.parametrize("scale, size", [(2, 11), (4, 31)])
+def test_setting_2_training_kernels_follow_their_widths_and_rotations(scale, size):
+    batch = deg.sample_batch("aniso", scale, 2000, np.random.default_rng(10 + scale))
+    params = batch["params"]
+    assert _uniform_fits([p["sigma_1"] for p in params] + [p["sigma_2"] for p in params], 0.6, 5.0)
+    assert _uniform_fits([p["theta"] for p in params], -math.pi, math.pi)
+    kernels = batch["kernels"].double()
+    assert kernels.shape == (2000, size, size)
+    # Each kernel's second moments are the covariance its parameters describe (where the window truncates little).
+    axis = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    checked = 0
+    for kernel, p in zip(kernels, params):
+        if max(p["sigma_1"], p["sigma_2"]) * 4 > size / 2:
+            continue
+        c, s_ = math.cos(p["theta"]), math.sin(p["theta"])
+        along, across = p["sigma_1"] ** 2, p["sigma_2"] ** 2
+        expected = [along * c * c + across * s_ * s_, (along - across) * c * s_, along * s_ * s_ + across * c * c]
+        measured = [(kernel * xx * xx).sum(), (kernel * xx * yy).sum(), (kernel * yy * yy).sum()]
+        assert measured == pytest.approx(expected, rel=0.02, abs=0.02)
+        checked += 1
+    assert checked > 50
+
+
+def test_setting_3_training_draws_regions_kernels_and_noise_as_stated():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    params, noise = [], []
+    for _ in range(40):
+        batch = deg.sample_batch("sv", 4, 10, rng, hr_shape=(32, 32))
+        assert torch.allclose(batch["masks"].sum(dim=1), torch.ones(10, 32, 32), atol=1e-5)
+        params += batch["params"]
+        noise += batch["noise_sigma"].tolist()
+    counts = np.bincount([len(p["regions"]) for p in params], minlength=5)[2:]
+    assert stats.chisquare(counts).pvalue > 1e-4  # 2, 3 or 4 regions, equally likely
+    regions = [r for p in params for r in p["regions"]]
+    motion = [r for r in regions if r["type"] == "motion"]
+    defocus = [r for r in regions if r["type"] == "defocus"]
+    assert len(motion) + len(defocus) == len(regions)
+    assert stats.binomtest(len(motion), len(regions)).pvalue > 1e-4  # motion or defocus, equally likely
+    assert _uniform_fits([r["length"] for r in motion], 3.0, 17.0)
+    assert _uniform_fits([r["angle"] for r in motion], -math.pi, math.pi)
+    assert _uniform_fits([r["radius"] for r in defocus], 1.0, 4.0)
+    assert _uniform_fits(np.array(noise) * 255, 0.0, 10.0)  # training covers both test ranges, low and high
+    wider = deg.sample_batch("sv", 4, 400, np.random.default_rng(4), hr_shape=(24, 24), noise_range=(0.0, 30 / 255))
+    assert _uniform_fits(wider["noise_sigma"].numpy() * 255, 0.0, 30.0)
+
+
+def test_training_noise_is_drawn_per_sample_and_added_with_that_sigma():
+    batch = deg.sample_batch("aniso", 2, 3000, np.random.default_rng(5), noise_range=(5 / 255, 30 / 255))
+    assert _uniform_fits(batch["noise_sigma"].numpy() * 255, 5.0, 30.0)
+    degradation = deg.TrainingDegradation("iso", 4, (5 / 255, 30 / 255))
+    flat = torch.full((48, 3, 64, 64), 0.5)
+    rng, generator = np.random.default_rng(6), torch.Generator().manual_seed(6)
+    drawn = deg.sample_batch("iso", 4, 48, np.random.default_rng(6), noise_range=(5 / 255, 30 / 255))["noise_sigma"]
+    lr = degradation.degrade(flat, rng, generator)  # the same draws as `drawn`: same seed, same sampler
+    measured = (lr - 0.5).flatten(1).std(dim=1)
+    assert torch.allclose(measured, drawn, rtol=0.12, atol=1 / 255)
+    assert np.corrcoef(measured, drawn)[0, 1] > 0.98
+
+
+def test_mixed_training_draws_each_setting_equally_often_and_degrades_every_sample():
+    from scipy import stats
+
+    mixed = deg.TrainingDegradation("mixed", 4)
+    picks = mixed.pick_settings(3000, np.random.default_rng(7))
+    assert stats.chisquare([picks.count(s) for s in deg.RANDOM_SETTINGS]).pvalue > 1e-4
+    assert deg.TrainingDegradation("aniso", 4).pick_settings(5, np.random.default_rng(7)) == ["aniso"] * 5
+    hr = torch.rand(12, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+    first = mixed.degrade(hr, np.random.default_rng(8), torch.Generator().manual_seed(8))
+    again = mixed.degrade(hr, np.random.default_rng(8), torch.Generator().manual_seed(8))
+    assert first.shape == (12, 3, 8, 8) and torch.equal(first, again)
+    assert torch.equal(first, torch.round(first * 255) / 255)
+    # Every sample was written (none left as the uninitialized buffer) and blurred: smoother than its HR.
+    naive = hr.view(12, 3, 8, 4, 8, 4).mean(dim=(3, 5))
+    assert ((first - naive).abs().flatten(1).mean(dim=1) < 0.25).all()
+    assert mixed.min_hr_size() == 16 and deg.TrainingDegradation("iso", 4).min_hr_size() == 11
+    with pytest.raises(deg.DegradationError, match="mixed"):
+        deg.TrainingDegradation("gaussian8", 4)
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (33, 47), (480, 320)])
+def test_region_mask_displacement_is_scipys_cubic_zoom(shape):
+    """The sampler zooms its 6x6 displacement field with two matrices; scipy's 2-D zoom is the definition."""
+    import scipy.ndimage
+
+    coarse = np.random.default_rng(1).normal(size=(6, 6))
+    fast = deg._spline_zoom_matrix(6, shape[0]) @ coarse @ deg._spline_zoom_matrix(6, shape[1]).T
+    assert np.abs(fast - scipy.ndimage.zoom(coarse, (shape[0] / 6, shape[1] / 6), order=3)).max() < 1e-12

@@ -5,6 +5,7 @@ from conftest import require_dataset
 
 from gldfn_model.evaluation.evaluate import compare_with_bicubic
 from gldfn_model.network.checkpoint import SHIPPED_CONFIG, load_checkpoint, shipped_weights_path
+from gldfn_model.network.registry import default_model
 
 
 def shipped_model():
@@ -33,6 +34,7 @@ def test_shipped_weights_load_and_are_small():
 def test_set5_reaches_29_db_and_beats_bicubic_everywhere():
     ours, not_better = scores_against_bicubic("Set5")
     assert ours.psnr >= 29.0
+    assert ours.psnr == pytest.approx(default_model(4).set5["gaussian8"]["psnr"], abs=0.006)  # as `gldfn models` says
     assert not not_better
 
 

@@ -32,17 +32,18 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_is_exact(hr_folder, tmp_path):
-    straight = load_checkpoint(train(options(hr_folder, tmp_path / "a")))
+@pytest.mark.parametrize("degradation", [{}, {"setting": "mixed", "noise": (0.0, 15.0)}])
+def test_resume_is_exact(hr_folder, tmp_path, degradation):
+    straight = load_checkpoint(train(options(hr_folder, tmp_path / "a", **degradation)))
 
     def stop_after_3(record):
         if record["iteration"] == 3:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(options(hr_folder, tmp_path / "b"), progress=stop_after_3)
+        train(options(hr_folder, tmp_path / "b", **degradation), progress=stop_after_3)
     assert load_checkpoint(tmp_path / "b" / "last.pt").extra["iteration"] == 2
-    resumed = load_checkpoint(train(options(hr_folder, tmp_path / "b"), resume=True))
+    resumed = load_checkpoint(train(options(hr_folder, tmp_path / "b", **degradation), resume=True))
     assert resumed.extra["iteration"] == 4
     for key, value in straight.state_dict.items():
         torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0, msg=key)
@@ -152,3 +153,80 @@ def test_validation_logs_psnr_and_keeps_the_best(hr_folder, tmp_path):
     assert len(psnrs) == 2 and all(10 < p < 60 for p in psnrs)
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     assert best.extra["best_psnr"] == pytest.approx(max(psnrs))
+
+
+@pytest.mark.parametrize("setting, noise", [("iso", None), ("aniso", (0, 15.0)), ("sv", None), ("mixed", (5.0, 30.0))])
+def test_every_setting_trains(hr_folder, tmp_path, setting, noise):
+    last = load_checkpoint(train(options(hr_folder, tmp_path / "run", iters=2, batch=3, setting=setting, noise=noise)))
+    assert last.extra["iteration"] == 2
+    assert last.extra["options"]["setting"] == setting and last.extra["options"]["noise"] == noise
+    lines = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(np.isfinite(r["loss"]) and 0 < r["loss"] < 1 for r in lines)
+
+
+def test_resume_keeps_the_runs_degradation(hr_folder, tmp_path):
+    train(options(hr_folder, tmp_path / "run", iters=2, setting="aniso"))
+    with pytest.raises(TrainingDataError, match="setting 'aniso'.*--setting"):
+        train(options(hr_folder, tmp_path / "run", iters=4), resume=True)
+    with pytest.raises(TrainingDataError, match="--noise"):
+        train(options(hr_folder, tmp_path / "run", iters=4, setting="aniso", noise=(0.0, 15.0)), resume=True)
+    resumed = train(options(hr_folder, tmp_path / "run", iters=4, setting="aniso"), resume=True)
+    assert load_checkpoint(resumed).extra["iteration"] == 4
+
+
+def test_runs_saved_before_the_setting_options_resume_as_setting_1(hr_folder, tmp_path):
+    """Checkpoints written before --setting/--noise existed record no noise; they were Setting 1, noise-free."""
+    import torch as _torch
+
+    last = train(options(hr_folder, tmp_path / "run", iters=2))
+    payload = _torch.load(last, weights_only=False)
+    del payload["options"]["noise"]
+    _torch.save(payload, last)
+    assert load_checkpoint(train(options(hr_folder, tmp_path / "run", iters=3), resume=True)).extra["iteration"] == 3
+
+
+def test_crop_too_small_for_the_settings_kernels_is_named(hr_folder, tmp_path):
+    with pytest.raises(TrainingDataError, match="too small.*'aniso'.*--patch 4"):
+        train(options(hr_folder, tmp_path / "run", patch=3, setting="aniso"))
+
+
+def test_noise_option_parses_levels_and_ranges():
+    import typer
+
+    from gldfn_model.cli.train import parse_noise_range
+
+    assert parse_noise_range("15") == (15.0, 15.0) and parse_noise_range("0-30") == (0.0, 30.0)
+    assert parse_noise_range(None) is None
+    for bad in ("30-0", "abc", "-5", "0-300"):
+        with pytest.raises(typer.BadParameter):
+            parse_noise_range(bad)
+
+
+def test_prefetched_batches_and_their_generator_states_are_the_ones_made_in_line():
+    """The background thread draws the same batches; the state a checkpoint saves is that of the next batch
+    not yet taken, though the thread has already drawn further."""
+    from gldfn_model.data.degradation import TrainingDegradation
+    from gldfn_model.training.batches import PatchSampler, TrainingBatches
+
+    images = [np.random.default_rng(i).integers(0, 256, size=(40, 48, 3), dtype=np.uint8) for i in range(3)]
+
+    def stream(prefetch):
+        rng, noise = np.random.default_rng(1), torch.Generator().manual_seed(2)
+        return TrainingBatches(PatchSampler(images, 32, rng), TrainingDegradation("mixed", 4, (0.0, 0.1)), 3, rng,
+                               noise, count=4, prefetch=prefetch)
+
+    with stream(False) as inline, stream(True) as ahead:
+        for _ in range(4):
+            states = inline.generator_state(), ahead.generator_state()
+            assert states[0]["numpy"] == states[1]["numpy"]
+            assert torch.equal(states[0]["torch_noise"], states[1]["torch_noise"])
+            (hr_a, lr_a), (hr_b, lr_b) = inline.next(), ahead.next()
+            assert torch.equal(hr_a, hr_b) and torch.equal(lr_a, lr_b)
+        with pytest.raises(RuntimeError, match="planned"):
+            ahead.next()
+
+
+def test_unknown_setting_is_refused_before_the_run_folder_is_made(hr_folder, tmp_path):
+    with pytest.raises(ValueError, match="unknown training setting 'gaussian8'.*mixed"):
+        train(options(hr_folder, tmp_path / "run", setting="gaussian8"))
+    assert not (tmp_path / "run").exists()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from gldfn_model.cli import degrade, evaluate, info, train
+from gldfn_model.cli import degrade, evaluate, info, models, train
 from gldfn_model.common.cli_errors import GldfnTyper
 
 COMMAND_GROUP = "gldfn.commands"
 
 app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN blind super-resolution: model tools.")
-for module in (info, train, degrade, evaluate):
+for module in (info, models, train, degrade, evaluate):
     module.register(app)
 # One registration per name, even where two installations of the project are on the path.
 for entry in sorted({e.name: e for e in entry_points(group=COMMAND_GROUP)}.values(), key=lambda e: e.name):

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from gldfn_model.cli.degrade import check_setting, noise_from_level
+from gldfn_model.cli.models import command_scale, model_option
 from gldfn_model.data.degradation import SETTINGS
 from gldfn_model.evaluation.metrics import CONVENTIONS
 from gldfn_model.network.checkpoint import SHIPPED_CONFIG
@@ -26,9 +27,11 @@ def register(app: typer.Typer) -> None:
         hr: Path = typer.Option(..., "--hr", help="folder of HR test images"),
         setting: str | None = typer.Option(None, help=f"degradation setting: {', '.join(SETTINGS)} "
                                               "(default gaussian8, or the --lr-dir folder's)"),
-        scale: int = typer.Option(4, help="scale factor (2, 3, 4)"),
-        method: str = typer.Option("bicubic", help="bicubic (MATLAB-style upsampling) or model"),
+        scale: int | None = typer.Option(None, help="scale factor (2, 3, 4); default: the --model's, else 4"),
+        method: str | None = typer.Option(None, help="bicubic (MATLAB-style upsampling) or model; default: model "
+                                             "with --model or --checkpoint, else bicubic"),
         checkpoint: Path | None = typer.Option(None, help="GLDFN checkpoint (default: the shipped weights)"),
+        model: str | None = model_option(),
         config: str = typer.Option(SHIPPED_CONFIG, help="config of the shipped weights used when no --checkpoint is given"),
         convention: str = typer.Option("dcls", help="scoring convention: dcls (Y 16-235, border crop) or ikc"),
         lr_dir: Path | None = typer.Option(None, "--lr-dir", help="read LR images from a `gldfn degrade` folder"),
@@ -43,12 +46,14 @@ def register(app: typer.Typer) -> None:
         if setting is None:
             setting = evaluation.read_manifest(lr_dir)["setting"] if lr_dir is not None and _has_manifest(lr_dir) else "gaussian8"
         check_setting(setting, sv_noise, noise)
+        method = method or ("model" if checkpoint is not None or model is not None else "bicubic")
         if method not in METHODS:
             raise typer.BadParameter(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
         if convention not in CONVENTIONS:
             raise typer.BadParameter(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
-        if checkpoint is not None and method != "model":
-            raise typer.BadParameter("--checkpoint needs --method model")
+        if (checkpoint is not None or model is not None) and method != "model":
+            raise typer.BadParameter("--checkpoint and --model need --method model")
+        scale = command_scale(model, scale)
 
         def show(image: evaluation.ImageScore) -> None:
             if not as_json:
@@ -57,7 +62,7 @@ def register(app: typer.Typer) -> None:
         if method == "bicubic":
             restore = evaluation.bicubic_restore(scale)
         else:
-            restore = evaluation.model_restore(evaluation.load_eval_model(checkpoint, scale, config))
+            restore = evaluation.model_restore(evaluation.load_eval_model(checkpoint, scale, config, model))
         result = evaluation.evaluate(hr, setting, scale, restore, convention, seed, noise_from_level(noise),
                                      sv_noise, lr_dir, on_image=show)
         if as_json:

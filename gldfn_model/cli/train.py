@@ -11,6 +11,20 @@ import typer
 from gldfn_model.training.trainer import TrainOptions, train
 
 
+def parse_noise_range(text: str | None) -> tuple[float, float] | None:
+    """``--noise``: ``15`` (every sample sigma 15) or ``0-30`` (sigma ~ U[0, 30]), in 8-bit levels."""
+    if text is None:
+        return None
+    try:
+        low, _, high = text.partition("-")
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give a level like 15 or a range like 0-30 (8-bit levels)") from None
+    if not 0 <= bounds[0] <= bounds[1] <= 255:
+        raise typer.BadParameter(f"{text!r}: levels must satisfy 0 <= low <= high <= 255")
+    return bounds
+
+
 class ProgressPrinter:
     """One status line (loss, lr, it/s, ETA): redrawn in place on a terminal, a line per log interval otherwise."""
 
@@ -43,7 +57,10 @@ def register(app: typer.Typer) -> None:
         data: list[Path] = typer.Option(..., "--data", help="HR image folder(s); repeat --data for several"),
         out: Path = typer.Option(..., "--out", help="run folder: checkpoints, train_log.jsonl"),
         scale: int = typer.Option(4, help="2, 3 or 4"),
-        setting: str = typer.Option("iso", help="degradation: iso (Setting 1, isotropic Gaussian)"),
+        setting: str = typer.Option("iso", help="degradation: iso (Setting 1, isotropic Gaussian), aniso (Setting 2), "
+                                    "sv (Setting 3, spatially varying), mixed (one of the three per sample)"),
+        noise: str | None = typer.Option(None, help="AWGN sigma in 8-bit levels for every sample: 15, or a range "
+                                            "0-30 drawn per sample (default: none; sv: 0-10)"),
         config: str = typer.Option("tiny", help="named config: tiny, small or paper"),
         iters: int = typer.Option(10_000, help="iterations; the paper's lr schedule is scaled to this"),
         batch: int = typer.Option(16, help="batch size (per process under torchrun)"),
@@ -56,13 +73,16 @@ def register(app: typer.Typer) -> None:
         snapshot_every: int = typer.Option(1000, help="iterations between kept iter_N.pt weight snapshots"),
         skip_small: bool = typer.Option(False, "--skip-small", help="leave out images smaller than the HR crop"),
         threads: int | None = typer.Option(None, help="torch CPU threads"),
+        prefetch: bool = typer.Option(True, help="make the next batch (crops, degradation) in a background thread"),
         resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last.pt"),
     ) -> None:
         """Train GLDFN with on-the-fly degradation; resumable, seeded, DDP under torchrun."""
-        options = TrainOptions(data=[str(d) for d in data], out=str(out), scale=scale, setting=setting, config=config,
+        options = TrainOptions(data=[str(d) for d in data], out=str(out), scale=scale, setting=setting,
+                               noise=parse_noise_range(noise), config=config,
                                iters=iters, batch=batch, patch=patch, lr=lr, seed=seed,
                                val=str(val) if val else None, val_every=val_every, ckpt_every=ckpt_every,
-                               snapshot_every=snapshot_every, skip_small=skip_small, threads=threads)
+                               snapshot_every=snapshot_every, skip_small=skip_small, threads=threads,
+                               prefetch=prefetch)
         validate = None
         if val is not None:
             from gldfn_model.evaluation.evaluate import make_validator

@@ -16,10 +16,12 @@ Settings:
   31x31 for x4 (and 21x21 for x3, where the paper gives no size).
 - ``sv`` (Setting 3): spatially varying. Our own region-mask generator splits the image into 2-4 soft
   regions; each gets a motion or a defocus kernel; the blurred images are blended by the masks; noise
-  sigma ~ U(0, 5) / 255 ("low") or U(5, 10) / 255 ("high").
+  sigma ~ U(0, 5) / 255 ("low") or U(5, 10) / 255 ("high"); training draws it from U(0, 10) / 255.
+- ``mixed`` (training only): each sample draws one of ``iso``, ``aniso``, ``sv``, equally likely.
 """
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -36,10 +38,13 @@ from gldfn_model.data.imresize import imresize_torch
 
 SUPPORTED_SCALES = (2, 3, 4)
 SETTINGS = ("gaussian8", "iso", "aniso", "sv")
+RANDOM_SETTINGS = ("iso", "aniso", "sv")
+TRAINING_SETTINGS = (*RANDOM_SETTINGS, "mixed")
 ISO_KERNEL_SIZE = 21
 SV_KERNEL_SIZE = 21
 ANISO_WIDTH_RANGE = (0.6, 5.0)
 SV_NOISE_RANGES_255 = {"low": (0.0, 5.0), "high": (5.0, 10.0)}
+SV_TRAINING_NOISE_255 = (0.0, 10.0)  # both test ranges
 
 _GAUSSIAN8_SIGMA_ENDS = {2: (0.80, 1.60), 3: (1.35, 2.40), 4: (1.80, 3.20)}
 _TRAINING_SIGMA_RANGES = {2: (0.2, 2.0), 3: (0.2, 3.0), 4: (0.2, 4.0)}
@@ -201,7 +206,7 @@ def region_masks(height: int, width: int, rng: np.random.Generator, regions: int
     seeds = rng.uniform(0.0, 1.0, size=(regions, 2)) * [height, width]
     grid = max(height, width) / 4.0  # displacement varies on the scale of a quarter image
     coarse = rng.normal(0.0, 1.0, size=(2, 6, 6))
-    displacement = np.stack([scipy.ndimage.zoom(c, (height / 6, width / 6), order=3)[:height, :width] for c in coarse])
+    displacement = _spline_zoom_matrix(6, height) @ coarse @ _spline_zoom_matrix(6, width).T
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     yy = yy + warp * 4.0 * grid * displacement[0]
     xx = xx + warp * 4.0 * grid * displacement[1]
@@ -211,6 +216,17 @@ def region_masks(height: int, width: int, rng: np.random.Generator, regions: int
                       for r in range(regions)])
     masks /= masks.sum(axis=0, keepdims=True)
     return masks.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _spline_zoom_matrix(size: int, out_size: int) -> np.ndarray:
+    """``out_size x size``: the matrix of ``scipy.ndimage.zoom(v, out_size / size, order=3)`` on a vector.
+
+    Cubic-spline zoom is linear and separable, so a 2-D zoom is ``A @ image @ B.T``: the same values to
+    ~1e-15, without scipy's per-pixel 2-D spline evaluation (the bulk of the sampler's time at 128x128)."""
+    matrix = np.stack([scipy.ndimage.zoom(unit, out_size / size, order=3) for unit in np.eye(size)], axis=1)
+    matrix.setflags(write=False)  # shared by the cache
+    return matrix
 
 
 def random_blur_kernel_sv(rng: np.random.Generator, size: int = SV_KERNEL_SIZE) -> tuple[np.ndarray, dict[str, Any]]:
@@ -225,22 +241,36 @@ def random_blur_kernel_sv(rng: np.random.Generator, size: int = SV_KERNEL_SIZE) 
     return defocus_kernel(radius, size), {"type": "defocus", "radius": radius}
 
 
-def random_spatially_varying(height: int, width: int, rng: np.random.Generator, noise: str = "low") -> Degradation:
+def random_spatially_varying(height: int, width: int, rng: np.random.Generator,
+                             noise: str | tuple[float, float] = "low") -> Degradation:
     """Setting 3 for an HR image of ``height x width``: 2-4 soft regions, a motion or defocus kernel each,
-    noise sigma ~ U(0, 5) / 255 (``noise="low"``) or U(5, 10) / 255 (``"high"``)."""
-    if noise not in SV_NOISE_RANGES_255:
-        raise DegradationError(f"spatially varying noise must be one of {sorted(SV_NOISE_RANGES_255)}, got {noise!r}")
+    noise sigma ~ U(0, 5) / 255 (``noise="low"``), U(5, 10) / 255 (``"high"``) or U(low, high) / 255 for a
+    ``(low, high)`` pair of 8-bit levels."""
+    low, high = _sv_noise_range(noise)
     regions = int(rng.integers(2, 5))
     mask_seed = int(rng.integers(0, 2**31))
     masks = region_masks(height, width, np.random.default_rng(mask_seed), regions)
     kernels, descriptions = zip(*(random_blur_kernel_sv(rng) for _ in range(regions)))
-    noise_sigma = float(rng.uniform(*SV_NOISE_RANGES_255[noise])) / 255.0
-    params = {"type": "spatially_varying", "regions": list(descriptions), "mask_seed": mask_seed, "noise": noise}
+    noise_sigma = float(rng.uniform(low, high)) / 255.0
+    params = {"type": "spatially_varying", "regions": list(descriptions), "mask_seed": mask_seed,
+              "noise": noise if isinstance(noise, str) else [low, high]}
     return Degradation(np.stack(kernels), noise_sigma, params, masks)
 
 
+def _sv_noise_range(noise: str | tuple[float, float]) -> tuple[float, float]:
+    if isinstance(noise, str):
+        if noise not in SV_NOISE_RANGES_255:
+            raise DegradationError(f"spatially varying noise must be one of {sorted(SV_NOISE_RANGES_255)}, "
+                                   f"got {noise!r}")
+        return SV_NOISE_RANGES_255[noise]
+    low, high = (float(v) for v in noise)
+    if not 0 <= low <= high <= 255:
+        raise DegradationError(f"a noise range needs 0 <= low <= high <= 255 (8-bit levels), got {noise}")
+    return low, high
+
+
 def sample_degradation(setting: str, scale: int, rng: np.random.Generator, hr_shape: tuple[int, int] | None = None,
-                       noise_sigma: float = 0.0, sv_noise: str = "low") -> Degradation:
+                       noise_sigma: float = 0.0, sv_noise: str | tuple[float, float] = "low") -> Degradation:
     """One random degradation of ``setting`` (``iso``, ``aniso`` or ``sv``; ``sv`` needs ``hr_shape`` and draws
     its own noise, ignoring ``noise_sigma``)."""
     if setting == "iso":
@@ -255,18 +285,26 @@ def sample_degradation(setting: str, scale: int, rng: np.random.Generator, hr_sh
 
 
 def sample_batch(setting: str, scale: int, batch: int, rng: np.random.Generator, hr_shape: tuple[int, int] | None = None,
-                 noise_range: tuple[float, float] | None = None) -> dict[str, torch.Tensor | None]:
-    """Kernels, noise levels and (for ``sv``) masks for a training batch, ready for :func:`degrade_batch`.
+                 noise_range: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Training degradations of ``setting`` (``iso``, ``aniso`` or ``sv``) for a batch, ready for
+    :func:`degrade_batch`: ``kernels``, ``noise_sigma``, ``masks`` (``sv`` only, else None) and ``params``
+    (each sample's :meth:`Degradation.describe`).
 
-    ``noise_range`` (in [0, 1] units) draws each sample's noise sigma uniformly; None means no noise (``sv``
-    always draws its own)."""
+    ``noise_range`` ([0, 1] units) draws each sample's AWGN sigma uniformly; None means the setting's own:
+    no noise for ``iso`` and ``aniso``, U(0, 10) / 255 for ``sv``."""
     samples = []
     for _ in range(batch):
+        if setting == "sv":
+            own = SV_TRAINING_NOISE_255 if noise_range is None else (noise_range[0] * 255.0, noise_range[1] * 255.0)
+            samples.append(sample_degradation(setting, scale, rng, hr_shape, sv_noise=own))
+            continue
         noise = float(rng.uniform(*noise_range)) if noise_range is not None else 0.0
         samples.append(sample_degradation(setting, scale, rng, hr_shape, noise))
     noise_sigma = torch.tensor([s.noise_sigma for s in samples])
+    params = [s.describe() for s in samples]
     if setting != "sv":
-        return {"kernels": torch.from_numpy(np.stack([s.kernel for s in samples])).float(), "noise_sigma": noise_sigma, "masks": None}
+        kernels = torch.from_numpy(np.stack([s.kernel for s in samples])).float()
+        return {"kernels": kernels, "noise_sigma": noise_sigma, "masks": None, "params": params}
     # Samples have 2-4 regions: pad to the most with empty regions (zero mask, any kernel) to stack them.
     regions = max(s.kernel.shape[0] for s in samples)
     kernels = np.zeros((batch, regions, *samples[0].kernel.shape[1:]), np.float32)
@@ -274,7 +312,58 @@ def sample_batch(setting: str, scale: int, batch: int, rng: np.random.Generator,
     for i, s in enumerate(samples):
         kernels[i, : len(s.kernel)], masks[i, : len(s.masks)] = s.kernel, s.masks
         kernels[i, len(s.kernel) :] = s.kernel[0]
-    return {"kernels": torch.from_numpy(kernels), "noise_sigma": noise_sigma, "masks": torch.from_numpy(masks)}
+    return {"kernels": torch.from_numpy(kernels), "noise_sigma": noise_sigma, "masks": torch.from_numpy(masks),
+            "params": params}
+
+
+@dataclass(frozen=True)
+class TrainingDegradation:
+    """How a training run degrades its HR crops: ``setting`` is ``iso``, ``aniso``, ``sv`` or ``mixed`` (each
+    sample draws one of the three, equally likely); ``noise_range`` is the AWGN sigma range in [0, 1] units for
+    every sample, None for each setting's own (see :func:`sample_batch`)."""
+
+    setting: str
+    scale: int
+    noise_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.setting not in TRAINING_SETTINGS:
+            raise DegradationError(f"unknown training setting {self.setting!r}; "
+                                   f"use one of {', '.join(TRAINING_SETTINGS)}")
+        check_scale(self.scale)
+        if self.noise_range is not None and not 0 <= self.noise_range[0] <= self.noise_range[1] <= 1:
+            raise DegradationError(f"a noise range needs 0 <= low <= high <= 1 ([0, 1] units), got {self.noise_range}")
+
+    def min_hr_size(self) -> int:
+        """The smallest HR crop the largest kernel of the setting can blur (reflect padding needs k // 2 < size)."""
+        sizes = {"iso": ISO_KERNEL_SIZE, "aniso": aniso_kernel_size(self.scale), "sv": SV_KERNEL_SIZE}
+        largest = max(sizes.values()) if self.setting == "mixed" else sizes[self.setting]
+        return largest // 2 + 1
+
+    def pick_settings(self, batch: int, rng: np.random.Generator) -> list[str]:
+        """The setting of each sample of a batch."""
+        if self.setting != "mixed":
+            return [self.setting] * batch
+        return [RANDOM_SETTINGS[i] for i in rng.integers(len(RANDOM_SETTINGS), size=batch)]
+
+    def degrade(self, hr: torch.Tensor, rng: np.random.Generator,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw one degradation per sample of ``hr`` (``B x C x H x W`` in [0, 1]) from ``rng`` and apply it with
+        :func:`degrade_batch` (noise from ``generator``); returns the 8-bit-level LR batch."""
+        settings = self.pick_settings(hr.shape[0], rng)
+        if len(set(settings)) == 1:
+            return self._degrade(settings[0], hr, rng, generator)
+        lr = hr.new_empty(hr.shape[0], hr.shape[1], hr.shape[2] // self.scale, hr.shape[3] // self.scale)
+        for setting in RANDOM_SETTINGS:  # one batched call per setting, in a fixed order
+            index = torch.tensor([i for i, s in enumerate(settings) if s == setting], dtype=torch.long)
+            if len(index):
+                lr[index] = self._degrade(setting, hr[index], rng, generator)
+        return lr
+
+    def _degrade(self, setting: str, hr: torch.Tensor, rng: np.random.Generator,
+                 generator: torch.Generator | None) -> torch.Tensor:
+        drawn = sample_batch(setting, self.scale, hr.shape[0], rng, (hr.shape[2], hr.shape[3]), self.noise_range)
+        return degrade_batch(hr, drawn["kernels"], self.scale, drawn["noise_sigma"], generator, masks=drawn["masks"])
 
 
 # ---------------------------------------------------------------- batched implementation (torch)
@@ -330,7 +419,13 @@ def degrade_batch(hr: torch.Tensor, kernels: torch.Tensor, scale: int, noise_sig
                                    f"got {tuple(kernels.shape)} and {tuple(masks.shape)}")
         blurred = torch.zeros_like(hr)
         for region in range(kernels.shape[1]):
-            blurred += masks[:, region : region + 1].to(hr.dtype) * blur_batch(hr, kernels[:, region])
+            weight = masks[:, region : region + 1].to(hr.dtype)
+            # A sample with fewer regions than the batch's most has empty masks here: skip blurring it.
+            active = weight.flatten(1).any(dim=1).nonzero().squeeze(1)
+            if len(active) == batch:
+                blurred += weight * blur_batch(hr, kernels[:, region])
+            elif len(active):
+                blurred[active] += weight[active] * blur_batch(hr[active], kernels[active, region])
     lr = imresize_torch(blurred, 1.0 / scale)
     sigma = torch.as_tensor(noise_sigma, dtype=hr.dtype, device=hr.device)
     if torch.any(sigma < 0) or sigma.ndim > 1 or (sigma.ndim == 1 and sigma.numel() != batch):

@@ -199,10 +199,17 @@ def model_restore(model: torch.nn.Module) -> RestoreFn:
     return runner_restore(TorchRunner(model))
 
 
-def load_eval_model(checkpoint: str | Path | None, scale: int, config: str = SHIPPED_CONFIG) -> torch.nn.Module:
-    """The model of ``checkpoint``, or the weights shipped for (``config``, ``scale``) when it is None."""
+def load_eval_model(checkpoint: str | Path | None, scale: int, config: str = SHIPPED_CONFIG,
+                    model: str | None = None) -> torch.nn.Module:
+    """The model of ``checkpoint``, of the shipped model named ``model``, or the weights shipped for
+    (``config``, ``scale``) when both are None."""
     from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
+    from gldfn_model.network.registry import find_model
 
+    if model is not None:
+        if checkpoint is not None:
+            raise EvaluationError("--model and --checkpoint exclude each other; pass one of them")
+        checkpoint = find_model(model).checked_path()
     if checkpoint is None:
         checkpoint = shipped_weights_path(config, scale)
         if checkpoint is None:

@@ -1,11 +1,10 @@
 """Checkpoints: the model's config and weights (plus training state when saved by the trainer), and the
-weights shipped inside the package."""
+default weights shipped inside the package (listed by :mod:`gldfn_model.network.registry`)."""
 from __future__ import annotations
 
 import os
 import pickle
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +125,8 @@ def _torch_reason(error: Exception) -> str:
 
 
 def shipped_weights_path(config_name: str, scale: int) -> Path | None:
-    """The checkpoint shipped in the package for (config, scale), or None when there is none."""
-    candidate = Path(str(resources.files("gldfn_model") / "weights" / f"gldfn_{config_name}_x{scale}.pt"))
-    return candidate if candidate.is_file() else None
+    """The weights shipped for (config, scale), its Setting-1 model in the registry, or None when there are none."""
+    from gldfn_model.network.registry import default_model  # the registry builds on this module
+
+    model = default_model(scale, config_name)
+    return model.checked_path() if model is not None else None

@@ -11,6 +11,7 @@ from gldfn_model.common.hashing import file_sha256
 from gldfn_model.network.checkpoint import SHIPPED_CONFIG, CheckpointError, load_checkpoint, shipped_weights_path
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
+from gldfn_model.network.registry import find_model
 
 
 @dataclass
@@ -31,8 +32,19 @@ def _from_checkpoint(path: Path, scale: int, config_name: str | None, how: str) 
     return ModelSource(model, checkpoint.config_name, digest, f"{how} {path} (sha256 {digest[:12]}...)")
 
 
-def resolve_model(scale: int, config_name: str | None, checkpoint: Path | None, random_weights: bool, seed: int = 0) -> ModelSource:
-    """The model to use. ``config_name`` None means: the checkpoint's own config, else the shipped one."""
+def resolve_model(scale: int, config_name: str | None, checkpoint: Path | None, random_weights: bool, seed: int = 0,
+                  model: str | None = None) -> ModelSource:
+    """The model to export: ``model`` (a shipped model's name), ``checkpoint``, the shipped default of
+    (``config_name``, ``scale``), or random weights. ``config_name`` None means: the checkpoint's own config,
+    else the shipped one."""
+    if model is not None:
+        if checkpoint is not None or random_weights:
+            raise CheckpointError("--model names shipped weights: it excludes --checkpoint and --random-weights")
+        shipped = find_model(model)
+        if shipped.scale != scale or config_name not in (None, shipped.config):
+            raise CheckpointError(f"model {model!r} is config {shipped.config!r} x{shipped.scale}, not "
+                                  f"{config_name or shipped.config!r} x{scale}")
+        return _from_checkpoint(shipped.checked_path(), scale, shipped.config, f"shipped model {model}")
     if checkpoint is not None:
         if random_weights:
             raise CheckpointError("--checkpoint and --random-weights exclude each other; pass one of them")
@@ -44,7 +56,8 @@ def resolve_model(scale: int, config_name: str | None, checkpoint: Path | None, 
         return _from_checkpoint(shipped, scale, name, "shipped weights")
     if not random_weights:
         raise CheckpointError(
-            f"no trained weights are shipped for config {name!r} at scale x{scale}; pass --checkpoint PATH, "
+            f"no trained weights are shipped for config {name!r} at scale x{scale} (`gldfn models` lists the shipped "
+            "ones); pass --model NAME or --checkpoint PATH, "
             "or --random-weights to export an untrained network (for benchmarking only)"
         )
     torch.manual_seed(seed)

@@ -1,6 +1,7 @@
-"""Training GLDFN on HR images degraded on the fly (Setting 1 by default): L1 loss, Adam with the paper's
-step schedule scaled to the run length, GDF temperature annealing, periodic validation, atomic checkpoints
-with everything needed for an exact resume, and DistributedDataParallel under torchrun."""
+"""Training GLDFN on HR images degraded on the fly by the degradation module's samplers (Setting 1, 2, 3 or a
+mix, optional AWGN): L1 loss, Adam with the paper's step schedule scaled to the run length, GDF temperature
+annealing, periodic validation, atomic checkpoints with everything needed for an exact resume, and
+DistributedDataParallel under torchrun."""
 from __future__ import annotations
 
 import json
@@ -16,21 +17,27 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 
 from gldfn_model.common.atomic import make_output_folder
 from gldfn_model.common.errors import GldfnError
-from gldfn_model.data.degradation import degrade_batch, isotropic_gaussian_kernel, training_sigma_range
+from gldfn_model.data.degradation import (
+    TrainingDegradation,
+)
 from gldfn_model.data.image_io import list_images, read_rgb
-from gldfn_model.network.checkpoint import load_latest_checkpoint, previous_checkpoint_path, save_checkpoint
+from gldfn_model.network.checkpoint import (
+    load_latest_checkpoint,
+    previous_checkpoint_path,
+    save_checkpoint,
+)
 from gldfn_model.network.config import get_config
 from gldfn_model.network.dynamic_layers import gdf_temperature, set_gdf_temperature
 from gldfn_model.network.gldfn import GLDFN
+from gldfn_model.training.batches import PatchSampler, TrainingBatches
 
 # The paper: 5e5 iterations, lr 4e-4 halved every 2e5 iterations; we keep the ratio for shorter runs.
 PAPER_ITERATIONS = 500_000
 PAPER_HALVING_PERIOD = 200_000
-KERNEL_SIZE = 21
 
 
 class TrainingDataError(GldfnError, ValueError):
@@ -46,7 +53,8 @@ class TrainOptions:
     data: list[str]
     out: str
     scale: int = 4
-    setting: str = "iso"
+    setting: str = "iso"  # iso, aniso, sv or mixed (degradation.TRAINING_SETTINGS)
+    noise: tuple[float, float] | None = None  # AWGN sigma range in 8-bit levels; None: the setting's own
     config: str = "tiny"
     iters: int = 10_000
     batch: int = 16
@@ -61,6 +69,7 @@ class TrainOptions:
     anneal_fraction: float = 0.05
     skip_small: bool = False
     threads: int | None = None
+    prefetch: bool = True  # make the next batch in a background thread
 
 
 def load_training_images(folders: Sequence[str], min_size: int, skip_small: bool) -> list[np.ndarray]:
@@ -85,36 +94,6 @@ def load_training_images(folders: Sequence[str], min_size: int, skip_small: bool
     return images
 
 
-class PatchSampler:
-    """Random HR crops with random flips and 90-degree rotations, from a seeded NumPy generator."""
-
-    def __init__(self, images: list[np.ndarray], crop: int, rng: np.random.Generator) -> None:
-        self.images, self.crop, self.rng = images, crop, rng
-
-    def sample(self, batch: int) -> Tensor:
-        crops = []
-        for _ in range(batch):
-            image = self.images[self.rng.integers(len(self.images))]
-            h, w = image.shape[:2]
-            y, x = self.rng.integers(h - self.crop + 1), self.rng.integers(w - self.crop + 1)
-            crop = image[y : y + self.crop, x : x + self.crop]
-            if self.rng.random() < 0.5:
-                crop = crop[:, ::-1]
-            if self.rng.random() < 0.5:
-                crop = crop[::-1]
-            crop = np.rot90(crop, k=int(self.rng.integers(4)))
-            crops.append(np.ascontiguousarray(crop))
-        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def sample_kernels(setting: str, scale: int, batch: int, rng: np.random.Generator) -> Tensor:
-    if setting != "iso":
-        raise TrainingRunError(f"training setting {setting!r} is not supported yet; use 'iso' (Setting 1)")
-    low, high = training_sigma_range(scale)
-    sigmas = rng.uniform(low, high, size=batch)
-    return torch.from_numpy(np.stack([isotropic_gaussian_kernel(float(s), KERNEL_SIZE) for s in sigmas])).float()
-
-
 def learning_rate(iteration: int, total: int, base_lr: float) -> float:
     period = max(1, round(total * PAPER_HALVING_PERIOD / PAPER_ITERATIONS))
     return base_lr * 0.5 ** (iteration // period)
@@ -134,15 +113,29 @@ def _distributed() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def _rng_state(rng: np.random.Generator, noise: torch.Generator) -> dict[str, Any]:
-    return {"numpy": rng.bit_generator.state, "torch_noise": noise.get_state(), "torch": torch.get_rng_state(), "python": random.getstate()}
-
-
 def _restore_rng(state: dict[str, Any], rng: np.random.Generator, noise: torch.Generator) -> None:
     rng.bit_generator.state = state["numpy"]
     noise.set_state(state["torch_noise"])
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
+
+
+def training_degradation(options: TrainOptions) -> TrainingDegradation:
+    """The run's degradation; the noise range goes from the options' 8-bit levels to [0, 1] units."""
+    noise = None if options.noise is None else (options.noise[0] / 255.0, options.noise[1] / 255.0)
+    return TrainingDegradation(options.setting, options.scale, noise)
+
+
+def _check_same_degradation(saved: dict[str, Any], options: TrainOptions, path: Path) -> None:
+    """A resumed run keeps its training data: refuse another setting or noise range (runs saved before these
+    options existed were Setting 1 without noise)."""
+    saved_noise = saved.get("noise")
+    before = (saved.get("setting", "iso"), None if saved_noise is None else tuple(saved_noise))
+    now = (options.setting, None if options.noise is None else tuple(options.noise))
+    if before != now:
+        raise TrainingDataError(f"{path} was trained with setting {before[0]!r}, noise {before[1]}; resume it with "
+                                f"the same --setting and --noise (got {now[0]!r}, {now[1]}) or start a new run in "
+                                "another --out")
 
 
 ValidateFn = Callable[[GLDFN], float]
@@ -151,6 +144,7 @@ ValidateFn = Callable[[GLDFN], float]
 def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | None = None,
           progress: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Run (or resume) a training run; returns the path of the last checkpoint."""
+    degradation = training_degradation(options)  # checks the setting and noise before anything is created
     rank, world, device = _distributed()
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -185,6 +179,7 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         optimizer.load_state_dict(ckpt.extra["optimizer"])
         start, best_psnr = ckpt.extra["iteration"], ckpt.extra.get("best_psnr", -math.inf)
         _restore_rng(ckpt.extra["rng"][rank] if isinstance(ckpt.extra["rng"], list) else ckpt.extra["rng"], rng, noise_gen)
+        _check_same_degradation(ckpt.extra.get("options", {}), options, last_path)
         saved_iters = ckpt.extra.get("options", {}).get("iters")
         if saved_iters != options.iters:
             if options.iters <= start:
@@ -194,14 +189,19 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
                   f"with the lr schedule re-scaled", flush=True)
 
     crop = options.patch * options.scale
+    if crop < degradation.min_hr_size():
+        least = -(-degradation.min_hr_size() // options.scale)
+        raise TrainingDataError(f"the HR crop ({options.patch} x {options.scale} = {crop} pixels) is too small for the "
+                                f"kernels of setting {options.setting!r}; use --patch {least} or more")
     images = load_training_images(options.data, crop, options.skip_small)
-    sampler = PatchSampler(images, crop, rng)
+    batches = TrainingBatches(PatchSampler(images, crop, rng), degradation, options.batch, rng, noise_gen,
+                              options.iters - start, options.prefetch)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     anneal = max(1, int(options.iters * options.anneal_fraction))
     started = time.time()
 
     def save(iteration: int) -> None:
-        rng_states: Any = _rng_state(rng, noise_gen)
+        rng_states: Any = {**batches.generator_state(), "torch": torch.get_rng_state(), "python": random.getstate()}
         if world > 1:  # every rank takes part in the gather; rank 0 writes
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, rng_states)
@@ -211,38 +211,37 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         save_checkpoint(last_path, model, options.config, keep_previous=True, optimizer=optimizer.state_dict(),
                         iteration=iteration, best_psnr=best_psnr, rng=rng_states, options=asdict(options))
 
-    for iteration in range(start, options.iters):
-        model.train()
-        set_gdf_temperature(model, gdf_temperature(iteration, anneal))
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(iteration, options.iters, options.lr)
-        hr = sampler.sample(options.batch)
-        kernels = sample_kernels(options.setting, options.scale, options.batch, rng)
-        lr_img = degrade_batch(hr, kernels, options.scale, 0.0, generator=noise_gen)
-        hr, lr_img = hr.to(device), lr_img.to(device)
-        loss = (net(lr_img) - hr).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    with batches:
+        for iteration in range(start, options.iters):
+            model.train()
+            set_gdf_temperature(model, gdf_temperature(iteration, anneal))
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(iteration, options.iters, options.lr)
+            hr, lr_img = batches.next()
+            hr, lr_img = hr.to(device), lr_img.to(device)
+            loss = (net(lr_img) - hr).abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
-        done = iteration + 1
-        record = {"iteration": done, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
-                  "elapsed_s": time.time() - started}
-        if validate is not None and rank == 0 and (done % options.val_every == 0 or done == options.iters):
-            model.eval()
-            with torch.no_grad():
-                record["val_psnr"] = validate(model)
-            if record["val_psnr"] > best_psnr:
-                best_psnr = record["val_psnr"]
-                save_checkpoint(out / "best.pt", model, options.config, iteration=done, best_psnr=best_psnr)
-        if rank == 0 and (done % options.log_every == 0 or "val_psnr" in record or done == options.iters):
-            _append_log(out / "train_log.jsonl", record)
-        if progress is not None and rank == 0:
-            progress(record)
-        if done % options.ckpt_every == 0 or done == options.iters:
-            save(done)
-        if rank == 0 and done % options.snapshot_every == 0:
-            save_checkpoint(out / f"iter_{done:07d}.pt", model, options.config, iteration=done)
+            done = iteration + 1
+            record = {"iteration": done, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
+                      "elapsed_s": time.time() - started}
+            if validate is not None and rank == 0 and (done % options.val_every == 0 or done == options.iters):
+                model.eval()
+                with torch.no_grad():
+                    record["val_psnr"] = validate(model)
+                if record["val_psnr"] > best_psnr:
+                    best_psnr = record["val_psnr"]
+                    save_checkpoint(out / "best.pt", model, options.config, iteration=done, best_psnr=best_psnr)
+            if rank == 0 and (done % options.log_every == 0 or "val_psnr" in record or done == options.iters):
+                _append_log(out / "train_log.jsonl", record)
+            if progress is not None and rank == 0:
+                progress(record)
+            if done % options.ckpt_every == 0 or done == options.iters:
+                save(done)
+            if rank == 0 and done % options.snapshot_every == 0:
+                save_checkpoint(out / f"iter_{done:07d}.pt", model, options.config, iteration=done)
     if world > 1:
         dist.barrier()
     return last_path

@@ -1,0 +1,72 @@
+"""``gldfn models``: the shipped models; and the ``--model`` option the other commands share."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from gldfn_model.network.registry import (
+    DEFAULT_SCALE,
+    ModelRegistryError,
+    ShippedModel,
+    default_model,
+    scale_for,
+    shipped_models,
+)
+
+SET5_COLUMNS = (("gaussian8", "Gaussian8"), ("gaussian8+n15", "+n15"), ("sv-high", "sv high"))
+
+
+def model_option() -> Any:
+    """``--model NAME`` for any command that runs a shipped model."""
+    return typer.Option(None, "--model", help="a shipped model by name (`gldfn models` lists them); it sets the scale. "
+                        "Default: the Setting-1 model of --scale")
+
+
+def command_scale(model: str | None, scale: int | None, default: int | None = DEFAULT_SCALE) -> int | None:
+    """The scale a command runs at given ``--model`` and ``--scale`` (see registry.scale_for), as a CLI error."""
+    try:
+        return scale_for(model, scale, default)
+    except ModelRegistryError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def model_dict(model: ShippedModel) -> dict[str, Any]:
+    from gldfn_model.network.complexity import count_complexity
+    from gldfn_model.network.config import get_config
+
+    return {"name": model.name, "scale": model.scale, "config": model.config, "training": model.training,
+            "default": default_model(model.scale, model.config) == model, "use_for": model.use_for,
+            "params": count_complexity(get_config(model.config, model.scale), 1, 1).params,
+            "size_bytes": model.path.stat().st_size if model.path.is_file() else None, "file": str(model.path),
+            "sha256": model.sha256, "set5_dcls": model.set5}
+
+
+def _figures(set5: dict[str, dict[str, float]]) -> str:
+    return " / ".join(f"{set5[key]['psnr']:.2f}" if key in set5 else "-" for key, _ in SET5_COLUMNS)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("models")
+    def models_command(as_json: bool = typer.Option(False, "--json", help="print a JSON list")) -> None:
+        """The shipped models: scale, training degradations, size, Set5 figures, what each is for."""
+        try:
+            rows = [model_dict(m) for m in shipped_models()]
+        except ModelRegistryError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if as_json:
+            typer.echo(json.dumps(rows, indent=1))
+            return
+        header = "Set5 dB (dcls): " + " / ".join(title for _, title in SET5_COLUMNS)
+        typer.echo(f"{'name':16s} {'scale':>5s}  {'config':6s} {'params':>9s} {'size':>8s}  {'trained on':44s} "
+                   f"{header}")
+        for row, model in zip(rows, shipped_models()):
+            name = row["name"] + (" *" if row["default"] else "")
+            size = f"{row['size_bytes'] / 2**20:.1f} MiB" if row["size_bytes"] is not None else "missing"
+            typer.echo(f"{name:16s} {'x' + str(row['scale']):>5s}  {row['config']:6s} {row['params'] / 1e3:8.1f}k "
+                       f"{size:>8s}  {model.describe_training():44s} {_figures(model.set5)}")
+        typer.echo("* the default of its scale (Setting 1). Use for:")
+        for model in shipped_models():
+            typer.echo(f"  {model.name}: {model.use_for}")
