@@ -230,3 +230,13 @@ def test_unknown_setting_is_refused_before_the_run_folder_is_made(hr_folder, tmp
     with pytest.raises(ValueError, match="unknown training setting 'gaussian8'.*mixed"):
         train(options(hr_folder, tmp_path / "run", setting="gaussian8"))
     assert not (tmp_path / "run").exists()
+
+
+def test_init_starts_from_the_given_weights_and_resume_ignores_it(hr_folder, tmp_path):
+    first = train(options(hr_folder, tmp_path / "a", iters=2))
+    start = load_checkpoint(first)
+    tuned = train(options(hr_folder, tmp_path / "b", iters=1, lr=0.0, init=str(first)))  # lr 0: weights unchanged
+    for key, value in start.state_dict.items():
+        torch.testing.assert_close(load_checkpoint(tuned).state_dict[key], value, rtol=0, atol=0, msg=key)
+    with pytest.raises(CheckpointError, match="scale x4, not x2"):
+        train(options(hr_folder, tmp_path / "c", iters=1, scale=2, init=str(first)))

@@ -74,6 +74,8 @@ def register(app: typer.Typer) -> None:
         skip_small: bool = typer.Option(False, "--skip-small", help="leave out images smaller than the HR crop"),
         threads: int | None = typer.Option(None, help="torch CPU threads"),
         prefetch: bool = typer.Option(True, help="make the next batch (crops, degradation) in a background thread"),
+        init: Path | None = typer.Option(None, "--init", help="start from these weights, e.g. a shipped model's file "
+                                         "(fine-tuning); the optimizer starts fresh"),
         resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last.pt"),
     ) -> None:
         """Train GLDFN with on-the-fly degradation; resumable, seeded, DDP under torchrun."""
@@ -82,7 +84,7 @@ def register(app: typer.Typer) -> None:
                                iters=iters, batch=batch, patch=patch, lr=lr, seed=seed,
                                val=str(val) if val else None, val_every=val_every, ckpt_every=ckpt_every,
                                snapshot_every=snapshot_every, skip_small=skip_small, threads=threads,
-                               prefetch=prefetch)
+                               prefetch=prefetch, init=str(init) if init else None)
         validate = None
         if val is not None:
             from gldfn_model.evaluation.evaluate import make_validator

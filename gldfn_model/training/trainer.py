@@ -26,6 +26,7 @@ from gldfn_model.data.degradation import (
 )
 from gldfn_model.data.image_io import list_images, read_rgb
 from gldfn_model.network.checkpoint import (
+    load_checkpoint,
     load_latest_checkpoint,
     previous_checkpoint_path,
     save_checkpoint,
@@ -70,6 +71,7 @@ class TrainOptions:
     skip_small: bool = False
     threads: int | None = None
     prefetch: bool = True  # make the next batch in a background thread
+    init: str | None = None  # start from these weights (fine-tuning); a resume takes last.pt's instead
 
 
 def load_training_images(folders: Sequence[str], min_size: int, skip_small: bool) -> list[np.ndarray]:
@@ -166,6 +168,9 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     rng = np.random.default_rng(options.seed + 1000 * rank)
     noise_gen = torch.Generator().manual_seed(options.seed + 1000 * rank + 1)
     start, best_psnr = 0, -math.inf
+    if options.init is not None and not resume:
+        model.load_state_dict(load_checkpoint(options.init, expect_scale=options.scale,
+                                              expect_config=options.config).state_dict)
 
     if resume:
         ckpt, passed_over = load_latest_checkpoint(last_path, options.scale, options.config,
