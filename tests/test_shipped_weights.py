@@ -1,5 +1,5 @@
-"""The shipped tiny x4 weights against the issue's targets (dcls convention, Gaussian8): Set5 >= 29.0 dB,
-and better than bicubic on every test image."""
+"""The shipped Setting-1 weights against the issues' targets (dcls convention, Gaussian8): Set5 >= 35.0 / 31.5 /
+29.0 dB at x2 / x3 / x4, and better than bicubic on every test image."""
 import pytest
 from conftest import require_dataset
 
@@ -8,17 +8,17 @@ from gldfn_model.network.checkpoint import SHIPPED_CONFIG, load_checkpoint, ship
 from gldfn_model.network.registry import default_model
 
 
-def shipped_model():
-    path = shipped_weights_path(SHIPPED_CONFIG, 4)
+def shipped_model(scale: int = 4):
+    path = shipped_weights_path(SHIPPED_CONFIG, scale)
     if path is None:
-        pytest.skip(f"no weights shipped for {SHIPPED_CONFIG} x4 (gldfn_model/weights/)")
-    return load_checkpoint(path, expect_scale=4, expect_config=SHIPPED_CONFIG).build_model()
+        pytest.skip(f"no weights shipped for {SHIPPED_CONFIG} x{scale} (gldfn_model/weights/)")
+    return load_checkpoint(path, expect_scale=scale, expect_config=SHIPPED_CONFIG).build_model()
 
 
-def scores_against_bicubic(set_name: str):
+def scores_against_bicubic(set_name: str, scale: int = 4):
     folder = require_dataset(set_name)
-    model = shipped_model()
-    bicubic, ours = compare_with_bicubic(folder, "gaussian8", 4, model)
+    model = shipped_model(scale)
+    bicubic, ours = compare_with_bicubic(folder, "gaussian8", scale, model)
     not_better = [f"{o.name}#{o.variant}: {o.psnr:.2f} <= {b.psnr:.2f}" for o, b in zip(ours.per_image, bicubic.per_image) if o.psnr <= b.psnr]
     return ours, not_better
 
@@ -35,6 +35,14 @@ def test_set5_reaches_29_db_and_beats_bicubic_everywhere():
     ours, not_better = scores_against_bicubic("Set5")
     assert ours.psnr >= 29.0
     assert ours.psnr == pytest.approx(default_model(4).set5["gaussian8"]["psnr"], abs=0.006)  # as `gldfn models` says
+    assert not not_better
+
+
+@pytest.mark.parametrize("scale, target", [(2, 35.0), (3, 31.5)])
+def test_x2_and_x3_reach_their_set5_targets_and_beat_bicubic_everywhere(scale, target):
+    ours, not_better = scores_against_bicubic("Set5", scale)
+    assert ours.psnr >= target
+    assert ours.psnr == pytest.approx(default_model(scale).set5["gaussian8"]["psnr"], abs=0.006)
     assert not not_better
 
 
