@@ -109,6 +109,12 @@ def write_sidecar(engine_path: str | os.PathLike[str], sidecar: EngineSidecar) -
 def read_sidecar(engine_path: str | os.PathLike[str]) -> EngineSidecar:
     """The sidecar of ``engine_path``; clear errors when it is missing, not JSON or of another format."""
     path = sidecar_path(engine_path)
+    engine = Path(engine_path)
+    if engine.suffix.lower() == ".onnx":
+        raise SidecarError(f"{engine} is an ONNX model, not an engine: build one from it with `gldfn-trt build {engine}` "
+                           "(it writes ENGINE beside the model and prints its name), then pass that engine")
+    if not engine.is_file():
+        raise SidecarError(f"engine {engine} does not exist; build it with `gldfn-trt build MODEL.onnx -o {engine}`")
     if not path.is_file():
         raise SidecarError(
             f"{path} is missing: an engine is only used with the sidecar `gldfn-trt build` writes beside it; "

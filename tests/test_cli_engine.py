@@ -78,6 +78,18 @@ def test_inspect_rejects_a_corrupt_engine(cli_engine, tmp_path):
     assert result.exit_code == 1 and "corrupt or was replaced" in result.output
 
 
+def test_a_missing_engine_and_an_onnx_file_are_named_as_such(tiny_onnx, tmp_path):
+    missing = invoke("inspect", tmp_path / "absent.engine")
+    assert missing.exit_code == 1 and f"engine {tmp_path / 'absent.engine'} does not exist" in missing.output
+    assert ".json" not in missing.output
+    from gldfn_runtime.sidecar import SidecarError, read_sidecar
+
+    onnx = tiny_onnx["fp32"]
+    with pytest.raises(SidecarError, match="is an ONNX model, not an engine") as raised:
+        read_sidecar(onnx)  # what run/bench/compare read first once a GPU is there
+    assert f"-o {onnx}" not in str(raised.value)  # never suggests writing an engine over the model
+
+
 @pytest.mark.parametrize("command", ["run", "bench"])
 def test_run_and_bench_without_a_gpu_point_to_the_cpu_commands(cli_engine, tmp_path, command):
     _no_gpu()
