@@ -70,7 +70,7 @@ def test_every_command_line_is_a_gldfn_typer():
 @pytest.mark.parametrize("command,args,message", [
     ("gldfn", ["info", "--config", "nope"], "unknown config 'nope'"),
     ("gldfn-export", ["--scale", "4", "--config", "nope"], "unknown config 'nope'"),
-    ("gldfn-trt", ["inspect", "absent.engine"], "absent.engine.json is missing"),
+    ("gldfn-trt", ["inspect", "absent.engine"], "engine absent.engine does not exist"),
     ("gldfn-calibrate", ["absent.onnx", "--images", ".", "-o", "x.onnx", "--sensitivity", "--no-eval"],
      "--sensitivity needs the evaluation"),
 ])
@@ -86,5 +86,5 @@ def test_the_installed_entry_point_reports_the_same_way(tmp_path):
     """Through main() (what the console script runs), not the test runner."""
     done = subprocess.run([sys.executable, "-c", "from gldfn_runtime.cli import main; main()", "inspect", "absent.engine"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and done.stderr.startswith("error: absent.engine.json is missing")
+    assert done.returncode == 1 and done.stderr.startswith("error: engine absent.engine does not exist")
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1

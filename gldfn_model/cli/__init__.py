@@ -1,30 +1,22 @@
-"""The ``gldfn`` command: a thin layer over the gldfn_model API. Each subcommand lives in its own module.
+"""The ``gldfn`` command: a thin layer over the gldfn_model API.
 
-Commands that need a package built on top of gldfn_model (``gldfn upscale`` and ``gldfn bench`` need the
-runtime) are registered by that package through the ``gldfn.commands`` entry-point group, so that this
-package imports nothing above it.
+The app (``gldfn_model.cli.commands``) is built on first use, so that importing one command's module (other packages
+use ``gldfn_model.cli.models`` for the shared ``--model`` option) does not import every command and PyTorch.
 """
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
-from gldfn_model.cli import degrade, evaluate, info, models, train
-from gldfn_model.common.cli_errors import GldfnTyper
-
-COMMAND_GROUP = "gldfn.commands"
-
-app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN blind super-resolution: model tools.")
-for module in (info, models, train, degrade, evaluate):
-    module.register(app)
-# One registration per name, even where two installations of the project are on the path.
-for entry in sorted({e.name: e for e in entry_points(group=COMMAND_GROUP)}.values(), key=lambda e: e.name):
-    entry.load()(app)
+from typing import Any
 
 
-@app.callback()
-def _root() -> None:
-    """GLDFN blind super-resolution: model tools."""
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from gldfn_model.cli.commands import app
+
+        return app
+    raise AttributeError(f"module 'gldfn_model.cli' has no attribute {name!r}")
 
 
 def main() -> None:
+    from gldfn_model.cli.commands import app
+
     app()

@@ -11,17 +11,12 @@ from typing import Any
 import torch
 
 from gldfn_model.common.atomic import atomic_output
-from gldfn_model.common.errors import GldfnError
+from gldfn_model.network.checkpoint_facts import SHIPPED_CONFIG as SHIPPED_CONFIG  # re-exported
+from gldfn_model.network.checkpoint_facts import CheckpointError as CheckpointError  # re-exported
 from gldfn_model.network.config import GLDFNConfig
 from gldfn_model.network.gldfn import GLDFN
 
 CHECKPOINT_FORMAT = 1
-# The config whose trained weights the package ships; commands default to it when no checkpoint is given.
-SHIPPED_CONFIG = "tiny"
-
-
-class CheckpointError(GldfnError, ValueError):
-    """A checkpoint is missing, unreadable, or does not match what was asked for."""
 
 
 class CheckpointUnusable(CheckpointError):

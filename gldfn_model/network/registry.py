@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gldfn_model.common.hashing import file_sha256
-from gldfn_model.network.checkpoint import SHIPPED_CONFIG, CheckpointError
+from gldfn_model.network.checkpoint_facts import SHIPPED_CONFIG, CheckpointError
 from gldfn_model.network.config import SUPPORTED_SCALES
 
 MANIFEST_FORMAT = 1
