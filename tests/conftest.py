@@ -17,6 +17,19 @@ PLUGIN_BUILD_FOLDER = "gldfn_plugin_build"
 TENSORRT_HEADERS_ENV = "GLDFN_TEST_TENSORRT_HEADERS"
 
 
+def write_smooth_images(folder: Path, count: int, seed: int = 0) -> Path:
+    """``count`` smooth random-texture PNGs (upsampled noise, 64x48) named img0.png, img1.png, ... in ``folder``."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((64, 48), Image.BICUBIC).save(folder / f"img{i}.png")
+    return folder
+
+
 def require_dataset(name: str) -> Path:
     """The folder of a shared image set, or skip the test saying it is missing."""
     from gldfn_model.data.datasets import find_dataset

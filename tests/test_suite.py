@@ -1,9 +1,8 @@
 """The evaluation suite: one table of bicubic (dcls, ikc) and a model (dcls) across the test degradations."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from PIL import Image
+from conftest import write_smooth_images
 
 from gldfn_model.evaluation.evaluate import bicubic_restore
 from gldfn_model.evaluation.suite import evaluate_suite, find_rows, format_suite
@@ -11,13 +10,7 @@ from gldfn_model.evaluation.suite import evaluate_suite, find_rows, format_suite
 
 @pytest.fixture
 def images(tmp_path):
-    folder = tmp_path / "set"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(2):
-        small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((64, 48), Image.BICUBIC).save(folder / f"img{i}.png")
-    return folder
+    return write_smooth_images(tmp_path / "set", 2, seed=1)
 
 
 def test_suite_scores_every_row_on_the_same_degraded_images(images):

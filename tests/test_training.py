@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import write_smooth_images
 
 from gldfn_model.network.checkpoint import CheckpointError, load_checkpoint
 from gldfn_model.training.trainer import TrainingDataError, TrainingRunError, TrainOptions, learning_rate, train
@@ -11,14 +11,7 @@ from gldfn_model.training.trainer import TrainingDataError, TrainingRunError, Tr
 
 @pytest.fixture
 def hr_folder(tmp_path):
-    folder = tmp_path / "hr"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        # Smooth random texture: upsampled noise, a real PNG file.
-        small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((64, 48), Image.BICUBIC).save(folder / f"img{i}.png")
-    return folder
+    return write_smooth_images(tmp_path / "hr", 3, seed=0)
 
 
 def options(hr_folder, out, **kw):

@@ -2,11 +2,28 @@
 an adaptive average pool that exports with symbolic bins."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 from gldfn_model.peers import PeerError
+
+
+class DualPathSkipGroup(nn.Module):
+    """Blocks that each map (x0, x1) to (y0, y1), run in sequence, with a skip around the group on both paths
+    (DANv2's DPCG and DCLS's DPCAG)."""
+
+    def __init__(self, blocks: Iterable[nn.Module]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+        y0, y1 = x0, x1
+        for block in self.blocks:
+            y0, y1 = block(y0, y1)
+        return x0 + y0, x1 + y1
 
 
 class ChannelAttention(nn.Module):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from gldfn_model.peers.blocks import ChannelAttention, pixel_shuffle_upsampler
+from gldfn_model.peers.blocks import ChannelAttention, DualPathSkipGroup, pixel_shuffle_upsampler
 
 
 @dataclass(frozen=True)
@@ -174,20 +174,12 @@ class DualPathBlock(nn.Module):
         return x0 + self.path1(x0) * gate, x1 + gate
 
 
-class DualPathGroup(nn.Module):
+class DualPathGroup(DualPathSkipGroup):
     """DANv2's DPCG: nb DPCBs with a skip around the group on both paths. (The reference code's in-place list
     updates alias its input and output, so its group skip adds the output to itself; the cost is the same.)"""
 
     def __init__(self, channels: int, condition_channels: int, kernel1: int, kernel2: int, blocks: int) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(
-            DualPathBlock(channels, condition_channels, kernel1, kernel2) for _ in range(blocks))
-
-    def forward(self, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
-        y0, y1 = x0, x1
-        for block in self.blocks:
-            y0, y1 = block(y0, y1)
-        return x0 + y0, x1 + y1
+        super().__init__(DualPathBlock(channels, condition_channels, kernel1, kernel2) for _ in range(blocks))
 
 
 class RestorerV2(nn.Module):

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from gldfn_model.peers import PeerError
 from gldfn_model.peers.blocks import (
     ChannelAttention,
+    DualPathSkipGroup,
     ResidualBlockNoBN,
     SlicedAdaptiveAvgPool2d,
     pixel_shuffle_upsampler,
@@ -150,19 +151,12 @@ class DualPathAttentionBlock(nn.Module):
         return x0 + self.merge(torch.cat([f1, f2], dim=1)), x1 + self.attention2(f2)
 
 
-class DualPathAttentionGroup(nn.Module):
+class DualPathAttentionGroup(DualPathSkipGroup):
     """DCLS's DPCAG: nb DPCABs with a skip around the group on both paths (the reference's list aliasing makes that
     skip add the output to itself; the cost is the same)."""
 
     def __init__(self, nf1: int, nf2: int, reduction: int, blocks: int) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(DualPathAttentionBlock(nf1, nf2, reduction) for _ in range(blocks))
-
-    def forward(self, x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
-        y0, y1 = x0, x1
-        for block in self.blocks:
-            y0, y1 = block(y0, y1)
-        return x0 + y0, x1 + y1
+        super().__init__(DualPathAttentionBlock(nf1, nf2, reduction) for _ in range(blocks))
 
 
 class DCLSRestorer(nn.Module):
