@@ -17,6 +17,7 @@ import onnx.inliner
 import torch
 
 from gldfn_export.custom_node import local_filters_as_custom_nodes
+from gldfn_export.fp16 import mark_fp32_regions
 from gldfn_export.ldf_function import MIN_FUNCTION_OPSET, build_ldf_function
 from gldfn_export.verify import ParityCheck, check_runners
 from gldfn_model.common.atomic import atomic_output
@@ -29,6 +30,7 @@ from gldfn_model.network.gldfn import GLDFN
 from gldfn_model.ops import onnx_format as fmt
 from gldfn_model.ops.contract import OpContract, load_contract
 from gldfn_model.ops.onnx_format import attribute_values, custom_nodes
+from gldfn_model.ops.onnx_fp16 import convert_to_fp16
 
 PRECISIONS = ("fp32", "fp16")
 TARGETS = ("trt", "portable")
@@ -132,9 +134,12 @@ def _attach_ldf_function(model: onnx.ModelProto, contract: OpContract, opset: in
 
 
 def strip_export_traces(model: onnx.ModelProto) -> None:
-    """Drop torch's per-node metadata (stack traces with local paths) so files do not depend on where they were made."""
+    """Drop torch's per-node metadata (stack traces with local paths) so files do not depend on where they were made;
+    keep the project's own (``gldfn.`` keys)."""
     for node in model.graph.node:
+        kept = [p for p in node.metadata_props if p.key.startswith("gldfn.")]
         del node.metadata_props[:]
+        node.metadata_props.extend(kept)
     for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
         del value.metadata_props[:]
 
@@ -212,10 +217,9 @@ def _build_onnx(
     _attach_ldf_function(onnx_model, contract, opset)
     if len(custom_nodes(onnx_model, contract)) != layer_count:
         raise ExportError(f"expected {layer_count} {contract.name} nodes, the export has {len(custom_nodes(onnx_model, contract))}")
+    mark_fp32_regions(onnx_model, contract)  # also in FP32 files: gldfn-trt build converts them to FP16 from these
     if precision == "fp16":
-        from gldfn_export.fp16 import convert_to_fp16
-
-        onnx_model = convert_to_fp16(onnx_model, contract)
+        onnx_model = convert_to_fp16(onnx_model)
     strip_export_traces(onnx_model)
     if target == "portable":
         onnx_model = _inline_for_portable(onnx_model, contract)

@@ -113,27 +113,22 @@ def normalize_compute_capabilities(flavour: Flavour, requested: list[str] | tupl
     return tuple(names)
 
 
-def check_precision(flavour: Flavour, precision: str, onnx_precision: str | None, onnx_path: str) -> None:
+def check_precision(precision: str, onnx_precision: str | None, onnx_path: str) -> None:
     """Reject builds the flavour cannot make from this ONNX file, naming the command that makes the right file.
-    INT8 always comes from explicit Q/DQ nodes (``gldfn-calibrate``), never from a builder calibrator."""
+    INT8 always comes from explicit Q/DQ nodes (``gldfn-calibrate``), never from a builder calibrator; FP16 from an
+    FP32 file is made by converting the file (``gldfn_model.ops.onnx_fp16``), so it is accepted here."""
     if precision not in PRECISIONS:
         raise BackendError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if onnx_precision is None or onnx_precision == precision:
+    if onnx_precision is None or onnx_precision == precision or (precision, onnx_precision) == ("fp16", "fp32"):
         return
     if precision == "int8" or onnx_precision == "int8":
         raise BackendError(
             f"{onnx_path} is {onnx_precision}; an {precision} engine needs "
             + ("a Q/DQ ONNX file from `gldfn-calibrate`" if precision == "int8" else f"the {precision} export (gldfn-export --precision {precision})")
         )
-    if precision == "fp32" and onnx_precision == "fp16":
-        raise BackendError(
-            f"{onnx_path} is an FP16 export; an FP32 engine needs the FP32 export (gldfn-export --precision fp32)"
-        )
-    if flavour.strongly_typed:
-        raise BackendError(
-            f"{flavour.describe()} builds strongly typed networks: FP16 needs an FP16 ONNX file, but {onnx_path} is "
-            f"{onnx_precision}. Export one with `gldfn-export --precision fp16` and build that."
-        )
+    raise BackendError(
+        f"{onnx_path} is an FP16 export; an FP32 engine needs the FP32 export (gldfn-export --precision fp32)"
+    )
 
 
 def configure_precision(flavour: Flavour, config: Any, precision: str) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -23,6 +24,9 @@ from gldfn_runtime.cli_outputs import (
 from gldfn_runtime.engine_build import DEFAULT_PROFILE
 from gldfn_runtime.sidecar import format_size
 
+if TYPE_CHECKING:
+    from gldfn_runtime.trt_runner import TensorRTRunner
+
 
 class Backend(str, Enum):
     auto = "auto"
@@ -37,6 +41,19 @@ class Precision(str, Enum):
 
 
 PLUGIN_HELP = "the plugin library the engine was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"
+MODEL_HELP = ("an engine from gldfn-trt build, or an ONNX file from gldfn-export / gldfn-calibrate (its engine is "
+              "built for this GPU on first use and kept in the engine cache)")
+PRECISION_FOR_ONNX = typer.Option(None, help="ONNX files: the engine's precision (default: the file's; fp16 of an "
+                                  "FP32 file runs the project's FP16 pass)")
+CACHE_DIR = typer.Option(None, help="ONNX files: the engine cache (default: $GLDFN_TRT_CACHE_DIR or "
+                         "~/.cache/gldfn-trt/engines)")
+
+
+def _open_runner(model: Path, plugin: Path | None, precision: Precision | None, cache_dir: Path | None) -> TensorRTRunner:
+    from gldfn_runtime.tensorrt_model import open_tensorrt_runner
+
+    return open_tensorrt_runner(model, plugin=plugin, precision=precision.value if precision else None,
+                                cache_dir=cache_dir, report=lambda line: typer.echo(line, err=True))
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -110,8 +127,8 @@ def format_description(data: dict) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("build")
     def build_command(
-        model: Path = typer.Argument(..., help="an ONNX file from gldfn-export (FP16: --precision fp16) or gldfn-calibrate (INT8)"),
-        precision: Precision | None = typer.Option(None, help="fp32, fp16 or int8 (default: the ONNX file's; int8 needs a Q/DQ file from gldfn-calibrate)"),
+        model: Path = typer.Argument(..., help="an ONNX file from gldfn-export or gldfn-calibrate (INT8)"),
+        precision: Precision | None = typer.Option(None, help="fp32, fp16 or int8 (default: the ONNX file's; fp16 of an FP32 file runs the project's FP16 pass; int8 needs a Q/DQ file from gldfn-calibrate)"),
         min_size: str = typer.Option(format_size(DEFAULT_PROFILE["min"]), "--min", help="smallest LR size HxW of the optimization profile"),
         opt_size: str = typer.Option(format_size(DEFAULT_PROFILE["opt"]), "--opt", help="LR size HxW TensorRT optimizes for"),
         max_size: str = typer.Option(format_size(DEFAULT_PROFILE["max"]), "--max", help="largest LR size HxW"),
@@ -153,7 +170,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("run")
     def run_command(
-        engine: Path = typer.Argument(..., help="an engine from gldfn-trt build"),
+        model: Path = typer.Argument(..., help=MODEL_HELP),
         inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
         out: str = OUT,
         suffix: str = SUFFIX,
@@ -164,21 +181,23 @@ def register(app: typer.Typer) -> None:
                                         "docs/tiling.md, at most the profile's max; 0: whole images up to it)"),
         overlap: int = typer.Option(16, help="tile overlap in LR pixels"),
         plugin: Path | None = typer.Option(None, help=PLUGIN_HELP),
+        precision: Precision | None = PRECISION_FOR_ONNX,
+        cache_dir: Path | None = CACHE_DIR,
         max_pixels: int = MAX_PIXELS,
     ) -> None:
-        """Upscale images with an engine (needs an NVIDIA GPU; without one use `gldfn upscale`). Never replaces an
-        input or an existing file unless --overwrite."""
+        """Upscale images with an engine, or an ONNX file whose engine is built on first use and cached (needs an
+        NVIDIA GPU; without one use `gldfn upscale`). Never replaces an input or an existing file unless --overwrite."""
         from gldfn_runtime.output_plan import plan_outputs
         from gldfn_runtime.upscaler import Upscaler
 
         plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
                             overwrite=overwrite, skip_existing=skip_existing)
-        upscaler = Upscaler.from_engine(engine, plugin=plugin, tile=tile, overlap=overlap)
+        upscaler = Upscaler(_open_runner(model, plugin, precision, cache_dir), tile=tile, overlap=overlap)
         write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)", max_pixels)
 
     @app.command("bench")
     def bench_command(
-        engine: Path = typer.Argument(..., help="an engine from gldfn-trt build"),
+        model: Path = typer.Argument(..., help=MODEL_HELP),
         sizes: str = typer.Option("180x270", help="LR sizes HxW, comma-separated (Table IV: 180x270)"),
         iters: int = typer.Option(100, help="timed iterations per size"),
         warmup: int = typer.Option(10, help="untimed iterations first"),
@@ -186,17 +205,18 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
         plot: Path | None = typer.Option(None, help="write a PNG of latency against image size"),
+        precision: Precision | None = PRECISION_FOR_ONNX,
+        cache_dir: Path | None = CACHE_DIR,
     ) -> None:
-        """CUDA-event latency of an engine with the shared harness (needs a GPU; without one use `gldfn bench`)."""
+        """CUDA-event latency of an engine, or of an ONNX file's cached engine, with the shared harness (needs a GPU;
+        without one use `gldfn bench`)."""
         from gldfn_model.common.optional import import_pyplot
         from gldfn_model.network.config import NAMED_CONFIGS, get_config
         from gldfn_runtime.benchmark import format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
-        from gldfn_runtime.trt_runner import TensorRTRunner
-
         if plot is not None:
             import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
         lr_sizes = _sizes(sizes)
-        runner = TensorRTRunner(engine, plugin=plugin)
+        runner = _open_runner(model, plugin, precision, cache_dir)
         config_name = runner.sidecar.onnx.get("config")
         config = get_config(config_name, runner.scale) if config_name in NAMED_CONFIGS else None
         timer = runner.cuda_event_timer()
@@ -207,7 +227,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             plot_latency(results, plot, title=f"GLDFN {config_name} x{runner.scale} TensorRT")
         if as_json:
-            typer.echo(json.dumps({"config": config_name, "engine": str(engine), "results": [r.to_dict() for r in results],
+            typer.echo(json.dumps({"config": config_name, "engine": str(runner.path), "results": [r.to_dict() for r in results],
                                    "table_iv": table_iv_rows(results, config_name)}, indent=2))
         else:
             typer.echo(format_markdown(results, config_name) if markdown else format_text(results, config_name))

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +28,7 @@ from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import NAMED_CONFIGS, get_config
 from gldfn_model.ops import onnx_format
 from gldfn_model.ops.contract import load_contract
+from gldfn_model.ops.onnx_fp16 import Fp16ConversionError, convert_to_fp16
 from gldfn_runtime.backend import (
     RTX_DEFAULT_COMPUTE_CAPABILITIES,
     BackendError,
@@ -233,13 +236,37 @@ class _Request:
     plugin: Path | None
     target: dict[str, Any]
 
+    @property
+    def converts_to_fp16(self) -> bool:
+        """FP16 asked of an FP32 file: the network is parsed from the file converted by the project's FP16 pass."""
+        return self.precision == "fp16" and self.info.precision == "fp32"
+
+
+@contextmanager
+def _network_file(request: _Request) -> Iterator[Path]:
+    """The file to parse: the ONNX file itself, or its FP16 conversion in a temporary folder (kept until the
+    build is done, since the parser may refer to the file's weights)."""
+    if not request.converts_to_fp16:
+        yield request.info.path
+        return
+    path = request.info.path
+    try:
+        converted = convert_to_fp16(onnx.load(str(path)), source=str(path))
+    except Fp16ConversionError as error:
+        raise EngineBuildError(str(error)) from None
+    with tempfile.TemporaryDirectory(prefix="gldfn-fp16-") as folder:
+        converted_path = Path(folder) / f"{path.stem}.fp16.onnx"
+        onnx.save(converted, str(converted_path))
+        yield converted_path
+
 
 def _tensor_info(tensor: Any) -> dict[str, Any]:
     return {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype.name.lower()}
 
 
-def _parse(request: _Request, builder: Any, logger: Any) -> tuple[Any, list[dict[str, Any]]]:
-    """The parsed network and its layers, the custom nodes checked against the plugin request."""
+def _parse(request: _Request, onnx_file: Path, builder: Any, logger: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """The parsed network of ``onnx_file`` (the request's file or its conversion) and its layers, the custom nodes
+    checked against the plugin request."""
     trt, info, plugin = request.flavour.trt, request.info, request.plugin
     if plugin is not None:
         load_plugin_library(plugin)
@@ -247,7 +274,7 @@ def _parse(request: _Request, builder: Any, logger: Any) -> tuple[Any, list[dict
     parser = trt.OnnxParser(network, logger)
     if plugin is not None:
         enable_plugin_override(parser, trt)  # else the parser may import the model-local function bodies
-    if not parser.parse_from_file(str(info.path)):
+    if not parser.parse_from_file(str(onnx_file)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise EngineBuildError(f"the ONNX parser rejected {info.path}: " + "; ".join(errors + logger.messages[-5:]))
     layers = []
@@ -270,11 +297,17 @@ def _parse(request: _Request, builder: Any, logger: Any) -> tuple[Any, list[dict
 
 
 def _build(request: _Request) -> BuiltPlan:
-    flavour, options, plugin = request.flavour, request.options, request.plugin
-    trt = flavour.trt
+    trt = request.flavour.trt
     logger = make_logger(trt)
     builder = trt.Builder(logger)
-    network, layers = _parse(request, builder, logger)
+    with _network_file(request) as onnx_file:
+        network, layers = _parse(request, onnx_file, builder, logger)
+        return _build_network(request, trt, builder, network, layers, logger)
+
+
+def _build_network(request: _Request, trt: Any, builder: Any, network: Any, layers: list[dict[str, Any]],
+                   logger: Any) -> BuiltPlan:
+    flavour, options, plugin = request.flavour, request.options, request.plugin
     network_input = network.get_input(0)
     batch = network_input.shape[0] if network_input.shape[0] > 0 else 1
     profile = builder.create_optimization_profile()
@@ -326,7 +359,7 @@ def _resolve(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Reque
     try:
         flavour = select_flavour(options.backend)
         precision = options.precision or info.precision or "fp32"
-        check_precision(flavour, precision, info.precision, str(info.path))
+        check_precision(precision, info.precision, str(info.path))
         options = replace(options, compute_capabilities=normalize_compute_capabilities(flavour, options.compute_capabilities))
     except BackendError as error:
         raise EngineBuildError(str(error)) from None
@@ -336,6 +369,54 @@ def _resolve(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Reque
 def build_plan(onnx_path: str | os.PathLike[str], options: BuildOptions = BuildOptions()) -> BuiltPlan:
     """Parse ``onnx_path`` and build a serialized engine in memory; nothing is written and no cache is used."""
     return _build(_resolve(onnx_path, options))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A resolved request with its cache key and the records that go into the sidecar."""
+
+    request: _Request
+    key: str
+    profile: dict[str, Any]
+    plugin_record: dict[str, Any] | None
+
+
+def _plan(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Plan:
+    request = _resolve(onnx_path, options)
+    info, options, plugin = request.info, request.options, request.plugin
+    plugin_record = None if plugin is None else {"path": str(plugin), "sha256": file_sha256(plugin), "embedded": options.embed_plugin}
+    profile = {"input": info.input_name, "batch": info.batch, "min": list(options.min_size), "opt": list(options.opt_size), "max": list(options.max_size)}
+    key = cache_key({
+        "onnx_sha256": info.sha256, "plugin_sha256": plugin_record and plugin_record["sha256"],
+        "embed_plugin": bool(plugin_record and options.embed_plugin), "flavour": request.flavour.name,
+        "version": request.flavour.version, "precision": request.precision, "profile": profile, "target": request.target,
+    })
+    return _Plan(request, key, profile, plugin_record)
+
+
+def _rebuild_command(plan: _Plan, engine_path: Path) -> str:
+    request, profile = plan.request, plan.profile
+    return rebuild_command(request.info.path.resolve(), engine_path.resolve(), request.precision,
+                           {k: tuple(v) for k, v in profile.items() if k in ("min", "opt", "max")},
+                           str(request.plugin) if request.plugin else None, request.options.embed_plugin,
+                           request.options.compute_capabilities, request.flavour.name)
+
+
+def _build_into_cache(plan: _Plan, cache: EngineCache, command: str) -> tuple[Path, EngineSidecar, list[str]]:
+    request, info = plan.request, plan.request.info
+    built = _build(request)
+    sidecar = EngineSidecar(
+        engine_sha256=hashlib.sha256(built.plan).hexdigest(), engine_bytes=len(built.plan),
+        onnx={"path": str(info.path.resolve()), "sha256": info.sha256, "precision": info.precision, "scale": info.scale, "config": info.config_name,
+              **({"converted_to": "fp16 (gldfn_model.ops.onnx_fp16)"} if request.converts_to_fp16 else {})},
+        plugin=plan.plugin_record, tensorrt={"flavour": request.flavour.name, "version": request.flavour.version},
+        precision=request.precision, profile={**plan.profile, "batch": built.batch}, target=request.target,
+        build_seconds=round(built.seconds, 3), built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        inputs=built.inputs, outputs=built.outputs, layers=built.layers, macs_at_opt=info.macs_at(request.options.opt_size),
+        cache_key=plan.key, rebuild_command=command,
+        notes=["layers: the network definition before TensorRT's fusions (a serialized engine cannot be inspected without a GPU)"],
+    )
+    return cache.store(plan.key, built.plan, sidecar), sidecar, built.messages
 
 
 def build_engine(
@@ -348,39 +429,42 @@ def build_engine(
 ) -> BuildResult:
     """Build (or reuse from the cache) the engine for ``onnx_path`` and write it with its sidecar to ``output``
     (default: beside the ONNX file, ``MODEL.<flavour>-<precision>.engine``)."""
-    request = _resolve(onnx_path, options)
-    info, options, flavour, precision, plugin, target = (
-        request.info, request.options, request.flavour, request.precision, request.plugin, request.target)
-    plugin_record = None if plugin is None else {"path": str(plugin), "sha256": file_sha256(plugin), "embedded": options.embed_plugin}
-    profile = {"input": info.input_name, "batch": info.batch, "min": list(options.min_size), "opt": list(options.opt_size), "max": list(options.max_size)}
-    key = cache_key({
-        "onnx_sha256": info.sha256, "plugin_sha256": plugin_record and plugin_record["sha256"],
-        "embed_plugin": bool(plugin_record and options.embed_plugin), "flavour": flavour.name, "version": flavour.version,
-        "precision": precision, "profile": profile, "target": target,
-    })
-    engine_path = Path(output) if output is not None else default_engine_path(info.path, precision, flavour)
-    command = rebuild_command(info.path.resolve(), engine_path.resolve(), precision, {k: tuple(v) for k, v in profile.items() if k in ("min", "opt", "max")},
-                              str(plugin) if plugin else None, options.embed_plugin, options.compute_capabilities, flavour.name)
+    plan = _plan(onnx_path, options)
+    request = plan.request
+    engine_path = Path(output) if output is not None else default_engine_path(request.info.path, request.precision, request.flavour)
+    if engine_path.resolve() == request.info.path.resolve():
+        raise EngineBuildError(f"-o {engine_path} is the ONNX file itself; name the engine differently (default: "
+                               f"{default_engine_path(request.info.path, request.precision, request.flavour).name})")
+    command = _rebuild_command(plan, engine_path)
     cache = EngineCache(cache_dir)
     if not force:
-        existing = matching_engine(engine_path, key)
+        existing = matching_engine(engine_path, plan.key)
         if existing is not None:
-            return BuildResult(engine_path, existing, True, cache.engine_path(key))
-        cached = cache.lookup(key)
+            return BuildResult(engine_path, existing, True, cache.engine_path(plan.key))
+        cached = cache.lookup(plan.key)
         if cached is not None:
             sidecar = replace(cached, rebuild_command=command)
-            copy_engine(cache.engine_path(key), engine_path, sidecar)
-            return BuildResult(engine_path, sidecar, True, cache.engine_path(key))
-    built = _build(request)
-    sidecar = EngineSidecar(
-        engine_sha256=hashlib.sha256(built.plan).hexdigest(), engine_bytes=len(built.plan),
-        onnx={"path": str(info.path.resolve()), "sha256": info.sha256, "precision": info.precision, "scale": info.scale, "config": info.config_name},
-        plugin=plugin_record, tensorrt={"flavour": flavour.name, "version": flavour.version}, precision=precision,
-        profile={**profile, "batch": built.batch}, target=target, build_seconds=round(built.seconds, 3),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), inputs=built.inputs, outputs=built.outputs,
-        layers=built.layers, macs_at_opt=info.macs_at(options.opt_size), cache_key=key, rebuild_command=command,
-        notes=["layers: the network definition before TensorRT's fusions (a serialized engine cannot be inspected without a GPU)"],
-    )
-    stored = cache.store(key, built.plan, sidecar)
+            copy_engine(cache.engine_path(plan.key), engine_path, sidecar)
+            return BuildResult(engine_path, sidecar, True, cache.engine_path(plan.key))
+    stored, sidecar, messages = _build_into_cache(plan, cache, command)
     copy_engine(stored, engine_path, sidecar)
-    return BuildResult(engine_path, sidecar, False, stored, built.messages)
+    return BuildResult(engine_path, sidecar, False, stored, messages)
+
+
+def cached_engine(
+    onnx_path: str | os.PathLike[str],
+    options: BuildOptions = BuildOptions(),
+    *,
+    force: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> BuildResult:
+    """The engine for ``onnx_path`` in the engine cache, built on first use (what ``gldfn-trt run|bench MODEL.onnx``
+    and ``Upscaler.from_onnx(..., backend="tensorrt")`` run); nothing is written beside the ONNX file."""
+    plan = _plan(onnx_path, options)
+    cache = EngineCache(cache_dir)
+    path = cache.engine_path(plan.key)
+    cached = None if force else cache.lookup(plan.key)
+    if cached is not None:
+        return BuildResult(path, cached, True, path)
+    stored, sidecar, messages = _build_into_cache(plan, cache, _rebuild_command(plan, path))
+    return BuildResult(stored, sidecar, False, stored, messages)

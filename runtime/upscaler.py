@@ -171,9 +171,30 @@ class Upscaler:
 
     @classmethod
     def from_onnx(
-        cls, path: str | os.PathLike[str], providers: list[str] | str | None = None, threads: int | None = None, **kwargs: Any
+        cls,
+        path: str | os.PathLike[str],
+        providers: list[str] | str | None = None,
+        threads: int | None = None,
+        *,
+        backend: str = "onnxruntime",
+        plugin: str | os.PathLike[str] | None = None,
+        precision: str | None = None,
+        device: int = 0,
+        cache_dir: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
     ) -> Upscaler:
-        """ONNX Runtime on an exported file; ``providers`` e.g. ``["cuda"]`` or ``"cpu"`` (default)."""
+        """An exported file. ``backend="onnxruntime"`` (default): ONNX Runtime with ``providers``, e.g.
+        ``["cuda"]`` or ``"cpu"`` (default), and ``threads``. ``backend="tensorrt"``: the file's engine from the
+        engine cache, built on first use for GPU ``device`` (``precision`` default: the file's; ``plugin`` as in
+        :meth:`from_engine`; ``cache_dir`` default $GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines)."""
+        if backend == "tensorrt":
+            try:
+                from gldfn_runtime.tensorrt_model import open_tensorrt_runner
+            except ImportError as exc:
+                raise RunnerError(f"the TensorRT runner cannot be imported ({exc}); install gldfn-trt[rtx] or gldfn-trt[trt]") from exc
+            return cls(open_tensorrt_runner(path, plugin=plugin, precision=precision, device=device, cache_dir=cache_dir), **kwargs)
+        if backend != "onnxruntime":
+            raise RunnerError(f"backend {backend!r} is not one of onnxruntime, tensorrt")
         from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 
         return cls(OnnxRuntimeRunner(path, providers=providers, threads=threads), **kwargs)

@@ -101,6 +101,50 @@ def test_run_and_bench_without_a_gpu_point_to_the_cpu_commands(cli_engine, tmp_p
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_run_and_bench_take_an_onnx_file_and_check_the_gpu_before_building(tiny_onnx, tmp_path, command):
+    """ONNX first: no separate build step; without a GPU nothing is built or written, and the CPU commands are named."""
+    _no_gpu()
+    _rtx()
+    from PIL import Image
+
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(image)
+    onnx = tiny_onnx["fp32"]
+    beside = sorted(onnx.parent.iterdir())
+    args = ["run", onnx, image, "-o", tmp_path / "out"] if command == "run" else ["bench", onnx, "--sizes", "32x32"]
+    result = invoke(*args, "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 1, result.output
+    assert f"cannot run {onnx} with TensorRT" in result.output and "TensorRT needs an NVIDIA GPU" in result.output
+    assert f"--onnx {onnx}" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+    assert sorted(onnx.parent.iterdir()) == beside
+
+
+def test_run_reports_a_missing_model_as_missing(tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(image)
+    for name in ("absent.onnx", "absent.engine"):
+        result = invoke("run", tmp_path / name, image, "-o", tmp_path / "out")
+        assert result.exit_code == 1 and f"{tmp_path / name} does not exist" in result.output, result.output
+        assert "sidecar" not in result.output and ".json" not in result.output
+
+
+def test_build_refuses_to_write_the_engine_over_the_onnx_file(tiny_onnx, plugin_library, tmp_path):
+    _rtx()
+    import shutil
+
+    onnx = tmp_path / "m.onnx"
+    shutil.copyfile(tiny_onnx["fp32"], onnx)
+    before = onnx.read_bytes()
+    result = invoke("build", onnx, *PROFILE_ARGS, "--plugin", plugin_library, "--backend", "tensorrt-rtx", "-o", onnx,
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 1 and "is the ONNX file itself" in result.output, result.output
+    assert onnx.read_bytes() == before
+
+
 def test_run_refuses_to_write_over_its_inputs_before_loading_the_engine(cli_engine, tmp_path):
     from PIL import Image
 
@@ -200,3 +244,27 @@ def test_backend_tensorrt_without_the_package_says_what_to_install(tiny_onnx, tm
     result = invoke("build", tiny_onnx["fp32"], "--backend", "tensorrt", "-o", tmp_path / "x.engine")
     assert result.exit_code == 1 and "tensorrt:" in result.output and "pip install tensorrt-rtx" in result.output
     assert not (tmp_path / "x.engine").exists()
+
+
+def test_upscaler_from_onnx_with_tensorrt(tiny_onnx, plugin_library, tmp_path, monkeypatch):
+    """The Python API's ONNX-first path: without a GPU a NoGpuError naming the CPU route and nothing built; with
+    one, the engine is built once into the cache and the result matches ONNX Runtime."""
+    import numpy as np
+
+    from gldfn_runtime.trt_runner import NoGpuError
+    from gldfn_runtime.upscaler import Upscaler
+
+    _rtx()
+    monkeypatch.setenv("GLDFN_TRT_PLUGIN_LIBRARY", str(plugin_library))
+    from gldfn_runtime.backend import current_gpu
+
+    if current_gpu()[0] is None:
+        with pytest.raises(NoGpuError, match="gldfn upscale"):
+            Upscaler.from_onnx(tiny_onnx["fp32"], backend="tensorrt", cache_dir=tmp_path / "cache")
+        assert not (tmp_path / "cache").exists()
+        pytest.skip("no CUDA GPU: the engine cannot run here (the refusal was checked)")
+    image = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
+    engine = Upscaler.from_onnx(tiny_onnx["fp32"], backend="tensorrt", cache_dir=tmp_path / "cache", tile=0)
+    reference = Upscaler.from_onnx(tiny_onnx["fp32"], tile=0)
+    assert np.abs(engine.upscale(image) - reference.upscale(image)).max() < 1e-3
+    assert len(list((tmp_path / "cache").rglob("model.engine"))) == 1

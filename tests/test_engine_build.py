@@ -84,10 +84,53 @@ def test_fp16_engine_builds_from_the_fp16_export(rtx, plugin_library, tiny_onnx,
     assert engine.stat().st_size == result.sidecar.engine_bytes
 
 
-def test_strongly_typed_flavours_refuse_fp16_from_an_fp32_export(rtx, plugin_library, tiny_onnx, tmp_path):
+def test_fp16_from_an_fp32_export_runs_the_projects_fp16_pass(rtx, plugin_library, tiny_onnx, tmp_path):
+    """The same network as the FP16 export (layer for layer), built from the FP32 file; the file is untouched."""
+    before = file_sha256(tiny_onnx["fp32"])
+    converted = build_engine(tiny_onnx["fp32"], tmp_path / "c.engine", _options(plugin_library, precision="fp16"),
+                             cache_dir=tmp_path / "cache")
+    exported = build_engine(tiny_onnx["fp16"], tmp_path / "e.engine", _options(plugin_library), cache_dir=tmp_path / "cache")
+    assert converted.sidecar.precision == "fp16" and converted.sidecar.onnx["precision"] == "fp32"
+    assert converted.sidecar.onnx["converted_to"].startswith("fp16")
+    assert [(layer["type"], layer["plugin"]) for layer in converted.sidecar.layers] == [
+        (layer["type"], layer["plugin"]) for layer in exported.sidecar.layers]
+    assert sum(layer["type"] == "CAST" for layer in converted.sidecar.layers) > 0
+    assert converted.sidecar.inputs[0]["dtype"] == converted.sidecar.outputs[0]["dtype"] == "float"
+    assert file_sha256(tiny_onnx["fp32"]) == before
+    # A different request than FP32 from the same file: its own cache entry.
+    assert converted.sidecar.cache_key != build_engine(
+        tiny_onnx["fp32"], tmp_path / "f.engine", _options(plugin_library), cache_dir=tmp_path / "cache").sidecar.cache_key
+
+
+def test_fp16_from_an_fp32_file_without_region_marks_names_the_export_command(rtx, plugin_library, tiny_onnx, tmp_path):
+    model = onnx.load(str(tiny_onnx["fp32"]))
+    for node in model.graph.node:
+        del node.metadata_props[:]  # what gldfn-export wrote before it marked the float32 regions
+    old = tmp_path / "old_fp32.onnx"
+    onnx.save(model, str(old))
     with pytest.raises(EngineBuildError, match=r"gldfn-export --precision fp16"):
-        build_engine(tiny_onnx["fp32"], tmp_path / "x.engine", _options(plugin_library, precision="fp16"), cache_dir=tmp_path / "cache")
+        build_engine(old, tmp_path / "x.engine", _options(plugin_library, precision="fp16"), cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old_fp32.onnx"]
+
+
+def test_fp32_from_an_fp16_export_is_refused(rtx, plugin_library, tiny_onnx, tmp_path):
+    with pytest.raises(EngineBuildError, match=r"gldfn-export --precision fp32"):
+        build_engine(tiny_onnx["fp16"], tmp_path / "x.engine", _options(plugin_library, precision="fp32"), cache_dir=tmp_path / "cache")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cached_engine_builds_into_the_cache_only_and_reuses_it(rtx, plugin_library, tiny_onnx, tmp_path):
+    """What run/bench MODEL.onnx use: the engine lives in the cache; nothing is written beside the ONNX file."""
+    from gldfn_runtime.engine_build import cached_engine
+
+    beside = sorted(tiny_onnx["fp32"].parent.iterdir())
+    first = cached_engine(tiny_onnx["fp32"], _options(plugin_library, compute_capabilities=("SM86",)), cache_dir=tmp_path)
+    assert not first.cache_hit and first.engine_path.is_relative_to(tmp_path) and first.engine_path.is_file()
+    verify_engine_file(first.engine_path, read_sidecar(first.engine_path))
+    assert first.sidecar.target == {"compute_capabilities": ["SM86"]}
+    again = cached_engine(tiny_onnx["fp32"], _options(plugin_library, compute_capabilities=("SM86",)), cache_dir=tmp_path)
+    assert again.cache_hit and again.engine_path == first.engine_path and again.sidecar.built_at == first.sidecar.built_at
+    assert sorted(tiny_onnx["fp32"].parent.iterdir()) == beside
 
 
 def test_second_build_is_a_cache_hit_and_force_rebuilds(rtx, plugin_library, tiny_onnx, tmp_path):

@@ -128,3 +128,28 @@ def test_fp16_in_onnx_reference_evaluator(tiny_fp16):
         (out,) = evaluator.run(None, {"lr": lr})
         assert out.dtype == np.float32 and np.isfinite(out).all()
         assert image_psnr(out, TorchRunner(model).infer(lr)) >= FP16_MIN_PSNR_DB
+
+
+def test_converting_the_fp32_file_gives_the_fp16_export(tiny_onnx):
+    """gldfn-trt build --precision fp16 converts an FP32 file with the marks the exporter left on its nodes: the
+    result is the FP16 export, node for node and weight for weight (torch-free: no module hierarchy needed)."""
+    from gldfn_model.ops.onnx_format import PRECISION, read_metadata
+    from gldfn_model.ops.onnx_fp16 import convert_to_fp16
+
+    fp32, fp16 = onnx.load(str(tiny_onnx["fp32"])), onnx.load(str(tiny_onnx["fp16"]))
+    converted = convert_to_fp16(fp32, source=str(tiny_onnx["fp32"]))
+    assert read_metadata(converted)[PRECISION] == "fp16"
+    assert converted.graph.SerializeToString() == fp16.graph.SerializeToString()
+    assert list(converted.functions) == list(fp16.functions)
+
+
+def test_fp16_conversion_refuses_unmarked_and_non_fp32_files(tiny_onnx):
+    from gldfn_model.ops.onnx_fp16 import Fp16ConversionError, convert_to_fp16
+
+    with pytest.raises(Fp16ConversionError, match="is fp16; only an FP32 export"):
+        convert_to_fp16(onnx.load(str(tiny_onnx["fp16"])), source="x.onnx")
+    unmarked = onnx.load(str(tiny_onnx["fp32"]))
+    for node in unmarked.graph.node:
+        del node.metadata_props[:]
+    with pytest.raises(Fp16ConversionError, match="marks no nodes"):
+        convert_to_fp16(unmarked, source="old.onnx")
