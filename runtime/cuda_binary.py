@@ -27,7 +27,7 @@ _CONTAINER = struct.Struct("<IHHQ")  # magic, version, header size, size of the 
 _ENTRY_HEAD = struct.Struct("<HHIQ")  # kind, version, header size, payload size (padded)
 _ENTRY_ARCH_AT, _ENTRY_FLAGS_AT, _MIN_ENTRY_HEADER = 28, 40, 48
 _KIND_PTX, _KIND_ELF = 1, 2
-_FLAG_ARCH_SPECIFIC, _FLAG_FAMILY = 0x100000, 0x200000  # sm_90a, sm_100f
+_FLAG_ARCH_SPECIFIC, _FLAG_FAMILY = 0x100000, 0x200000  # sm_90a, sm_100f: as nvcc 13 writes them (undocumented)
 _SHT_NOBITS = 8
 _NAME = re.compile(r"(sm|compute)_(\d+)(\d)([af]?)")
 _TARGET = re.compile(r"(?:SM|sm_)?(\d+)(\d)")
@@ -37,7 +37,7 @@ class CudaBinaryError(GldfnError, ValueError):
     """The file is not a 64-bit little-endian ELF, or its fatbinary cannot be read."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class CudaArch:
     """One entry's code: SASS (a cubin) or PTX, for SM ``major``.``minor``; ``variant`` "a" (arch-specific),
     "f" (family) or ""."""
@@ -141,16 +141,19 @@ def parse_fatbin(data: bytes, where: str = "fatbinary") -> list[CudaArch]:
 
 
 def read_cuda_archs(path: str | Path) -> tuple[CudaArch, ...] | None:
-    """The distinct architectures of the CUDA code embedded in the ELF file ``path``, sorted; None when it has no
-    ``.nv_fatbin`` section (no CUDA code, or not built by nvcc)."""
+    """The distinct architectures of the CUDA code embedded in the ELF file ``path``, SASS then PTX, each by SM;
+    None when it has no ``.nv_fatbin`` section (no CUDA code, or not built by nvcc)."""
     path = Path(path)
     sections = _elf_sections(path.read_bytes(), path)
     if FATBIN_SECTION not in sections:
         return None
-    return tuple(sorted(set(parse_fatbin(sections[FATBIN_SECTION], f"{path} ({FATBIN_SECTION})"))))
+    return tuple(sorted(set(parse_fatbin(sections[FATBIN_SECTION], f"{path} ({FATBIN_SECTION})")), key=_sass_first))
+
+
+def _sass_first(arch: CudaArch) -> tuple[bool, int, int, str]:
+    return arch.ptx, arch.major, arch.minor, arch.variant
 
 
 def format_archs(archs: Iterable[CudaArch]) -> str:
     """``sm_80, sm_86, compute_80``: SASS first, then PTX."""
-    ordered = sorted(archs, key=lambda arch: (arch.ptx, arch.major, arch.minor, arch.variant))
-    return ", ".join(arch.name for arch in ordered) or "none"
+    return ", ".join(arch.name for arch in sorted(archs, key=_sass_first)) or "none"

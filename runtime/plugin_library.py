@@ -285,14 +285,18 @@ def check_library_targets(
             f"`gldfn-trt plugin build`, or stripped of its device code), so it runs on none of the engine's targets "
             f"{', '.join(targets)}; rebuild it with {rebuild}"
         )
+    which = "any" if missing == list(targets) else ", ".join(missing)
     covered = [target for target in choosable if not uncovered_targets(archs, [target])]
-    fewer = (f", or build the engine only for the targets the library covers: --compute-capability {','.join(covered)}"
-             if covered else " (it covers none of the targets the engine could be built for instead)" if choosable
-             else "")
+    if covered:
+        fewer = f", or build the engine only for targets it runs on: --compute-capability {','.join(covered)}"
+    elif choosable:
+        fewer = f". It runs on none of the targets the engine can be built for ({', '.join(choosable)})"
+    else:
+        fewer = ""
     raise PluginLibraryError(
         f"plugin library {library} ({origin}) carries CUDA code for {format_archs(archs)}, which does not run on "
-        f"{', '.join(missing)} of the engine's targets {', '.join(targets)} (a cubin sm_XY runs on its SM major at "
-        f"minor Y and later, PTX compute_XY on X.Y and later GPUs). Rebuild the plugin for them with {rebuild}{fewer}"
+        f"{which} of the engine's targets {', '.join(targets)} (a cubin sm_XY runs on compute capability X.Y and "
+        f"later minors of X, PTX compute_XY on X.Y and later). Rebuild the plugin for them with {rebuild}{fewer}"
     )
 
 
