@@ -11,6 +11,9 @@ of the installed TensorRT's major that ``gldfn-trt plugin build`` writes.
 
 An engine's sidecar records the library it was built with, but only its SHA-256 is used: a path read from a
 data file is never loaded.
+
+For an engine build, :func:`resolve_plugin_library` also checks that the library's CUDA code (read from its
+fatbinary, ``cuda_binary``) runs on every GPU the engine targets, and builds a missing default library first.
 """
 from __future__ import annotations
 
