@@ -7,7 +7,12 @@ import typer
 
 from gldfn_model.common.cli_errors import GldfnTyper
 from gldfn_runtime import cli_engine
-from gldfn_runtime.plugin_library import MIN_TENSORRT_MAJOR, build_plugin_library
+from gldfn_runtime.plugin_library import (
+    MIN_TENSORRT_MAJOR,
+    build_plugin_library,
+    describe_library,
+    find_plugin_library,
+)
 
 app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN on TensorRT / TensorRT-RTX.")
 plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True, help="The TensorRT plugin library.")
@@ -41,6 +46,19 @@ def plugin_build(
         build_type=build_type, jobs=jobs, report=lambda line: typer.echo(line, err=True),
     )
     typer.echo(str(library))
+
+
+@plugin_app.command("info")
+def plugin_info(
+    library: Path | None = typer.Argument(
+        None, help="A plugin library (default: $GLDFN_TRT_PLUGIN_LIBRARY, else the default build folder's)."),
+) -> None:
+    """Print a plugin library's path, the TensorRT headers it was built with, its SHA-256 and its CUDA code."""
+    info = describe_library(find_plugin_library(library))
+    typer.echo(info["path"])
+    typer.echo(f"  TensorRT headers: {info['tensorrt_headers'] or 'not recorded (not a GLDFN plugin library?)'}")
+    typer.echo(f"  SHA-256:          {info['sha256']}")
+    typer.echo(f"  CUDA code:        {', '.join(info['cuda_archs']) or 'none'}")
 
 
 def main() -> None:

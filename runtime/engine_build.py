@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -40,7 +40,12 @@ from gldfn_runtime.backend import (
     select_flavour,
 )
 from gldfn_runtime.engine_cache import EngineCache, cache_key, copy_engine, matching_engine
-from gldfn_runtime.plugin_library import PluginLibraryError, find_plugin_library, load_plugin_library
+from gldfn_runtime.plugin_library import (
+    PluginLibraryError,
+    load_plugin_library,
+    report_to_stderr,
+    resolve_plugin_library,
+)
 from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_command
 from gldfn_runtime.tensorrt_compat import enable_plugin_override
 
@@ -153,7 +158,10 @@ def read_onnx_info(path: str | os.PathLike[str]) -> OnnxModelInfo:
 @dataclass(frozen=True)
 class BuildOptions:
     """How to build. ``precision`` None takes the ONNX file's; ``plugin`` None finds the default library;
-    ``use_plugin`` False builds the model-local function bodies instead of the plugin."""
+    ``use_plugin`` False builds the model-local function bodies instead of the plugin. ``build_plugin`` (on by
+    default, so for ``gldfn-trt build`` too): when ``plugin`` is None, $GLDFN_TRT_PLUGIN_LIBRARY unset and the
+    default build folder holds no library, build it there for the engine's targets first, with progress lines
+    to ``report`` (default: stderr); off, that case is an error naming `gldfn-trt plugin build`."""
 
     precision: str | None = None
     min_size: Size = DEFAULT_PROFILE["min"]
@@ -164,6 +172,8 @@ class BuildOptions:
     embed_plugin: bool = False
     compute_capabilities: tuple[str, ...] = ()
     backend: str = "auto"
+    build_plugin: bool = True
+    report: Callable[[str], None] | None = report_to_stderr
 
     def check_profile(self) -> None:
         for name, size in (("min", self.min_size), ("opt", self.opt_size), ("max", self.max_size)):
@@ -335,11 +345,16 @@ def _build_network(request: _Request, trt: Any, builder: Any, network: Any, laye
                      plugin)
 
 
-def _resolve_plugin(info: OnnxModelInfo, options: BuildOptions) -> Path | None:
+def _resolve_plugin(info: OnnxModelInfo, options: BuildOptions, flavour: Flavour, target: dict[str, Any]) -> Path | None:
+    """The plugin library, built first when missing (``options.build_plugin``); EngineBuildError when it cannot be
+    had or its CUDA code does not run on every GPU the engine targets."""
     if info.custom_nodes == 0 or not options.use_plugin:
         return None  # a portable export (no custom nodes), or the function bodies asked for
+    targets = target.get("compute_capabilities") or [target["compute_capability"]]
     try:
-        return find_plugin_library(options.plugin)
+        return resolve_plugin_library(
+            options.plugin, targets, tensorrt_major=flavour.backend.plugin_tensorrt_major,
+            choosable=flavour.supported_compute_capabilities, build=options.build_plugin, report=options.report)
     except PluginLibraryError as error:
         raise EngineBuildError(f"{error}; or build from the ONNX function bodies instead with --no-plugin") from None
 
@@ -363,7 +378,8 @@ def _resolve(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Reque
         options = replace(options, compute_capabilities=normalize_compute_capabilities(flavour, options.compute_capabilities))
     except BackendError as error:
         raise EngineBuildError(str(error)) from None
-    return _Request(info, options, flavour, precision, _resolve_plugin(info, options), _target(flavour, options))
+    target = _target(flavour, options)
+    return _Request(info, options, flavour, precision, _resolve_plugin(info, options, flavour, target), target)
 
 
 def build_plan(onnx_path: str | os.PathLike[str], options: BuildOptions = BuildOptions()) -> BuiltPlan:

@@ -11,24 +11,41 @@ of the installed TensorRT's major that ``gldfn-trt plugin build`` writes.
 
 An engine's sidecar records the library it was built with, but only its SHA-256 is used: a path read from a
 data file is never loaded.
+
+For an engine build, :func:`resolve_plugin_library` also checks that the library's CUDA code (read from its
+fatbinary, ``cuda_binary``) runs on every GPU the engine targets, and builds a missing default library first.
 """
 from __future__ import annotations
 
 import ctypes.util
+import fcntl
+import functools
 import importlib.metadata
 import os
 import platform
 import re
 import shutil
 import subprocess
+import sys
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gldfn_model.common.atomic import atomic_output
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.ops.contract import load_contract
+from gldfn_runtime.cuda_binary import (
+    FATBIN_SECTION,
+    CudaArch,
+    CudaBinaryError,
+    format_archs,
+    parse_target,
+    read_cuda_archs,
+    uncovered_targets,
+)
 from gldfn_runtime.tensorrt_compat import TensorRTBackend, TensorRTUnavailable, load_tensorrt
 
 PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent.parent / "plugins"
@@ -41,6 +58,11 @@ LIBRARY_ENV = "GLDFN_TRT_PLUGIN_LIBRARY"
 _BUILD_INFO = re.compile(rb"gldfn-trt-plugin:tensorrt-headers=(\d+)\.(\d+)\.(\d+);")
 # TensorRT <= 10.12 defines NV_TENSORRT_MAJOR as a number, 10.13 and later TRT_MAJOR_ENTERPRISE.
 _HEADER_DEFINE = re.compile(r"^#define\s+(?:NV_TENSORRT_|TRT_)(MAJOR|MINOR|PATCH)(?:_ENTERPRISE)?\s+(\d+)", re.M)
+# The linker writes the library here; it is copied to the build folder atomically once complete, so that an
+# interrupted build never leaves a half library where the runtime looks.
+LINK_SUBDIR = ".link"
+_LOCK_NAME = ".gldfn-plugin-build.lock"
+_PROGRESS = re.compile(r"^\[\s*\d+(?:%|/\d+)\]")  # make's "[ 50%] Building ...", ninja's "[3/7] Building ..."
 
 # Wheels whose CUDA major should be the plugin's (the static CUDA runtime of the nvcc that built it): their name
 # says it, or (cuda-bindings, cuda-python's) their version does.
@@ -194,6 +216,106 @@ def check_library_matches(library: Path, backend: TensorRTBackend) -> Version:
     return version
 
 
+def library_cuda_archs(library: str | os.PathLike[str]) -> tuple[CudaArch, ...] | None:
+    """The CUDA architectures whose code ``library`` carries (its fatbinary), or None when it carries none."""
+    try:
+        return read_cuda_archs(library)
+    except CudaBinaryError as error:
+        raise PluginLibraryError(f"{error}; rebuild the plugin library with `gldfn-trt plugin build`") from None
+
+
+@functools.cache
+def nvcc_gpu_codes(nvcc: Path) -> frozenset[int] | None:
+    """The SMs (86 for sm_86) ``nvcc`` compiles for (``--list-gpu-code``), or None when it cannot say."""
+    try:
+        result = subprocess.run([str(nvcc), "--list-gpu-code"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    codes = frozenset(int(sm) for sm in re.findall(r"^sm_(\d+)$", result.stdout, re.M))
+    return codes if result.returncode == 0 and codes else None
+
+
+def cuda_architectures_for(targets: Sequence[str], supported: frozenset[int] | None = None) -> str:
+    """CMAKE_CUDA_ARCHITECTURES for GPUs ``targets`` (``SM86``...): SASS for each target that ``supported`` (the
+    SMs nvcc knows; None: all) holds, plus PTX of the lowest target (or the newest SM below it) so that later
+    GPUs run it through JIT. PluginLibraryError when that still leaves a target uncovered."""
+    wanted = sorted({major * 10 + minor for major, minor in map(parse_target, targets)})
+    sass = [sm for sm in wanted if supported is None or sm in supported]
+    below = [sm for sm in supported or () if sm <= wanted[0]]
+    ptx = wanted[0] if supported is None else max(below) if below else None
+    archs = [CudaArch(sm // 10, sm % 10, False) for sm in sass]
+    archs += [CudaArch(ptx // 10, ptx % 10, True)] if ptx is not None else []
+    missing = uncovered_targets(archs, targets)
+    if missing:
+        known = ", ".join(f"sm_{sm}" for sm in sorted(supported or ()))
+        raise PluginLibraryError(
+            f"the CUDA compiler cannot produce code for {', '.join(missing)} (it knows {known}): install a CUDA "
+            f"toolkit that does, or build the engine for other targets (--compute-capability)"
+        )
+    return ";".join([f"{sm}-real" for sm in sass] + ([f"{ptx}-virtual"] if ptx is not None else []))
+
+
+def _plugin_build_command(targets: Sequence[str], tensorrt_major: int) -> str:
+    """The `gldfn-trt plugin build` command that builds a library covering ``targets``."""
+    nvcc = find_nvcc()
+    try:
+        archs = cuda_architectures_for(targets, nvcc_gpu_codes(nvcc) if nvcc else None)
+    except PluginLibraryError:
+        archs = cuda_architectures_for(targets)
+    major = "" if tensorrt_major == DEFAULT_TENSORRT_MAJOR else f" --tensorrt-major {tensorrt_major}"
+    return f"gldfn-trt plugin build --cuda-archs '{archs}'{major}"
+
+
+def check_library_targets(
+    library: Path, targets: Sequence[str], *, origin: str = "the given path",
+    tensorrt_major: int = DEFAULT_TENSORRT_MAJOR, choosable: Sequence[str] = (),
+) -> tuple[CudaArch, ...]:
+    """The CUDA architectures of ``library``; PluginLibraryError naming the targets, the library's architectures
+    and the ways out when its code does not run on every GPU in ``targets`` (``SM86``...), or when it carries no
+    CUDA code at all (then it runs on none). ``choosable``: the targets the engine could be built for instead
+    (TensorRT-RTX's), offered as --compute-capability when the library covers some of them."""
+    archs = library_cuda_archs(library)
+    missing = list(targets) if archs is None else uncovered_targets(archs, targets)
+    if not missing:
+        return archs
+    rebuild = f"`{_plugin_build_command(targets, tensorrt_major)}`"
+    default = default_build_dir(tensorrt_major) / library_filename(tensorrt_major)
+    if library.resolve() != default.resolve():
+        rebuild += f" (it writes {default}: use that one)"
+    if archs is None:
+        raise PluginLibraryError(
+            f"plugin library {library} ({origin}) carries no CUDA code (no {FATBIN_SECTION} section: not built by "
+            f"`gldfn-trt plugin build`, or stripped of its device code), so it runs on none of the engine's targets "
+            f"{', '.join(targets)}; rebuild it with {rebuild}"
+        )
+    which = "any" if missing == list(targets) else ", ".join(missing)
+    covered = [target for target in choosable if not uncovered_targets(archs, [target])]
+    if covered:
+        fewer = f", or build the engine only for targets it runs on: --compute-capability {','.join(covered)}"
+    elif choosable:
+        fewer = f". It runs on none of the targets the engine can be built for ({', '.join(choosable)})"
+    else:
+        fewer = ""
+    raise PluginLibraryError(
+        f"plugin library {library} ({origin}) carries CUDA code for {format_archs(archs)}, which does not run on "
+        f"{which} of the engine's targets {', '.join(targets)} (a cubin sm_XY runs on compute capability X.Y and "
+        f"later minors of X, PTX compute_XY on X.Y and later). Rebuild the plugin for them with {rebuild}{fewer}"
+    )
+
+
+def missing_build_tools(tensorrt_major: int) -> list[str]:
+    """What `gldfn-trt plugin build` needs and this machine lacks, each said as what to install."""
+    missing = []
+    if shutil.which("cmake") is None:
+        missing.append("cmake (CMake >= 3.25 on PATH)")
+    if find_nvcc() is None:
+        missing.append("nvcc (the CUDA toolkit: $CUDACXX, PATH or /usr/local/cuda/bin)")
+    if find_tensorrt_headers(tensorrt_major) is None:
+        missing.append(f"TensorRT {tensorrt_major}.x headers (NvInferRuntime.h in $TENSORRT_ROOT or the standard "
+                       "include folders)")
+    return missing
+
+
 def installed_cuda_majors() -> dict[str, int]:
     """The CUDA major of each installed cuda-python / TensorRT wheel, by distribution name."""
     found = {}
@@ -218,12 +340,24 @@ def cuda_major_warnings(nvcc_version: str, installed: dict[str, int]) -> list[st
     ]
 
 
-def _run(command: list[str], step: str) -> str:
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip().splitlines()
+def _run(command: list[str], step: str, report: Callable[[str], None] | None = None) -> str:
+    """Run ``command``; its output (stdout and stderr), with its build-progress lines passed to ``report``."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if report is not None and _PROGRESS.match(line):
+                report(line.rstrip())
+        returncode = process.wait()
+    except BaseException:
+        process.terminate()
+        process.wait()
+        raise
+    if returncode != 0:
+        output = "".join(lines).strip().splitlines()
         raise PluginLibraryError(f"{step} failed ({' '.join(command)}):\n" + "\n".join(output[-40:]))
-    return result.stdout
+    return "".join(lines)
 
 
 def find_nvcc() -> Path | None:
@@ -278,7 +412,9 @@ def build_plugin_library(
     when given, else the installed TensorRT's major, else the headers found), into ``build_dir`` (default: that
     major's default build folder). ``cuda_architectures``
     overrides the SM list, e.g. "80-real" for a quick build; by default CMake takes every SM the nvcc found
-    supports. ``report`` receives the configure step's summary lines (headers, nvcc, architectures)."""
+    supports. ``report`` receives the configure step's summary lines (headers, nvcc, architectures), the build's
+    progress lines and the CUDA code the library carries. One build at a time per folder (a lock file); the
+    library reaches the folder complete or not at all (linked in ``.link/``, then renamed into place)."""
     if shutil.which("cmake") is None:
         raise PluginLibraryError("cmake is not on PATH; install CMake >= 3.25")
     source = Path(source_dir)
@@ -296,26 +432,99 @@ def build_plugin_library(
         configure.append("-UCMAKE_CUDA_ARCHITECTURES")
     if kernel_only:
         build = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR / "kernel"
-        built_name = "libgldfn_ldf_kernel.a"
+        built_name, linked = "libgldfn_ldf_kernel.a", None
     else:
         headers, version = _build_headers(tensorrt_major, tensorrt_root)
         build = Path(build_dir) if build_dir is not None else default_build_dir(version[0])
         built_name = library_filename(version[0])
-        configure.append(f"-DTENSORRT_ROOT={headers.resolve()}")
+        linked = build / LINK_SUBDIR / built_name
+        configure += [f"-DTENSORRT_ROOT={headers.resolve()}", f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={linked.parent.absolute()}"]
     configure += ["-B", str(build)]
-    output = _run(configure, "CMake configure")
-    if report is not None:
-        for line in output.splitlines():
-            if line.startswith(("-- nvcc ", "-- TensorRT ")):
-                report(line[3:])
-        nvcc_version = re.search(r"^-- nvcc ([0-9.]+):", output, re.M)
-        for warning in cuda_major_warnings(nvcc_version[1], installed_cuda_majors()) if nvcc_version else ():
-            report(warning)
-    _run(["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 1)], "CMake build")
-    built = build / built_name
+    build.mkdir(parents=True, exist_ok=True)
+    with open(build / _LOCK_NAME, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when a killed process's does
+        output = _run(configure, "CMake configure")
+        if report is not None:
+            for line in output.splitlines():
+                if line.startswith(("-- nvcc ", "-- TensorRT ")):
+                    report(line[3:])
+            nvcc_version = re.search(r"^-- nvcc ([0-9.]+):", output, re.M)
+            for warning in cuda_major_warnings(nvcc_version[1], installed_cuda_majors()) if nvcc_version else ():
+                report(warning)
+        if linked is not None:
+            linked.unlink(missing_ok=True)  # a killed link leaves a half file that make would take as up to date
+        _run(["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 1)], "CMake build", report)
+        built = build / built_name
+        if linked is not None:
+            if not linked.is_file():
+                raise PluginLibraryError(f"the build finished but {linked} is missing")
+            with atomic_output(built) as partial:
+                shutil.copy2(linked, partial)
     if not built.is_file():
         raise PluginLibraryError(f"the build finished but {built} is missing")
+    if report is not None and not kernel_only:
+        report(f"CUDA code: {format_archs(library_cuda_archs(built))}")
     return built.resolve()
+
+
+def report_to_stderr(line: str) -> None:
+    """A progress line for the person waiting: on stderr."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def resolve_plugin_library(
+    path: str | os.PathLike[str] | None,
+    targets: Sequence[str],
+    *,
+    tensorrt_major: int | None = None,
+    choosable: Sequence[str] = (),
+    build: bool = True,
+    report: Callable[[str], None] | None = report_to_stderr,
+) -> Path:
+    """The plugin library for an engine that runs on GPUs ``targets`` (``SM86``...), found as
+    :func:`find_plugin_library` finds it, and checked to carry code for every target (:func:`check_library_targets`).
+
+    When no library was named (no ``path``, no $GLDFN_TRT_PLUGIN_LIBRARY) and the default build folder of
+    ``tensorrt_major`` has none, it is built there first for ``targets`` when ``build`` is true and cmake, nvcc
+    and that major's TensorRT headers are here (``report`` gets the progress lines); without them the error
+    names what is missing and the command to run. A library that exists is never rebuilt, even when it lacks
+    a target: engines built with it record its SHA-256."""
+    major = tensorrt_major or installed_tensorrt_major() or DEFAULT_TENSORRT_MAJOR
+    candidate, origin = _locate(path, major)
+    if build and not candidate.is_file() and path is None and not os.environ.get(LIBRARY_ENV):
+        _build_on_first_need(candidate, origin, targets, major, report or (lambda line: None))
+    library = find_plugin_library(path, major)
+    check_library_targets(library, targets, origin=origin, tensorrt_major=major, choosable=choosable)
+    return library
+
+
+def _build_on_first_need(
+    library: Path, origin: str, targets: Sequence[str], tensorrt_major: int, report: Callable[[str], None]
+) -> None:
+    missing = missing_build_tools(tensorrt_major)
+    if missing:
+        major = "" if tensorrt_major == DEFAULT_TENSORRT_MAJOR else f" --tensorrt-major {tensorrt_major}"
+        raise PluginLibraryError(
+            f"plugin library not found at {library} ({origin}), and it cannot be built here: missing "
+            f"{'; '.join(missing)}. Install {'it' if len(missing) == 1 else 'them'}, then run `gldfn-trt plugin "
+            f"build{major}`, or pass the path of a library built for TensorRT {tensorrt_major} with --plugin"
+        )
+    nvcc = find_nvcc()
+    archs = cuda_architectures_for(targets, nvcc_gpu_codes(nvcc) if nvcc else None) if targets else None
+    report(f"plugin library not found at {library}: building it for {', '.join(targets) or 'every SM nvcc knows'} "
+           f"(CUDA architectures {archs or 'default'}; this takes a few minutes)")
+    start = time.perf_counter()
+    built = build_plugin_library(library.parent, cuda_architectures=archs, tensorrt_major=tensorrt_major,
+                                 report=report)
+    report(f"built {built} in {time.perf_counter() - start:.0f} s")
+
+
+def describe_library(library: Path) -> dict[str, Any]:
+    """Path, the TensorRT header version it was built with, SHA-256 and CUDA architectures of a plugin library."""
+    version = library_tensorrt_version(library)
+    archs = library_cuda_archs(library)
+    return {"path": str(library), "tensorrt_headers": format_version(version) if version else None,
+            "sha256": file_sha256(library), "cuda_archs": [arch.name for arch in archs or ()]}
 
 
 def load_plugin_library(path: str | os.PathLike[str] | None = None, registry: Any = None) -> Path:
