@@ -6,14 +6,7 @@ from typing import Any
 
 import typer
 
-from gldfn_model.network.registry import (
-    DEFAULT_SCALE,
-    ModelRegistryError,
-    ShippedModel,
-    default_model,
-    scale_for,
-    shipped_models,
-)
+from gldfn_model.network.registry import ModelRegistryError, ShippedModel, default_model, shipped_models
 
 SET5_COLUMNS = (("gaussian8", "Gaussian8"), ("gaussian8+n15", "+n15"), ("sv-high", "sv high"))
 
@@ -22,14 +15,6 @@ def model_option() -> Any:
     """``--model NAME`` for any command that runs a shipped model."""
     return typer.Option(None, "--model", help="a shipped model by name (`gldfn models` lists them); it sets the scale. "
                         "Default: the Setting-1 model of --scale")
-
-
-def command_scale(model: str | None, scale: int | None, default: int | None = DEFAULT_SCALE) -> int | None:
-    """The scale a command runs at given ``--model`` and ``--scale`` (see registry.scale_for), as a CLI error."""
-    try:
-        return scale_for(model, scale, default)
-    except ModelRegistryError as exc:
-        raise typer.BadParameter(str(exc)) from None
 
 
 def model_dict(model: ShippedModel) -> dict[str, Any]:
