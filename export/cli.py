@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from gldfn_model.cli.model_scale import scale_of_model
-from gldfn_model.cli.models import model_option
+from gldfn_model.cli.models import ShippedModelName, model_option
 from gldfn_model.cli.options import (
     RANDOM_WEIGHTS,
     ConfigName,
@@ -42,7 +42,7 @@ def default_output(config_name: str, scale: int, precision: str, target: str, mo
 @app.command()
 def export(
     scale: int | None = scale_option("upscaling factor (default: the --model's or --checkpoint's; else required)"),
-    model: str | None = model_option(),
+    model_choice: ShippedModelName | None = model_option(),
     config: ConfigName | None = config_option("named config (default: the checkpoint's, else tiny: the shipped one)"),
     checkpoint: Path | None = checkpoint_option("checkpoint to export; it sets the scale (default: the weights "
                                                 "shipped for --config and --scale)"),
@@ -62,6 +62,7 @@ def export(
     from gldfn_export.summary import format_summary
     from gldfn_model.network.model_source import resolve_model
 
+    model = value_of(model_choice)
     scale = scale_of_model(scale, model=model, checkpoint=checkpoint, default=None)
     if scale is None:
         raise typer.BadParameter("pass -s/--scale 2|3|4, --model NAME (`gldfn models` lists them) or --checkpoint PATH")

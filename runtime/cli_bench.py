@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from gldfn_model.cli.model_scale import scale_of_model
+from gldfn_model.cli.models import ShippedModelName
 from gldfn_model.cli.options import (
     AUTO,
     ITERS,
@@ -86,7 +87,8 @@ def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
         model: str = typer.Option("gldfn", help="networks, comma-separated: gldfn, dcls, danv1, danv2 (interleaved); "
-                                  "a shipped model's name (`gldfn models`) times GLDFN with those weights"),
+                                  f"a shipped model ({', '.join(ShippedModelName.__members__)}) times GLDFN with its "
+                                  "weights"),
         backend: str = typer.Option(AUTO, "--backend", help="torch, onnxruntime, or both: torch,onnxruntime; auto: "
                                     "onnxruntime for an --onnx file, else torch"),
         device: Device = typer.Option(Device.cpu, "--device", help="torch's device (cuda: CUDA-event timing)"),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from gldfn_model.cli.model_scale import scale_of_model
-from gldfn_model.cli.models import model_option
+from gldfn_model.cli.models import ShippedModelName, model_option
 from gldfn_model.cli.options import (
     AUTO,
     PROVIDERS,
@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
             "bicubic: the baseline, no model"),
         scale: int | None = scale_option(),
         checkpoint: Path | None = checkpoint_option(),
-        model: str | None = model_option(),
+        model_choice: ShippedModelName | None = model_option(),
         config: ConfigName | None = config_option(
             "named config of the shipped or random weights (default: the checkpoint's, else tiny)"),
         random_weights: bool = RANDOM_WEIGHTS,
@@ -144,7 +144,7 @@ def register(app: typer.Typer) -> None:
         """
         from gldfn_runtime.output_plan import plan_outputs
 
-        config_name = value_of(config)
+        config_name, model = value_of(config), value_of(model_choice)
         chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config_name,
                                 random_weights=random_weights, onnx=onnx, engine=engine)
         plan = plan_outputs(merge_inputs(inputs, input_options, what="image"), output, suffix=suffix,

@@ -9,7 +9,7 @@ import typer
 
 from gldfn_model.cli.degrade import NOISE_HELP, SV_NOISE_HELP, check_setting, noise_from_level
 from gldfn_model.cli.model_scale import scale_of_model
-from gldfn_model.cli.models import model_option
+from gldfn_model.cli.models import ShippedModelName, model_option
 from gldfn_model.cli.options import (
     AUTO,
     JSON,
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         method: Method = typer.Option(Method.auto, "--method", help="auto: model with --model, --checkpoint or --config, else "
                                       "bicubic (MATLAB-style upsampling)"),
         checkpoint: Path | None = checkpoint_option(),
-        model: str | None = model_option(),
+        model_choice: ShippedModelName | None = model_option(),
         config: ConfigName | None = config_option("config of the shipped weights used without --checkpoint or --model "
                                                   "(default tiny)"),
         convention: Convention = typer.Option(Convention.dcls, "--convention",
@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         manifest = _manifest_scale(lr_dir)
         setting_name = value_of(setting) or (evaluation.read_manifest(lr_dir)["setting"] if manifest else "gaussian8")
         check_setting(setting_name, noise)
-        config_name = value_of(config)
+        config_name, model = value_of(config), value_of(model_choice)
         implied = [(f"{flag} {value}", "model") for flag, value in
                    (("--checkpoint", checkpoint), ("--model", model), ("--config", config_name)) if value is not None]
         method_name = implied_choice("--method", method.value, implied, "bicubic")

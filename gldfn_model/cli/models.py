@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 import typer
@@ -11,10 +12,23 @@ from gldfn_model.network.registry import ModelRegistryError, ShippedModel, defau
 SET5_COLUMNS = (("gaussian8", "Gaussian8"), ("gaussian8+n15", "+n15"), ("sv-high", "sv high"))
 
 
+def _shipped_names() -> dict[str, str]:
+    try:
+        return {model.name: model.name for model in shipped_models()}
+    except ModelRegistryError:
+        return {}  # a damaged manifest: `gldfn models` and every use of a model say so
+
+
+# The shipped models' names, so that --help lists them (gldfn_model/weights/models.json).
+ShippedModelName = Enum("ShippedModelName", _shipped_names(), type=str)
+
+
 def model_option() -> Any:
-    """``--model NAME`` for any command that runs a shipped model."""
-    return typer.Option(None, "--model", help="a shipped model by name (`gldfn models` lists them); it sets the scale. "
-                        "Default: the Setting-1 model of --scale")
+    """``--model NAME`` for any command that runs a shipped model; declare it ``ShippedModelName | None`` and take
+    its ``value_of``."""
+    return typer.Option(None, "--model", show_default=False,
+                        help="a shipped model (`gldfn models` describes them); it sets the scale. Default: the "
+                        "Setting-1 model of --scale")
 
 
 def model_dict(model: ShippedModel) -> dict[str, Any]:
