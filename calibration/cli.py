@@ -22,7 +22,7 @@ app = GldfnTyper(add_completion=False)
 
 @app.command()
 def calibrate(
-    models: list[Path] | None = inputs_argument("FP32 ONNX file written by `gldfn-export --target trt`"),
+    positional: Path | None = inputs_argument("FP32 ONNX file written by `gldfn-export --target trt`", metavar="MODEL"),
     model_options: list[Path] | None = input_option("the FP32 ONNX file", several=False),
     images: Path = typer.Option(..., "--images", help="Folder of calibration images: HR (degraded here) or, with --lr, LR."),
     output: Path = output_option("INT8 (Q/DQ) ONNX file to write."),
@@ -49,7 +49,7 @@ def calibrate(
     from gldfn_calibration.layer_selection import parse_exclude
     from gldfn_calibration.summary import format_summary
 
-    (model,) = merge_inputs(models, model_options, what="ONNX model", at_most=1)
+    (model,) = merge_inputs(positional, model_options, what="ONNX model", at_most=1)
     if sensitivity and not evaluate:
         raise CalibrationError("--sensitivity needs the evaluation; drop --no-eval")
     eval_dir = None

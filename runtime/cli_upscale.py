@@ -60,20 +60,21 @@ class Backend(str, Enum):
 
 def choose_backend(
     requested: Backend, *, checkpoint: Path | None = None, model: str | None = None, config: str | None = None,
-    random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None,
+    random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None, plugin: Path | None = None,
 ) -> Backend:
     """The backend the given model runs with (``requested`` auto), or ``requested`` when it agrees with it;
     typer.BadParameter naming both when it does not, or when the backend lacks its model file."""
     implied = [(f"--onnx {onnx}", Backend.onnxruntime.value)] if onnx is not None else []
     implied += [(f"--engine {engine}", Backend.tensorrt.value)] if engine is not None else []
+    implied += [(f"--plugin {plugin}", Backend.tensorrt.value)] if plugin is not None else []
     for flag, value in (("--checkpoint", checkpoint), ("--model", model), ("--config", config)):
         implied += [(f"{flag} {value}", Backend.torch.value)] if value is not None else []
     implied += [("--random-weights", Backend.torch.value)] if random_weights else []
     backend = Backend(implied_choice("--backend", requested.value, implied, Backend.torch.value))
     if backend is Backend.onnxruntime and onnx is None:
-        raise typer.BadParameter("--backend onnxruntime needs --onnx FILE (export one with gldfn-export)")
+        raise typer.BadParameter("onnxruntime needs --onnx FILE (export one with gldfn-export)", param_hint="'--backend'")
     if backend is Backend.tensorrt and engine is None:
-        raise typer.BadParameter("--backend tensorrt needs --engine FILE (build one with gldfn-trt build)")
+        raise typer.BadParameter("tensorrt needs --engine FILE (build one with gldfn-trt build)", param_hint="'--backend'")
     return backend
 
 
@@ -146,7 +147,7 @@ def register(app: typer.Typer) -> None:
 
         config_name, model = value_of(config), value_of(model_choice)
         chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config_name,
-                                random_weights=random_weights, onnx=onnx, engine=engine)
+                                random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin)
         plan = plan_outputs(merge_inputs(inputs, input_options, what="image"), output, suffix=suffix,
                             image_format=value_of(image_format), overwrite=overwrite, skip_existing=skip_existing)
         upscaler = build_upscaler(chosen, scale, checkpoint=checkpoint, model=model, config=config_name,

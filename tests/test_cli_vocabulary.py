@@ -80,17 +80,17 @@ def test_upscale_takes_the_scale_of_a_checkpoint(tmp_path, photo, x2_checkpoint)
 def test_upscale_scale_that_contradicts_the_file_names_both(tmp_path, photo, x2_onnx):
     result = invoke(gldfn, "upscale", photo, "-o", tmp_path / "big.png", "--onnx", x2_onnx, "-s", "4")
     assert result.exit_code == 2
-    assert f"--scale 4 does not match {x2_onnx} (its gldfn.scale metadata), which says x2" in plain_text(result.output)
+    assert f"'--scale': 4 does not match {x2_onnx} (its gldfn.scale metadata), which says x2" in plain_text(result.output)
     assert not (tmp_path / "big.png").exists()
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--backend", "torch", "--onnx", "{onnx}"], "--backend torch contradicts --onnx {onnx}, which runs with --backend "
-                                                 "onnxruntime"),
-    (["--backend", "bicubic", "--model", X2], f"--backend bicubic contradicts --model {X2}"),
+    (["--backend", "torch", "--onnx", "{onnx}"], "'--backend': torch contradicts --onnx {onnx}, which runs with "
+                                                 "--backend onnxruntime"),
+    (["--backend", "bicubic", "--model", X2], f"'--backend': bicubic contradicts --model {X2}"),
     (["--onnx", "{onnx}", "--checkpoint", "{checkpoint}"], "--onnx {onnx} runs with --backend onnxruntime and "
                                                            "--checkpoint {checkpoint} with --backend torch"),
-    (["--backend", "onnxruntime"], "--backend onnxruntime needs --onnx FILE"),
+    (["--backend", "onnxruntime"], "'--backend': onnxruntime needs --onnx FILE"),
 ])
 def test_upscale_backend_that_contradicts_the_model_names_both(tmp_path, photo, x2_onnx, x2_checkpoint, args, message):
     paths = {"onnx": x2_onnx, "checkpoint": x2_checkpoint}
@@ -131,7 +131,7 @@ def test_upscale_runs_an_engine_with_tensorrt(tmp_path, photo, x2_engine):
 def test_upscale_scale_that_contradicts_the_engine_is_refused_without_a_gpu(tmp_path, photo, x2_engine):
     result = invoke(gldfn, "upscale", photo, "-o", tmp_path / "big.png", "--engine", x2_engine, "--scale", "3")
     assert result.exit_code == 2
-    assert f"--scale 3 does not match engine {x2_engine} (its sidecar), which says x2" in plain_text(result.output)
+    assert f"'--scale': 3 does not match engine {x2_engine} (its sidecar), which says x2" in plain_text(result.output)
 
 
 # ---------------------------------------------------------------- inputs, outputs, old spellings
@@ -141,7 +141,7 @@ def test_inputs_are_the_positional_ones_then_each_i_in_order():
 
     a, b, c = Path("a.png"), Path("b.png"), Path("c.png")
     assert merge_inputs([b], [c, a]) == [b, c, a]
-    assert merge_inputs(None, [a]) == [a]
+    assert merge_inputs(None, [a]) == [a] and merge_inputs(a, None) == [a]
     with pytest.raises(typer.BadParameter, match="no image given"):
         merge_inputs(None, None, what="image")
     with pytest.raises(typer.BadParameter, match="takes one HR folder, got 2"):
@@ -193,7 +193,7 @@ def test_eval_checkpoint_implies_the_model_method_and_its_scale(hr_folder, x2_ch
 def test_eval_method_that_contradicts_the_checkpoint_names_both(hr_folder, x2_checkpoint):
     result = invoke(gldfn, "eval", hr_folder, "--method", "bicubic", "--checkpoint", x2_checkpoint)
     assert result.exit_code == 2
-    assert f"--method bicubic contradicts --checkpoint {x2_checkpoint}, which runs with --method model" in plain_text(
+    assert f"'--method': bicubic contradicts --checkpoint {x2_checkpoint}, which runs with --method model" in plain_text(
         result.output)
 
 
@@ -212,7 +212,7 @@ def test_bench_times_an_onnx_file_with_onnxruntime_at_its_scale(x2_onnx):
     (row,) = json.loads(result.stdout[result.stdout.index("{"):])["results"]
     assert row["backend"] == "onnxruntime" and row["scale"] == 2 and row["iters"] == 1
     refused = invoke(gldfn, "bench", "--backend", "torch", "--onnx", x2_onnx)
-    assert refused.exit_code == 2 and f"--backend torch contradicts --onnx {x2_onnx}" in plain_text(refused.output)
+    assert refused.exit_code == 2 and f"'--backend': torch contradicts --onnx {x2_onnx}" in plain_text(refused.output)
 
 
 def test_train_takes_scale_and_config_from_the_weights_it_starts_from(tmp_path, hr_folder, x2_checkpoint):
@@ -226,7 +226,7 @@ def test_train_takes_scale_and_config_from_the_weights_it_starts_from(tmp_path, 
     assert load_checkpoint(run / "last.pt").extra["iteration"] == 2
     wrong = invoke(gldfn, "train", hr_folder, "-o", run, "--resume", "--iters", "3", "--config", "paper", *common)
     assert wrong.exit_code == 2
-    assert f"--config paper does not match the run's checkpoint {run / 'last.pt'}, which says tiny" in plain_text(
+    assert f"'--config': paper does not match the run's checkpoint {run / 'last.pt'}, which says tiny" in plain_text(
         wrong.output)
 
 

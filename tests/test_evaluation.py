@@ -119,7 +119,7 @@ def test_model_evaluation_from_a_checkpoint(tmp_path):
     wrong_scale = runner.invoke(app, ["eval", "--hr", str(hr), "--scale", "4", "--method", "model",
                                       "--checkpoint", str(tmp_path / "tiny_x2.pt")])
     assert wrong_scale.exit_code == 2
-    assert f"--scale 4 does not match checkpoint {tmp_path / 'tiny_x2.pt'}, which says x2" in plain_text(wrong_scale.output)
+    assert f"'--scale': 4 does not match checkpoint {tmp_path / 'tiny_x2.pt'}, which says x2" in plain_text(wrong_scale.output)
 
 
 def test_model_without_checkpoint_or_shipped_weights_errors(tmp_path):
@@ -155,7 +155,7 @@ def test_manifest_of_another_scale_is_refused(tmp_path):
     assert runner.invoke(app, ["degrade", "--hr", str(hr), "--out", str(tmp_path / "lr"), "--scale", "2"]).exit_code == 0
     result = runner.invoke(app, ["eval", "--hr", str(hr), "--lr-dir", str(tmp_path / "lr"), "--scale", "4"])
     assert result.exit_code == 2
-    assert f"--scale 4 does not match {tmp_path / 'lr'} (its manifest.json), which says x2" in plain_text(result.output)
+    assert f"'--scale': 4 does not match {tmp_path / 'lr'} (its manifest.json), which says x2" in plain_text(result.output)
 
 
 def test_eval_takes_the_setting_of_a_degrade_folder(tmp_path):

@@ -58,7 +58,7 @@ def test_cli_refuses_without_weights_unless_random(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message", "status"),
     [
-        (["--scale", "4"], "--scale 4 does not match checkpoint {checkpoint}, which says x2", 2),
+        (["--scale", "4"], "'--scale': 4 does not match checkpoint {checkpoint}, which says x2", 2),
         (["--scale", "2", "--config", "small"], "'tiny', not 'small'", 1),
         (["--scale", "2", "--random-weights"], "exclude each other", 1),
         (["--scale", "2", "--opset", "17"], "opset 17 is too old", 1),

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @hidden_aliases(input_options="--hr", output="--out")
     def degrade(
-        inputs: list[Path] | None = inputs_argument("folder of HR images (PNG/JPEG/...)"),
+        positional: Path | None = inputs_argument("folder of HR images (PNG/JPEG/...)", metavar="HR_FOLDER"),
         input_options: list[Path] | None = input_option("folder of HR images", several=False),
         output: Path = output_option("output folder for the LR images and manifest.json"),
         setting: Setting = typer.Option(Setting.gaussian8, "--setting", help="degradation setting"),
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         """Degrade every HR image of a folder (8 LR images each for gaussian8) and write a manifest."""
         from gldfn_model.evaluation.evaluate import write_degraded_folder
 
-        (hr,) = merge_inputs(inputs, input_options, what="HR folder", at_most=1)
+        (hr,) = merge_inputs(positional, input_options, what="HR folder", at_most=1)
         check_setting(setting.value, noise)
         manifest = write_degraded_folder(hr, output, setting.value, scale, seed, noise_from_level(noise), sv_noise.value,
                                          on_image=lambda case, name: typer.echo(f"{case.name} -> {name}"))

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     @hidden_aliases(input_options="--hr")
     def eval_command(
-        inputs: list[Path] | None = inputs_argument("folder of HR test images"),
+        positional: Path | None = inputs_argument("folder of HR test images", metavar="HR_FOLDER"),
         input_options: list[Path] | None = input_option("folder of HR test images", several=False),
         setting: Setting | None = typer.Option(None, "--setting", show_default=False,
                                                help="degradation setting (default: the --lr-dir folder's, else gaussian8)"),
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         """Degrade (or read) the test images, restore them, and report per-image and mean PSNR / SSIM."""
         from gldfn_model.evaluation import evaluate as evaluation
 
-        (hr,) = merge_inputs(inputs, input_options, what="HR folder", at_most=1)
+        (hr,) = merge_inputs(positional, input_options, what="HR folder", at_most=1)
         manifest = _manifest_scale(lr_dir)
         setting_name = value_of(setting) or (evaluation.read_manifest(lr_dir)["setting"] if manifest else "gaussian8")
         check_setting(setting_name, noise)

@@ -80,11 +80,12 @@ def input_option(help: str, several: bool = True) -> Any:
     return typer.Option(None, "-i", "--input", help=f"{help}; repeatable" if several else help, show_default=False)
 
 
-def merge_inputs(positional: Sequence[Path] | None, options: Sequence[Path] | None, *, what: str = "input",
+def merge_inputs(positional: Sequence[Path] | Path | None, options: Sequence[Path] | None, *, what: str = "input",
                  at_most: int | None = None) -> list[Path]:
-    """The positional inputs, then the ``-i`` ones; typer.BadParameter when there are none or more than
-    ``at_most``."""
-    merged = [*(positional or ()), *(options or ())]
+    """The positional inputs (a list, or one path where the command takes one), then the ``-i`` ones;
+    typer.BadParameter when there are none or more than ``at_most``."""
+    first = [positional] if isinstance(positional, Path) else list(positional or ())
+    merged = [*first, *(options or ())]
     if not merged:
         raise typer.BadParameter(f"no {what} given: name it as an argument or with -i/--input")
     if at_most is not None and len(merged) > at_most:
@@ -114,8 +115,8 @@ def agree(option: str, requested: Any, found: Any, source: str, default: Any = N
     if found is None:
         return requested if requested is not None else default
     if requested is not None and requested != found:
-        raise typer.BadParameter(f"{option} {requested} does not match {source}, which says {shown.format(found)}: "
-                                 f"drop {option} or pass {option} {found}")
+        raise typer.BadParameter(f"{requested} does not match {source}, which says {shown.format(found)}: "
+                                 f"drop {option} or pass {option} {found}", param_hint=f"'{option}'")
     return found
 
 
@@ -138,8 +139,8 @@ def implied_choice(option: str, requested: str, implied: Sequence[tuple[str, str
     for given, value in implied:
         if value != requested:
             name = given.split()[0]
-            raise typer.BadParameter(f"{option} {requested} contradicts {given}, which runs with {option} {value}: "
-                                     f"drop {option} (it follows from {name}) or drop {name}")
+            raise typer.BadParameter(f"{requested} contradicts {given}, which runs with {option} {value}: "
+                                     f"drop {option} (it follows from {name}) or drop {name}", param_hint=f"'{option}'")
     return requested
 
 

@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     @hidden_aliases(input_options="--data", output="--out")
     def train_command(
-        inputs: list[Path] | None = inputs_argument("HR image folder(s)"),
+        inputs: list[Path] | None = inputs_argument("HR image folder(s)", metavar="HR_FOLDER"),
         input_options: list[Path] | None = input_option("an HR image folder"),
         output: Path = output_option("run folder: checkpoints, train_log.jsonl"),
         scale: int | None = scale_option("upscaling factor (default: the --init or resumed checkpoint's, else 4)"),
