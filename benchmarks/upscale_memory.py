@@ -52,7 +52,7 @@ def child(source: Path, target: Path, threads: int) -> None:
     from gldfn_runtime.upscaler import upscale_file
 
     start = time.perf_counter()
-    upscaler = build_upscaler(Backend.torch, SCALE, None, None, None, False, "cpu", threads, None, DEFAULT_OVERLAP)
+    upscaler = build_upscaler(Backend.torch, SCALE, threads=threads, overlap=DEFAULT_OVERLAP)
     image_size = Image.open(source).size
     tile = upscaler.tile_for(image_size[1], image_size[0])
     print(f"tile {tile}", flush=True)

@@ -1,33 +1,33 @@
 """``gldfn-calibrate``: a thin command over ``gldfn_calibration.calibrate.calibrate_gldfn``."""
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
 
 from gldfn_calibration.methods import Method
+from gldfn_model.cli.options import (
+    SEED,
+    Setting,
+    input_option,
+    inputs_argument,
+    merge_inputs,
+    output_option,
+    scale_option,
+)
 from gldfn_model.common.cli_errors import GldfnTyper
 
 app = GldfnTyper(add_completion=False)
 
 
-class SettingChoice(str, Enum):
-    """gldfn_model.data.degradation.SETTINGS (not imported here: it loads torch)."""
-
-    gaussian8 = "gaussian8"
-    iso = "iso"
-    aniso = "aniso"
-    sv = "sv"
-
-
 @app.command()
 def calibrate(
-    model: Path = typer.Argument(..., help="FP32 ONNX file written by `gldfn-export --target trt`."),
+    positional: Path | None = inputs_argument("FP32 ONNX file written by `gldfn-export --target trt`", metavar="MODEL"),
+    model_options: list[Path] | None = input_option("the FP32 ONNX file", several=False),
     images: Path = typer.Option(..., "--images", help="Folder of calibration images: HR (degraded here) or, with --lr, LR."),
-    output: Path = typer.Option(..., "-o", "--output", help="INT8 (Q/DQ) ONNX file to write."),
-    scale: int | None = typer.Option(None, "--scale", help="Upscaling factor; must match the model's (default: the model's)."),
-    setting: SettingChoice = typer.Option(SettingChoice.gaussian8, "--setting", help="Degradation for the calibration and evaluation LR images."),
+    output: Path = output_option("INT8 (Q/DQ) ONNX file to write."),
+    scale: int | None = scale_option("Upscaling factor; must match the model's (default: the model's)."),
+    setting: Setting = typer.Option(Setting.gaussian8, "--setting", help="Degradation for the calibration and evaluation LR images."),
     samples: int = typer.Option(64, "--samples", help="Number of calibration patches."),
     patch: int = typer.Option(128, "--patch", help="LR patch size in pixels (HR images need patch x scale)."),
     method: Method = typer.Option(Method.percentile, "--method", help="How activation ranges are chosen from the calibration data."),
@@ -39,7 +39,7 @@ def calibrate(
     sensitivity: bool = typer.Option(False, "--sensitivity", help="Also measure each quantized layer alone (one evaluation per layer)."),
     engine_check: bool = typer.Option(True, "--engine-check/--no-engine-check", help="Parse and build a TensorRT engine on the CPU (TensorRT-RTX)."),
     plugin: Path | None = typer.Option(None, "--plugin", help="Plugin library for the engine check (default: the built one if any, else the function bodies)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the patches and degradations."),
+    seed: int = SEED,
 ) -> None:
     """Quantize a GLDFN export to INT8 (explicit Q/DQ, what TensorRT builds from) and report the PSNR it costs."""
     # Imported here so --help answers without loading torch and ONNX Runtime.
@@ -49,6 +49,7 @@ def calibrate(
     from gldfn_calibration.layer_selection import parse_exclude
     from gldfn_calibration.summary import format_summary
 
+    (model,) = merge_inputs(positional, model_options, what="ONNX model", at_most=1)
     if sensitivity and not evaluate:
         raise CalibrationError("--sensitivity needs the evaluation; drop --no-eval")
     eval_dir = None

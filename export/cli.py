@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from gldfn_model.cli.models import command_scale, model_option
+from gldfn_model.cli.model_scale import scale_of_model
+from gldfn_model.cli.models import ShippedModelName, model_option
+from gldfn_model.cli.options import (
+    RANDOM_WEIGHTS,
+    ConfigName,
+    checkpoint_option,
+    config_option,
+    output_option,
+    scale_option,
+    value_of,
+)
 from gldfn_model.common.cli_errors import GldfnTyper
 
 
@@ -31,12 +41,14 @@ def default_output(config_name: str, scale: int, precision: str, target: str, mo
 
 @app.command()
 def export(
-    scale: int | None = typer.Option(None, "--scale", help="Upscaling factor: 2, 3 or 4 (unless --model gives it)."),
-    model: str | None = model_option(),
-    config: str | None = typer.Option(None, "--config", help="Named config (paper, small, tiny). Default: the checkpoint's, else the shipped one (tiny)."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Checkpoint to export. Default: the weights shipped for --config and --scale."),
-    random_weights: bool = typer.Option(False, "--random-weights", help="Export an untrained network when no weights are shipped (benchmarking only)."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Output file. Default: gldfn_<config>_x<scale>_<precision>[_portable].onnx"),
+    scale: int | None = scale_option("upscaling factor (default: the --model's or --checkpoint's; else required)"),
+    model_choice: ShippedModelName | None = model_option(),
+    config: ConfigName | None = config_option("named config (default: the checkpoint's, else tiny: the shipped one)"),
+    checkpoint: Path | None = checkpoint_option("checkpoint to export; it sets the scale (default: the weights "
+                                                "shipped for --config and --scale)"),
+    random_weights: bool = RANDOM_WEIGHTS,
+    output: Path | None = output_option("output file (default: gldfn_<config>_x<scale>_<precision>[_portable].onnx)",
+                                        required=False),
     opset: int = typer.Option(20, "--opset", help="ONNX opset (>= 18)."),
     batch: int = typer.Option(1, "--batch", help="Batch size, fixed in the file (H and W stay dynamic)."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32, or fp16 (float32 I/O, fragile parts in float32)."),
@@ -50,12 +62,13 @@ def export(
     from gldfn_export.summary import format_summary
     from gldfn_model.network.model_source import resolve_model
 
-    scale = command_scale(model, scale, default=None)
+    model = value_of(model_choice)
+    scale = scale_of_model(scale, model=model, checkpoint=checkpoint, default=None)
     if scale is None:
-        raise typer.BadParameter("pass --scale 2|3|4, or --model NAME (`gldfn models` lists them)")
+        raise typer.BadParameter("pass -s/--scale 2|3|4, --model NAME (`gldfn models` lists them) or --checkpoint PATH")
     if verify_image is not None and not verify_image.is_file():
         raise ExportError(f"--verify-image {verify_image} does not exist")
-    source = resolve_model(scale, config, checkpoint, random_weights, model=model)
+    source = resolve_model(scale, value_of(config), checkpoint, random_weights, model=model)
     typer.echo(f"exporting GLDFN x{scale} '{source.config_name}' from {source.description}")
     path = output or default_output(source.config_name, scale, precision.value, target.value, model)
     result = export_gldfn(

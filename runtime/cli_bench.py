@@ -5,15 +5,42 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from enum import Enum
 from pathlib import Path
 
 import typer
 
-from gldfn_model.cli.models import command_scale
-from gldfn_model.common.sizes import parse_size
+from gldfn_model.cli.model_scale import scale_of_model
+from gldfn_model.cli.models import ShippedModelName
+from gldfn_model.cli.options import (
+    AUTO,
+    ITERS,
+    JSON,
+    MARKDOWN,
+    PLOT,
+    PROVIDERS,
+    RANDOM_WEIGHTS,
+    SIZES,
+    THREADS,
+    WARMUP,
+    ConfigName,
+    bench_counts,
+    checkpoint_option,
+    config_option,
+    implied_choice,
+    onnx_option,
+    parse_sizes,
+    scale_option,
+    value_of,
+)
 
 BACKENDS = ("torch", "onnxruntime")
 PRECISIONS = ("fp32", "fp16")
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
 
 
 def parse_backends(text: str) -> list[str]:
@@ -25,6 +52,16 @@ def parse_backends(text: str) -> list[str]:
     if not names or unknown:
         raise typer.BadParameter(f"{text!r}: choose from {', '.join(BACKENDS)} (comma-separated for several)")
     return list(dict.fromkeys(names))
+
+
+def choose_backends(text: str, onnx: Path | None) -> list[str]:
+    """``--backend``: auto is onnxruntime for an --onnx file, else torch; a single backend must agree with
+    --onnx; both backends time the --onnx file and the PyTorch weights side by side."""
+    backends = [AUTO] if text.strip() == AUTO else parse_backends(text)
+    if len(backends) > 1:
+        return backends
+    implied = [(f"--onnx {onnx}", "onnxruntime")] if onnx is not None else []
+    return [implied_choice("--backend", backends[0], implied, "torch")]
 
 
 def split_shipped_model(text: str) -> tuple[list[str], str | None]:
@@ -50,27 +87,29 @@ def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
         model: str = typer.Option("gldfn", help="networks, comma-separated: gldfn, dcls, danv1, danv2 (interleaved); "
-                                  "a shipped model's name (`gldfn models`) times GLDFN with those weights"),
-        backend: str = typer.Option("torch", help="torch, onnxruntime, or both: torch,onnxruntime"),
-        device: str = typer.Option("cpu", help="torch's device: cpu, or cuda (CUDA-event timing)"),
+                                  f"a shipped model ({', '.join(ShippedModelName.__members__)}) times GLDFN with its "
+                                  "weights"),
+        backend: str = typer.Option(AUTO, "--backend", help="torch, onnxruntime, or both: torch,onnxruntime; auto: "
+                                    "onnxruntime for an --onnx file, else torch"),
+        device: Device = typer.Option(Device.cpu, "--device", help="torch's device (cuda: CUDA-event timing)"),
         precision: str = typer.Option("fp32", help="torch on cuda: fp32, fp16, or both: fp32,fp16"),
-        sizes: str = typer.Option("180x270", help="LR sizes HEIGHTxWIDTH, comma-separated (Table IV: 180x270)"),
-        iters: int = typer.Option(20, help="timed iterations per size"),
-        warmup: int = typer.Option(3, help="untimed iterations first"),
+        sizes: str = SIZES,
+        iters: int | None = ITERS,
+        warmup: int | None = WARMUP,
         batch: int = typer.Option(1, help="images per call"),
-        scale: int | None = typer.Option(None, help="upscaling factor: 2, 3 or 4 (default: the shipped model's, else 4; the peers: 4)"),
-        config: str | None = typer.Option(
-            None, help="GLDFN's named config: tiny (default alone), small or paper (default beside peers)"),
-        checkpoint: Path | None = typer.Option(None, help="a gldfn checkpoint (default: the shipped weights)"),
-        random_weights: bool = typer.Option(
-            False, "--random-weights", help="untrained weights: latency doesn't depend on them (implied beside peers)"),
-        onnx: Path | None = typer.Option(None, help="onnxruntime: an exported GLDFN file (default: export each)"),
-        providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
-        threads: int | None = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-        markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
-        plot: Path | None = typer.Option(
-            None, help="write a PNG: latency against size (one network) or against GMACs (several)"),
+        scale: int | None = scale_option("upscaling factor (default: the --onnx file's, --checkpoint's or shipped "
+                                         "model's, else 4; the peers: 4)"),
+        config: ConfigName | None = config_option(
+            "GLDFN's named config (default: the checkpoint's; else tiny alone, paper beside peers)"),
+        checkpoint: Path | None = checkpoint_option(),
+        random_weights: bool = RANDOM_WEIGHTS,
+        onnx: Path | None = onnx_option("an exported GLDFN file to time with onnxruntime (default: export each); "
+                                        "sets the backend and the scale"),
+        providers: str = PROVIDERS,
+        threads: int | None = THREADS,
+        as_json: bool = JSON,
+        markdown: bool = MARKDOWN,
+        plot: Path | None = PLOT,
     ) -> None:
         """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs, achieved TFLOP/s and ms per GMAC,
         beside the paper's Table IV; several networks are timed interleaved. For TensorRT engines use
@@ -98,13 +137,17 @@ def register(app: typer.Typer) -> None:
             models = parse_models(",".join(networks))
         except PeerError as exc:
             raise typer.BadParameter(str(exc)) from None
+        backends = choose_backends(backend, onnx)
+        scale = scale_of_model(scale, model=shipped, checkpoint=checkpoint, onnx=onnx)
         plan = BenchPlan(
-            models=tuple(models), backends=tuple(parse_backends(backend)), device=device,
-            precisions=tuple(parse_precisions(precision)), scale=command_scale(shipped, scale), gldfn_config=config,
+            models=tuple(models), backends=tuple(backends), device=device.value,
+            precisions=tuple(parse_precisions(precision)), scale=scale, gldfn_config=value_of(config),
             checkpoint=checkpoint, random_weights=random_weights, onnx=onnx, providers=providers, threads=threads,
             shipped_model=shipped,
         )
-        lr_sizes = [parse_size(s) for s in sizes.split(",") if s.strip()]
+        lr_sizes = parse_sizes(sizes)
+        on_gpu = device is Device.cuda or ("onnxruntime" in backends and "cuda" in providers.lower())
+        iters, warmup = bench_counts(iters, warmup, on_gpu)
         start = time.perf_counter()
         say = lambda message: typer.echo(message, err=True)  # noqa: E731
         with tempfile.TemporaryDirectory(prefix="gldfn-bench-") as folder:

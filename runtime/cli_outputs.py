@@ -1,5 +1,6 @@
-"""The output options ``gldfn upscale`` and ``gldfn-trt run`` share (planned by ``output_plan``), and the run that
-writes the planned files and prints the summary line."""
+"""The options the runtime's image commands (``gldfn upscale``, ``gldfn-trt run``) share: where the images go
+(planned by ``output_plan``), tiling, the plugin library; and the run that writes the planned files and prints
+the summary line. The options of every command line are in ``gldfn_model.cli.options``; docs/cli.md has both."""
 from __future__ import annotations
 
 from enum import Enum
@@ -7,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from gldfn_model.cli.options import output_option
 from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS
+from gldfn_runtime.tiling import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
     from gldfn_runtime.output_plan import OutputPlan
@@ -20,14 +23,24 @@ class OutputFormat(str, Enum):
     webp = "webp"
 
 
-OUT = typer.Option(..., "-o", "--out",
-                   help="output file (for one input file and a name like big.png) or folder (created if missing)")
+OUTPUT_HELP = "output file (for one input file and a name like big.png) or folder (created if missing)"
+# Declare ``@hidden_aliases(output="--out")`` (gldfn_model.common.cli_aliases) on a command that had ``--out``.
+OUTPUT = output_option(OUTPUT_HELP)
+# The former spelling (-o/--out); only until gldfn-trt run moves to OUTPUT with the hidden alias.
+OUT = typer.Option(..., "-o", "--out", help=OUTPUT_HELP)
 SUFFIX = typer.Option("", "--suffix", help="added to each name written into a folder (_x4: photo.png -> photo_x4.png)")
 FORMAT = typer.Option(None, "-f", "--format", help="output format (default: each input's own)")
 OVERWRITE = typer.Option(False, "--overwrite", help="replace files that exist, inputs included")
 SKIP_EXISTING = typer.Option(False, "--skip-existing", help="keep outputs that exist and upscale only the other inputs")
 MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels",
                           help="refuse inputs with more pixels (read from the header, before decoding)")
+TILE = typer.Option(None, "-t", "--tile", min=0, show_default=False,
+                    help="tile size in LR pixels (default: from a memory budget, docs/tiling.md: the whole image when "
+                    "it fits, at most an engine's profile max; 0: whole images)")
+OVERLAP = typer.Option(DEFAULT_OVERLAP, "--overlap", min=0, help="tile overlap in LR pixels, blended across the seam")
+PLUGIN = typer.Option(None, "--plugin", show_default=False,
+                      help="the plugin library the engine was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, "
+                      "else plugins/build)")
 
 
 def write_planned(upscaler: Upscaler, plan: OutputPlan, label: str, max_pixels: int | None = None) -> None:

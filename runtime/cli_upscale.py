@@ -1,4 +1,8 @@
-"""``gldfn upscale``: a thin layer over gldfn_runtime.Upscaler (PyTorch, ONNX Runtime or bicubic)."""
+"""``gldfn upscale``: a thin layer over gldfn_runtime.Upscaler (PyTorch, ONNX Runtime, TensorRT or bicubic).
+
+The backend follows from the model given (``--onnx``: ONNX Runtime, ``--engine``: TensorRT, ``--checkpoint`` /
+``--model``: PyTorch) and the scale from the model itself; ``--backend`` and ``--scale`` only confirm them.
+"""
 from __future__ import annotations
 
 from enum import Enum
@@ -7,51 +11,96 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gldfn_model.cli.models import command_scale, model_option
+from gldfn_model.cli.model_scale import scale_of_model
+from gldfn_model.cli.models import ShippedModelName, model_option
+from gldfn_model.cli.options import (
+    AUTO,
+    PROVIDERS,
+    RANDOM_WEIGHTS,
+    THREADS,
+    ConfigName,
+    agree_scale,
+    checkpoint_option,
+    config_option,
+    implied_choice,
+    input_option,
+    inputs_argument,
+    merge_inputs,
+    onnx_option,
+    scale_option,
+    value_of,
+)
+from gldfn_model.common.cli_aliases import hidden_aliases
 from gldfn_runtime.cli_outputs import (
     FORMAT,
     MAX_PIXELS,
-    OUT,
+    OUTPUT,
+    OVERLAP,
     OVERWRITE,
+    PLUGIN,
     SKIP_EXISTING,
     SUFFIX,
+    TILE,
     OutputFormat,
     write_planned,
 )
+from gldfn_runtime.tiling import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
     from gldfn_runtime.upscaler import Upscaler
 
 
 class Backend(str, Enum):
+    auto = AUTO
     torch = "torch"
     onnxruntime = "onnxruntime"
+    tensorrt = "tensorrt"
     bicubic = "bicubic"
 
 
+def choose_backend(
+    requested: Backend, *, checkpoint: Path | None = None, model: str | None = None, config: str | None = None,
+    random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None, plugin: Path | None = None,
+) -> Backend:
+    """The backend the given model runs with (``requested`` auto), or ``requested`` when it agrees with it;
+    typer.BadParameter naming both when it does not, or when the backend lacks its model file."""
+    implied = [(f"--onnx {onnx}", Backend.onnxruntime.value)] if onnx is not None else []
+    implied += [(f"--engine {engine}", Backend.tensorrt.value)] if engine is not None else []
+    implied += [(f"--plugin {plugin}", Backend.tensorrt.value)] if plugin is not None else []
+    for flag, value in (("--checkpoint", checkpoint), ("--model", model), ("--config", config)):
+        implied += [(f"{flag} {value}", Backend.torch.value)] if value is not None else []
+    implied += [("--random-weights", Backend.torch.value)] if random_weights else []
+    backend = Backend(implied_choice("--backend", requested.value, implied, Backend.torch.value))
+    if backend is Backend.onnxruntime and onnx is None:
+        raise typer.BadParameter("onnxruntime needs --onnx FILE (export one with gldfn-export)", param_hint="'--backend'")
+    if backend is Backend.tensorrt and engine is None:
+        raise typer.BadParameter("tensorrt needs --engine FILE (build one with gldfn-trt build)", param_hint="'--backend'")
+    return backend
+
+
 def build_upscaler(
-    backend: str, scale: int, checkpoint: Path | None, onnx: Path | None, config: str | None,
-    random_weights: bool, providers: str, threads: int | None, tile: int | None, overlap: int,
-    model: str | None = None,
+    backend: Backend, scale: int | None, *, checkpoint: Path | None = None, model: str | None = None,
+    config: str | None = None, random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None,
+    plugin: Path | None = None, providers: str = "cpu", threads: int | None = None, tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
 ) -> Upscaler:  # imported lazily to keep `gldfn --help` fast
-    """The upscaler a backend name and its options describe; typer.BadParameter for inconsistent options."""
+    """The upscaler of a backend (from :func:`choose_backend`) at the model's scale; ``scale``, when given, must
+    be the model's (typer.BadParameter naming both)."""
     from gldfn_runtime.upscaler import Upscaler
 
     tiling = {"tile": tile, "overlap": overlap}
-    if model is not None and backend != Backend.torch:
-        raise typer.BadParameter(f"--model is for --backend torch; {backend.value} does not run shipped weights")
-    if backend == Backend.onnxruntime:
-        if onnx is None:
-            raise typer.BadParameter("--backend onnxruntime needs --onnx FILE (export one with gldfn-export)")
-        if checkpoint is not None or random_weights:
-            raise typer.BadParameter("--checkpoint / --random-weights are for --backend torch; the ONNX file holds the weights")
+    if backend is Backend.onnxruntime:
         upscaler = Upscaler.from_onnx(onnx, providers=providers, threads=threads, **tiling)
-        if upscaler.scale != scale:
-            raise typer.BadParameter(f"{onnx} upscales x{upscaler.scale}, not x{scale}; pass --scale {upscaler.scale}")
+        agree_scale(scale, upscaler.scale, f"{onnx} (its gldfn.scale metadata)")
         return upscaler
-    if onnx is not None:
-        raise typer.BadParameter(f"--onnx is for --backend onnxruntime, not {backend.value}")
-    if backend == Backend.bicubic:
+    if backend is Backend.tensorrt:
+        from gldfn_runtime.sidecar import read_sidecar
+
+        # The sidecar answers without a GPU; running the engine needs one (the runner says so).
+        agree_scale(scale, read_sidecar(engine).scale, f"engine {engine} (its sidecar)")
+        return Upscaler.from_engine(engine, plugin=plugin, **tiling)
+    scale = scale_of_model(scale, model=model, checkpoint=checkpoint)
+    if backend is Backend.bicubic:
         return Upscaler.bicubic(scale, **tiling)
     return Upscaler.from_checkpoint(checkpoint, scale, config=config, random_weights=random_weights, threads=threads,
                                     model=model, **tiling)
@@ -59,25 +108,33 @@ def build_upscaler(
 
 def register(app: typer.Typer) -> None:
     @app.command("upscale")
+    @hidden_aliases(output="--out")
     def upscale_command(
-        inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
-        out: str = OUT,
+        inputs: list[Path] | None = inputs_argument("image files and/or folders of images"),
+        input_options: list[Path] | None = input_option("an image file or folder"),
+        output: str = OUTPUT,
         suffix: str = SUFFIX,
         image_format: OutputFormat | None = FORMAT,
         overwrite: bool = OVERWRITE,
         skip_existing: bool = SKIP_EXISTING,
-        backend: Backend = typer.Option(Backend.torch, help="torch, onnxruntime, or bicubic (the baseline, no model)"),
-        scale: int | None = typer.Option(None, help="upscaling factor: 2, 3 or 4 (default: the --model's, else 4)"),
-        checkpoint: Path | None = typer.Option(None, help="torch: a gldfn checkpoint (default: the shipped weights)"),
-        model: str | None = model_option(),
-        config: str | None = typer.Option(None, help="torch: named config of the shipped/random weights (default tiny)"),
-        random_weights: bool = typer.Option(False, "--random-weights", help="torch: an untrained network (testing only)"),
-        onnx: Path | None = typer.Option(None, help="onnxruntime: an exported ONNX file (gldfn-export)"),
-        providers: str = typer.Option("cpu", help="onnxruntime: execution providers, e.g. cpu or cuda"),
-        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: from a memory budget, "
-                                        "docs/tiling.md, the whole image when it fits; 0: whole images)"),
-        overlap: int = typer.Option(16, help="tile overlap in LR pixels, blended across the seam"),
-        threads: int | None = typer.Option(None, help="CPU threads for torch / ONNX Runtime"),
+        backend: Backend = typer.Option(
+            Backend.auto, "--backend", help="auto: the model's (--onnx: onnxruntime, --engine: tensorrt, else torch); "
+            "bicubic: the baseline, no model"),
+        scale: int | None = scale_option(),
+        checkpoint: Path | None = checkpoint_option(),
+        model_choice: ShippedModelName | None = model_option(),
+        config: ConfigName | None = config_option(
+            "named config of the shipped or random weights (default: the checkpoint's, else tiny)"),
+        random_weights: bool = RANDOM_WEIGHTS,
+        onnx: Path | None = onnx_option(),
+        engine: Path | None = typer.Option(
+            None, "--engine", show_default=False,
+            help="a TensorRT engine (gldfn-trt build); implies --backend tensorrt; needs an NVIDIA GPU"),
+        plugin: Path | None = PLUGIN,
+        providers: str = PROVIDERS,
+        tile: int | None = TILE,
+        overlap: int = OVERLAP,
+        threads: int | None = THREADS,
         max_pixels: int = MAX_PIXELS,
     ) -> None:
         """Upscale images: files or folders in, atomically written images out (same names unless --suffix).
@@ -88,8 +145,12 @@ def register(app: typer.Typer) -> None:
         """
         from gldfn_runtime.output_plan import plan_outputs
 
-        plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
-                            overwrite=overwrite, skip_existing=skip_existing)
-        upscaler = build_upscaler(backend, command_scale(model, scale), checkpoint, onnx, config, random_weights,
-                                  providers, threads, tile, overlap, model)
-        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({backend.value})", max_pixels)
+        config_name, model = value_of(config), value_of(model_choice)
+        chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config_name,
+                                random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin)
+        plan = plan_outputs(merge_inputs(inputs, input_options, what="image"), output, suffix=suffix,
+                            image_format=value_of(image_format), overwrite=overwrite, skip_existing=skip_existing)
+        upscaler = build_upscaler(chosen, scale, checkpoint=checkpoint, model=model, config=config_name,
+                                  random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin,
+                                  providers=providers, threads=threads, tile=tile, overlap=overlap)
+        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels)

@@ -31,6 +31,11 @@ def write_smooth_images(folder: Path, count: int, seed: int = 0) -> Path:
     return folder
 
 
+def plain_text(output: str) -> str:
+    """A command's output without rich's error box and line wrapping, to match messages in."""
+    return " ".join(output.translate({ord(c): " " for c in "│╭╮╰╯─"}).split())
+
+
 def require_dataset(name: str) -> Path:
     """The folder of a shared image set, or skip the test saying it is missing."""
     from gldfn_model.data.datasets import find_dataset

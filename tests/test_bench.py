@@ -127,6 +127,8 @@ def test_cli_onnx_file_takes_its_config_from_the_metadata(tiny_runner, tmp_path)
     assert result.exit_code == 0, result.output
     gmacs = count_complexity(get_config("tiny", 4), 16, 24).macs / 1e9
     assert "| onnxruntime | 16x24 | 1 |" in result.stdout and f"| {gmacs:.2f} |" in result.stdout
+    peers = CliRunner().invoke(app, ["bench", "--random-weights", "--model", "dcls", "--onnx", str(path)])
+    assert peers.exit_code == 1 and "--onnx times one GLDFN file" in peers.output
 
 
 def test_interleaving_rotates_the_order_and_binds_the_input_once():
@@ -193,7 +195,6 @@ def test_cli_times_several_networks_interleaved(tmp_path):
         (["--model", "gldfn,ikc"], "choose from gldfn, dcls, danv1, danv2"),
         (["--precision", "fp16"], "runs torch on a GPU only"),
         (["--precision", "bf16"], "choose from fp32, fp16"),
-        (["--model", "dcls", "--backend", "onnxruntime", "--onnx", "x.onnx"], "--onnx times one GLDFN file"),
     ],
 )
 def test_cli_model_options_explain_themselves(args, message):

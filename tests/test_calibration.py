@@ -363,10 +363,3 @@ def test_cli_bad_input_is_one_clear_line(fp32_export, tmp_path, args, message):
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
-
-
-def test_cli_settings_are_the_degradation_settings():
-    from gldfn_calibration.cli import SettingChoice
-    from gldfn_model.data.degradation import SETTINGS
-
-    assert tuple(choice.value for choice in SettingChoice) == SETTINGS

@@ -68,8 +68,8 @@ def test_every_command_line_is_a_gldfn_typer():
 
 
 @pytest.mark.parametrize("command,args,message", [
-    ("gldfn", ["info", "--config", "nope"], "unknown config 'nope'"),
-    ("gldfn-export", ["--scale", "4", "--config", "nope"], "unknown config 'nope'"),
+    ("gldfn", ["upscale", "absent.png", "-o", "out", "--backend", "bicubic"], "absent.png: no such file or folder"),
+    ("gldfn-export", ["--checkpoint", "absent.pt"], "checkpoint absent.pt does not exist"),
     ("gldfn-trt", ["inspect", "absent.engine"], "engine absent.engine does not exist"),
     ("gldfn-calibrate", ["absent.onnx", "--images", ".", "-o", "x.onnx", "--sensitivity", "--no-eval"],
      "--sensitivity needs the evaluation"),

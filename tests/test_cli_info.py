@@ -1,5 +1,6 @@
 import json
 
+from conftest import plain_text
 from typer.testing import CliRunner
 
 from gldfn_model.cli import app
@@ -33,7 +34,7 @@ def test_info_ablation_lists_four_variants():
 def test_info_rejects_bad_size_and_config():
     assert runner.invoke(app, ["info", "--lr-size", "12"]).exit_code != 0
     bad = runner.invoke(app, ["info", "--config", "huge"])
-    assert bad.exit_code != 0 and "unknown config" in bad.output
+    assert bad.exit_code == 2 and "'huge' is not one of 'paper', 'small', 'tiny'" in plain_text(bad.output)
 
 
 def test_info_counts_a_peer_beside_table_iv():
@@ -62,6 +63,6 @@ def test_info_gldfn_json_carries_the_hook_count():
 
 def test_info_rejects_unknown_models_and_peer_ablations():
     unknown = runner.invoke(app, ["info", "--model", "ikc"])
-    assert unknown.exit_code != 0 and "choose one of gldfn, dcls, danv1, danv2" in unknown.output
+    assert unknown.exit_code == 2 and "'ikc' is not one of 'gldfn', 'dcls', 'danv1', 'danv2'" in plain_text(unknown.output)
     ablation = runner.invoke(app, ["info", "--model", "danv2", "--ablation"])
     assert ablation.exit_code != 0 and "Table I" in ablation.output

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_dataset
+from conftest import plain_text, require_dataset
 from typer.testing import CliRunner
 
 from gldfn_model.cli import app
@@ -118,7 +118,8 @@ def test_model_evaluation_from_a_checkpoint(tmp_path):
     assert validate(model) == pytest.approx(data["psnr"], abs=1e-6)
     wrong_scale = runner.invoke(app, ["eval", "--hr", str(hr), "--scale", "4", "--method", "model",
                                       "--checkpoint", str(tmp_path / "tiny_x2.pt")])
-    assert wrong_scale.exit_code == 1 and "scale x2, not x4" in wrong_scale.output
+    assert wrong_scale.exit_code == 2
+    assert f"'--scale': 4 does not match checkpoint {tmp_path / 'tiny_x2.pt'}, which says x2" in plain_text(wrong_scale.output)
 
 
 def test_model_without_checkpoint_or_shipped_weights_errors(tmp_path):
@@ -153,7 +154,8 @@ def test_manifest_of_another_scale_is_refused(tmp_path):
     hr = _write_images(tmp_path / "hr", count=1)
     assert runner.invoke(app, ["degrade", "--hr", str(hr), "--out", str(tmp_path / "lr"), "--scale", "2"]).exit_code == 0
     result = runner.invoke(app, ["eval", "--hr", str(hr), "--lr-dir", str(tmp_path / "lr"), "--scale", "4"])
-    assert result.exit_code == 1 and "x2 LR images, not x4" in result.output
+    assert result.exit_code == 2
+    assert f"'--scale': 4 does not match {tmp_path / 'lr'} (its manifest.json), which says x2" in plain_text(result.output)
 
 
 def test_eval_takes_the_setting_of_a_degrade_folder(tmp_path):

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import typer
+from conftest import plain_text
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -102,14 +103,14 @@ def test_eval_with_model_is_eval_with_its_checkpoint(small_images):
     assert json.loads(by_name.output)["method"] == "model" and json.loads(by_name.output)["scale"] == 4
     assert json.loads(by_name.output)["psnr"] == json.loads(by_file.output)["psnr"]
     refused = runner.invoke(app, ["eval", "--hr", str(small_images), "--model", "tiny-x4", "--scale", "2"])
-    assert refused.exit_code == 2 and "upscales x4, not x2" in refused.output
+    assert refused.exit_code == 2 and "'--scale': 2 does not match model 'tiny-x4', which says x4" in plain_text(refused.output)
 
 
 def test_export_upscale_and_bench_resolve_the_named_model():
     from gldfn_export.cli import default_output
     from gldfn_model.network.checkpoint import CheckpointError
     from gldfn_model.network.model_source import resolve_model
-    from gldfn_runtime.cli_upscale import Backend, build_upscaler
+    from gldfn_runtime.cli_upscale import Backend, build_upscaler, choose_backend
 
     shipped = registry.find_model("tiny-x4")
     source = resolve_model(4, None, None, False, model="tiny-x4")
@@ -120,7 +121,7 @@ def test_export_upscale_and_bench_resolve_the_named_model():
         resolve_model(4, "small", None, False, model="tiny-x4")
     assert str(default_output("tiny", 4, "fp32", "trt", "tiny-x4-robust")) == "gldfn_tiny_x4_robust_fp32.onnx"
     assert str(default_output("tiny", 4, "fp16", "trt")) == "gldfn_tiny_x4_fp16.onnx"
-    upscaler = build_upscaler(Backend.torch, 4, None, None, None, False, "cpu", 1, None, 16, model="tiny-x4")
-    assert upscaler.scale == 4
-    with pytest.raises(typer.BadParameter, match="--backend torch"):
-        build_upscaler(Backend.bicubic, 4, None, None, None, False, "cpu", 1, None, 16, model="tiny-x4")
+    backend = choose_backend(Backend.auto, model="tiny-x4")
+    assert backend is Backend.torch and build_upscaler(backend, None, model="tiny-x4", threads=1).scale == 4
+    with pytest.raises(typer.BadParameter, match="bicubic contradicts --model tiny-x4, which runs with --backend torch"):
+        choose_backend(Backend.bicubic, model="tiny-x4")

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 
 import typer
 
+from gldfn_model.cli.options import JSON, ConfigName, scale_option
 from gldfn_model.common.sizes import parse_size
 from gldfn_model.network.complexity import TABLE_I_PARAMS, TABLE_IV, Complexity, count_complexity
 from gldfn_model.network.config import ABLATION_DESCRIPTIONS, ABLATION_VARIANTS, get_config
+from gldfn_model.peers import MODEL_NAMES
+
+Network = Enum("Network", {name: name for name in MODEL_NAMES}, type=str)
 
 
 def complexity_dict(config_name: str, scale: int, lr_size: tuple[int, int], result: Complexity) -> dict:
@@ -67,21 +72,20 @@ def _print_table_iv_row(data: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def info(
-        model: str = typer.Option("gldfn", help="network: gldfn, dcls, danv1 or danv2 (Table IV's four)"),
-        config: str = typer.Option("paper", help="named config: paper, small or tiny"),
-        scale: int = typer.Option(4, help="upscaling factor: 2, 3 or 4"),
+        network: Network = typer.Option(Network.gldfn, "--model", help="network: Table IV's four"),
+        config_choice: ConfigName = typer.Option(ConfigName.paper, "--config",
+                                                 help="GLDFN's named config (paper: the one Table IV counts)"),
+        scale: int = scale_option("upscaling factor", default=4),
         lr_size: str = typer.Option("180x270", help="LR input size HEIGHTxWIDTH for the MAC count"),
         ablation: bool = typer.Option(False, "--ablation", help="print Table I's variants A-D side by side"),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+        as_json: bool = JSON,
     ) -> None:
         """Parameters and multiply-accumulates with a per-component breakdown: GLDFN analytically (checked against
         the hook counter), the peers with the hook counter (gldfn_model.network.op_count), each beside Table IV."""
-        from gldfn_model.peers import MODEL_NAMES
         from gldfn_model.peers.table_iv import table_iv_row
 
         size = parse_size(lr_size)
-        if model not in MODEL_NAMES:
-            raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        model, config = network.value, config_choice.value
         if model != "gldfn":
             if ablation:
                 raise typer.BadParameter("--ablation lists GLDFN's Table I variants; leave out --model")

@@ -2,34 +2,33 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 import typer
 
-from gldfn_model.network.registry import (
-    DEFAULT_SCALE,
-    ModelRegistryError,
-    ShippedModel,
-    default_model,
-    scale_for,
-    shipped_models,
-)
+from gldfn_model.network.registry import ModelRegistryError, ShippedModel, default_model, shipped_models
 
 SET5_COLUMNS = (("gaussian8", "Gaussian8"), ("gaussian8+n15", "+n15"), ("sv-high", "sv high"))
 
 
-def model_option() -> Any:
-    """``--model NAME`` for any command that runs a shipped model."""
-    return typer.Option(None, "--model", help="a shipped model by name (`gldfn models` lists them); it sets the scale. "
-                        "Default: the Setting-1 model of --scale")
-
-
-def command_scale(model: str | None, scale: int | None, default: int | None = DEFAULT_SCALE) -> int | None:
-    """The scale a command runs at given ``--model`` and ``--scale`` (see registry.scale_for), as a CLI error."""
+def _shipped_names() -> dict[str, str]:
     try:
-        return scale_for(model, scale, default)
-    except ModelRegistryError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        return {model.name: model.name for model in shipped_models()}
+    except ModelRegistryError:
+        return {}  # a damaged manifest: `gldfn models` and every use of a model say so
+
+
+# The shipped models' names, so that --help lists them (gldfn_model/weights/models.json).
+ShippedModelName = Enum("ShippedModelName", _shipped_names(), type=str)
+
+
+def model_option() -> Any:
+    """``--model NAME`` for any command that runs a shipped model; declare it ``ShippedModelName | None`` and take
+    its ``value_of``."""
+    return typer.Option(None, "--model", show_default=False,
+                        help="a shipped model (`gldfn models` describes them); it sets the scale. Default: the "
+                        "Setting-1 model of --scale")
 
 
 def model_dict(model: ShippedModel) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from gldfn_model.common.cli_aliases import HiddenAliasesMixin
 from gldfn_model.common.errors import GldfnError
 
 EXIT_OK = 0
@@ -36,8 +37,9 @@ class GldfnGroup(_ReportsGldfnErrors, TyperGroup):
     """An app with several commands."""
 
 
-class GldfnCommand(_ReportsGldfnErrors, TyperCommand):
-    """An app that is a single command (Typer then runs the command itself, not a group)."""
+class GldfnCommand(_ReportsGldfnErrors, HiddenAliasesMixin, TyperCommand):
+    """A command (of an app, or an app that is a single command); it reads its options' hidden aliases
+    (gldfn_model.common.cli_aliases)."""
 
 
 class GldfnTyper(typer.Typer):
