@@ -10,14 +10,33 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from gldfn_model.cli.options import (
+    ITERS,
+    JSON,
+    MARKDOWN,
+    PLOT,
+    SIZES,
+    WARMUP,
+    agree_scale,
+    bench_counts,
+    input_option,
+    inputs_argument,
+    merge_inputs,
+    parse_sizes,
+    scale_option,
+)
+from gldfn_model.common.cli_aliases import hidden_aliases
 from gldfn_model.common.sizes import parse_size
 from gldfn_runtime.cli_outputs import (
     FORMAT,
     MAX_PIXELS,
-    OUT,
+    OUTPUT,
+    OVERLAP,
     OVERWRITE,
+    PLUGIN,
     SKIP_EXISTING,
     SUFFIX,
+    TILE,
     OutputFormat,
     write_planned,
 )
@@ -40,7 +59,6 @@ class Precision(str, Enum):
     int8 = "int8"
 
 
-PLUGIN_HELP = "the plugin library the engine was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, else plugins/build)"
 MODEL_HELP = ("an engine from gldfn-trt build, or an ONNX file from gldfn-export / gldfn-calibrate (its engine is "
               "built for this GPU on first use and kept in the engine cache)")
 PRECISION_FOR_ONNX = typer.Option(None, help="ONNX files: the engine's precision (default: the file's; fp16 of an "
@@ -49,15 +67,27 @@ CACHE_DIR = typer.Option(None, help="ONNX files: the engine cache (default: $GLD
                          "~/.cache/gldfn-trt/engines)")
 
 
+def _check_scale(scale: int | None, model: Path) -> None:
+    """An explicit --scale must be the model's, read from the file before any engine is built or loaded."""
+    if scale is None or not model.is_file():
+        return  # nothing to check, or the runner reports the missing file
+    from gldfn_runtime.tensorrt_model import is_onnx_path
+
+    if is_onnx_path(model):
+        from gldfn_model.cli.model_scale import onnx_scale
+
+        agree_scale(scale, onnx_scale(model), f"{model} (its gldfn.scale metadata)")
+    else:
+        from gldfn_runtime.sidecar import read_sidecar
+
+        agree_scale(scale, read_sidecar(model).scale, f"engine {model} (its sidecar)")
+
+
 def _open_runner(model: Path, plugin: Path | None, precision: Precision | None, cache_dir: Path | None) -> TensorRTRunner:
     from gldfn_runtime.tensorrt_model import open_tensorrt_runner
 
     return open_tensorrt_runner(model, plugin=plugin, precision=precision.value if precision else None,
                                 cache_dir=cache_dir, report=lambda line: typer.echo(line, err=True))
-
-
-def _sizes(text: str) -> list[tuple[int, int]]:
-    return [parse_size(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def _format_macs(macs: int | None) -> str:
@@ -127,7 +157,8 @@ def format_description(data: dict) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("build")
     def build_command(
-        model: Path = typer.Argument(..., help="an ONNX file from gldfn-export or gldfn-calibrate (INT8)"),
+        positional: Path | None = inputs_argument("an ONNX file from gldfn-export or gldfn-calibrate (INT8)", metavar="MODEL"),
+        model_options: list[Path] | None = input_option("the ONNX file", several=False),
         precision: Precision | None = typer.Option(None, help="fp32, fp16 or int8 (default: the ONNX file's; fp16 of an FP32 file runs the project's FP16 pass; int8 needs a Q/DQ file from gldfn-calibrate)"),
         min_size: str = typer.Option(format_size(DEFAULT_PROFILE["min"]), "--min", help="smallest LR size HxW of the optimization profile"),
         opt_size: str = typer.Option(format_size(DEFAULT_PROFILE["opt"]), "--opt", help="LR size HxW TensorRT optimizes for"),
@@ -142,6 +173,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="rebuild even when the cache holds a matching engine"),
     ) -> None:
         """Build an engine (or reuse the cached one) and write it with its JSON sidecar."""
+        (model,) = merge_inputs(positional, model_options, what="model", at_most=1)
         from gldfn_runtime.engine_build import BuildOptions, build_engine
 
         options = BuildOptions(
@@ -159,28 +191,32 @@ def register(app: typer.Typer) -> None:
 
     @app.command("inspect")
     def inspect_command(
-        path: Path = typer.Argument(..., help="an engine (read from its sidecar) or an ONNX file"),
+        positional: Path | None = inputs_argument("an engine (read from its sidecar) or an ONNX file", metavar="MODEL"),
+        model_options: list[Path] | None = input_option("the engine or ONNX file", several=False),
         opt: str = typer.Option("180x270", help="ONNX: LR size HxW for the MAC count"),
-        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+        as_json: bool = JSON,
     ) -> None:
         """Inputs, outputs, profile, precision, plugin layers and MACs. Engines are described from their sidecar:
         a serialized engine cannot be deserialized without a GPU."""
+        (path,) = merge_inputs(positional, model_options, what="model", at_most=1)
         data = describe_onnx(path, parse_size(opt)) if path.suffix.lower() == ".onnx" else describe_engine(path)
         typer.echo(json.dumps(data, indent=2) if as_json else format_description(data))
 
     @app.command("run")
+    @hidden_aliases(output="--out")
     def run_command(
-        model: Path = typer.Argument(..., help=MODEL_HELP),
-        inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
-        out: str = OUT,
+        model: Path = typer.Argument(..., help=MODEL_HELP, show_default=False),
+        images: list[Path] | None = inputs_argument("image files and/or folders of images", metavar="IMAGE"),
+        image_options: list[Path] | None = input_option("an image file or folder"),
+        output: str = OUTPUT,
+        scale: int | None = scale_option("upscaling factor: checked against the model's (which is what it does)"),
         suffix: str = SUFFIX,
         image_format: OutputFormat | None = FORMAT,
         overwrite: bool = OVERWRITE,
         skip_existing: bool = SKIP_EXISTING,
-        tile: int | None = typer.Option(None, help="tile size in LR pixels (default: from a memory budget, "
-                                        "docs/tiling.md, at most the profile's max; 0: whole images up to it)"),
-        overlap: int = typer.Option(16, help="tile overlap in LR pixels"),
-        plugin: Path | None = typer.Option(None, help=PLUGIN_HELP),
+        tile: int | None = TILE,
+        overlap: int = OVERLAP,
+        plugin: Path | None = PLUGIN,
         precision: Precision | None = PRECISION_FOR_ONNX,
         cache_dir: Path | None = CACHE_DIR,
         max_pixels: int = MAX_PIXELS,
@@ -190,32 +226,37 @@ def register(app: typer.Typer) -> None:
         from gldfn_runtime.output_plan import plan_outputs
         from gldfn_runtime.upscaler import Upscaler
 
-        plan = plan_outputs(inputs, out, suffix=suffix, image_format=image_format.value if image_format else None,
+        inputs = merge_inputs(images, image_options, what="image")
+        plan = plan_outputs(inputs, output, suffix=suffix, image_format=image_format.value if image_format else None,
                             overwrite=overwrite, skip_existing=skip_existing)
+        _check_scale(scale, model)
         upscaler = Upscaler(_open_runner(model, plugin, precision, cache_dir), tile=tile, overlap=overlap)
         write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)", max_pixels)
 
     @app.command("bench")
     def bench_command(
-        model: Path = typer.Argument(..., help=MODEL_HELP),
-        sizes: str = typer.Option("180x270", help="LR sizes HxW, comma-separated (Table IV: 180x270)"),
-        iters: int = typer.Option(100, help="timed iterations per size"),
-        warmup: int = typer.Option(10, help="untimed iterations first"),
-        plugin: Path | None = typer.Option(None, help=PLUGIN_HELP),
-        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-        markdown: bool = typer.Option(False, "--markdown", help="print Markdown tables"),
-        plot: Path | None = typer.Option(None, help="write a PNG of latency against image size"),
+        positional: Path | None = inputs_argument(MODEL_HELP, metavar="MODEL"),
+        model_options: list[Path] | None = input_option("the engine or ONNX file", several=False),
+        sizes: str = SIZES,
+        iters: int | None = ITERS,
+        warmup: int | None = WARMUP,
+        plugin: Path | None = PLUGIN,
+        as_json: bool = JSON,
+        markdown: bool = MARKDOWN,
+        plot: Path | None = PLOT,
         precision: Precision | None = PRECISION_FOR_ONNX,
         cache_dir: Path | None = CACHE_DIR,
     ) -> None:
         """CUDA-event latency of an engine, or of an ONNX file's cached engine, with the shared harness (needs a GPU;
         without one use `gldfn bench`)."""
+        (model,) = merge_inputs(positional, model_options, what="model", at_most=1)
         from gldfn_model.common.optional import import_pyplot
         from gldfn_model.network.config import NAMED_CONFIGS, get_config
         from gldfn_runtime.benchmark import format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
         if plot is not None:
             import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
-        lr_sizes = _sizes(sizes)
+        lr_sizes = parse_sizes(sizes)
+        iters, warmup = bench_counts(iters, warmup, on_gpu=True)
         runner = _open_runner(model, plugin, precision, cache_dir)
         config_name = runner.sidecar.onnx.get("config")
         config = get_config(config_name, runner.scale) if config_name in NAMED_CONFIGS else None
@@ -238,8 +279,8 @@ def register(app: typer.Typer) -> None:
         candidate: Path = typer.Argument(..., help="an ONNX file (or an engine); two ONNX files run in ONNX Runtime"),
         images: list[Path] | None = typer.Option(None, "--images", help="images to compare on (repeatable; default: a real image and seeded noise)"),
         size: str = typer.Option("64x64", help="centre crop HxW of each image (LR pixels)"),
-        plugin: Path | None = typer.Option(None, help=PLUGIN_HELP),
-        as_json: bool = typer.Option(False, "--json", help="print JSON"),
+        plugin: Path | None = PLUGIN,
+        as_json: bool = JSON,
     ) -> None:
         """Run both models on the same inputs: max/mean absolute difference and PSNR."""
         from gldfn_runtime.compare import compare_models

@@ -26,8 +26,6 @@ class OutputFormat(str, Enum):
 OUTPUT_HELP = "output file (for one input file and a name like big.png) or folder (created if missing)"
 # Declare ``@hidden_aliases(output="--out")`` (gldfn_model.common.cli_aliases) on a command that had ``--out``.
 OUTPUT = output_option(OUTPUT_HELP)
-# The former spelling (-o/--out); only until gldfn-trt run moves to OUTPUT with the hidden alias.
-OUT = typer.Option(..., "-o", "--out", help=OUTPUT_HELP)
 SUFFIX = typer.Option("", "--suffix", help="added to each name written into a folder (_x4: photo.png -> photo_x4.png)")
 FORMAT = typer.Option(None, "-f", "--format", help="output format (default: each input's own)")
 OVERWRITE = typer.Option(False, "--overwrite", help="replace files that exist, inputs included")

@@ -24,8 +24,8 @@ from gldfn_runtime.sidecar import EngineMismatch, EngineSidecar, check_compatibl
 from gldfn_runtime.trt_execution import ContextExecutor, load_cudart
 
 CPU_ALTERNATIVES = (
-    "without a GPU, upscale with `gldfn upscale INPUT... -o OUTDIR --backend onnxruntime --onnx {onnx}` "
-    "and measure with `gldfn bench --backend onnxruntime --onnx {onnx}`"
+    "without a GPU, upscale with `gldfn upscale INPUT... -o OUTDIR --onnx {onnx}` "
+    "and measure with `gldfn bench --onnx {onnx}`"
 )
 
 

@@ -268,3 +268,15 @@ def test_upscaler_from_onnx_with_tensorrt(tiny_onnx, plugin_library, tmp_path, m
     reference = Upscaler.from_onnx(tiny_onnx["fp32"], tile=0)
     assert np.abs(engine.upscale(image) - reference.upscale(image)).max() < 1e-3
     assert len(list((tmp_path / "cache").rglob("model.engine"))) == 1
+
+
+def test_run_takes_images_by_i_and_checks_an_explicit_scale_against_the_file_first(tiny_onnx, tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(image)
+    result = invoke("run", tiny_onnx["fp32"], "-i", image, "-o", tmp_path / "out", "-s", "2",
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 2, result.output
+    assert "4" in result.output and "2" in result.output and "gldfn.scale" in result.output
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
