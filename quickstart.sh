@@ -4,10 +4,11 @@
 #   TensorRT plugin -> build an FP16 engine on the CPU with TensorRT-RTX -> upscale a sample image, through that
 #   engine where a GPU can run it, else through ONNX Runtime.
 # Usage: bash quickstart.sh [IMAGE] (default: a synthetic test card). Everything it writes goes to ./quickstart/
-# (and .venv/); running it again reuses what is there. The tests are the other command: bash .ci/run.
+# (or $GLDFN_QUICKSTART_OUT) and the virtual environment .venv/ (or $GLDFN_VENV); running it again reuses what is
+# there. The tests are the other command: bash .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")"
-OUT=quickstart
+OUT=${GLDFN_QUICKSTART_OUT:-quickstart}
 VENV=${GLDFN_VENV:-.venv}
 TRT_HEADERS_TAG=v11.1  # TensorRT-RTX 1.x loads plugins through TensorRT 11's interfaces
 step() { printf '\n== %s\n' "$*"; }
@@ -39,7 +40,8 @@ else
         https://github.com/NVIDIA/TensorRT "$HEADERS"
       git -C "$HEADERS" sparse-checkout set include
     fi
-    export TENSORRT_ROOT=$PWD/$HEADERS
+    TENSORRT_ROOT=$(cd "$HEADERS" && pwd)
+    export TENSORRT_ROOT
   fi
   gldfn-trt plugin build
 fi
