@@ -101,8 +101,9 @@ def test_upscale_backend_that_contradicts_the_model_names_both(tmp_path, photo, 
 
 
 @pytest.fixture(scope="module")
-def x2_engine(x2_onnx, tmp_path_factory) -> Path:
-    """A real TensorRT-RTX engine of the x2 export (function bodies, no plugin), built on the CPU."""
+def x2_engine(x2_onnx, plugin_library, tmp_path_factory) -> Path:
+    """A real TensorRT-RTX engine of the x2 export with the session's plugin library, built on the CPU (not from
+    the function bodies: once a test has loaded the plugin in this process the parser maps the nodes to it)."""
     from test_engine_build import _rtx
 
     from gldfn_runtime.cli import app as trt
@@ -110,16 +111,16 @@ def x2_engine(x2_onnx, tmp_path_factory) -> Path:
     _rtx()
     folder = tmp_path_factory.mktemp("x2_engine")
     engine = folder / "tiny_x2.engine"
-    result = invoke(trt, "build", x2_onnx, "--no-plugin", "--backend", "tensorrt-rtx", "--min", "8x8", "--opt",
+    result = invoke(trt, "build", x2_onnx, "--plugin", plugin_library, "--backend", "tensorrt-rtx", "--min", "8x8", "--opt",
                     "16x16", "--max", "32x32", "-o", engine, "--cache-dir", folder / "cache")
     assert result.exit_code == 0, result.output
     return engine
 
 
-def test_upscale_runs_an_engine_with_tensorrt(tmp_path, photo, x2_engine):
+def test_upscale_runs_an_engine_with_tensorrt(tmp_path, photo, x2_engine, plugin_library):
     from gldfn_runtime.backend import current_gpu
 
-    result = invoke(gldfn, "upscale", photo, "-o", tmp_path / "big.png", "--engine", x2_engine)
+    result = invoke(gldfn, "upscale", photo, "-o", tmp_path / "big.png", "--engine", x2_engine, "--plugin", plugin_library)
     if current_gpu()[0] is None:
         assert result.exit_code == 1 and "TensorRT engines need an NVIDIA GPU" in plain_text(result.output)
         assert not (tmp_path / "big.png").exists()
