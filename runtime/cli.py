@@ -7,12 +7,8 @@ import typer
 
 from gldfn_model.common.cli_errors import GldfnTyper
 from gldfn_runtime import cli_engine
-from gldfn_runtime.plugin_library import (
-    MIN_TENSORRT_MAJOR,
-    build_plugin_library,
-    describe_library,
-    find_plugin_library,
-)
+from gldfn_runtime.plugin_build import MIN_TENSORRT_MAJOR, build_plugin_library
+from gldfn_runtime.plugin_library import describe_library, find_plugin_library
 
 app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN on TensorRT / TensorRT-RTX.")
 plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True, help="The TensorRT plugin library.")
