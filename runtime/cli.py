@@ -1,18 +1,25 @@
 """The ``gldfn-trt`` command: a thin layer over gldfn_runtime."""
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
 
 from gldfn_model.common.cli_errors import GldfnTyper
 from gldfn_runtime import cli_engine
-from gldfn_runtime.plugin_library import (
-    MIN_TENSORRT_MAJOR,
-    build_plugin_library,
-    describe_library,
-    find_plugin_library,
-)
+from gldfn_runtime.plugin_build import MIN_TENSORRT_MAJOR, build_plugin_library
+from gldfn_runtime.plugin_library import describe_library, find_plugin_library
+
+
+class BuildType(str, Enum):
+    """CMake's standard build types (CMAKE_BUILD_TYPE)."""
+
+    release = "Release"
+    debug = "Debug"
+    rel_with_deb_info = "RelWithDebInfo"
+    min_size_rel = "MinSizeRel"
+
 
 app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN on TensorRT / TensorRT-RTX.")
 plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True, help="The TensorRT plugin library.")
@@ -37,13 +44,13 @@ def plugin_build(
                                                         "from 75 the found nvcc supports, + PTX)."),
     tensorrt_root: Path | None = typer.Option(None, help="Folder holding (include/)NvInferRuntime.h of TensorRT "
                                                             ">= 10; its major is built for."),
-    build_type: str = typer.Option("Release", help="CMAKE_BUILD_TYPE."),
+    build_type: BuildType = typer.Option(BuildType.release, help="CMAKE_BUILD_TYPE."),
     jobs: int | None = typer.Option(None, help="Parallel build jobs (default: all cores)."),
 ) -> None:
     """Build the plugin library with CMake (libgldfn_trt_plugins.so; .trt10.so for TensorRT 10); print its path."""
     library = build_plugin_library(
         build_dir, cuda_architectures=cuda_archs, tensorrt_root=tensorrt_root, tensorrt_major=tensorrt_major,
-        build_type=build_type, jobs=jobs, report=lambda line: typer.echo(line, err=True),
+        build_type=build_type.value, jobs=jobs, report=lambda line: typer.echo(line, err=True),
     )
     typer.echo(str(library))
 

@@ -40,12 +40,8 @@ from gldfn_runtime.backend import (
     select_flavour,
 )
 from gldfn_runtime.engine_cache import EngineCache, cache_key, copy_engine, matching_engine
-from gldfn_runtime.plugin_library import (
-    PluginLibraryError,
-    load_plugin_library,
-    report_to_stderr,
-    resolve_plugin_library,
-)
+from gldfn_runtime.plugin_library import PluginLibraryError, load_plugin_library
+from gldfn_runtime.plugin_resolve import report_to_stderr, resolve_plugin_library
 from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_command
 from gldfn_runtime.tensorrt_compat import enable_plugin_override
 

@@ -280,7 +280,7 @@ DEFAULTS = {"--tile": None, "--overlap": 16, "--max-pixels": DEFAULT_MAX_PIXELS,
 OTHER_MEANING = {("gldfn train", "--iters")}
 # Options with a fixed set of values, shown in --help as choices (Enums) ...
 CHOICES = {"--backend", "--config", "--setting", "--method", "--convention", "--sv-noise", "--device", "--format",
-           "--target", "--precision", "--model"}
+           "--target", "--precision", "--model", "--build-type"}
 # ... except comma-separated lists of them (their help lists the values).
 LISTS = {("gldfn bench", "--backend"), ("gldfn bench", "--precision"), ("gldfn bench", "--model")}
 # Commands allowed to lag behind the vocabulary (strict xfail, so an entry must go once its command complies).

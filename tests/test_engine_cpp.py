@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gldfn_runtime.plugin_library import find_tensorrt_headers
+from gldfn_runtime.plugin_build import find_tensorrt_headers
 
 CPP_DIR = Path(__file__).resolve().parents[1] / "runtime" / "cpp"
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gldfn_runtime.plugin_library import PLUGIN_SOURCE_DIR, find_tensorrt_headers
+from gldfn_runtime.plugin_build import find_tensorrt_headers
+from gldfn_runtime.plugin_library import PLUGIN_SOURCE_DIR
 
 TESTS_DIR = PLUGIN_SOURCE_DIR / "tests"
 

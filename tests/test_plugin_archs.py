@@ -26,17 +26,9 @@ from gldfn_runtime.backend import RTX_DEFAULT_COMPUTE_CAPABILITIES
 from gldfn_runtime.cli import app
 from gldfn_runtime.cuda_binary import CudaArch, read_cuda_archs, uncovered_targets
 from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_plan
-from gldfn_runtime.plugin_library import (
-    LIBRARY_ENV,
-    LIBRARY_FILENAME,
-    PluginLibraryError,
-    cuda_architectures_for,
-    find_nvcc,
-    find_plugin_library,
-    find_tensorrt_headers,
-    header_version,
-    resolve_plugin_library,
-)
+from gldfn_runtime.plugin_build import cuda_architectures_for, find_nvcc, find_tensorrt_headers, header_version
+from gldfn_runtime.plugin_library import LIBRARY_ENV, LIBRARY_FILENAME, PluginLibraryError, find_plugin_library
+from gldfn_runtime.plugin_resolve import resolve_plugin_library
 from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
 
 PROFILE = {"min_size": (8, 8), "opt_size": (16, 16), "max_size": (32, 32)}

@@ -19,13 +19,13 @@ from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.onnx_format import custom_nodes
 from gldfn_runtime import plugin_library
 from gldfn_runtime.cli import app
+from gldfn_runtime.plugin_build import find_tensorrt_headers
 from gldfn_runtime.plugin_library import (
     LIBRARY_ENV,
     LIBRARY_FILENAME,
     PluginLibraryError,
     find_engine_plugin,
     find_plugin_library,
-    find_tensorrt_headers,
 )
 from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
 

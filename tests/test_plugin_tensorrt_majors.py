@@ -17,14 +17,18 @@ from typer.testing import CliRunner
 
 from gldfn_runtime import plugin_library as plugin_lib
 from gldfn_runtime.cli import app
+from gldfn_runtime.plugin_build import (
+    build_plugin_library,
+    cuda_major_warnings,
+    find_tensorrt_headers,
+    header_version,
+    installed_cuda_majors,
+)
 from gldfn_runtime.plugin_library import (
     LIBRARY_FILENAME,
     PluginLibraryError,
-    build_plugin_library,
     check_library_matches,
     find_plugin_library,
-    find_tensorrt_headers,
-    header_version,
     library_filename,
     library_tensorrt_version,
 )
@@ -64,12 +68,12 @@ def test_library_names_and_default_folders_by_major():
 
 
 def test_wheels_of_another_cuda_major_than_nvcc_are_warned_about():
-    assert plugin_lib.cuda_major_warnings("13.0.88", {"cuda-bindings": 13, "tensorrt-rtx-cu13": 13}) == []
-    warnings = plugin_lib.cuda_major_warnings("13.0.88", {"cuda-bindings": 12, "tensorrt-cu12": 12})
+    assert cuda_major_warnings("13.0.88", {"cuda-bindings": 13, "tensorrt-rtx-cu13": 13}) == []
+    warnings = cuda_major_warnings("13.0.88", {"cuda-bindings": 12, "tensorrt-cu12": 12})
     assert len(warnings) == 2 and "CUDA 13 runtime (driver >= 580), but cuda-bindings is CUDA 12" in warnings[0]
-    assert "CUDA 12 runtime (driver >= 525), but tensorrt-cu13 is CUDA 13" in plugin_lib.cuda_major_warnings(
+    assert "CUDA 12 runtime (driver >= 525), but tensorrt-cu13 is CUDA 13" in cuda_major_warnings(
         "12.8.1", {"tensorrt-cu13": 13})[0]
-    installed = plugin_lib.installed_cuda_majors()
+    installed = installed_cuda_majors()
     assert all(major in (11, 12, 13) for major in installed.values())
 
 
