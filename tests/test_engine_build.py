@@ -359,7 +359,7 @@ def test_runner_without_a_gpu_points_to_the_cpu_commands(built_engine):
 
     if current_gpu()[0] is not None:
         pytest.skip("a CUDA GPU is present: this test covers machines without one")
-    with pytest.raises(NoGpuError, match=r"need an NVIDIA GPU.*gldfn upscale .*--backend onnxruntime.*gldfn bench"):
+    with pytest.raises(NoGpuError, match=r"need an NVIDIA GPU.*gldfn upscale .*--onnx .*gldfn bench --onnx"):
         TensorRTRunner(built_engine)
     with pytest.raises(NoGpuError):
         Upscaler.from_engine(built_engine)
