@@ -84,6 +84,11 @@ def calibrate_gldfn(
     """Quantize ``model_path`` into ``output`` and (optionally) write the JSON report to ``report_path``."""
     say = progress or (lambda message: None)
     export = load_gldfn_export(model_path)
+    written = {"-o": Path(output), "--report": Path(report_path) if report_path is not None else None}
+    for option, path in written.items():
+        if path is not None and path.resolve() == export.path.resolve():
+            raise CalibrationError(f"{option} {path} is the input model {export.path}; name the INT8 file differently "
+                                   f"(e.g. {export.path.with_name(export.path.stem + '_int8.onnx')})")
     if options.scale is not None and options.scale != export.scale:
         raise CalibrationError(f"--scale {options.scale} does not match {export.path}, which is a x{export.scale} model")
     plan = plan_quantization(export.model, options.exclude)

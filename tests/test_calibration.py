@@ -363,3 +363,16 @@ def test_cli_bad_input_is_one_clear_line(fp32_export, tmp_path, args, message):
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["-o", "--report"])
+def test_cli_never_writes_over_the_input_model(fp32_export, tmp_path, option):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(fp32_export.read_bytes())
+    before = model.read_bytes()
+    outputs = {"-o": str(tmp_path / "m.int8.onnx"), "--report": str(tmp_path / "r.json"), option: str(model)}
+    result = CliRunner().invoke(app, [str(model), "--images", str(_dataset("Set5")), "--no-engine-check", "--no-eval",
+                                      *[item for pair in outputs.items() for item in pair]])
+    assert result.exit_code == 1, result.output
+    assert f"{option} {model} is the input model" in result.output and "_int8.onnx" in result.output
+    assert model.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
