@@ -71,6 +71,7 @@ class OnnxModelInfo:
     config_name: str | None
     custom_nodes: int
     metadata: dict[str, str]
+    data_sha256: dict[str, str] = field(default_factory=dict)  # external data file (as the tensors name it) -> SHA-256
 
     @property
     def batch(self) -> int:
@@ -107,10 +108,12 @@ def _attribute_tensors(node: onnx.NodeProto) -> Iterator[onnx.TensorProto]:
             yield from _tensors(subgraph)
 
 
-def check_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """EngineBuildError for a tensor whose external data lies outside the model's folder once links are resolved
-    (or is not a regular file): TensorRT's parser would read any file it names into the engine."""
+def check_external_data(model: onnx.ModelProto, path: Path) -> dict[str, Path]:
+    """The files holding the model's external data (by the name the tensors give), each checked to lie in the
+    model's folder once links are resolved and to be a regular file, else EngineBuildError: TensorRT's parser would
+    read any file it names into the engine."""
     folder = path.parent.resolve()
+    files: dict[str, Path] = {}
     functions = (tensor for function in model.functions for node in function.node
                  for tensor in _attribute_tensors(node))
     for tensor in itertools.chain(_tensors(model.graph), functions):
@@ -124,6 +127,8 @@ def check_external_data(model: onnx.ModelProto, path: Path) -> None:
                 f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, which {where}; external data must be "
                 "a file in the model's folder (not a link out of it): export the model again or move the data beside it"
             )
+        files[location] = target
+    return files
 
 
 def read_onnx_info(path: str | os.PathLike[str]) -> OnnxModelInfo:
@@ -138,7 +143,7 @@ def read_onnx_info(path: str | os.PathLike[str]) -> OnnxModelInfo:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError, onnx its own types
         raise EngineBuildError(f"{path} is not a readable ONNX file ({type(error).__name__}: {error}); export it again with gldfn-export") from None
-    check_external_data(model, path)
+    data_files = check_external_data(model, path)
     graph = model.graph
     if len(graph.input) != 1 or len(graph.output) != 1:
         raise EngineBuildError(f"{path} has {len(graph.input)} inputs and {len(graph.output)} outputs; a GLDFN export has one of each")
@@ -148,6 +153,7 @@ def read_onnx_info(path: str | os.PathLike[str]) -> OnnxModelInfo:
         output_name=graph.output[0].name, output_shape=_dims(graph.output[0]), precision=metadata.get(onnx_format.PRECISION),
         scale=onnx_format.scale_of(metadata), config_name=metadata.get(onnx_format.CONFIG),
         custom_nodes=len(onnx_format.custom_nodes(model)), metadata=metadata,
+        data_sha256={name: file_sha256(file) for name, file in sorted(data_files.items())},
     )
 
 
@@ -400,6 +406,8 @@ def _plan(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Plan:
     profile = {"input": info.input_name, "batch": info.batch, "min": list(options.min_size), "opt": list(options.opt_size), "max": list(options.max_size)}
     key = cache_key({
         "onnx_sha256": info.sha256, "plugin_sha256": plugin_record and plugin_record["sha256"],
+        # Only when there is external data, so that the keys of single-file models stay as they were.
+        **({"external_data_sha256": info.data_sha256} if info.data_sha256 else {}),
         "embed_plugin": bool(plugin_record and options.embed_plugin), "flavour": request.flavour.name,
         "version": request.flavour.version, "precision": request.precision, "profile": profile, "target": request.target,
     })
@@ -420,6 +428,7 @@ def _build_into_cache(plan: _Plan, cache: EngineCache, command: str) -> tuple[Pa
     sidecar = EngineSidecar(
         engine_sha256=hashlib.sha256(built.plan).hexdigest(), engine_bytes=len(built.plan),
         onnx={"path": str(info.path.resolve()), "sha256": info.sha256, "precision": info.precision, "scale": info.scale, "config": info.config_name,
+              **({"external_data_sha256": info.data_sha256} if info.data_sha256 else {}),
               **({"converted_to": "fp16 (gldfn_model.ops.onnx_fp16)"} if request.converts_to_fp16 else {})},
         plugin=plan.plugin_record, tensorrt={"flavour": request.flavour.name, "version": request.flavour.version},
         precision=request.precision, profile={**plan.profile, "batch": built.batch}, target=request.target,

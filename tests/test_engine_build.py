@@ -254,6 +254,24 @@ def test_external_data_in_the_model_folder_is_accepted(tiny_onnx, tmp_path):
         read_onnx_info(model)
 
 
+def test_changed_external_data_is_a_new_engine_not_a_cache_hit(rtx, plugin_library, tiny_onnx, tmp_path):
+    """The weights live in the data file: changing it (the .onnx file unchanged) must not reuse the old engine."""
+    from gldfn_runtime.engine_build import cached_engine
+
+    model = _external_data_model(tiny_onnx["fp32"], tmp_path / "model")
+    options = _options(plugin_library, compute_capabilities=("SM86",))
+    first = cached_engine(model, options, cache_dir=tmp_path / "cache")
+    data = model.with_name("model.onnx.data")
+    assert first.sidecar.onnx["external_data_sha256"] == {"model.onnx.data": file_sha256(data)}
+    before = file_sha256(model)
+    raw = bytearray(data.read_bytes())
+    raw[:4] = bytes(4)  # the first weight becomes 0.0
+    data.write_bytes(bytes(raw))
+    second = cached_engine(model, options, cache_dir=tmp_path / "cache")
+    assert file_sha256(model) == before
+    assert not second.cache_hit and second.sidecar.cache_key != first.sidecar.cache_key
+
+
 def test_missing_plugin_library_names_the_fix(rtx, tiny_onnx, tmp_path):
     missing = tmp_path / "nowhere" / "libgldfn_trt_plugins.so"
     with pytest.raises(EngineBuildError, match=r"plugin library not found at .*nowhere.*gldfn-trt plugin build.*--no-plugin"):
