@@ -90,3 +90,21 @@ def test_example_links_against_tensorrt_rtx_and_fails_cleanly_without_a_gpu(tmp_
                              capture_output=True, text=True, env=environment)
     assert missing.returncode == 1 and "absent.engine: cannot open" in missing.stderr
     assert not (tmp_path / "out.png").exists()
+    # The output is checked before anything is loaded: never one of the inputs, never an existing file unasked.
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"not read: the check comes first")
+    link = tmp_path / "link.png"
+    link.symlink_to(photo)
+    for output, message in ((photo, "is also a file this program reads"), (link, "is also a file this program reads")):
+        refused = subprocess.run([str(program), str(tmp_path / "absent.engine"), str(photo), str(output)],
+                                 capture_output=True, text=True, env=environment)
+        assert refused.returncode == 1 and message in refused.stderr, refused.stderr
+    existing = tmp_path / "existing.png"
+    existing.write_bytes(b"keep")
+    kept = subprocess.run([str(program), str(tmp_path / "absent.engine"), str(photo), str(existing)],
+                          capture_output=True, text=True, env=environment)
+    assert kept.returncode == 1 and "exists already; pass --overwrite" in kept.stderr
+    forced = subprocess.run([str(program), str(tmp_path / "absent.engine"), str(photo), str(existing), "--overwrite"],
+                            capture_output=True, text=True, env=environment)
+    assert forced.returncode == 1 and "absent.engine: cannot open" in forced.stderr  # past the check, to the engine
+    assert photo.read_bytes() == b"not read: the check comes first" and existing.read_bytes() == b"keep"

@@ -1,7 +1,8 @@
 // gldfn_upscale: run a GLDFN TensorRT engine (built by `gldfn-trt build`) on one PNG image from C++.
 //
-//   gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so]
+//   gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so] [--overwrite]
 //
+// OUTPUT.png must not be one of the files it reads, and an existing one is replaced only with --overwrite.
 // Checks that the TensorRT library it runs with is of its headers' major (TensorRT 11 changed ILogger's layout),
 // loads the plugin library into TensorRT's plugin registry (without --plugin the engine must embed it, built with
 // --embed-plugin: then host code in the plan is allowed), deserializes the engine, reads an 8-bit PNG with
@@ -17,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -156,6 +158,7 @@ struct Arguments
     std::string input;
     std::string output;
     std::string plugin;
+    bool overwrite{};
 };
 
 Arguments parseArguments(int argc, char** argv)
@@ -169,6 +172,10 @@ Arguments parseArguments(int argc, char** argv)
         {
             arguments.plugin = argv[++i];
         }
+        else if (word == "--overwrite")
+        {
+            arguments.overwrite = true;
+        }
         else
         {
             positional.push_back(word);
@@ -176,12 +183,33 @@ Arguments parseArguments(int argc, char** argv)
     }
     if (positional.size() != 3)
     {
-        throw std::invalid_argument("usage: gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so]");
+        throw std::invalid_argument(
+            "usage: gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so] [--overwrite]");
     }
     arguments.engine = positional[0];
     arguments.input = positional[1];
     arguments.output = positional[2];
     return arguments;
+}
+
+// Before anything is loaded: the output is none of the files read (links resolved), and an existing file is
+// replaced only when asked.
+void checkOutput(Arguments const& arguments)
+{
+    namespace fs = std::filesystem;
+    fs::path const output = fs::weakly_canonical(arguments.output);
+    for (std::string const* read : {&arguments.input, &arguments.engine, &arguments.plugin})
+    {
+        if (!read->empty() && fs::weakly_canonical(*read) == output)
+        {
+            throw std::invalid_argument(arguments.output + " is also a file this program reads (" + *read
+                + "); name another output file");
+        }
+    }
+    if (!arguments.overwrite && fs::exists(output))
+    {
+        throw std::invalid_argument(arguments.output + " exists already; pass --overwrite to replace it");
+    }
 }
 
 char const* tensorName(nvinfer1::ICudaEngine const& engine, nvinfer1::TensorIOMode mode)
@@ -272,6 +300,7 @@ int main(int argc, char** argv)
     try
     {
         Arguments const arguments = parseArguments(argc, argv);
+        checkOutput(arguments);
         checkLibraryMatchesHeaders();
         Logger logger;
         std::unique_ptr<nvinfer1::IRuntime> runtime{nvinfer1::createInferRuntime(logger)};
