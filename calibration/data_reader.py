@@ -11,7 +11,6 @@ import numpy as np
 from gldfn_calibration.errors import CalibrationError
 from gldfn_model.common.optional import import_onnxruntime
 from gldfn_model.data.degradation import (
-    SETTINGS,
     Degradation,
     degrade_image,
     gaussian8_degradations,
@@ -20,6 +19,7 @@ from gldfn_model.data.degradation import (
     sample_degradation,
 )
 from gldfn_model.data.image_io import ImageReadError, list_images, read_rgb
+from gldfn_model.data.setting_names import SETTINGS
 
 quantization = import_onnxruntime("onnxruntime.quantization")
 

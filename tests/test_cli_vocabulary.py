@@ -326,7 +326,7 @@ def test_every_command_speaks_the_vocabulary(name, command):
 
 def test_the_shared_choices_are_the_model_s_own():
     from gldfn_model.cli.options import AUTO, ConfigName, Setting, SvNoise
-    from gldfn_model.data.degradation import SETTINGS, SV_NOISE_RANGES_255
+    from gldfn_model.data.setting_names import SETTINGS, SV_NOISE_RANGES_255
     from gldfn_model.network.config import NAMED_CONFIGS
 
     assert tuple(c.value for c in Setting) == SETTINGS

@@ -18,10 +18,14 @@ def test_importing_the_runtime_does_not_import_torch():
     assert not torch_loaded
 
 
-@pytest.mark.parametrize("module, program", [("gldfn_runtime.cli", "gldfn-trt"), ("gldfn_export.cli", "gldfn-export")])
-def test_help_does_not_import_torch(module, program):
+@pytest.mark.parametrize("module, program, command", [
+    ("gldfn_runtime.cli", "gldfn-trt", ()), ("gldfn_export.cli", "gldfn-export", ()),
+    # gldfn's help and its model listing answer without the 2 s torch import too.
+    *[("gldfn_model.cli", "gldfn", command) for command in ((), ("upscale",), ("train",), ("eval",), ("bench",), ("info",))],
+])
+def test_help_does_not_import_torch(module, program, command):
     result, torch_loaded = run_fresh(f"""
-        sys.argv = [{program!r}, "--help"]
+        sys.argv = [{program!r}, *{command!r}, "--help"]
         from {module} import main
         main()
     """)

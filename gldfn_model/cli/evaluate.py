@@ -28,7 +28,7 @@ from gldfn_model.cli.options import (
 )
 from gldfn_model.common.cli_aliases import hidden_aliases
 from gldfn_model.evaluation.metrics import CONVENTIONS
-from gldfn_model.network.checkpoint import SHIPPED_CONFIG
+from gldfn_model.network.checkpoint_facts import SHIPPED_CONFIG
 
 Method = Enum("Method", {name: name for name in (AUTO, "bicubic", "model")}, type=str)
 Convention = Enum("Convention", {name: name for name in CONVENTIONS}, type=str)

@@ -32,6 +32,7 @@ from typing import Any
 import typer
 
 from gldfn_model.common.sizes import parse_size
+from gldfn_model.data.setting_names import SETTINGS, SV_NOISE_RANGES_255
 from gldfn_model.network.config import SUPPORTED_SCALES
 from gldfn_model.network.registry import DEFAULT_SCALE
 
@@ -46,20 +47,10 @@ class ConfigName(str, Enum):
     tiny = "tiny"
 
 
-class Setting(str, Enum):
-    """gldfn_model.data.degradation.SETTINGS (not imported here: it loads torch)."""
-
-    gaussian8 = "gaussian8"
-    iso = "iso"
-    aniso = "aniso"
-    sv = "sv"
-
-
-class SvNoise(str, Enum):
-    """gldfn_model.data.degradation.SV_NOISE_RANGES_255."""
-
-    low = "low"
-    high = "high"
+Setting = Enum("Setting", {name: name for name in SETTINGS}, type=str)
+Setting.__doc__ = "gldfn_model.data.setting_names.SETTINGS"
+SvNoise = Enum("SvNoise", {name: name for name in SV_NOISE_RANGES_255}, type=str)
+SvNoise.__doc__ = "gldfn_model.data.setting_names.SV_NOISE_RANGES_255"
 
 
 def value_of(choice: Enum | None) -> Any:

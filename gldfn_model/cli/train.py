@@ -5,7 +5,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,14 +24,10 @@ from gldfn_model.cli.options import (
     value_of,
 )
 from gldfn_model.common.cli_aliases import hidden_aliases
-from gldfn_model.data.degradation import TRAINING_SETTINGS
-from gldfn_model.network.checkpoint import (
-    Checkpoint,
-    load_checkpoint,
-    load_latest_checkpoint,
-    previous_checkpoint_path,
-)
-from gldfn_model.training.trainer import TrainOptions, train
+from gldfn_model.data.setting_names import TRAINING_SETTINGS
+
+if TYPE_CHECKING:  # torch loads with the checkpoint and training code: only when a run starts, not for --help
+    from gldfn_model.network.checkpoint import Checkpoint
 
 TrainingSetting = Enum("TrainingSetting", {name: name for name in TRAINING_SETTINGS}, type=str)
 DEFAULT_CONFIG = "tiny"
@@ -79,6 +75,8 @@ class ProgressPrinter:
 
 def starting_checkpoint(out: Path, init: Path | None, resume: bool) -> tuple[str, Checkpoint] | None:
     """(how, checkpoint) a run starts from: on --resume the run's latest usable one, else --init's."""
+    from gldfn_model.network.checkpoint import load_checkpoint, load_latest_checkpoint, previous_checkpoint_path
+
     if resume:
         last = out / "last.pt"
         if not any(path.is_file() for path in (last, previous_checkpoint_path(last))):
@@ -129,6 +127,8 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="continue the run in -o from its last.pt"),
     ) -> None:
         """Train GLDFN with on-the-fly degradation; resumable, seeded, DDP under torchrun."""
+        from gldfn_model.training.trainer import TrainOptions, train
+
         data = merge_inputs(inputs, input_options, what="HR image folder")
         scale, config_name = scale_and_config(scale, value_of(config), starting_checkpoint(output, init, resume))
         options = TrainOptions(data=[str(d) for d in data], out=str(output), scale=scale, setting=setting.value,

@@ -35,15 +35,12 @@ import torch.nn.functional as F
 
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.data.imresize import imresize_torch
+from gldfn_model.data.setting_names import RANDOM_SETTINGS, SV_NOISE_RANGES_255, TRAINING_SETTINGS
 
 SUPPORTED_SCALES = (2, 3, 4)
-SETTINGS = ("gaussian8", "iso", "aniso", "sv")
-RANDOM_SETTINGS = ("iso", "aniso", "sv")
-TRAINING_SETTINGS = (*RANDOM_SETTINGS, "mixed")
 ISO_KERNEL_SIZE = 21
 SV_KERNEL_SIZE = 21
 ANISO_WIDTH_RANGE = (0.6, 5.0)
-SV_NOISE_RANGES_255 = {"low": (0.0, 5.0), "high": (5.0, 10.0)}
 SV_TRAINING_NOISE_255 = (0.0, 10.0)  # both test ranges
 
 _GAUSSIAN8_SIGMA_ENDS = {2: (0.80, 1.60), 3: (1.35, 2.40), 4: (1.80, 3.20)}

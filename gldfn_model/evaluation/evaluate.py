@@ -16,6 +16,7 @@ from gldfn_model.common.errors import GldfnError
 from gldfn_model.data import degradation as deg
 from gldfn_model.data.image_io import ImageReadError, list_images, read_rgb
 from gldfn_model.data.imresize import imresize
+from gldfn_model.data.setting_names import SETTINGS
 from gldfn_model.evaluation.metrics import check_convention, quantize_uint8, score
 from gldfn_model.inference.runner import Runner, run_image
 from gldfn_model.network.checkpoint import SHIPPED_CONFIG
@@ -82,8 +83,8 @@ def degradations_for_image(setting: str, scale: int, name: str, hr_shape: tuple[
     deg.check_scale(scale)
     if setting == "gaussian8":
         return deg.gaussian8_degradations(scale, noise_sigma)
-    if setting not in deg.SETTINGS:
-        raise EvaluationError(f"unknown setting {setting!r} (use one of {', '.join(deg.SETTINGS)})")
+    if setting not in SETTINGS:
+        raise EvaluationError(f"unknown setting {setting!r} (use one of {', '.join(SETTINGS)})")
     return [deg.sample_degradation(setting, scale, deg.image_rng(seed, name, "kernel"), hr_shape, noise_sigma, sv_noise)]
 
 

@@ -6,10 +6,12 @@ architecture definitions with random weights: for counting, timing and deployabi
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from gldfn_model.common.errors import GldfnError
+
+if TYPE_CHECKING:  # torch is imported by the builders only: `gldfn --help` lists MODEL_NAMES without it
+    from torch import nn
 
 MODEL_NAMES = ("gldfn", "dcls", "danv1", "danv2")
 

@@ -54,7 +54,7 @@ class TrainOptions:
     data: list[str]
     out: str
     scale: int = 4
-    setting: str = "iso"  # iso, aniso, sv or mixed (degradation.TRAINING_SETTINGS)
+    setting: str = "iso"  # iso, aniso, sv or mixed (setting_names.TRAINING_SETTINGS)
     noise: tuple[float, float] | None = None  # AWGN sigma range in 8-bit levels; None: the setting's own
     config: str = "tiny"
     iters: int = 10_000
