@@ -17,7 +17,6 @@ from gldfn_model.cli.options import (
     PLOT,
     SIZES,
     WARMUP,
-    agree_scale,
     bench_counts,
     input_option,
     inputs_argument,
@@ -38,6 +37,7 @@ from gldfn_runtime.cli_outputs import (
     SUFFIX,
     TILE,
     OutputFormat,
+    check_model_scale,
     write_planned,
 )
 from gldfn_runtime.engine_build import DEFAULT_PROFILE
@@ -65,22 +65,6 @@ PRECISION_FOR_ONNX = typer.Option(None, help="ONNX files: the engine's precision
                                   "FP32 file runs the project's FP16 pass)")
 CACHE_DIR = typer.Option(None, help="ONNX files: the engine cache (default: $GLDFN_TRT_CACHE_DIR or "
                          "~/.cache/gldfn-trt/engines)")
-
-
-def _check_scale(scale: int | None, model: Path) -> None:
-    """An explicit --scale must be the model's, read from the file before any engine is built or loaded."""
-    if scale is None or not model.is_file():
-        return  # nothing to check, or the runner reports the missing file
-    from gldfn_runtime.tensorrt_model import is_onnx_path
-
-    if is_onnx_path(model):
-        from gldfn_model.cli.model_scale import onnx_scale
-
-        agree_scale(scale, onnx_scale(model), f"{model} (its gldfn.scale metadata)")
-    else:
-        from gldfn_runtime.sidecar import read_sidecar
-
-        agree_scale(scale, read_sidecar(model).scale, f"engine {model} (its sidecar)")
 
 
 def _open_runner(model: Path, plugin: Path | None, precision: Precision | None, cache_dir: Path | None) -> TensorRTRunner:
@@ -229,7 +213,7 @@ def register(app: typer.Typer) -> None:
         inputs = merge_inputs(images, image_options, what="image")
         plan = plan_outputs(inputs, output, suffix=suffix, image_format=image_format.value if image_format else None,
                             overwrite=overwrite, skip_existing=skip_existing)
-        _check_scale(scale, model)
+        check_model_scale(scale, model)
         upscaler = Upscaler(_open_runner(model, plugin, precision, cache_dir), tile=tile, overlap=overlap)
         write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)", max_pixels)
 

@@ -4,11 +4,13 @@ the summary line. The options of every command line are in ``gldfn_model.cli.opt
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from gldfn_model.cli.options import output_option
+from gldfn_model.cli.model_scale import scale_of_model
+from gldfn_model.cli.options import agree_scale, output_option
 from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS
 from gldfn_runtime.tiling import DEFAULT_OVERLAP
 
@@ -39,6 +41,22 @@ OVERLAP = typer.Option(DEFAULT_OVERLAP, "--overlap", min=0, help="tile overlap i
 PLUGIN = typer.Option(None, "--plugin", show_default=False,
                       help="the plugin library the engine was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, "
                       "else plugins/build)")
+
+
+def check_model_scale(scale: int | None, model: Path) -> None:
+    """An explicit ``-s`` must be the scale of ``model``, an ONNX file (its metadata) or an engine (its sidecar),
+    read without a GPU and before anything is built or loaded (typer.BadParameter naming both); a missing file is
+    left to the command that opens it."""
+    if scale is None or not model.is_file():
+        return
+    from gldfn_runtime.tensorrt_model import is_onnx_path
+
+    if is_onnx_path(model):
+        scale_of_model(scale, onnx=model)
+    else:
+        from gldfn_runtime.sidecar import read_sidecar
+
+        agree_scale(scale, read_sidecar(model).scale, f"engine {model} (its sidecar)")
 
 
 def write_planned(upscaler: Upscaler, plan: OutputPlan, label: str, max_pixels: int | None = None) -> None:

@@ -42,6 +42,7 @@ from gldfn_runtime.cli_outputs import (
     SUFFIX,
     TILE,
     OutputFormat,
+    check_model_scale,
     write_planned,
 )
 from gldfn_runtime.tiling import DEFAULT_OVERLAP
@@ -94,10 +95,7 @@ def build_upscaler(
         agree_scale(scale, upscaler.scale, f"{onnx} (its gldfn.scale metadata)")
         return upscaler
     if backend is Backend.tensorrt:
-        from gldfn_runtime.sidecar import read_sidecar
-
-        # The sidecar answers without a GPU; running the engine needs one (the runner says so).
-        agree_scale(scale, read_sidecar(engine).scale, f"engine {engine} (its sidecar)")
+        check_model_scale(scale, engine)  # from the sidecar, without a GPU; running the engine needs one
         return Upscaler.from_engine(engine, plugin=plugin, **tiling)
     scale = scale_of_model(scale, model=model, checkpoint=checkpoint)
     if backend is Backend.bicubic:
