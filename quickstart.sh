@@ -31,7 +31,7 @@ if ! command -v nvcc >/dev/null || ! command -v cmake >/dev/null; then
   echo "no nvcc or cmake on PATH: the engine is built from the ONNX function bodies instead (--no-plugin)"
   PLUGIN_ARGS=(--no-plugin)
 else
-  if ! python -c "import sys; from gldfn_runtime.plugin_build import find_tensorrt_headers as f; sys.exit(f(11) is None)"; then
+  if ! python -c "import sys; from gldfn_runtime.plugin.build import find_tensorrt_headers as f; sys.exit(f(11) is None)"; then
     HEADERS=$OUT/tensorrt-headers
     if [ ! -f "$HEADERS/include/NvInferRuntime.h" ]; then
       echo "no TensorRT 11 headers found: fetching include/ of github.com/NVIDIA/TensorRT at $TRT_HEADERS_TAG"
@@ -67,7 +67,7 @@ write_image(sys.argv[1], np.round(card * 255).astype(np.uint8))
 EOF
 fi
 RESULT=$OUT/$(basename "${SAMPLE%.*}")_x4.png
-if python -c "import sys; from gldfn_runtime.backend import current_gpu; sys.exit(current_gpu()[0] is None)" 2>/dev/null \
+if python -c "import sys; from gldfn_runtime.tensorrt.backend import current_gpu; sys.exit(current_gpu()[0] is None)" 2>/dev/null \
    && gldfn-trt run "$ENGINE" "$SAMPLE" -o "$RESULT" --overwrite; then
   echo "upscaled through the TensorRT-RTX engine"
 else

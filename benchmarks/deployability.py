@@ -25,8 +25,8 @@ from gldfn_model.common.atomic import atomic_output
 from gldfn_model.data.reference_inputs import random_input
 from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 from gldfn_model.peers import build_network, parse_models
-from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_engine
-from gldfn_runtime.plugin_library import PluginLibraryError, find_plugin_library
+from gldfn_runtime.engine.build import BuildOptions, EngineBuildError, build_engine
+from gldfn_runtime.plugin.library import PluginLibraryError, find_plugin_library
 
 PARITY_SIZES = ((32, 40), (37, 45))  # the second differs from the export sample: catches shapes fixed at export
 PROFILE = {"min_size": (16, 16), "opt_size": (180, 270), "max_size": (360, 540)}

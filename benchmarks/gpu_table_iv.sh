@@ -51,7 +51,7 @@ echo "gpu_check.sh exit status $check_status (124: stopped at its time limit; 2:
 
 left=$((budget_s - (SECONDS - start)))
 echo "== 2/2 the four Table IV networks on CUDA, FP32 and FP16, 180x270 and 360x540 ($left s left)"
-bench=("$python" -c 'import typer; from gldfn_runtime.cli_bench import register
+bench=("$python" -c 'import typer; from gldfn_runtime.cli.bench import register
 app = typer.Typer(add_completion=False); register(app); app.callback()(lambda: None); app()' bench)
 bench_status=0
 timeout --kill-after=10 "$left" "${bench[@]}" --model gldfn,dcls,danv1,danv2 --config paper --backend torch \

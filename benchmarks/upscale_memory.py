@@ -47,9 +47,9 @@ def make_photo(path: Path, megapixels: float, seed: int = 0) -> tuple[int, int]:
 
 def child(source: Path, target: Path, threads: int) -> None:
     """Upscale one file as ``gldfn upscale`` does, printing ``tile DONE TOTAL SECONDS`` lines."""
-    from gldfn_runtime.cli_upscale import Backend, build_upscaler
-    from gldfn_runtime.tiling import DEFAULT_OVERLAP
-    from gldfn_runtime.upscaler import upscale_file
+    from gldfn_runtime.cli.upscale import Backend, build_upscaler
+    from gldfn_runtime.upscale.tiling import DEFAULT_OVERLAP
+    from gldfn_runtime.upscale.upscaler import upscale_file
 
     start = time.perf_counter()
     upscaler = build_upscaler(Backend.torch, SCALE, threads=threads, overlap=DEFAULT_OVERLAP)

@@ -133,7 +133,7 @@ def calibrate_gldfn(
 
 
 def _engine_check(result: CalibrationResult, path: Path, plugin: Path | None, say: Callable[[str], None]) -> None:
-    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable
+    from gldfn_runtime.tensorrt.compat import TensorRTUnavailable
 
     say("building a TensorRT engine on the CPU" + (f" with {plugin}" if plugin else " (custom nodes from their function bodies)"))
     try:

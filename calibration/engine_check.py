@@ -1,6 +1,6 @@
 """Does a (quantized) GLDFN file parse and build into a TensorRT engine? TensorRT-RTX builds ahead of time on a
 CPU-only machine, so this runs anywhere TensorRT-RTX is installed. The build is the runtime's
-(:func:`gldfn_runtime.engine_build.build_plan`, in memory): with the plugin library the custom nodes become the
+(:func:`gldfn_runtime.engine.build.build_plan`, in memory): with the plugin library the custom nodes become the
 plugin; without it the parser builds their ONNX function bodies, which needs a process where no plugin library
 was loaded yet (as the ``gldfn-calibrate`` command is)."""
 from __future__ import annotations
@@ -30,7 +30,7 @@ class EngineCheck:
 
 def find_plugin() -> Path | None:
     """The plugin library where gldfn-trt would find it, or None when it is not built."""
-    from gldfn_runtime.plugin_library import PluginLibraryError, find_plugin_library
+    from gldfn_runtime.plugin.library import PluginLibraryError, find_plugin_library
 
     try:
         return find_plugin_library()
@@ -41,9 +41,9 @@ def find_plugin() -> Path | None:
 def build_engine_on_cpu(path: str | Path, plugin_library: str | Path | None = None) -> EngineCheck:
     """Parse ``path`` and build a serialized engine in memory (nothing is written); raise CalibrationError with
     the parser's / builder's messages when either fails, TensorRTUnavailable when no TensorRT imports."""
-    from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_plan
-    from gldfn_runtime.plugin_library import PluginLibraryError
-    from gldfn_runtime.tensorrt_compat import load_tensorrt
+    from gldfn_runtime.engine.build import BuildOptions, EngineBuildError, build_plan
+    from gldfn_runtime.plugin.library import PluginLibraryError
+    from gldfn_runtime.tensorrt.compat import load_tensorrt
 
     load_tensorrt()  # TensorRTUnavailable here, before the build, lets the caller skip the check
     options = BuildOptions(plugin=plugin_library, use_plugin=plugin_library is not None, **PROFILE_LR)

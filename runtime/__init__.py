@@ -9,7 +9,7 @@ __all__ = ["Upscaler"]
 def __getattr__(name: str) -> Any:
     # Lazy, so `gldfn-trt` subcommands that never upscale don't pay for importing torch.
     if name == "Upscaler":
-        from gldfn_runtime.upscaler import Upscaler
+        from gldfn_runtime.upscale.upscaler import Upscaler
 
         return Upscaler
     raise AttributeError(f"module 'gldfn_runtime' has no attribute {name!r}")

@@ -103,7 +103,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def plugin_library(tmp_path_factory) -> Path:
     """libgldfn_trt_plugins.so, built once per session (needs the TensorRT headers, CMake and nvcc)."""
-    from gldfn_runtime.plugin_build import build_plugin_library, find_tensorrt_headers
+    from gldfn_runtime.plugin.build import build_plugin_library, find_tensorrt_headers
 
     if find_tensorrt_headers() is None:
         pytest.skip("TensorRT headers (NvInferRuntime.h) are not installed: run ../shared/tools/install-trt-headers "
@@ -116,7 +116,7 @@ def tensorrt_header_dirs() -> dict[Path, tuple[int, int, int]]:
     """Every TensorRT header folder the tests can find, with its version."""
     import os
 
-    from gldfn_runtime.plugin_build import find_tensorrt_headers, header_version
+    from gldfn_runtime.plugin.build import find_tensorrt_headers, header_version
 
     folders = [Path(p) for p in os.environ.get(TENSORRT_HEADERS_ENV, "").split(os.pathsep) if p]
     folders += sorted(Path("/opt/trt-headers").glob("*"))
@@ -151,7 +151,7 @@ def _require_build_tools() -> None:
 @pytest.fixture(scope="session")
 def plugin_library_trt10(tmp_path_factory) -> Path:
     """libgldfn_trt_plugins.trt10.so, built once per session with the newest TensorRT 10 headers found."""
-    from gldfn_runtime.plugin_build import build_plugin_library
+    from gldfn_runtime.plugin.build import build_plugin_library
 
     headers = require_tensorrt_headers(10)
     _require_build_tools()

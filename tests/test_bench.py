@@ -15,7 +15,7 @@ from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.complexity import TABLE_IV, count_complexity
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
-from gldfn_runtime.benchmark import (
+from gldfn_runtime.bench.harness import (
     BenchmarkError,
     Contestant,
     claim_check,
@@ -211,7 +211,7 @@ def test_cli_cuda_without_a_gpu_says_so():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible to PyTorch)")
 def test_cuda_contestants_time_fp32_and_fp16_on_the_device():
-    from gldfn_runtime.contestants import torch_device_contestant
+    from gldfn_runtime.bench.contestants import torch_device_contestant
 
     torch.manual_seed(0)
     model = GLDFN(get_config("tiny", 4))

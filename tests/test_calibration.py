@@ -192,7 +192,7 @@ def test_report(calibrated, fp32_export):
 def test_tensorrt_rtx_parses_and_builds_int8_on_cpu(calibrated):
     """In a fresh process, as gldfn-calibrate runs it: once a plugin library is registered (another test may
     have loaded it), TensorRT-RTX maps the custom nodes to it, and the build refuses the function bodies."""
-    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+    from gldfn_runtime.tensorrt.compat import TensorRTUnavailable, load_tensorrt
 
     try:
         load_tensorrt()
@@ -213,7 +213,7 @@ def test_tensorrt_rtx_parses_and_builds_int8_on_cpu(calibrated):
 
 def test_tensorrt_rtx_builds_int8_with_the_plugin(calibrated, plugin_library):
     from gldfn_calibration.engine_check import build_engine_on_cpu
-    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+    from gldfn_runtime.tensorrt.compat import TensorRTUnavailable, load_tensorrt
 
     try:
         load_tensorrt()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import get_config
-from gldfn_runtime.cli import app
+from gldfn_runtime.cli.main import app
 
 PROFILE_ARGS = ["--min", "8x8", "--opt", "32x48", "--max", "64x64"]
 
@@ -36,7 +36,7 @@ def cli_engine(tiny_onnx, plugin_library, tmp_path_factory) -> Path:
 
 
 def _no_gpu() -> None:
-    from gldfn_runtime.backend import current_gpu
+    from gldfn_runtime.tensorrt.backend import current_gpu
 
     if current_gpu()[0] is not None:
         pytest.skip("a CUDA GPU is present: this test covers machines without one")
@@ -82,7 +82,7 @@ def test_a_missing_engine_and_an_onnx_file_are_named_as_such(tiny_onnx, tmp_path
     missing = invoke("inspect", tmp_path / "absent.engine")
     assert missing.exit_code == 1 and f"engine {tmp_path / 'absent.engine'} does not exist" in missing.output
     assert ".json" not in missing.output
-    from gldfn_runtime.sidecar import SidecarError, read_sidecar
+    from gldfn_runtime.engine.sidecar import SidecarError, read_sidecar
 
     onnx = tiny_onnx["fp32"]
     with pytest.raises(SidecarError, match="is an ONNX model, not an engine") as raised:
@@ -178,7 +178,7 @@ def test_engine_commands_do_not_import_torch(cli_engine, tiny_onnx, tmp_path, co
         args = ["compare", str(cli_engine), str(tiny_onnx["fp32"])]
     result, torch_loaded = run_fresh(f"""
         sys.argv = ["gldfn-trt", *{args!r}]
-        from gldfn_runtime.cli import main
+        from gldfn_runtime.cli.main import main
         main()
     """)
     assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
@@ -251,12 +251,12 @@ def test_upscaler_from_onnx_with_tensorrt(tiny_onnx, plugin_library, tmp_path, m
     one, the engine is built once into the cache and the result matches ONNX Runtime."""
     import numpy as np
 
-    from gldfn_runtime.trt_runner import NoGpuError
-    from gldfn_runtime.upscaler import Upscaler
+    from gldfn_runtime.runners.trt_runner import NoGpuError
+    from gldfn_runtime.upscale.upscaler import Upscaler
 
     _rtx()
     monkeypatch.setenv("GLDFN_TRT_PLUGIN_LIBRARY", str(plugin_library))
-    from gldfn_runtime.backend import current_gpu
+    from gldfn_runtime.tensorrt.backend import current_gpu
 
     if current_gpu()[0] is None:
         with pytest.raises(NoGpuError, match="gldfn upscale"):

@@ -58,7 +58,7 @@ def _project_apps() -> dict[str, typer.Typer]:
     from gldfn_calibration.cli import app as calibrate
     from gldfn_export.cli import app as export
     from gldfn_model.cli import app as gldfn
-    from gldfn_runtime.cli import app as trt
+    from gldfn_runtime.cli.main import app as trt
 
     return {"gldfn": gldfn, "gldfn-export": export, "gldfn-trt": trt, "gldfn-calibrate": calibrate}
 
@@ -84,7 +84,7 @@ def test_each_command_line_reports_a_user_error_in_one_line(command, args, messa
 
 def test_the_installed_entry_point_reports_the_same_way(tmp_path):
     """Through main() (what the console script runs), not the test runner."""
-    done = subprocess.run([sys.executable, "-c", "from gldfn_runtime.cli import main; main()", "inspect", "absent.engine"],
+    done = subprocess.run([sys.executable, "-c", "from gldfn_runtime.cli.main import main; main()", "inspect", "absent.engine"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.startswith("error: engine absent.engine does not exist")
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1

@@ -106,7 +106,7 @@ def x2_engine(x2_onnx, plugin_library, tmp_path_factory) -> Path:
     the function bodies: once a test has loaded the plugin in this process the parser maps the nodes to it)."""
     from test_engine_build import _rtx
 
-    from gldfn_runtime.cli import app as trt
+    from gldfn_runtime.cli.main import app as trt
 
     _rtx()
     folder = tmp_path_factory.mktemp("x2_engine")
@@ -118,7 +118,7 @@ def x2_engine(x2_onnx, plugin_library, tmp_path_factory) -> Path:
 
 
 def test_upscale_runs_an_engine_with_tensorrt(tmp_path, photo, x2_engine, plugin_library):
-    from gldfn_runtime.backend import current_gpu
+    from gldfn_runtime.tensorrt.backend import current_gpu
 
     result = invoke(gldfn, "upscale", photo, "-o", tmp_path / "big.png", "--engine", x2_engine, "--plugin", plugin_library)
     if current_gpu()[0] is None:
@@ -254,7 +254,7 @@ def test_calibrate_reads_its_model_from_i_and_checks_s(tmp_path, x2_onnx, hr_fol
 def _all_commands() -> list[tuple[str, object]]:
     from gldfn_calibration.cli import app as calibrate
     from gldfn_export.cli import app as export
-    from gldfn_runtime.cli import app as trt
+    from gldfn_runtime.cli.main import app as trt
 
     found = []
 
@@ -316,7 +316,7 @@ def _vocabulary_problems(name: str, command: object) -> list[str]:
 
 @pytest.mark.parametrize("name, command", [
     pytest.param(name, command, id=name,
-                 marks=[pytest.mark.xfail(strict=True, reason="runtime/cli_engine.py is moved by its owner")]
+                 marks=[pytest.mark.xfail(strict=True, reason="runtime/cli/engine.py is moved by its owner")]
                  if name in PENDING else [])
     for name, command in _all_commands()
 ])

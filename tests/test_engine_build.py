@@ -15,9 +15,8 @@ import pytest
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import get_config
-from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_engine
-from gldfn_runtime.plugin_library import LIBRARY_ENV
-from gldfn_runtime.sidecar import (
+from gldfn_runtime.engine.build import BuildOptions, EngineBuildError, build_engine
+from gldfn_runtime.engine.sidecar import (
     EngineMismatch,
     SidecarError,
     check_compatible,
@@ -25,7 +24,8 @@ from gldfn_runtime.sidecar import (
     sidecar_path,
     verify_engine_file,
 )
-from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+from gldfn_runtime.plugin.library import LIBRARY_ENV
+from gldfn_runtime.tensorrt.compat import TensorRTUnavailable, load_tensorrt
 
 PROFILE = {"min_size": (8, 8), "opt_size": (32, 48), "max_size": (64, 64)}
 # The same folder and SM as tests/test_plugin_library.py, so one pytest session compiles the library once.
@@ -121,7 +121,7 @@ def test_fp32_from_an_fp16_export_is_refused(rtx, plugin_library, tiny_onnx, tmp
 
 def test_cached_engine_builds_into_the_cache_only_and_reuses_it(rtx, plugin_library, tiny_onnx, tmp_path):
     """What run/bench MODEL.onnx use: the engine lives in the cache; nothing is written beside the ONNX file."""
-    from gldfn_runtime.engine_build import cached_engine
+    from gldfn_runtime.engine.build import cached_engine
 
     beside = sorted(tiny_onnx["fp32"].parent.iterdir())
     first = cached_engine(tiny_onnx["fp32"], _options(plugin_library, compute_capabilities=("SM86",)), cache_dir=tmp_path)
@@ -245,7 +245,7 @@ def test_external_data_outside_the_model_folder_is_refused(rtx, plugin_library, 
 
 
 def test_external_data_in_the_model_folder_is_accepted(tiny_onnx, tmp_path):
-    from gldfn_runtime.engine_build import read_onnx_info
+    from gldfn_runtime.engine.build import read_onnx_info
 
     model = _external_data_model(tiny_onnx["fp32"], tmp_path / "model")
     assert read_onnx_info(model).custom_nodes == 4
@@ -256,7 +256,7 @@ def test_external_data_in_the_model_folder_is_accepted(tiny_onnx, tmp_path):
 
 def test_changed_external_data_is_a_new_engine_not_a_cache_hit(rtx, plugin_library, tiny_onnx, tmp_path):
     """The weights live in the data file: changing it (the .onnx file unchanged) must not reuse the old engine."""
-    from gldfn_runtime.engine_build import cached_engine
+    from gldfn_runtime.engine.build import cached_engine
 
     model = _external_data_model(tiny_onnx["fp32"], tmp_path / "model")
     options = _options(plugin_library, compute_capabilities=("SM86",))
@@ -282,7 +282,7 @@ def test_no_plugin_builds_the_function_bodies(rtx, tiny_onnx, tmp_path):
     """In a fresh process (the CLI): once a plugin library is registered, TensorRT-RTX's parser maps the nodes
     to it whatever the override flag says, so in-process the request is refused instead of silently ignored."""
     engine = tmp_path / "x.engine"
-    command = [sys.executable, "-c", "from gldfn_runtime.cli import main; main()", "build", str(tiny_onnx["fp32"]), "--no-plugin",
+    command = [sys.executable, "-c", "from gldfn_runtime.cli.main import main; main()", "build", str(tiny_onnx["fp32"]), "--no-plugin",
                "--backend", "tensorrt-rtx", "--min", "8x8", "--opt", "32x48", "--max", "64x64", "-o", str(engine), "--cache-dir", str(tmp_path / "c")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -292,7 +292,7 @@ def test_no_plugin_builds_the_function_bodies(rtx, tiny_onnx, tmp_path):
 
 
 def test_no_plugin_is_refused_where_the_plugin_is_already_loaded(rtx, plugin_library, tiny_onnx, tmp_path):
-    from gldfn_runtime.plugin_library import load_plugin_library
+    from gldfn_runtime.plugin.library import load_plugin_library
 
     load_plugin_library(plugin_library)
     with pytest.raises(EngineBuildError, match=r"already loaded in this process.*fresh process"):
@@ -344,7 +344,7 @@ def test_engine_for_another_gpu_or_tensorrt_is_rejected_with_the_rebuild_command
 
 
 def test_corrupt_engine_and_sidecar_files_are_caught_before_tensorrt(built_engine):
-    from gldfn_runtime.trt_runner import TensorRTRunner
+    from gldfn_runtime.runners.trt_runner import TensorRTRunner
 
     data = built_engine.read_bytes()
     built_engine.write_bytes(data[: len(data) // 2])
@@ -360,20 +360,20 @@ def test_corrupt_engine_and_sidecar_files_are_caught_before_tensorrt(built_engin
 
 def test_tensorrt_rtx_validity_check_reports_a_malformed_engine(rtx):
     """get_engine_validity reads the plan header without a GPU; garbage is reported as malformed."""
-    from gldfn_runtime.backend import select_flavour
-    from gldfn_runtime.engine_build import make_logger
-    from gldfn_runtime.trt_runner import _rtx_validity_problems
+    from gldfn_runtime.runners.trt_runner import _rtx_validity_problems
+    from gldfn_runtime.tensorrt.backend import select_flavour
+    from gldfn_runtime.tensorrt.logger import process_logger
 
     flavour = select_flavour("tensorrt-rtx")
-    runtime = flavour.trt.Runtime(make_logger(flavour.trt))
+    runtime = flavour.trt.Runtime(process_logger(flavour.trt))
     usable, reasons = _rtx_validity_problems(flavour, runtime, b"definitely not an engine" * 64)
     assert not usable and "the file is not a well-formed engine" in reasons
 
 
 def test_runner_without_a_gpu_points_to_the_cpu_commands(built_engine):
-    from gldfn_runtime.backend import current_gpu
-    from gldfn_runtime.trt_runner import NoGpuError, TensorRTRunner
-    from gldfn_runtime.upscaler import Upscaler
+    from gldfn_runtime.runners.trt_runner import NoGpuError, TensorRTRunner
+    from gldfn_runtime.tensorrt.backend import current_gpu
+    from gldfn_runtime.upscale.upscaler import Upscaler
 
     if current_gpu()[0] is not None:
         pytest.skip("a CUDA GPU is present: this test covers machines without one")
@@ -390,8 +390,8 @@ def test_runner_loads_the_library_it_finds_never_the_one_a_sidecar_names(rtx, pl
     from conftest import build_marker_library
 
     from gldfn_model.inference.runner import RunnerError
-    from gldfn_runtime.backend import RTX_DEFAULT_COMPUTE_CAPABILITIES, current_gpu
-    from gldfn_runtime.trt_runner import TensorRTRunner
+    from gldfn_runtime.runners.trt_runner import TensorRTRunner
+    from gldfn_runtime.tensorrt.backend import RTX_DEFAULT_COMPUTE_CAPABILITIES, current_gpu
 
     gpu, reason = current_gpu()
     if gpu is None or gpu.compute_capability not in RTX_DEFAULT_COMPUTE_CAPABILITIES:

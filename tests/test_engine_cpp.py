@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gldfn_runtime.plugin_build import find_tensorrt_headers
+from gldfn_runtime.plugin.build import find_tensorrt_headers
 
 CPP_DIR = Path(__file__).resolve().parents[1] / "runtime" / "cpp"
 
@@ -43,7 +43,7 @@ def test_example_compiles_against_the_tensorrt_headers_without_warnings(tmp_path
 
 
 def _rtx_libs() -> Path:
-    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+    from gldfn_runtime.tensorrt.compat import TensorRTUnavailable, load_tensorrt
 
     try:
         rtx = load_tensorrt("tensorrt_rtx")  # also makes the wheel's libtensorrt_rtx.so link

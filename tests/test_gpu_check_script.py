@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gldfn_runtime.plugin_build import find_tensorrt_headers
-from gldfn_runtime.plugin_library import PLUGIN_SOURCE_DIR
+from gldfn_runtime.plugin.build import find_tensorrt_headers
+from gldfn_runtime.plugin.library import PLUGIN_SOURCE_DIR
 
 TESTS_DIR = PLUGIN_SOURCE_DIR / "tests"
 

@@ -1,8 +1,9 @@
 """The packages' layering, read from the source with ``ast``: every import, also those inside functions.
 
 gldfn_model is the base; gldfn_export, gldfn_runtime and gldfn_calibration sit on it. Inside gldfn_model the
-subpackages form one order (GLDFN_MODEL_LAYERS): each may import the ones before it, never one after it.
-docs/architecture.md explains the map.
+subpackages form one order (GLDFN_MODEL_LAYERS), and so do gldfn_runtime's (RUNTIME_LAYERS): each may import the
+ones before it, never one after it. The scripts in benchmarks/ and plugins/tests/ sit on top of everything; their
+imports are scanned too, so that a moved module cannot leave them behind. docs/architecture.md explains the map.
 """
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ ALLOWED_PACKAGES = {
 }
 # gldfn_model's subpackages, lowest first: each may import those before it.
 GLDFN_MODEL_LAYERS = ("common", "ops", "network", "peers", "data", "inference", "evaluation", "training", "cli")
+# gldfn_runtime's subpackages, lowest first: TensorRT itself, the plugin library, engines, the runners that run
+# them, upscaling with any runner, benchmarks, and the command lines.
+RUNTIME_LAYERS = ("tensorrt", "plugin", "engine", "runners", "upscale", "bench", "cli")
+LAYERS = {"gldfn_model": GLDFN_MODEL_LAYERS, "gldfn_runtime": RUNTIME_LAYERS}
+# Script folders outside the packages: they may import any package, and must import only modules that exist.
+SCRIPT_DIRS = ("benchmarks", "plugins/tests")
 
 @dataclass(frozen=True)
 class Import:
@@ -57,11 +64,16 @@ def _resolve_relative(module: str, level: int, name: str | None) -> str:
     return ".".join([*base, name] if name else base)
 
 
+def _script_files() -> dict[str, Path]:
+    return {f"{folder}/{path.name}": path for folder in SCRIPT_DIRS for path in sorted((REPO / folder).glob("*.py"))}
+
+
 @cache
-def project_imports() -> tuple[Import, ...]:
+def project_imports(with_scripts: bool = False) -> tuple[Import, ...]:
     modules = _module_files()
     found = []
-    for module, path in modules.items():
+    sources = {**modules, **_script_files()} if with_scripts else modules
+    for module, path in sources.items():
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
                 found += [Import(module, alias.name, (), node.lineno) for alias in node.names]
@@ -78,10 +90,14 @@ def _package(module: str) -> str:
     return module.split(".")[0]
 
 
-def _model_layer(module: str) -> int | None:
-    """The index of a gldfn_model module's subpackage in GLDFN_MODEL_LAYERS; None for the package root."""
+def _layer(module: str) -> int | None:
+    """The index of a module's subpackage in its package's LAYERS; None for the package root or a package
+    without layers."""
     parts = module.split(".")
-    return GLDFN_MODEL_LAYERS.index(parts[1]) if len(parts) > 1 else None
+    layers = LAYERS.get(parts[0])
+    if layers is None or len(parts) < 2 or not _is_package(".".join(parts[:2])):
+        return None
+    return layers.index(parts[1])
 
 
 def _upward_imports() -> set[tuple[str, str]]:
@@ -90,16 +106,30 @@ def _upward_imports() -> set[tuple[str, str]]:
         importer, imported = _package(imp.module), _package(imp.target)
         if importer != imported and imported not in ALLOWED_PACKAGES[importer]:
             edges.add((imp.module, imp.target))
-        elif importer == imported == "gldfn_model":
-            low, high = _model_layer(imp.module), _model_layer(imp.target)
+        elif importer == imported:
+            low, high = _layer(imp.module), _layer(imp.target)
             if low is not None and high is not None and high > low:
                 edges.add((imp.module, imp.target))
     return edges
 
 
-def test_every_gldfn_model_subpackage_has_a_layer() -> None:
-    subpackages = {p.name for p in (REPO / "gldfn_model").iterdir() if (p / "__init__.py").is_file()}
-    assert subpackages == set(GLDFN_MODEL_LAYERS), "add the new subpackage to GLDFN_MODEL_LAYERS at its level"
+def test_every_subpackage_has_a_layer() -> None:
+    for package, layers in LAYERS.items():
+        folder = REPO / PACKAGE_DIRS[package]
+        subpackages = {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+        assert subpackages == set(layers), f"add the new subpackage of {package} to its LAYERS at its level"
+
+
+def test_runtime_modules_live_in_rooms() -> None:
+    loose = sorted(p.name for p in (REPO / "runtime").glob("*.py") if p.name != "__init__.py")
+    assert not loose, f"put these runtime modules into the subpackage of their tier ({RUNTIME_LAYERS}): {loose}"
+
+
+def test_every_project_import_names_a_module_that_exists() -> None:
+    modules = _module_files()
+    missing = sorted(i.where() for i in project_imports(with_scripts=True)
+                     if i.target not in modules)
+    assert not missing, "imports of modules that do not exist (moved or renamed?):\n" + "\n".join(missing)
 
 
 def test_the_walk_sees_imports_inside_functions() -> None:

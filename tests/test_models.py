@@ -110,7 +110,7 @@ def test_export_upscale_and_bench_resolve_the_named_model():
     from gldfn_export.cli import default_output
     from gldfn_model.network.checkpoint import CheckpointError
     from gldfn_model.network.model_source import resolve_model
-    from gldfn_runtime.cli_upscale import Backend, build_upscaler, choose_backend
+    from gldfn_runtime.cli.upscale import Backend, build_upscaler, choose_backend
 
     shipped = registry.find_model("tiny-x4")
     source = resolve_model(4, None, None, False, model="tiny-x4")

@@ -187,7 +187,7 @@ def test_tensorrt_rtx_has_no_dft_importer(tmp_path):
 def test_small_danv2_builds_in_tensorrt_rtx(tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed (pip install -e '.[rtx]')")
     from gldfn_export.peers import export_peer
-    from gldfn_runtime.engine_build import BuildOptions, build_engine
+    from gldfn_runtime.engine.build import BuildOptions, build_engine
 
     path = export_peer(small_peers()["danv2"], tmp_path / "danv2.onnx", "danv2").path
     options = BuildOptions(backend="tensorrt-rtx", min_size=(16, 16), opt_size=(32, 40), max_size=(64, 64))

@@ -21,15 +21,15 @@ from conftest import build_marker_library
 from typer.testing import CliRunner
 
 from gldfn_model.common.hashing import file_sha256
-from gldfn_runtime import plugin_library as plugin_library_module
-from gldfn_runtime.backend import RTX_DEFAULT_COMPUTE_CAPABILITIES
-from gldfn_runtime.cli import app
-from gldfn_runtime.cuda_binary import CudaArch, read_cuda_archs, uncovered_targets
-from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, build_plan
-from gldfn_runtime.plugin_build import cuda_architectures_for, find_nvcc, find_tensorrt_headers, header_version
-from gldfn_runtime.plugin_library import LIBRARY_ENV, LIBRARY_FILENAME, PluginLibraryError, find_plugin_library
-from gldfn_runtime.plugin_resolve import resolve_plugin_library
-from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+from gldfn_runtime.cli.main import app
+from gldfn_runtime.engine.build import BuildOptions, EngineBuildError, build_plan
+from gldfn_runtime.plugin import library as plugin_library_module
+from gldfn_runtime.plugin.build import cuda_architectures_for, find_nvcc, find_tensorrt_headers, header_version
+from gldfn_runtime.plugin.cuda_binary import CudaArch, read_cuda_archs, uncovered_targets
+from gldfn_runtime.plugin.library import LIBRARY_ENV, LIBRARY_FILENAME, PluginLibraryError, find_plugin_library
+from gldfn_runtime.plugin.resolve import resolve_plugin_library
+from gldfn_runtime.tensorrt.backend import RTX_DEFAULT_COMPUTE_CAPABILITIES
+from gldfn_runtime.tensorrt.compat import TensorRTUnavailable, load_tensorrt
 
 PROFILE = {"min_size": (8, 8), "opt_size": (16, 16), "max_size": (32, 32)}
 KERNEL = "__global__ void twice(float* x) { x[threadIdx.x] *= 2.0f; }\n"
@@ -291,7 +291,7 @@ def test_an_interrupted_build_leaves_no_library_to_pick_up(tmp_path, monkeypatch
     next build (an incremental one, not held up by the dead one's lock) finishes it."""
     _require_toolchain()
     folder = tmp_path / "build"
-    command = [sys.executable, "-c", "from gldfn_runtime.cli import main; main()", "plugin", "build",
+    command = [sys.executable, "-c", "from gldfn_runtime.cli.main import main; main()", "plugin", "build",
                "--build-dir", str(folder), "--cuda-archs", "86-real"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

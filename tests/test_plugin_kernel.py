@@ -14,8 +14,8 @@ import torch
 
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.ldf_op import local_dynamic_filter_reference
-from gldfn_runtime.plugin_build import build_plugin_library
-from gldfn_runtime.plugin_library import PLUGIN_SOURCE_DIR
+from gldfn_runtime.plugin.build import build_plugin_library
+from gldfn_runtime.plugin.library import PLUGIN_SOURCE_DIR
 
 KERNEL_SOURCE = PLUGIN_SOURCE_DIR / "local_dynamic_filter" / "ldf_kernel.cu"
 

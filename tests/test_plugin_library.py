@@ -17,17 +17,17 @@ from typer.testing import CliRunner
 from gldfn_model.common.hashing import file_sha256 as sha256_file
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.onnx_format import custom_nodes
-from gldfn_runtime import plugin_library
-from gldfn_runtime.cli import app
-from gldfn_runtime.plugin_build import find_tensorrt_headers
-from gldfn_runtime.plugin_library import (
+from gldfn_runtime.cli.main import app
+from gldfn_runtime.plugin import library as plugin_library
+from gldfn_runtime.plugin.build import find_tensorrt_headers
+from gldfn_runtime.plugin.library import (
     LIBRARY_ENV,
     LIBRARY_FILENAME,
     PluginLibraryError,
     find_engine_plugin,
     find_plugin_library,
 )
-from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+from gldfn_runtime.tensorrt.compat import TensorRTUnavailable, load_tensorrt
 
 CONTRACT = load_contract()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gldfn_runtime.tensorrt_compat import (
+from gldfn_runtime.tensorrt.compat import (
     RTX_LIBRARY,
     RTX_LIBRARY_SONAME,
     TensorRTUnavailable,

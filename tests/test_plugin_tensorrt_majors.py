@@ -15,16 +15,16 @@ import pytest
 from conftest import PLUGIN_TEST_CUDA_ARCHS, require_tensorrt_headers
 from typer.testing import CliRunner
 
-from gldfn_runtime import plugin_library as plugin_lib
-from gldfn_runtime.cli import app
-from gldfn_runtime.plugin_build import (
+from gldfn_runtime.cli.main import app
+from gldfn_runtime.plugin import library as plugin_lib
+from gldfn_runtime.plugin.build import (
     build_plugin_library,
     cuda_major_warnings,
     find_tensorrt_headers,
     header_version,
     installed_cuda_majors,
 )
-from gldfn_runtime.plugin_library import (
+from gldfn_runtime.plugin.library import (
     LIBRARY_FILENAME,
     PluginLibraryError,
     check_library_matches,
@@ -32,7 +32,7 @@ from gldfn_runtime.plugin_library import (
     library_filename,
     library_tensorrt_version,
 )
-from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
+from gldfn_runtime.tensorrt.compat import TensorRTUnavailable, load_tensorrt
 
 HARNESS_SCRIPT = plugin_lib.PLUGIN_SOURCE_DIR / "tests" / "plugin_harness.py"
 MISMATCH_WARNING = "this library was built with TensorRT {built} headers, but the host's logger finder is not"
@@ -198,7 +198,7 @@ def test_harness_pairings_log_through_the_host_or_fall_back_to_stderr(harnesses,
 RTX_HOST = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from gldfn_runtime.tensorrt_compat import load_tensorrt
+    from gldfn_runtime.tensorrt.compat import load_tensorrt
     trt = load_tensorrt("tensorrt_rtx").module
 
     class Collecting(trt.ILogger):

@@ -15,7 +15,7 @@ from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.checkpoint import load_checkpoint, shipped_weights_path
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
-from gldfn_runtime.tiling import (
+from gldfn_runtime.upscale.tiling import (
     MIN_AUTO_TILE,
     TilingError,
     auto_tile,

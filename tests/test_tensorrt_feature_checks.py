@@ -8,10 +8,10 @@ import types
 
 import pytest
 
-from gldfn_runtime import backend as backend_module
-from gldfn_runtime import plugin_library as plugin_library_module
-from gldfn_runtime import tensorrt_compat
-from gldfn_runtime.tensorrt_compat import TensorRTBackend, TensorRTUnavailable, enable_plugin_override, load_tensorrt
+from gldfn_runtime.plugin import library as plugin_library_module
+from gldfn_runtime.tensorrt import backend as backend_module
+from gldfn_runtime.tensorrt import compat as tensorrt_compat
+from gldfn_runtime.tensorrt.compat import TensorRTBackend, TensorRTUnavailable, enable_plugin_override, load_tensorrt
 
 FLAG = "ENABLE_PLUGIN_OVERRIDE"
 
@@ -62,7 +62,7 @@ def test_without_the_flag_nothing_is_set():
 
 
 def test_engine_build_uses_the_plugin_without_the_flag(tensorrt_without_the_flag, plugin_library, tiny_onnx, tmp_path):
-    from gldfn_runtime.engine_build import BuildOptions, build_engine, read_onnx_info
+    from gldfn_runtime.engine.build import BuildOptions, build_engine, read_onnx_info
 
     options = BuildOptions(plugin=plugin_library, backend="tensorrt-rtx", min_size=(8, 8), opt_size=(16, 16),
                            max_size=(32, 32), compute_capabilities=("SM86",))
@@ -75,7 +75,7 @@ def test_engine_build_uses_the_plugin_without_the_flag(tensorrt_without_the_flag
 def test_calibration_engine_check_uses_the_plugin_without_the_flag(tensorrt_without_the_flag, plugin_library,
                                                                    tiny_onnx):
     from gldfn_calibration.engine_check import build_engine_on_cpu
-    from gldfn_runtime.engine_build import read_onnx_info
+    from gldfn_runtime.engine.build import read_onnx_info
 
     check = build_engine_on_cpu(tiny_onnx["fp32"], plugin_library)
     assert check.layer_types.get("PLUGIN_V3") == read_onnx_info(tiny_onnx["fp32"]).custom_nodes

@@ -12,14 +12,14 @@ def test_importing_the_runtime_does_not_import_torch():
     result, torch_loaded = run_fresh("""
         import gldfn_runtime
         from gldfn_runtime import Upscaler
-        import gldfn_runtime.compare, gldfn_runtime.engine_build, gldfn_runtime.trt_runner
+        import gldfn_runtime.runners.compare, gldfn_runtime.engine.build, gldfn_runtime.runners.trt_runner
     """)
     assert result.returncode == 0, result.stderr
     assert not torch_loaded
 
 
 @pytest.mark.parametrize("module, program, command", [
-    ("gldfn_runtime.cli", "gldfn-trt", ()), ("gldfn_export.cli", "gldfn-export", ()),
+    ("gldfn_runtime.cli.main", "gldfn-trt", ()), ("gldfn_export.cli", "gldfn-export", ()),
     # gldfn's help and its model listing answer without the 2 s torch import too.
     *[("gldfn_model.cli", "gldfn", command) for command in ((), ("upscale",), ("train",), ("eval",), ("bench",), ("info",))],
 ])
@@ -53,7 +53,7 @@ def test_comparing_onnx_files_does_not_import_torch(tiny_onnx):
     args = ["compare", str(tiny_onnx["fp32"]), str(tiny_onnx["fp16"]), "--size", "16x16", "--json"]
     result, torch_loaded = run_fresh(f"""
         sys.argv = ["gldfn-trt", *{args!r}]
-        from gldfn_runtime.cli import main
+        from gldfn_runtime.cli.main import main
         main()
     """)
     assert result.returncode == 0, result.stderr

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from gldfn_model.inference.runner import RunnerError
-from gldfn_runtime.trt_execution import ContextExecutor
+from gldfn_runtime.runners.execution import ContextExecutor
 
 SUCCESS = "cudaSuccess"
 
@@ -204,7 +204,7 @@ def test_timers_share_one_pair_of_events_and_close_frees_every_event(cuda):
 
 
 def test_tensors_off_the_runners_gpu_are_refused():
-    from gldfn_runtime.trt_runner import check_tensor_device
+    from gldfn_runtime.runners.trt_runner import check_tensor_device
 
     with pytest.raises(RunnerError, match=r"runs on cuda:1; the tensor is on cpu"):
         check_tensor_device(torch.zeros(1, 3, 4, 4), 1)
@@ -214,13 +214,13 @@ def test_tensors_off_the_runners_gpu_are_refused():
 
 
 def test_runtimes_for_engines_with_an_embedded_plugin_allow_host_code():
-    from gldfn_runtime.engine_build import make_logger
-    from gldfn_runtime.tensorrt_compat import TensorRTUnavailable, load_tensorrt
-    from gldfn_runtime.trt_runner import make_runtime
+    from gldfn_runtime.runners.trt_runner import make_runtime
+    from gldfn_runtime.tensorrt.compat import TensorRTUnavailable, load_tensorrt
+    from gldfn_runtime.tensorrt.logger import process_logger
 
     try:
         trt = load_tensorrt("tensorrt_rtx").module
     except TensorRTUnavailable as error:
         pytest.skip(f"TensorRT-RTX is not installed: {error}")
-    assert make_runtime(trt, make_logger(trt), embedded_plugin=True).engine_host_code_allowed
-    assert not make_runtime(trt, make_logger(trt), embedded_plugin=False).engine_host_code_allowed
+    assert make_runtime(trt, process_logger(trt), embedded_plugin=True).engine_host_code_allowed
+    assert not make_runtime(trt, process_logger(trt), embedded_plugin=False).engine_host_code_allowed

@@ -24,8 +24,8 @@ from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.config import get_config
 from gldfn_model.network.gldfn import GLDFN
 from gldfn_runtime import Upscaler
-from gldfn_runtime.tiling import MIN_AUTO_TILE, working_memory
-from gldfn_runtime.upscaler import ImageShapeError, ImageValueError, describe_failure
+from gldfn_runtime.upscale.tiling import MIN_AUTO_TILE, working_memory
+from gldfn_runtime.upscale.upscaler import ImageShapeError, ImageValueError, describe_failure
 
 SCALE = 4
 
@@ -205,7 +205,7 @@ def test_cli_missing_input_is_an_error(tmp_path):
 
 
 def test_from_engine_without_a_built_engine_says_how_to_build_one(tmp_path):
-    pytest.importorskip("gldfn_runtime.trt_runner", reason="the TensorRT runner module is absent")
+    pytest.importorskip("gldfn_runtime.runners.trt_runner", reason="the TensorRT runner module is absent")
     with pytest.raises(Exception, match="gldfn-trt build"):
         Upscaler.from_engine(tmp_path / "model.engine")
 

@@ -1,6 +1,6 @@
 """The scale a command runs at, taken from the model it is given: a shipped model's name (the registry), a
 checkpoint (its config) or an ONNX file (its ``gldfn.scale`` metadata). An engine's sidecar says its scale too;
-the runtime reads it (``gldfn_runtime.sidecar``) and passes it in as ``also``."""
+the runtime reads it (``gldfn_runtime.engine.sidecar``) and passes it in as ``also``."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""GPU check of the TensorRT runner's ContextExecutor (runtime/trt_execution.py). There is no TensorRT on the GPU
+"""GPU check of the TensorRT runner's ContextExecutor (runtime/runners/execution.py). There is no TensorRT on the GPU
 machines, so an identity "engine" stands in for the execution context: its execute_async_v3 queues a real device
 copy on the stream it is given. The executor's device setting, its event ordering with the caller's (PyTorch's)
 stream, its host path and its lock then run on a GPU. Run by gpu_check.sh.
@@ -28,7 +28,7 @@ def import_runtime_from_source():
     module = importlib.util.module_from_spec(spec)
     sys.modules["gldfn_runtime"] = module
     spec.loader.exec_module(module)
-    from gldfn_runtime import trt_execution
+    from gldfn_runtime.runners import execution as trt_execution
 
     return trt_execution
 

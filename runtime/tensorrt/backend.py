@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gldfn_model.common.errors import GldfnError
-from gldfn_runtime.tensorrt_compat import TensorRTBackend, TensorRTUnavailable, load_tensorrt
+from gldfn_runtime.tensorrt.compat import TensorRTBackend, TensorRTUnavailable, load_tensorrt
 
 BACKEND_CHOICES = ("auto", "tensorrt", "tensorrt-rtx")
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -110,7 +110,7 @@ def _runner(path: Path, scale: int | None, plugin: str | os.PathLike[str] | None
         from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(path, providers="cpu", scale=scale), f"onnxruntime:{path.name}"
-    from gldfn_runtime.trt_runner import TensorRTRunner
+    from gldfn_runtime.runners.trt_runner import TensorRTRunner
 
     return TensorRTRunner(path, plugin=plugin), f"tensorrt:{path.name}"
 

@@ -26,7 +26,7 @@ from gldfn_model.cli.options import (
 )
 from gldfn_model.common.cli_aliases import hidden_aliases
 from gldfn_model.common.sizes import parse_size
-from gldfn_runtime.cli_outputs import (
+from gldfn_runtime.cli.outputs import (
     FORMAT,
     MAX_PIXELS,
     OUTPUT,
@@ -40,11 +40,11 @@ from gldfn_runtime.cli_outputs import (
     check_model_scale,
     write_planned,
 )
-from gldfn_runtime.engine_build import DEFAULT_PROFILE
-from gldfn_runtime.sidecar import format_size
+from gldfn_runtime.engine.build import DEFAULT_PROFILE
+from gldfn_runtime.engine.sidecar import format_size
 
 if TYPE_CHECKING:
-    from gldfn_runtime.trt_runner import TensorRTRunner
+    from gldfn_runtime.runners.trt_runner import TensorRTRunner
 
 
 class Backend(str, Enum):
@@ -68,7 +68,7 @@ CACHE_DIR = typer.Option(None, help="ONNX files: the engine cache (default: $GLD
 
 
 def _open_runner(model: Path, plugin: Path | None, precision: Precision | None, cache_dir: Path | None) -> TensorRTRunner:
-    from gldfn_runtime.tensorrt_model import open_tensorrt_runner
+    from gldfn_runtime.runners.open import open_tensorrt_runner
 
     return open_tensorrt_runner(model, plugin=plugin, precision=precision.value if precision else None,
                                 cache_dir=cache_dir, report=lambda line: typer.echo(line, err=True))
@@ -79,7 +79,7 @@ def _format_macs(macs: int | None) -> str:
 
 
 def describe_engine(engine: Path) -> dict:
-    from gldfn_runtime.sidecar import read_sidecar, verify_engine_file
+    from gldfn_runtime.engine.sidecar import read_sidecar, verify_engine_file
 
     sidecar = read_sidecar(engine)
     verify_engine_file(engine, sidecar)
@@ -95,7 +95,7 @@ def describe_engine(engine: Path) -> dict:
 
 def describe_onnx(path: Path, opt: tuple[int, int]) -> dict:
     from gldfn_model.ops.contract import load_contract
-    from gldfn_runtime.engine_build import read_onnx_info
+    from gldfn_runtime.engine.build import read_onnx_info
 
     info = read_onnx_info(path)
     return {
@@ -158,7 +158,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build an engine (or reuse the cached one) and write it with its JSON sidecar."""
         (model,) = merge_inputs(positional, model_options, what="model", at_most=1)
-        from gldfn_runtime.engine_build import BuildOptions, build_engine
+        from gldfn_runtime.engine.build import BuildOptions, build_engine
 
         options = BuildOptions(
             precision=precision.value if precision else None, min_size=parse_size(min_size), opt_size=parse_size(opt_size),
@@ -207,8 +207,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Upscale images with an engine, or an ONNX file whose engine is built on first use and cached (needs an
         NVIDIA GPU; without one use `gldfn upscale`). Never replaces an input or an existing file unless --overwrite."""
-        from gldfn_runtime.output_plan import plan_outputs
-        from gldfn_runtime.upscaler import Upscaler
+        from gldfn_runtime.upscale.output_plan import plan_outputs
+        from gldfn_runtime.upscale.upscaler import Upscaler
 
         inputs = merge_inputs(images, image_options, what="image")
         plan = plan_outputs(inputs, output, suffix=suffix, image_format=image_format.value if image_format else None,
@@ -236,7 +236,13 @@ def register(app: typer.Typer) -> None:
         (model,) = merge_inputs(positional, model_options, what="model", at_most=1)
         from gldfn_model.common.optional import import_pyplot
         from gldfn_model.network.config import NAMED_CONFIGS, get_config
-        from gldfn_runtime.benchmark import format_markdown, format_text, measure_latency, plot_latency, table_iv_rows
+        from gldfn_runtime.bench.harness import (
+            format_markdown,
+            format_text,
+            measure_latency,
+            plot_latency,
+            table_iv_rows,
+        )
         if plot is not None:
             import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
         lr_sizes = parse_sizes(sizes)
@@ -267,7 +273,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON,
     ) -> None:
         """Run both models on the same inputs: max/mean absolute difference and PSNR."""
-        from gldfn_runtime.compare import compare_models
+        from gldfn_runtime.runners.compare import compare_models
 
         report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin)
         if as_json:

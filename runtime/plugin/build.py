@@ -3,7 +3,7 @@ headers of the wanted major (their version read from NvInferVersion.h), nvcc and
 
 One build at a time per folder (a lock file), and the library reaches the folder complete or not at all: the
 linker writes it into ``.link/``, whence it is copied into place atomically. Where the runtime then finds the
-library, and how it checks and loads it, is :mod:`gldfn_runtime.plugin_library`.
+library, and how it checks and loads it, is :mod:`gldfn_runtime.plugin.library`.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gldfn_model.common.atomic import atomic_output
-from gldfn_runtime.cuda_binary import CudaArch, format_archs, parse_target, uncovered_targets
-from gldfn_runtime.plugin_library import (
+from gldfn_runtime.plugin.cuda_binary import CudaArch, format_archs, parse_target, uncovered_targets
+from gldfn_runtime.plugin.library import (
     DEFAULT_BUILD_DIR,
     PLUGIN_SOURCE_DIR,
     PluginLibraryError,

@@ -4,7 +4,7 @@ bounded memory; ``upscale_file`` / ``upscale_files``: the per-file loop of ``gld
 Grayscale images run as RGB and come back as one channel (the mean of the three); an alpha channel is
 resized separately with MATLAB-style bicubic interpolation; uint8, uint16 (16-bit) and float32 in [0, 1]
 come back in the same dtype, clipped to the valid range. NaN or infinite pixels and float images outside
-[0, 1] are refused, not turned into a NaN image. Tiles are chosen from a memory budget (gldfn_runtime.tiling)
+[0, 1] are refused, not turned into a NaN image. Tiles are chosen from a memory budget (gldfn_runtime.upscale.tiling)
 and the output is assembled from finished blocks straight into the result (an array, or for files an
 ``ImageCanvas``), never as a float copy of the whole image.
 """
@@ -23,7 +23,7 @@ from gldfn_model.common.errors import GldfnError
 from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, ImageCanvas, check_output_path, read_image
 from gldfn_model.data.imresize import imresize
 from gldfn_model.inference.runner import Runner, RunnerError, Size
-from gldfn_runtime.tiling import (
+from gldfn_runtime.upscale.tiling import (
     DEFAULT_MEMORY_BUDGET,
     DEFAULT_OVERLAP,
     MIN_AUTO_TILE,
@@ -189,7 +189,7 @@ class Upscaler:
         :meth:`from_engine`; ``cache_dir`` default $GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines)."""
         if backend == "tensorrt":
             try:
-                from gldfn_runtime.tensorrt_model import open_tensorrt_runner
+                from gldfn_runtime.runners.open import open_tensorrt_runner
             except ImportError as exc:
                 raise RunnerError(f"the TensorRT runner cannot be imported ({exc}); install gldfn-trt[rtx] or gldfn-trt[trt]") from exc
             return cls(open_tensorrt_runner(path, plugin=plugin, precision=precision, device=device, cache_dir=cache_dir), **kwargs)
@@ -207,7 +207,7 @@ class Upscaler:
         runtime); ``plugin`` is the plugin library it was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, else the
         default build folder; never the path in the sidecar)."""
         try:
-            from gldfn_runtime.trt_runner import TensorRTRunner
+            from gldfn_runtime.runners.trt_runner import TensorRTRunner
         except ImportError as exc:
             raise RunnerError(f"the TensorRT runner cannot be imported ({exc}); install gldfn-trt[rtx] or gldfn-trt[trt]") from exc
         return cls(TensorRTRunner(path, plugin=plugin, device=device), **kwargs)

@@ -10,15 +10,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gldfn_runtime.cuda_binary import FATBIN_SECTION, CudaArch, format_archs, uncovered_targets
-from gldfn_runtime.plugin_build import (
+from gldfn_runtime.plugin.build import (
     build_plugin_library,
     cuda_architectures_for,
     find_nvcc,
     missing_build_tools,
     nvcc_gpu_codes,
 )
-from gldfn_runtime.plugin_library import (
+from gldfn_runtime.plugin.cuda_binary import FATBIN_SECTION, CudaArch, format_archs, uncovered_targets
+from gldfn_runtime.plugin.library import (
     DEFAULT_TENSORRT_MAJOR,
     LIBRARY_ENV,
     PluginLibraryError,

@@ -18,10 +18,17 @@ from typing import Any
 import numpy as np
 
 from gldfn_model.inference.runner import RunnerError, Size, check_batch
-from gldfn_runtime.backend import BackendError, Flavour, current_gpu, select_flavour
-from gldfn_runtime.plugin_library import PluginLibraryError, find_engine_plugin, load_plugin_library
-from gldfn_runtime.sidecar import EngineMismatch, EngineSidecar, check_compatible, read_sidecar, verify_engine_file
-from gldfn_runtime.trt_execution import ContextExecutor, load_cudart
+from gldfn_runtime.engine.sidecar import (
+    EngineMismatch,
+    EngineSidecar,
+    check_compatible,
+    read_sidecar,
+    verify_engine_file,
+)
+from gldfn_runtime.plugin.library import PluginLibraryError, find_engine_plugin, load_plugin_library
+from gldfn_runtime.runners.execution import ContextExecutor, load_cudart
+from gldfn_runtime.tensorrt.backend import BackendError, Flavour, current_gpu, select_flavour
+from gldfn_runtime.tensorrt.logger import process_logger
 
 CPU_ALTERNATIVES = (
     "without a GPU, upscale with `gldfn upscale INPUT... -o OUTDIR --onnx {onnx}` "
@@ -102,16 +109,14 @@ class TensorRTRunner:
             raise RunnerError(f"cannot use GPU {device}: {cudart.cudaGetErrorString(error)[1].decode()}")
         context, output_dtype = self._load_engine(plugin)
         self._executor = ContextExecutor(context, self.input_name, self.output_name, output_dtype, device,
-                                         cudart=cudart, messages=self._logger.messages)
+                                         cudart=cudart, recent_messages=self._logger.recent)
 
     def _load_engine(self, plugin: str | os.PathLike[str] | None) -> tuple[Any, np.dtype]:
         """Deserialize the engine; its execution context and output dtype."""
-        from gldfn_runtime.engine_build import make_logger
-
         trt = self.flavour.trt
         plan = self.path.read_bytes()
         recorded = self.sidecar.plugin
-        self._logger = make_logger(trt)
+        self._logger = process_logger(trt)
         self._runtime = make_runtime(trt, self._logger, embedded_plugin=bool(recorded and recorded["embedded"]))
         if self.flavour.is_rtx:
             usable, reasons = _rtx_validity_problems(self.flavour, self._runtime, plan)
@@ -126,7 +131,7 @@ class TensorRTRunner:
             raise RunnerError(str(error)) from None
         self._engine = self._runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
-            raise RunnerError(f"TensorRT could not load {self.path}: {' | '.join(self._logger.messages[-5:]) or 'no message'}. "
+            raise RunnerError(f"TensorRT could not load {self.path}: {' | '.join(self._logger.recent(5)) or 'no message'}. "
                               f"Rebuild it: {self.sidecar.rebuild_command}")
         input_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self.input_name)))
         if input_dtype != np.float32:

@@ -24,10 +24,10 @@ from typing import Any
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.ops.contract import load_contract
-from gldfn_runtime.cuda_binary import CudaArch, CudaBinaryError, read_cuda_archs
-from gldfn_runtime.tensorrt_compat import TensorRTBackend, TensorRTUnavailable, load_tensorrt
+from gldfn_runtime.plugin.cuda_binary import CudaArch, CudaBinaryError, read_cuda_archs
+from gldfn_runtime.tensorrt.compat import TensorRTBackend, TensorRTUnavailable, load_tensorrt
 
-PLUGIN_SOURCE_DIR = Path(__file__).resolve().parent.parent / "plugins"
+PLUGIN_SOURCE_DIR = Path(__file__).resolve().parents[2] / "plugins"
 DEFAULT_BUILD_DIR = PLUGIN_SOURCE_DIR / "build"
 LIBRARY_FILENAME = "libgldfn_trt_plugins.so"  # TensorRT 11 and TensorRT-RTX
 DEFAULT_TENSORRT_MAJOR = 11  # the major whose library keeps the plain name (and the default build folder)

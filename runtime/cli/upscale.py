@@ -31,7 +31,7 @@ from gldfn_model.cli.options import (
     value_of,
 )
 from gldfn_model.common.cli_aliases import hidden_aliases
-from gldfn_runtime.cli_outputs import (
+from gldfn_runtime.cli.outputs import (
     FORMAT,
     MAX_PIXELS,
     OUTPUT,
@@ -45,10 +45,10 @@ from gldfn_runtime.cli_outputs import (
     check_model_scale,
     write_planned,
 )
-from gldfn_runtime.tiling import DEFAULT_OVERLAP
+from gldfn_runtime.upscale.tiling import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
-    from gldfn_runtime.upscaler import Upscaler
+    from gldfn_runtime.upscale.upscaler import Upscaler
 
 
 class Backend(str, Enum):
@@ -87,7 +87,7 @@ def build_upscaler(
 ) -> Upscaler:  # imported lazily to keep `gldfn --help` fast
     """The upscaler of a backend (from :func:`choose_backend`) at the model's scale; ``scale``, when given, must
     be the model's (typer.BadParameter naming both)."""
-    from gldfn_runtime.upscaler import Upscaler
+    from gldfn_runtime.upscale.upscaler import Upscaler
 
     tiling = {"tile": tile, "overlap": overlap}
     if backend is Backend.onnxruntime:
@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
 
         Grayscale, RGBA (alpha resized with bicubic) and 16-bit PNG (gray or colour) are kept as such.
         """
-        from gldfn_runtime.output_plan import plan_outputs
+        from gldfn_runtime.upscale.output_plan import plan_outputs
 
         config_name, model = value_of(config), value_of(model_choice)
         chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config_name,

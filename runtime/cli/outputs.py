@@ -12,11 +12,11 @@ import typer
 from gldfn_model.cli.model_scale import scale_of_model
 from gldfn_model.cli.options import agree_scale, output_option
 from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS
-from gldfn_runtime.tiling import DEFAULT_OVERLAP
+from gldfn_runtime.upscale.tiling import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
-    from gldfn_runtime.output_plan import OutputPlan
-    from gldfn_runtime.upscaler import Upscaler
+    from gldfn_runtime.upscale.output_plan import OutputPlan
+    from gldfn_runtime.upscale.upscaler import Upscaler
 
 
 class OutputFormat(str, Enum):
@@ -49,12 +49,12 @@ def check_model_scale(scale: int | None, model: Path) -> None:
     left to the command that opens it."""
     if scale is None or not model.is_file():
         return
-    from gldfn_runtime.tensorrt_model import is_onnx_path
+    from gldfn_runtime.runners.open import is_onnx_path
 
     if is_onnx_path(model):
         scale_of_model(scale, onnx=model)
     else:
-        from gldfn_runtime.sidecar import read_sidecar
+        from gldfn_runtime.engine.sidecar import read_sidecar
 
         agree_scale(scale, read_sidecar(model).scale, f"engine {model} (its sidecar)")
 
@@ -62,7 +62,7 @@ def check_model_scale(scale: int | None, model: Path) -> None:
 def write_planned(upscaler: Upscaler, plan: OutputPlan, label: str, max_pixels: int | None = None) -> None:
     """Upscale every planned input (each refused beyond ``max_pixels``, None: the readers' default), print how many
     were written (and kept) and how many failed; exit 1 if any failed."""
-    from gldfn_runtime.upscaler import upscale_files
+    from gldfn_runtime.upscale.upscaler import upscale_files
 
     sources, targets = [job[0] for job in plan.jobs], [job[1] for job in plan.jobs]
     limit = {} if max_pixels is None else {"max_pixels": max_pixels}

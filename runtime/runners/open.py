@@ -11,9 +11,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from gldfn_runtime.backend import BackendError, current_gpu, select_flavour
-from gldfn_runtime.engine_build import BuildOptions, EngineBuildError, cached_engine
-from gldfn_runtime.trt_runner import CPU_ALTERNATIVES, NoGpuError, TensorRTRunner
+from gldfn_runtime.engine.build import BuildOptions, EngineBuildError, cached_engine
+from gldfn_runtime.runners.trt_runner import CPU_ALTERNATIVES, NoGpuError, TensorRTRunner
+from gldfn_runtime.tensorrt.backend import BackendError, current_gpu, select_flavour
 
 ONNX_SUFFIX = ".onnx"
 

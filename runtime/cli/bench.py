@@ -1,5 +1,5 @@
 """``gldfn bench``: latency of GLDFN and its Table IV peers with PyTorch (CPU or CUDA) and/or ONNX Runtime, a thin
-layer over gldfn_runtime.contestants and gldfn_runtime.benchmark."""
+layer over gldfn_runtime.bench.contestants and gldfn_runtime.bench.harness."""
 from __future__ import annotations
 
 import json
@@ -115,7 +115,8 @@ def register(app: typer.Typer) -> None:
         beside the paper's Table IV; several networks are timed interleaved. For TensorRT engines use
         `gldfn-trt bench`."""
         from gldfn_model.peers import PeerError, parse_models
-        from gldfn_runtime.benchmark import (
+        from gldfn_runtime.bench.contestants import BenchPlan, build_contestants
+        from gldfn_runtime.bench.harness import (
             claim_check,
             format_markdown,
             format_text,
@@ -124,7 +125,6 @@ def register(app: typer.Typer) -> None:
             plot_latency_vs_macs,
             table_iv_rows,
         )
-        from gldfn_runtime.contestants import BenchPlan, build_contestants
 
         if as_json and markdown:
             raise typer.BadParameter("--json and --markdown exclude each other; pass one")

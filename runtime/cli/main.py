@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 
 from gldfn_model.common.cli_errors import GldfnTyper
-from gldfn_runtime import cli_engine
-from gldfn_runtime.plugin_build import MIN_TENSORRT_MAJOR, build_plugin_library
-from gldfn_runtime.plugin_library import describe_library, find_plugin_library
+from gldfn_runtime.cli import engine as cli_engine
+from gldfn_runtime.plugin.build import MIN_TENSORRT_MAJOR, build_plugin_library
+from gldfn_runtime.plugin.library import describe_library, find_plugin_library
+from gldfn_runtime.tensorrt.logger import set_verbose
 
 
 class BuildType(str, Enum):
@@ -28,8 +29,11 @@ cli_engine.register(app)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every message of TensorRT's logger to stderr."),
+) -> None:
     """GLDFN on TensorRT / TensorRT-RTX."""
+    set_verbose(verbose)
 
 
 @plugin_app.command("build")

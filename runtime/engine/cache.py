@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gldfn_model.common.atomic import atomic_output
-from gldfn_runtime.sidecar import EngineSidecar, SidecarError, read_sidecar, verify_engine_file, write_sidecar
+from gldfn_runtime.engine.sidecar import EngineSidecar, SidecarError, read_sidecar, verify_engine_file, write_sidecar
 
 CACHE_ENV = "GLDFN_TRT_CACHE_DIR"
 ENGINE_NAME = "model.engine"

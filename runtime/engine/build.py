@@ -29,7 +29,11 @@ from gldfn_model.network.config import NAMED_CONFIGS, get_config
 from gldfn_model.ops import onnx_format
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.onnx_fp16 import Fp16ConversionError, convert_to_fp16
-from gldfn_runtime.backend import (
+from gldfn_runtime.engine.cache import EngineCache, cache_key, copy_engine, matching_engine
+from gldfn_runtime.engine.sidecar import EngineSidecar, Size, format_size, rebuild_command
+from gldfn_runtime.plugin.library import PluginLibraryError, load_plugin_library
+from gldfn_runtime.plugin.resolve import report_to_stderr, resolve_plugin_library
+from gldfn_runtime.tensorrt.backend import (
     RTX_DEFAULT_COMPUTE_CAPABILITIES,
     BackendError,
     Flavour,
@@ -39,11 +43,8 @@ from gldfn_runtime.backend import (
     normalize_compute_capabilities,
     select_flavour,
 )
-from gldfn_runtime.engine_cache import EngineCache, cache_key, copy_engine, matching_engine
-from gldfn_runtime.plugin_library import PluginLibraryError, load_plugin_library
-from gldfn_runtime.plugin_resolve import report_to_stderr, resolve_plugin_library
-from gldfn_runtime.sidecar import EngineSidecar, Size, format_size, rebuild_command
-from gldfn_runtime.tensorrt_compat import enable_plugin_override
+from gldfn_runtime.tensorrt.compat import enable_plugin_override
+from gldfn_runtime.tensorrt.logger import process_logger
 
 # The exporter makes H and W dynamic with a minimum of 2.
 MIN_LR_SIDE = 2
@@ -202,21 +203,6 @@ def default_engine_path(onnx_path: Path, precision: str, flavour: Flavour) -> Pa
     return onnx_path.with_name(f"{onnx_path.stem}.{flavour.name}-{precision}.engine")
 
 
-def make_logger(trt: Any) -> Any:
-    """A TensorRT logger that keeps warnings and errors (for error messages) instead of printing them."""
-
-    class CollectingLogger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.messages: list[str] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            if severity <= trt.ILogger.Severity.WARNING:
-                self.messages.append(f"[{severity.name}] {msg}")
-
-    return CollectingLogger()
-
-
 @dataclass
 class BuiltPlan:
     """A serialized engine in memory and what went into it."""
@@ -276,7 +262,8 @@ def _tensor_info(tensor: Any) -> dict[str, Any]:
     return {"name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype.name.lower()}
 
 
-def _parse(request: _Request, onnx_file: Path, builder: Any, logger: Any) -> tuple[Any, list[dict[str, Any]]]:
+def _parse(request: _Request, onnx_file: Path, builder: Any, logger: Any,
+           log_start: int) -> tuple[Any, list[dict[str, Any]]]:
     """The parsed network of ``onnx_file`` (the request's file or its conversion) and its layers, the custom nodes
     checked against the plugin request."""
     trt, info, plugin = request.flavour.trt, request.info, request.plugin
@@ -288,7 +275,7 @@ def _parse(request: _Request, onnx_file: Path, builder: Any, logger: Any) -> tup
         enable_plugin_override(parser, trt)  # else the parser may import the model-local function bodies
     if not parser.parse_from_file(str(onnx_file)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise EngineBuildError(f"the ONNX parser rejected {info.path}: " + "; ".join(errors + logger.messages[-5:]))
+        raise EngineBuildError(f"the ONNX parser rejected {info.path}: " + "; ".join(errors + logger.since(log_start)[-5:]))
     layers = []
     for index in range(network.num_layers):
         layer = network.get_layer(index)
@@ -310,15 +297,16 @@ def _parse(request: _Request, onnx_file: Path, builder: Any, logger: Any) -> tup
 
 def _build(request: _Request) -> BuiltPlan:
     trt = request.flavour.trt
-    logger = make_logger(trt)
+    logger = process_logger(trt)
+    log_start = logger.mark()
     builder = trt.Builder(logger)
     with _network_file(request) as onnx_file:
-        network, layers = _parse(request, onnx_file, builder, logger)
-        return _build_network(request, trt, builder, network, layers, logger)
+        network, layers = _parse(request, onnx_file, builder, logger, log_start)
+        return _build_network(request, trt, builder, network, layers, logger, log_start)
 
 
 def _build_network(request: _Request, trt: Any, builder: Any, network: Any, layers: list[dict[str, Any]],
-                   logger: Any) -> BuiltPlan:
+                   logger: Any, log_start: int) -> BuiltPlan:
     flavour, options, plugin = request.flavour, request.options, request.plugin
     network_input = network.get_input(0)
     batch = network_input.shape[0] if network_input.shape[0] > 0 else 1
@@ -339,11 +327,11 @@ def _build_network(request: _Request, trt: Any, builder: Any, network: Any, laye
     plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
     if plan is None:
-        messages = " | ".join(logger.messages[-8:] or ["no message"])
+        messages = " | ".join(logger.since(log_start)[-8:] or ["no message"])
         raise EngineBuildError(f"TensorRT could not build {request.info.path}: {messages}")
     inputs = [_tensor_info(network.get_input(i)) for i in range(network.num_inputs)]
     outputs = [_tensor_info(network.get_output(i)) for i in range(network.num_outputs)]
-    return BuiltPlan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.messages, flavour, request.precision,
+    return BuiltPlan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.since(log_start), flavour, request.precision,
                      plugin)
 
 

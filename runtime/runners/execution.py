@@ -34,17 +34,17 @@ def load_cudart() -> Any:
 
 class ContextExecutor:
     """``context`` (a TensorRT ``IExecutionContext``) with its input and output tensor names, on CUDA device
-    ``device``. ``messages`` is the TensorRT logger's list, quoted when a run fails."""
+    ``device``. ``recent_messages(n)`` gives the TensorRT logger's last n messages, quoted when a run fails."""
 
     def __init__(self, context: Any, input_name: str, output_name: str, output_dtype: np.dtype, device: int,
-                 *, cudart: Any = None, messages: list[str] | None = None) -> None:
+                 *, cudart: Any = None, recent_messages: Callable[[int], list[str]] | None = None) -> None:
         self._cudart = cudart if cudart is not None else load_cudart()
         self._context = context
         self.input_name = input_name
         self.output_name = output_name
         self.output_dtype = np.dtype(output_dtype)
         self.device = device
-        self._messages = messages if messages is not None else []
+        self._recent_messages = recent_messages or (lambda count: [])
         self._lock = threading.RLock()  # re-entrant: a timed step calls infer while the timer holds it
         self._buffers: dict[str, tuple[int, int]] = {}
         self._timing_events: tuple[Any, Any] | None = None
@@ -110,7 +110,7 @@ class ContextExecutor:
         self._context.set_tensor_address(self.input_name, input_pointer)
         self._context.set_tensor_address(self.output_name, output_pointer)
         if not self._context.execute_async_v3(self.stream):
-            raise RunnerError(f"TensorRT failed to run the engine: {' | '.join(self._messages[-5:]) or 'no message'}")
+            raise RunnerError(f"TensorRT failed to run the engine: {' | '.join(self._recent_messages(5)) or 'no message'}")
 
     def run_host(self, batch: np.ndarray) -> np.ndarray:
         """A C-contiguous float32 host batch -> the host result, copied through the executor's buffers."""

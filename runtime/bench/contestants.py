@@ -18,8 +18,8 @@ from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 from gldfn_model.inference.runner import Size
 from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.op_count import count_ops
-from gldfn_runtime.benchmark import Contestant, Timer, runner_contestant
-from gldfn_runtime.exporters import find_exporter
+from gldfn_runtime.bench.exporters import find_exporter
+from gldfn_runtime.bench.harness import Contestant, Timer, runner_contestant
 
 BACKENDS = ("torch", "onnxruntime")
 DEVICES = ("cpu", "cuda")
