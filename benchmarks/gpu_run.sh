@@ -137,7 +137,8 @@ status=0
 # COMMAND may be one of the functions below (timeout runs it through bash: they and their variables are exported).
 step() {
   local name=$1 limit=$2; shift 2
-  if [[ $steps != all && ,$steps, != *",$name,"* ]]; then return 0; fi
+  # The extension runs whatever is picked: the other steps load it.
+  if [[ $steps != all && ,$steps, != *",$name,"* && $name != extension ]]; then return 0; fi
   local tool=${step_tool[$name]:-}
   if [[ -n $tool ]] && ! command -v "$tool" >/dev/null; then
     summary+=("$name: SKIPPED ($tool not installed)")
