@@ -16,9 +16,19 @@ metrics+=,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,l1tex__data_pipe_
 metrics+=,smsp__sass_inst_executed_op_shared_st.sum,smsp__sass_inst_executed_op_shared_ld.sum
 metrics+=,dram__bytes_read.sum,dram__bytes_write.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed
 metrics+=,gpu__time_duration.sum
-ncu --clock-control none --kernel-name regex:ldfTiledKernel --launch-skip 1 --launch-count 2 \
-    --section LaunchStats --section Occupancy --section SpeedOfLight --metrics "$metrics" "$@" > "$report" 2>&1
+profile() {
+  ncu --clock-control none --kernel-name regex:ldfTiledKernel --launch-skip 1 --launch-count 2 \
+      --section LaunchStats --section Occupancy --section SpeedOfLight "$@" > "$report" 2>&1
+}
+profile --metrics "$metrics" "$@"
 status=$?
+if [[ $status != 0 ]] && grep -qi metric "$report"; then
+  # A metric name this ncu does not know fails the whole run: keep the sections at least.
+  grep -i -m3 metric "$report"
+  echo "ncu refused a metric: profiling again with the sections alone (no bank-conflict counts)"
+  profile "$@"
+  status=$?
+fi
 if [[ $status != 0 ]]; then
   tail -8 "$report"
   echo "ncu failed (exit $status; GPU performance counters may be restricted here)"
