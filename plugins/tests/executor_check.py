@@ -95,12 +95,12 @@ def foreign_context_case(executor, cudart, device: int, host: np.ndarray, runner
     """In a thread with a second context of the executor's GPU current: a control (a copy on the executor's stream
     without switching, which fails if that context is used), then the executor's host path."""
     results: list[bool] = []
+    with executor.entered():  # here, in the executor's own context
+        scratch = executor._buffer("control", 32)
 
     def worker() -> None:
         foreign = ForeignContext(device)
         try:
-            with executor.entered():  # the executor's context is current here
-                scratch = executor._buffer("control", 32)
             foreign.make_current()
             error, = cudart.cudaMemcpyAsync(scratch + 16, scratch, 16,
                                             cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice, executor.stream)
