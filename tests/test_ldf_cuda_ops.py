@@ -226,3 +226,20 @@ def test_cuda_op_takes_strided_inputs_runs_on_the_current_stream_and_backpropaga
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     for got, expected in zip((x_strided, spatial, channel), ref_inputs):
         torch.testing.assert_close(got.grad, expected.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_a_stale_torch_build_lock_does_not_hang_the_build(tmp_path):
+    """A build killed inside torch's JIT leaves its ``lock`` file; the next build must remove it, not wait forever."""
+    _require("ninja")
+    _require("c++")
+    extensions = tmp_path / "extensions"
+    (extensions / "gldfn_stale_lock_test").mkdir(parents=True)
+    (extensions / "gldfn_stale_lock_test" / "lock").write_text("")
+    source = tmp_path / "broken_binding.cpp"
+    source.write_text("int broken() { return undeclared_identifier_after_stale_lock; }\n")
+    script = ("import sys; from pathlib import Path; from gldfn_model.ops import cuda_ops; "
+              "print(cuda_ops.build_extension('gldfn_stale_lock_test', [Path(sys.argv[1])]).reason)")
+    result = subprocess.run([sys.executable, "-c", script, str(source)], capture_output=True, text=True, timeout=240,
+                            env=os.environ | {"TORCH_EXTENSIONS_DIR": str(extensions)})
+    assert "undeclared_identifier_after_stale_lock" in result.stdout, result.stderr[-2000:]
+    assert not (extensions / "gldfn_stale_lock_test" / "lock").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,13 +20,15 @@ from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.onnx_format import custom_nodes
 from gldfn_runtime.cli.main import app
 from gldfn_runtime.plugin import library as plugin_library
-from gldfn_runtime.plugin.build import find_tensorrt_headers
+from gldfn_runtime.plugin.build import find_nvcc, find_tensorrt_headers
 from gldfn_runtime.plugin.library import (
     LIBRARY_ENV,
     LIBRARY_FILENAME,
     PluginLibraryError,
+    check_driver_supports,
     find_engine_plugin,
     find_plugin_library,
+    library_cuda_runtime,
 )
 from gldfn_runtime.tensorrt.compat import TensorRTUnavailable, load_tensorrt
 
@@ -82,6 +85,19 @@ def test_library_exports_only_the_entry_points_and_needs_no_tensorrt(built_libra
     needed = subprocess.run(["readelf", "-d", str(built_library)], capture_output=True, text=True, check=True).stdout
     for library in ("libnvinfer", "libtensorrt", "libcudart"):
         assert library not in needed, f"{built_library.name} links {library}"
+
+
+def test_library_records_its_cuda_runtime_and_a_too_old_driver_is_refused_at_load(built_library):
+    version = subprocess.run([str(find_nvcc()), "--version"], capture_output=True, text=True, check=True).stdout
+    release = re.search(r"release (\d+)\.(\d+)", version)
+    cudart = int(release[1]) * 1000 + int(release[2]) * 10  # CUDART_VERSION of the toolkit that built it
+    assert library_cuda_runtime(built_library) == cudart
+    check_driver_supports(built_library, cudart, cudart)  # the same CUDA: fine
+    check_driver_supports(built_library, cudart, None)  # no driver here: nothing to compare with
+    older = (cudart // 1000 - 1) * 1000 + 40  # e.g. CUDA 12.4, a 550 driver's, for a CUDA 13 build
+    with pytest.raises(PluginLibraryError, match=rf"built with CUDA {cudart // 1000}\.\d+, but this NVIDIA driver "
+                                                 rf"supports CUDA up to {cudart // 1000 - 1}\.4: .*first enqueue"):
+        check_driver_supports(built_library, cudart, older)
 
 
 def test_plugin_build_says_when_cmake_is_missing(tmp_path):

@@ -5,7 +5,9 @@ op first runs on CUDA tensors, so the CPU path neither imports nor compiles anyt
 call the kernel sources in ``plugins/local_dynamic_filter`` and the binding
 ``plugins/torch_binding/ldf_torch_binding.cpp`` are compiled with ``torch.utils.cpp_extension.load`` (cached in
 torch's extension folder, ``TORCH_EXTENSIONS_DIR``, rebuilt when a source changes). :func:`load_extension`
-builds it ahead of time. Attributes outside the op contract are refused before either runs (ldf_op._check_inputs),
+builds it ahead of time. torch marks a build in progress with a plain ``lock`` file that a killed build leaves
+behind, and every later build waits for it forever; builds here hold an OS file lock (freed when its holder dies)
+around torch's, so a ``lock`` file found while holding it is stale and is removed. Attributes outside the op contract are refused before either runs (ldf_op._check_inputs),
 and the binding is compiled with the contract's dilation range (:func:`contract_defines`). Where the kernel cannot
 run (no CUDA, no nvcc or ninja, a build error, a dtype it has no code for) the PyTorch reference runs instead and
 a warning says why, once per reason.
@@ -13,6 +15,8 @@ The backward stays the reference's torch ops, which run on CUDA tensors as well.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import time
@@ -77,9 +81,11 @@ def build_extension(name: str, sources: Sequence[Path], include_dirs: Sequence[P
     try:
         from torch.utils import cpp_extension
 
-        cpp_extension.load(name=name, sources=[str(path) for path in sources], extra_cflags=flags,
-                           extra_cuda_cflags=flags, extra_include_paths=[str(path) for path in include_dirs],
-                           is_python_module=False)
+        build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+        with _exclusive_build(build_dir):
+            cpp_extension.load(name=name, sources=[str(path) for path in sources], extra_cflags=flags,
+                               extra_cuda_cflags=flags, extra_include_paths=[str(path) for path in include_dirs],
+                               build_directory=str(build_dir), is_python_module=False)
     # cpp_extension reports a missing nvcc/ninja/CUDA_HOME, a compiler error and a failed dlopen with different
     # exception types; every one of them means "use the reference and say why".
     except Exception as error:  # noqa: BLE001
@@ -88,6 +94,20 @@ def build_extension(name: str, sources: Sequence[Path], include_dirs: Sequence[P
             message = "..." + message[-_REASON_TAIL_CHARS:]
         return ExtensionStatus(None, f"building the CUDA extension {name!r} failed: {message}")
     return ExtensionStatus(torch.ops.gldfn_cuda.local_dynamic_filter_forward, build_seconds=time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _exclusive_build(build_dir: Path):
+    """Hold an OS lock on ``build_dir`` (released by the kernel when its holder dies) and remove torch's ``lock``
+    file, which only a dead build can have left while this lock is held."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir.parent / f"{build_dir.name}.flock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        stale = build_dir / "lock"
+        if stale.exists():
+            log.warning("removing %s, left by a build that was killed", stale)
+            stale.unlink(missing_ok=True)
+        yield
 
 
 @cache

@@ -5,10 +5,14 @@
 // Tiled kernel (the fast path): a block owns a tile of kTileW x TH output pixels of one image and a chunk of
 // up to kMaxChannelsPerBlock channels. It keeps the tile's spatial filters (registers for K <= 3, shared
 // memory above) and the chunk's channel filters for the whole chunk, and stages the input tiles (plus halo)
-// of up to 4 channels at a time in shared memory as FP32. Global loads are 16-byte vectors wherever a row segment is
-// aligned and inside the image (scalar loads with zero padding at the borders), and the next channel's tile
-// stage is fetched into registers while the current one is computed. Each thread computes 4 neighbouring outputs
-// of a row; stores are vectorized when aligned.
+// of up to 4 channels at a time in shared memory. Each tile row is read from global memory as 16-byte items that
+// start at 16-byte aligned addresses (vector loads wherever an item lies inside the image, scalar loads with zero
+// padding at the borders) and is staged as those raw items, one 16-byte shared store each, in the input's own
+// type: the row's first element then sits at a per-row phase (its address modulo 16 bytes), which the reads
+// apply, converting to FP32 as they go (FP16: 32-bit reads realigned by a funnel shift). Converting while staging
+// instead took 8 scalar stores per item that hit the same 4 banks across a warp. The next stage is fetched into
+// registers while the current one is computed. Each thread computes 4 neighbouring outputs of a row; stores are
+// vectorized when aligned.
 //
 // Direct kernel (fallback): one output per thread straight from global memory, for windows whose halo does
 // not fit the tiled kernel's shared-memory and register budget (large kernel_size x dilation).
@@ -97,15 +101,15 @@ struct TileGeometry
     int radius;
     int rows;
     int cols;
-    int pitch; //!< cols rounded up to a multiple of 4 floats, so compute reads are float4-aligned
-    int slots; //!< 16-byte load slots per row, enough for any alignment of the row's first element
+    int slots;    //!< 16-byte load slots per row, enough for any alignment of the row's first element
+    int rowBytes; //!< a staged row: its slots and one spare, which the last funnel-shifted read of a row may touch
 
     __host__ __device__ constexpr TileGeometry(int kernelSize, int tileRowsCount, int dilation, int elementBytes)
         : radius((kernelSize / 2) * dilation)
         , rows(tileRowsCount + 2 * radius)
         , cols(kTileW + 2 * radius)
-        , pitch((cols + 3) / 4 * 4)
         , slots((cols + 2 * (kVecBytes / elementBytes) - 2) / (kVecBytes / elementBytes))
+        , rowBytes((slots + 1) * kVecBytes)
     {
     }
 
@@ -113,7 +117,48 @@ struct TileGeometry
     {
         return rows * slots;
     }
+
+    __host__ __device__ constexpr int tileBytes() const
+    {
+        return rows * rowBytes;
+    }
 };
+
+//! S consecutive values of a staged row from element ``first`` on, as FP32.
+template <int S>
+__device__ __forceinline__ void readRow(float const* row, int first, float (&seg)[S])
+{
+#pragma unroll
+    for (int s = 0; s < S; ++s)
+    {
+        seg[s] = row[first + s];
+    }
+}
+
+template <int S>
+__device__ __forceinline__ void readRow(__half const* row, int first, float (&seg)[S])
+{
+    // 32-bit reads from the even element at or below ``first``, realigned by 16 bits when ``first`` is odd (a
+    // funnel shift); the last pair's upper word may lie in the row's spare slot.
+    auto const* words = reinterpret_cast<unsigned int const*>(row) + (first >> 1);
+    unsigned int const shift = (first & 1) * 16U;
+#pragma unroll
+    for (int k = 0; k < (S + 1) / 2; ++k)
+    {
+        unsigned long long const pair
+            = (static_cast<unsigned long long>(words[k + 1]) << 32) | static_cast<unsigned long long>(words[k]);
+        unsigned int const aligned = static_cast<unsigned int>(pair >> shift);
+        __half_raw lo;
+        lo.x = static_cast<unsigned short>(aligned & 0xFFFFU);
+        seg[2 * k] = __half2float(__half(lo));
+        if (2 * k + 1 < S)
+        {
+            __half_raw hi;
+            hi.x = static_cast<unsigned short>(aligned >> 16);
+            seg[2 * k + 1] = __half2float(__half(hi));
+        }
+    }
+}
 
 //! Compile-time plan of one tiled-kernel instantiation. With a compile-time dilation (D > 0) a stage loads
 //! as many channels' tiles (up to 4) as kMaxItemsPerThread 16-byte loads per thread allow, which keeps more
@@ -124,9 +169,10 @@ struct TileGeometry
 //! = 16384 of an SM's 65536 registers per block, so 4 blocks (16 warps, 25 % occupancy). With at most 3 loads per
 //! thread (3 channels per stage in FP16) the k <= 3 kernels fit 96 registers without spilling, which
 //! kMinBlocksPerSm = 5 asks of ptxas: 96 x 128 = 12288 registers per block, 5 blocks (20 warps, 31 %), while the
-//! bytes in flight per SM stay about the same (5 blocks x 6 KB against 4 x 8 KB). Shared memory (8.7 KB per
-//! block) does not limit either. The runtime-dilation kernels keep their plan and no bound (0): bounded to 96
-//! registers they spill.
+//! bytes in flight per SM stay about the same (5 blocks x 6 KB against 4 x 8 KB). Shared memory (FP16: 5.9 KB per
+//! block, FP32: 6.7 KB, the inputs staged raw) does not limit either; with the raw staging ptxas gives the FP16
+//! and FP32 k = 3 kernels 93 and 94 registers, no spills. The runtime-dilation kernels keep their plan and no
+//! bound (0): bounded to 96 registers they spill.
 template <typename T, int K, int D>
 struct TiledPlan
 {
@@ -146,9 +192,8 @@ __host__ __device__ inline size_t tiledSharedBytes(
     int kernelSize, int tileRowsCount, int channelsPerStage, bool spatialShared, TileGeometry const& g)
 {
     size_t const taps = static_cast<size_t>(kernelSize) * kernelSize;
-    return sizeof(float)
-        * (static_cast<size_t>(channelsPerStage) * g.rows * g.pitch + kMaxChannelsPerBlock * taps
-            + (spatialShared ? taps * tileRowsCount * kTileW : 0));
+    return static_cast<size_t>(channelsPerStage) * g.tileBytes()
+        + sizeof(float) * (kMaxChannelsPerBlock * taps + (spatialShared ? taps * tileRowsCount * kTileW : 0));
 }
 
 template <typename T, int K, int D>
@@ -169,11 +214,11 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
     TileGeometry const g(K, TH, d, sizeof(T));
     int const itemsPerChannel = g.itemsPerChannel();
     int const stageItems = CS * itemsPerChannel;
-    int const tileFloats = g.rows * g.pitch;
+    int const tileBytes = g.tileBytes();
 
     GLDFN_DYNAMIC_SHARED_MEMORY(float4, sharedRaw);
-    float* xs = reinterpret_cast<float*>(sharedRaw); // CS input tiles
-    float* chS = xs + CS * tileFloats;
+    unsigned char* xs = reinterpret_cast<unsigned char*>(sharedRaw); // CS input tiles, raw items of T
+    float* chS = reinterpret_cast<float*>(xs + CS * tileBytes);
     float* spS = chS + kMaxChannelsPerBlock * KK;
 
     int64_t block = blockIdx.x;
@@ -229,27 +274,37 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
         }
     }
 
-    // Item = (channel of the stage, tile row, load slot). Slot s of a row covers the V elements starting at
-    // global column slotColumn(); slot starts are 16-byte aligned in memory, so a slot fully inside the image
-    // is one vector load.
+    // A row's phase: the element index of its first tile column (global column gx0) modulo V, which is where that
+    // element sits in the row's first 16-byte item. For channel c and tile row r it is
+    // (phase0 + c * hw + r * width) mod V, with phase0 that of channel 0, tile row 0 (V is a power of two).
+    int const phase0 = static_cast<int>(
+        (reinterpret_cast<uintptr_t>(x) / sizeof(T) + static_cast<uint64_t>(n * channels * hw)
+            + static_cast<uint64_t>(static_cast<int64_t>(gy0) * width + gx0))
+        & (V - 1));
+    int const hwPhase = static_cast<int>(hw & (V - 1));
+    int const widthPhase = width & (V - 1);
+    auto channelPhase = [&](int c) { return (c & (V - 1)) * hwPhase; };
+
+    // Item = (channel of the stage, tile row, load slot) of the thread's k-th item; no address arithmetic (with a
+    // compile-time dilation the divisors are constants), so recomputing it costs less than keeping it in registers.
     struct Item
     {
         int cs;
         int row;
-        int firstCol; //!< global column of the slot's first element
+        int slot;
     };
-    auto decode = [&](int item, int cBase) {
+    auto decode = [&](int k) {
+        int const item = tid + k * kThreads;
         Item it;
         it.cs = item / itemsPerChannel;
         int const rem = item - it.cs * itemsPerChannel;
         it.row = rem / g.slots;
-        T const* plane = x + (n * channels + cBase + it.cs) * hw;
-        uintptr_t const addr = reinterpret_cast<uintptr_t>(plane)
-            + static_cast<uintptr_t>(
-                (static_cast<int64_t>(gy0 + it.row) * width + gx0) * static_cast<int64_t>(sizeof(T)));
-        int const misalignment = static_cast<int>((addr % kVecBytes) / sizeof(T));
-        it.firstCol = gx0 - misalignment + (rem - it.row * g.slots) * V;
+        it.slot = rem - it.row * g.slots;
         return it;
+    };
+    auto hasItem = [&](int k, int cBase) {
+        int const item = tid + k * kThreads;
+        return item < stageItems && cBase + item / itemsPerChannel < cEnd;
     };
 
     uint4 raw[Plan::kItemsPerThread];
@@ -257,16 +312,18 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
 #pragma unroll
         for (int k = 0; k < Plan::kItemsPerThread; ++k)
         {
-            int const item = tid + k * kThreads;
-            if (item < stageItems && cBase + item / itemsPerChannel < cEnd)
+            if (hasItem(k, cBase))
             {
-                Item const it = decode(item, cBase);
-                T const* plane = x + (n * channels + cBase + it.cs) * hw;
+                Item const it = decode(k);
+                int const c = cBase + it.cs;
+                int const phase = (phase0 + channelPhase(c) + it.row * widthPhase) & (V - 1);
+                int const firstCol = gx0 - phase + it.slot * V;
                 int const gy = gy0 + it.row;
+                T const* plane = x + (n * channels + c) * hw;
                 bool const rowInside = gy >= 0 && gy < height;
-                if (rowInside && it.firstCol >= 0 && it.firstCol + V <= width)
+                if (rowInside && firstCol >= 0 && firstCol + V <= width)
                 {
-                    raw[k] = *reinterpret_cast<uint4 const*>(plane + static_cast<int64_t>(gy) * width + it.firstCol);
+                    raw[k] = *reinterpret_cast<uint4 const*>(plane + static_cast<int64_t>(gy) * width + firstCol);
                 }
                 else
                 {
@@ -274,7 +331,7 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
 #pragma unroll
                     for (int q = 0; q < V; ++q)
                     {
-                        int const gx = it.firstCol + q;
+                        int const gx = firstCol + q;
                         e[q] = (rowInside && gx >= 0 && gx < width) ? plane[static_cast<int64_t>(gy) * width + gx]
                                                                     : fromFloat<T>(0.F);
                     }
@@ -286,21 +343,10 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
 #pragma unroll
         for (int k = 0; k < Plan::kItemsPerThread; ++k)
         {
-            int const item = tid + k * kThreads;
-            if (item < stageItems && cBase + item / itemsPerChannel < cEnd)
+            if (hasItem(k, cBase))
             {
-                Item const it = decode(item, cBase);
-                float* tileRow = xs + (it.cs * g.rows + it.row) * g.pitch;
-                T const* e = reinterpret_cast<T const*>(&raw[k]);
-#pragma unroll
-                for (int q = 0; q < V; ++q)
-                {
-                    int const sc = it.firstCol - gx0 + q;
-                    if (sc >= 0 && sc < g.cols)
-                    {
-                        tileRow[sc] = toFloat(e[q]);
-                    }
-                }
+                Item const it = decode(k);
+                *reinterpret_cast<uint4*>(xs + it.cs * tileBytes + it.row * g.rowBytes + it.slot * kVecBytes) = raw[k];
             }
         }
     };
@@ -314,7 +360,8 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
             return spS[(t * TH + ty) * kTileW + tx * kOutPerThread + p];
         }
     };
-    auto compute = [&](int c, float const* tile) {
+    int const rowPhase = phase0 + ty * widthPhase; // this thread's first window row, channel 0
+    auto compute = [&](int c, unsigned char const* tile) {
         float w[KK];
 #pragma unroll
         for (int t = 0; t < KK; ++t)
@@ -322,23 +369,16 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
             w[t] = chS[(c - c0) * KK + t];
         }
         float acc[kOutPerThread] = {0.F, 0.F, 0.F, 0.F};
+        int const cPhase = channelPhase(c);
 #pragma unroll
         for (int i = 0; i < K; ++i)
         {
-            float const* row = tile + (ty + i * d) * g.pitch + tx * kOutPerThread;
+            T const* row = reinterpret_cast<T const*>(tile + (ty + i * d) * g.rowBytes);
+            int const first = ((rowPhase + cPhase + i * d * widthPhase) & (V - 1)) + tx * kOutPerThread;
             if constexpr (D > 0)
             {
-                constexpr int kSegVecs = (kOutPerThread + (K - 1) * D + 3) / 4;
-                float seg[kSegVecs * 4];
-#pragma unroll
-                for (int v = 0; v < kSegVecs; ++v)
-                {
-                    float4 const f = reinterpret_cast<float4 const*>(row)[v];
-                    seg[4 * v] = f.x;
-                    seg[4 * v + 1] = f.y;
-                    seg[4 * v + 2] = f.z;
-                    seg[4 * v + 3] = f.w;
-                }
+                float seg[kOutPerThread + (K - 1) * D];
+                readRow(row, first, seg);
 #pragma unroll
                 for (int j = 0; j < K; ++j)
                 {
@@ -357,7 +397,8 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
 #pragma unroll
                     for (int p = 0; p < kOutPerThread; ++p)
                     {
-                        acc[p] = ldfTapTerm(acc[p], spatialAt(i * K + j, p), w[i * K + j], row[p + j * d]);
+                        acc[p] = ldfTapTerm(
+                            acc[p], spatialAt(i * K + j, p), w[i * K + j], toFloat(row[first + p + j * d]));
                     }
                 }
             }
@@ -401,7 +442,7 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
             {
                 if (cBase + cs < cEnd)
                 {
-                    compute(cBase + cs, xs + cs * tileFloats);
+                    compute(cBase + cs, xs + cs * tileBytes);
                 }
             }
         }

@@ -279,6 +279,9 @@ bool LocalDynamicFilterPlugin::supportsFormatCombination(
         return false;
     }
     nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
+    // Linear (NCHW) only: the kernel indexes planes of one channel. kHWC8 (8 channels of a pixel per 16 bytes)
+    // would need a kernel of its own; whether TensorRT's reformats around the LDF layers cost enough to pay for
+    // one is to be measured where TensorRT runs on a GPU (plugins/README.md, "Formats").
     if (desc.format != TensorFormat::kLINEAR)
     {
         return false;

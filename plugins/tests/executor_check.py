@@ -6,9 +6,16 @@ stream, its host path and its lock then run on a GPU. Run by gpu_check.sh.
   python3 plugins/tests/executor_check.py
 
 The input is produced behind a GPU busy-wait on the caller's stream and read back on that stream, so a missing
-wait in either direction shows up as stale data."""
+wait in either direction shows up as stale data.
+
+The executor makes its device current before each use. With two GPUs or more it runs on the last one and threads
+that start on GPU 0 use it. On one GPU no other device exists, so a thread makes a second CUDA context of the same
+GPU current instead (as another library may): the executor must still run in its own. A control first queues a
+copy on the executor's stream without switching; whether that fails says whether the case can fail here, and the
+output says so. Exits 2 without a GPU."""
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import sys
 import threading
@@ -59,6 +66,66 @@ class CopyContext:
         return error == self.cudart.cudaError_t.cudaSuccess
 
 
+class ForeignContext:
+    """A CUDA context of ``device`` besides its primary one (the one PyTorch and the CUDA runtime use), made current
+    in the calling thread with :meth:`make_current`; through the driver API (libcuda), as another library would."""
+
+    def __init__(self, device: int) -> None:
+        self.cuda = ctypes.CDLL("libcuda.so.1")
+        handle, self.context = ctypes.c_int(), ctypes.c_void_p()
+        for call, args in (("cuInit", (0,)), ("cuDeviceGet", (ctypes.byref(handle), device)),
+                           ("cuCtxCreate_v2", (ctypes.byref(self.context), 0, handle))):
+            if getattr(self.cuda, call)(*args) != 0:
+                raise RuntimeError(f"{call} failed")
+
+    def make_current(self) -> None:
+        if self.cuda.cuCtxSetCurrent(self.context) != 0:
+            raise RuntimeError("cuCtxSetCurrent failed")
+
+    def is_current(self) -> bool:
+        current = ctypes.c_void_p()
+        self.cuda.cuCtxGetCurrent(ctypes.byref(current))
+        return current.value == self.context.value
+
+    def close(self) -> None:
+        self.cuda.cuCtxDestroy_v2(self.context)
+
+
+def foreign_context_case(executor, cudart, device: int, host: np.ndarray, runner_error: type) -> list[bool]:
+    """In a thread with a second context of the executor's GPU current: a control (a copy on the executor's stream
+    without switching, which fails if that context is used), then the executor's host path."""
+    results: list[bool] = []
+    with executor.entered():  # here, in the executor's own context
+        scratch = executor._buffer("control", 32)
+
+    def worker() -> None:
+        foreign = ForeignContext(device)
+        try:
+            foreign.make_current()
+            error, = cudart.cudaMemcpyAsync(scratch + 16, scratch, 16,
+                                            cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice, executor.stream)
+            discriminates = error != cudart.cudaError_t.cudaSuccess
+            print(f"note: control: the executor's stream used from the foreign context without switching: "
+                  f"{'fails' if discriminates else 'works'} ({error}); the case below "
+                  f"{'can fail' if discriminates else 'CANNOT fail on this machine: no evidence from it'}",
+                  flush=True)
+            foreign.make_current()
+            try:
+                same = np.array_equal(executor.run_host(host), host)
+                detail = "" if same else "wrong output"
+            except runner_error as error:
+                same, detail = False, str(error)
+            results.append(check("a thread with another CUDA context of the GPU current", same and not
+                                 foreign.is_current(), detail or "the executor switched to its own context"))
+        finally:
+            foreign.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    return results
+
+
 def check(name: str, ok: bool, detail: str = "") -> bool:
     print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
     return ok
@@ -71,6 +138,9 @@ def main() -> int:
         print("skipped: cuda-python (cuda.bindings) is not installed here; pip install cuda-python matching the "
               "CUDA major of PyTorch to run this check")
         return 0
+    if not torch.cuda.is_available():
+        print("executor_check.py: no CUDA GPU visible to PyTorch: run it on the GPU machine", file=sys.stderr)
+        return 2
     trt_execution = import_runtime_from_source()
     device = torch.cuda.device_count() - 1  # the last GPU: a thread starting on GPU 0 must be moved there
     executor = trt_execution.ContextExecutor(CopyContext(cudart), "lr", "sr", np.float32, device, cudart=cudart)
@@ -111,6 +181,9 @@ def main() -> int:
     for thread in threads:
         thread.join()
     results.append(check("4 threads sharing the executor", not failures, ", ".join(failures[:5])))
+    if device == 0:
+        print("note: one GPU: threads starting on GPU 0 need no device move; a foreign context stands in", flush=True)
+        results += foreign_context_case(executor, cudart, device, host, trt_execution.RunnerError)
 
     timers = [executor.timer() for _ in range(3)]
     times = [timer(lambda: executor.run_host(host)) for timer in timers]

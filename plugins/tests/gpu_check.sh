@@ -7,24 +7,28 @@
 # and the DRAM roofline (gpu_check.py); checks the TensorRT runner's executor (streams, events, threads) with an
 # identity engine (executor_check.py); and prints Nsight Compute's achieved occupancy and waves of the main case.
 #
-#   plugins/tests/gpu_check.sh stage  # where TensorRT headers are: copy them to plugins/build/tensorrt-headers
-#   plugins/tests/gpu_check.sh        # on the GPU machine (headers: TENSORRT_ROOT, the staged copy or /usr/include)
+#   plugins/tests/gpu_check.sh stage   # where TensorRT headers are: copy them to .gpu_stage/include (git-ignored;
+#                                      GLDFN_GPU_STAGE: another folder)
+#   plugins/tests/gpu_check.sh         # on the GPU machine: every step
+#   plugins/tests/gpu_check.sh plugin  # on the GPU machine: the plugin library's build and checks alone
 #
-# It stops at once, saying why, when the machine has no usable GPU (exit 2), after finding the toolkit and the
-# headers. A step that fails is reported and the check goes on; the exit status is 1 when any failed. A
-# compute-sanitizer that cannot run on this GPU (or is missing) is reported as skipped, not as a failure.
-# Results go to stdout and, when $OUT is set, to $OUT/gpu_check.json, $OUT/gpu_check_torch_op.json,
-# $OUT/ncu_main_case.txt and $OUT/gpu_check.log.
+# It stops at once, saying why, when the machine has no usable GPU (exit 2), after finding the toolkit. TensorRT
+# headers (TENSORRT_ROOT, the staged copy or /usr/include) are looked for only before the plugin step, which is
+# skipped without them. A step that fails is reported and the check goes on; the exit status is 1 when any
+# failed. A compute-sanitizer that cannot run on this GPU (or is missing) is reported as skipped, not as a failure.
+# The torch extension is built in a fresh folder unless TORCH_EXTENSIONS_DIR is set. Results go to stdout and,
+# when $OUT is set, to $OUT/gpu_check.json, $OUT/gpu_check_torch_op.json, $OUT/ncu_main_case.txt and
+# $OUT/gpu_check.log.
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 plugins=$repo/plugins
 tests=$plugins/tests
-staged=$plugins/build/tensorrt-headers
+staged=${GLDFN_GPU_STAGE:-$repo/.gpu_stage}/include
 export PYTHONUNBUFFERED=1  # python's output through tee arrives as it is printed
 
 find_headers() {
   local dir
-  for dir in "${TENSORRT_ROOT:-}/include" "${TENSORRT_ROOT:-}" "$staged/include" \
+  for dir in "${TENSORRT_ROOT:-}/include" "${TENSORRT_ROOT:-}" "$staged" \
              "/usr/include/$(uname -m)-linux-gnu" /usr/include /usr/local/include; do
     if [[ -f $dir/NvInferRuntime.h ]]; then echo "$dir"; return 0; fi
   done
@@ -33,11 +37,16 @@ find_headers() {
 
 if [[ ${1:-} == stage ]]; then
   src=$(find_headers) || { echo "no TensorRT headers to stage: install them first" >&2; exit 2; }
-  mkdir -p "$staged/include"
-  cp "$src"/NvInfer*.h "$src"/NvOnnx*.h "$staged/include/"
-  echo "staged TensorRT headers from $src in $staged/include (ignored by git; pass it as carry)"
+  if [[ $src != "$staged" ]]; then
+    mkdir -p "$staged"
+    cp "$src"/NvInfer*.h "$src"/NvOnnx*.h "$staged/"
+  fi
+  echo "staged TensorRT headers from $src in $staged (ignored by git; carry .gpu_stage)"
   exit 0
 fi
+steps=${1:-all}
+[[ $steps == all || $steps == plugin ]] || { echo "usage: $0 [stage|all|plugin]" >&2; exit 2; }
+run_step() { [[ $steps == all || $steps == "$1" ]]; }  # torch-op, plugin, ncu, executor
 
 out_dir=${OUT:-}
 log() { echo "== $*"; }
@@ -52,8 +61,6 @@ CUDA_HOME=$(python3 "$tests/cuda_toolkit.py") || exit 2
 export CUDA_HOME
 export PATH=$CUDA_HOME/bin:$PATH
 log "CUDA toolkit: $CUDA_HOME ($("$CUDA_HOME/bin/nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))"
-headers=$(find_headers) || { echo "TensorRT headers not found: run '$0 stage' where they are installed" >&2; exit 2; }
-log "TensorRT headers: $headers"
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   echo "no NVIDIA GPU here (nvidia-smi $(command -v nvidia-smi >/dev/null && echo 'lists none' || echo 'not found')):" \
        "this check runs on a GPU machine; the CPU tests are 'pytest tests/test_plugin_*.py'" >&2
@@ -66,11 +73,15 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --form
 
 # memcheck LABEL COMMAND...: compute-sanitizer memcheck of a command. A sanitizer that cannot run here (missing,
 # "device not supported" on some virtualised GPUs) is a skip; memcheck errors (exit 3) and the command's own
-# failure are failures.
+# failure are failures. GLDFN_GPU_CHECK_MEMCHECK=0 skips it (a caller that runs memcheck itself, later).
 sanitizer_ready=unknown
 memcheck() {
   local label=$1; shift
   log "compute-sanitizer memcheck: $label"
+  if [[ ${GLDFN_GPU_CHECK_MEMCHECK:-1} == 0 ]]; then
+    echo "SKIPPED: memcheck (GLDFN_GPU_CHECK_MEMCHECK=0)"
+    return 0
+  fi
   if [[ $sanitizer_ready == unknown ]]; then
     local probe
     if ! command -v compute-sanitizer >/dev/null; then
@@ -98,13 +109,28 @@ memcheck() {
 }
 
 # --- the PyTorch op -----------------------------------------------------------------------------------------
-log "PyTorch op gldfn::local_dynamic_filter on CUDA through the torch extension (JIT build, accuracy, timing)"
-export TORCH_EXTENSIONS_DIR=$plugins/build/torch-extensions MAX_JOBS=$(nproc)
-torch_op_check=(python3 "$tests/torch_op_check.py")
-"${torch_op_check[@]}" ${out_dir:+--json "$out_dir/gpu_check_torch_op.json"} || failed "torch op check"
-memcheck "the PyTorch op (small shapes)" "${torch_op_check[@]}" --quick
+# A fresh extension folder: a build killed in an earlier run cannot leave anything this one waits for.
+if [[ -z ${TORCH_EXTENSIONS_DIR:-} ]]; then
+  TORCH_EXTENSIONS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/gldfn-torch-extensions.XXXXXX")
+fi
+MAX_JOBS=$(nproc)
+export TORCH_EXTENSIONS_DIR MAX_JOBS
+if run_step torch-op; then
+  log "PyTorch op gldfn::local_dynamic_filter on CUDA through the torch extension (JIT build, accuracy, timing)"
+  torch_op_check=(python3 "$tests/torch_op_check.py")
+  "${torch_op_check[@]}" ${out_dir:+--json "$out_dir/gpu_check_torch_op.json"} || failed "torch op check"
+  memcheck "the PyTorch op (small shapes)" "${torch_op_check[@]}" --quick
+fi
+
+plugin_step() {
 
 # --- the plugin library through its TensorRT interface --------------------------------------------------------
+local headers
+if ! headers=$(find_headers); then
+  echo "SKIPPED: the plugin library (no TensorRT headers: run '$0 stage' where they are installed and carry .gpu_stage)"
+  return 0
+fi
+log "TensorRT headers: $headers"
 sm=$(python3 -c "import torch; major, minor = torch.cuda.get_device_capability(0); print(f'{major}{minor}')")
 build=$plugins/build/gpu-check
 log "building the plugin library for sm_$sm with TensorRT headers from $headers"
@@ -117,8 +143,8 @@ if command -v cmake >/dev/null; then
     grep -E "^-- (nvcc|TensorRT) " "$build/configure.log"
   else
     tail -20 "$build/configure.log"
-    echo "the plugin library did not build" >&2
-    exit 1
+    failed "the plugin library did not build"
+    return 1
   fi
   library=$(ls -t "$build"/libgldfn_trt_plugins*.so | head -n1)
 else
@@ -150,35 +176,27 @@ EOF
        -I"$build/generated" "$plugins/plugin_entry.cpp" "$plugins/common/plugin_logging.cpp" \
        "$plugins/local_dynamic_filter/ldf_plugin.cpp" "$plugins/local_dynamic_filter/ldf_kernel.cu" \
        -Xlinker "--version-script=$plugins/exports.map" -o "$library" \
-    || { echo "the plugin library did not build" >&2; exit 1; }
+    || { failed "the plugin library did not build"; return 1; }
 fi
 log "library $library built in $((SECONDS - start)) s"
 g++ -std=c++17 -O2 -shared -fPIC -isystem "$headers" -isystem "$CUDA_HOME/include" "$tests/plugin_harness.cpp" \
-    -o "$build/libgldfn_plugin_harness.so" -ldl || { echo "the dlopen harness did not build" >&2; exit 1; }
+    -o "$build/libgldfn_plugin_harness.so" -ldl || { failed "the dlopen harness did not build"; return 1; }
 check=(python3 "$tests/gpu_check.py" --plugin "$library" --harness "$build/libgldfn_plugin_harness.so")
 
 log "accuracy and timing"
 "${check[@]}" ${out_dir:+--json "$out_dir/gpu_check.json"} || failed "plugin accuracy and timing"
 memcheck "the plugin's enqueue (small shapes)" "${check[@]}" --quick
+if run_step ncu; then
+  log "Nsight Compute: the main case (C=64, 360x540, FP16, k=3) through the plugin"
+  "$tests/ncu_kernel.sh" "${out_dir:-$build}/ncu_main_case.txt" "${check[@]}" --profile \
+    || echo "no Nsight Compute figures; the timings above stand"
+fi
+}
+plugin_step
 
+if run_step executor; then
 log "the TensorRT runner's executor: device, stream order with the caller's stream, threads, timers"
 python3 "$tests/executor_check.py" || failed "executor check"
-
-if command -v ncu >/dev/null; then
-  log "Nsight Compute: the main case (C=64, 360x540, FP16, k=3)"
-  ncu_out=${out_dir:-$build}/ncu_main_case.txt
-  if ncu --kernel-name regex:ldfTiledKernel --launch-skip 1 --launch-count 1 --section SpeedOfLight \
-         --section Occupancy --section LaunchStats "${check[@]}" --profile > "$ncu_out" 2>&1; then
-    summary="Registers Per Thread|Block Size|Grid Size|Waves Per SM|Theoretical Occupancy|Achieved Occupancy"
-    summary+="|Block Limit Registers|Memory Throughput|DRAM Throughput|Duration"
-    grep -E "$summary" "$ncu_out" | sed 's/^ */  /'
-    echo "  (all of Nsight Compute's output: $ncu_out)"
-  else
-    tail -5 "$ncu_out"
-    echo "ncu failed (GPU performance counters may be restricted); the timings above stand"
-  fi
-else
-  echo "SKIPPED: Nsight Compute (ncu) is not installed: no occupancy or waves"
 fi
 log "done, status $status"
 exit $status

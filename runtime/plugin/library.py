@@ -14,6 +14,7 @@ data file is never loaded.
 """
 from __future__ import annotations
 
+import ctypes
 import ctypes.util
 import os
 import re
@@ -34,6 +35,7 @@ DEFAULT_TENSORRT_MAJOR = 11  # the major whose library keeps the plain name (and
 LIBRARY_ENV = "GLDFN_TRT_PLUGIN_LIBRARY"
 # Written by plugins/plugin_entry.cpp into the library's .gldfn_build section.
 _BUILD_INFO = re.compile(rb"gldfn-trt-plugin:tensorrt-headers=(\d+)\.(\d+)\.(\d+);")
+_BUILD_CUDA = re.compile(rb"gldfn-trt-plugin:tensorrt-headers=[\d.]+;cuda-runtime=(\d+);")
 
 _loaded: dict[tuple[int, Path], Any] = {}
 
@@ -146,6 +148,38 @@ def check_library_matches(library: Path, backend: TensorRTBackend) -> Version:
     return version
 
 
+def library_cuda_runtime(library: str | os.PathLike[str]) -> int | None:
+    """The CUDA runtime version a plugin library links statically (CUDART_VERSION, 13000 = 13.0), or None."""
+    match = _BUILD_CUDA.search(Path(library).read_bytes())
+    return None if match is None else int(match[1])
+
+
+def driver_cuda_version() -> int | None:
+    """The newest CUDA version the installed NVIDIA driver supports (cuDriverGetVersion), or None without one."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+    version = ctypes.c_int()
+    return version.value if driver.cuDriverGetVersion(ctypes.byref(version)) == 0 else None
+
+
+def _cuda_text(version: int) -> str:
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
+def check_driver_supports(library: Path, library_cuda: int | None, driver_cuda: int | None) -> None:
+    """Raise when the library's CUDA runtime is newer than the driver supports: otherwise the load succeeds and
+    the first enqueue fails (cudaErrorInsufficientDriver), far from the cause."""
+    if library_cuda is None or driver_cuda is None or library_cuda <= driver_cuda:
+        return
+    raise PluginLibraryError(
+        f"{library} was built with CUDA {_cuda_text(library_cuda)}, but this NVIDIA driver supports CUDA up to "
+        f"{_cuda_text(driver_cuda)}: the plugin would fail at its first enqueue. Update the driver (CUDA 13 needs 580 or "
+        f"newer) or rebuild the plugin with a CUDA {driver_cuda // 1000} toolkit's nvcc (`gldfn-trt plugin build`)"
+    )
+
+
 def library_cuda_archs(library: str | os.PathLike[str]) -> tuple[CudaArch, ...] | None:
     """The CUDA architectures whose code ``library`` carries (its fatbinary), or None when it carries none."""
     try:
@@ -169,6 +203,7 @@ def load_plugin_library(path: str | os.PathLike[str] | None = None, registry: An
     backend = load_tensorrt()
     library = find_plugin_library(path, backend.plugin_tensorrt_major)
     check_library_matches(library, backend)
+    check_driver_supports(library, library_cuda_runtime(library), driver_cuda_version())
     key = ("global" if registry is None else id(registry), library)
     if registry is None:
         registry = backend.module.get_plugin_registry()
