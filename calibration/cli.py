@@ -14,6 +14,7 @@ from gldfn_model.cli.options import (
     merge_inputs,
     output_option,
     scale_option,
+    version_option,
 )
 from gldfn_model.common.cli_errors import GldfnTyper
 
@@ -40,6 +41,7 @@ def calibrate(
     engine_check: bool = typer.Option(True, "--engine-check/--no-engine-check", help="Parse and build a TensorRT engine on the CPU (TensorRT-RTX)."),
     plugin: Path | None = typer.Option(None, "--plugin", help="Plugin library for the engine check (default: the built one if any, else the function bodies)."),
     seed: int = SEED,
+    version: bool = version_option("gldfn-calibrate"),
 ) -> None:
     """Quantize a GLDFN export to INT8 (explicit Q/DQ, what TensorRT builds from) and report the PSNR it costs."""
     # Imported here so --help answers without loading torch and ONNX Runtime.
