@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gldfn_calibration.accuracy import AccuracyComparison, compare, onnx_restore, restore_all
-from gldfn_calibration.data_reader import PatchReader, make_calibration_set
+from gldfn_calibration.data_reader import PatchReader, calibration_images, hold_out, make_calibration_set
 from gldfn_calibration.engine_check import EngineCheck, build_engine_on_cpu
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import load_gldfn_export
@@ -24,10 +24,9 @@ from gldfn_calibration.quantize import QuantizationSettings, calibrate_ranges, c
 from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
 from gldfn_model.common.atomic import atomic_output
 from gldfn_model.data.image_io import ImageReadError, list_images
-from gldfn_model.evaluation.evaluate import EvaluationError, degrade_cases
+from gldfn_model.evaluation.evaluate import EvaluationError, degrade_files
 
 REPORT_FORMAT = 1
-DEFAULT_EVAL_SET = "Set5"
 
 
 @dataclass
@@ -43,7 +42,8 @@ class CalibrationOptions:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     lr_images: bool = False
     seed: int = 0
-    eval_images: Path | None = None  # None: no evaluation
+    eval_images: Path | None = None  # HR evaluation images; None: see hold_out
+    hold_out: bool = False  # without eval_images: evaluate on images held out of `images` (seeded), else not at all
     sensitivity: bool = False
     engine_check: bool = True
     plugin_library: Path | None = None
@@ -63,18 +63,35 @@ class CalibrationResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def default_eval_images() -> Path | None:
-    """Set5 under $GLDFN_DATASETS or ``../shared/datasets`` beside the checkout (gldfn_model.data.datasets)."""
-    from gldfn_model.data.datasets import find_dataset
+@dataclass(frozen=True)
+class ImageSplit:
+    """Which images calibrate and which evaluate (none: no evaluation), and how to say it."""
 
-    return find_dataset(DEFAULT_EVAL_SET)
+    calibration: list[Path]
+    evaluation: list[Path]
+    evaluation_description: str | None
+    calibration_note: str = ""  # added to the calibration data's description
 
 
-def _check_eval_images(folder: Path) -> None:
-    try:
-        list_images(folder)
-    except ImageReadError as exc:
-        raise CalibrationError(f"--eval-images: {exc}") from exc
+def split_images(options: CalibrationOptions) -> ImageSplit:
+    """The calibration images and the evaluation images: ``eval_images``, or with ``hold_out`` a seeded few of
+    ``images`` (gldfn_calibration.data_reader.hold_out), which then calibrate without them."""
+    files = calibration_images(options.images)
+    if options.eval_images is not None:
+        try:
+            evaluation = list_images(options.eval_images)
+        except ImageReadError as exc:
+            raise CalibrationError(f"--eval-images: {exc}") from exc
+        return ImageSplit(files, evaluation, str(options.eval_images))
+    if not options.hold_out:
+        return ImageSplit(files, [], None)
+    if options.lr_images:
+        raise CalibrationError("--lr images have no ground truth to evaluate against: pass --eval-images DIR (HR "
+                               "images) or --no-eval")
+    kept, held = hold_out(files, options.seed)
+    names = ", ".join(path.name for path in held)
+    return ImageSplit(kept, held, f"{len(held)} of the {len(files)} images in {options.images}, held out of the "
+                      f"calibration (seed {options.seed}: {names})", f" without the {len(held)} held out")
 
 
 def calibrate_gldfn(
@@ -92,8 +109,7 @@ def calibrate_gldfn(
     if options.scale is not None and options.scale != export.scale:
         raise CalibrationError(f"--scale {options.scale} does not match {export.path}, which is a x{export.scale} model")
     plan = plan_quantization(export.model, options.exclude)
-    if options.eval_images is not None:
-        _check_eval_images(options.eval_images)
+    split = split_images(options)
     if options.plugin_library is not None and not Path(options.plugin_library).is_file():
         raise CalibrationError(f"--plugin {options.plugin_library}: no such file; build it with `gldfn-trt plugin build`")
     with contextlib.ExitStack() as stack:
@@ -104,7 +120,7 @@ def calibrate_gldfn(
         started = time.perf_counter()
         calibration = make_calibration_set(
             options.images, export.scale, samples=options.samples, patch=options.patch, setting=options.setting,
-            lr_images=options.lr_images, seed=options.seed,
+            lr_images=options.lr_images, seed=options.seed, files=split.calibration, note=split.calibration_note,
         )
         say(f"calibrating with {options.method.value} on {calibration.description}")
         same_images = options.eval_images is not None and Path(options.images).resolve() == Path(options.eval_images).resolve()
@@ -122,10 +138,10 @@ def calibrate_gldfn(
         )
         if options.engine_check:
             _engine_check(result, model_tmp, options.plugin_library, say)
-        if options.eval_images is not None:
-            _evaluate(result, export, plan, settings, cache, work, options, model_tmp, say)
+        if split.evaluation:
+            _evaluate(result, export, plan, settings, cache, work, options, split, model_tmp, say)
         result.report = _report(result, export.path, options, calibration.images_too_small, same_images,
-                                time.perf_counter() - started)
+                                split.evaluation_description, time.perf_counter() - started)
         if report_tmp is not None:
             report_tmp.write_text(json.dumps(result.report, indent=2) + "\n")
             result.file_bytes["report"] = report_tmp.stat().st_size
@@ -145,10 +161,11 @@ def _engine_check(result: CalibrationResult, path: Path, plugin: Path | None, sa
 
 
 def _evaluate(result: CalibrationResult, export: Any, plan: QuantizationPlan, settings: QuantizationSettings, cache: Path,
-              work: Path, options: CalibrationOptions, int8_path: Path, say: Callable[[str], None]) -> None:
-    say(f"evaluating FP32 and INT8 on {options.eval_images} ({options.setting} x{export.scale})")
+              work: Path, options: CalibrationOptions, split: ImageSplit, int8_path: Path,
+              say: Callable[[str], None]) -> None:
+    say(f"evaluating FP32 and INT8 on {split.evaluation_description} ({options.setting} x{export.scale})")
     try:
-        cases = list(degrade_cases(options.eval_images, options.setting, export.scale, options.seed))
+        cases = list(degrade_files(split.evaluation, options.setting, export.scale, options.seed))
     except (EvaluationError, ImageReadError) as exc:
         raise CalibrationError(f"--eval-images: {exc}") from exc
     fp32 = restore_all(cases, export.scale, onnx_restore(export.path), options.setting)
@@ -160,7 +177,7 @@ def _evaluate(result: CalibrationResult, export: Any, plan: QuantizationPlan, se
 
 
 def _report(result: CalibrationResult, source: Path, options: CalibrationOptions, too_small: list[str], same_images: bool,
-            seconds: float) -> dict[str, Any]:
+            evaluation_images: str | None, seconds: float) -> dict[str, Any]:
     return {
         "format": REPORT_FORMAT,
         "fp32_model": str(source),
@@ -175,7 +192,7 @@ def _report(result: CalibrationResult, source: Path, options: CalibrationOptions
         "calibration": {"data": result.calibration_description, "setting": options.setting, "samples": options.samples,
                         "patch": options.patch, "lr_images": options.lr_images, "images_skipped_too_small": too_small,
                         "same_images_as_evaluation": same_images},
-        "evaluation": result.accuracy.to_dict() if result.accuracy else None,
+        "evaluation": {"evaluated_on": evaluation_images, **result.accuracy.to_dict()} if result.accuracy else None,
         "sensitivity": [s.to_dict() for s in result.sensitivity] if options.sensitivity else None,
         "tensorrt": result.engine.to_dict() if result.engine else {"skipped": result.engine_skipped or "not asked (--no-engine-check)"},
         "file_bytes": dict(result.file_bytes),

@@ -19,6 +19,7 @@ import pytest
 import torch
 from conftest import require_dataset
 from onnx import numpy_helper
+from PIL import Image
 from typer.testing import CliRunner
 
 from gldfn_calibration.calibrate import CalibrationOptions, calibrate_gldfn
@@ -376,3 +377,59 @@ def test_cli_never_writes_over_the_input_model(fp32_export, tmp_path, option):
     assert result.exit_code == 1, result.output
     assert f"{option} {model} is the input model" in result.output and "_int8.onnx" in result.output
     assert model.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+# ---------------------------------------------------------------- evaluation without an evaluation set: held out
+
+def test_held_out_images_are_a_seeded_fifth_at_most_five():
+    from gldfn_calibration.data_reader import hold_out
+
+    files = [Path(f"img{i:03d}.png") for i in range(200)]
+    kept, held = hold_out(files, seed=0)
+    assert len(held) == 5 and len(kept) == 195 and sorted(kept + held) == files and not set(kept) & set(held)
+    assert hold_out(files, seed=0) == (kept, held) and hold_out(files, seed=1)[1] != held
+    assert [len(hold_out(files[:n])[1]) for n in (2, 5, 9, 10, 24, 25, 26)] == [1, 1, 1, 2, 4, 5, 5]
+    with pytest.raises(CalibrationError, match="needs at least two; pass --eval-images DIR"):
+        hold_out(files[:1])
+
+
+@pytest.fixture(scope="module")
+def six_hr_images(tmp_path_factory) -> Path:
+    """Six smooth 96 x 96 HR images: large enough for a 16-pixel LR patch at x4 and for the evaluation."""
+    folder = tmp_path_factory.mktemp("hr6")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        small = Image.fromarray(rng.integers(0, 256, size=(12, 12, 3), dtype=np.uint8))
+        write_image(folder / f"img{i}.png", np.asarray(small.resize((96, 96), Image.BICUBIC)))
+    return folder
+
+
+def test_cli_evaluates_on_images_held_out_of_the_calibration_set(fp32_export, six_hr_images, tmp_path):
+    from gldfn_calibration.data_reader import hold_out
+    from gldfn_model.data.image_io import list_images
+
+    kept, (held,) = hold_out(list_images(six_hr_images), seed=0)
+    result = CliRunner().invoke(app, [str(fp32_export), "--images", str(six_hr_images), "--samples", "2", "--patch", "16",
+                                      "--method", "minmax", "--no-engine-check", "-o", str(tmp_path / "m.onnx"),
+                                      "--report", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert f"from 5 of the 5 images in {six_hr_images} without the 1 held out (seed 0)" in result.output
+    assert f"evaluating FP32 and INT8 on 1 of the 6 images in {six_hr_images}, held out of the calibration (seed 0: " \
+           f"{held.name})" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    evaluated_on = report["evaluation"]["evaluated_on"]
+    assert evaluated_on.startswith("1 of the 6 images") and evaluated_on.endswith(f"{held.name})")
+    assert report["evaluation"]["images"] == 8 and report["calibration"]["same_images_as_evaluation"] is False  # 8 kernels
+    assert report["evaluation"]["fp32_vs_ground_truth"]["psnr"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr"], "--lr images have no ground truth to evaluate against: pass --eval-images DIR"),
+    (["--eval-images", "{images}", "--no-eval"], "--eval-images is for the evaluation that --no-eval turns off"),
+])
+def test_cli_evaluation_choices_that_cannot_work_are_refused(fp32_export, six_hr_images, tmp_path, args, message):
+    result = CliRunner().invoke(app, [str(fp32_export), "--images", str(six_hr_images), "--patch", "16",
+                                      "--no-engine-check", "-o", str(tmp_path / "m.onnx"),
+                                      *[a.format(images=six_hr_images) for a in args]])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
