@@ -18,7 +18,7 @@ from gldfn_calibration.data_reader import PatchReader, calibration_images, hold_
 from gldfn_calibration.engine_check import EngineCheck, build_engine_on_cpu
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import load_gldfn_export
-from gldfn_calibration.layer_selection import DEFAULT_EXCLUDE, QuantizationPlan, plan_quantization
+from gldfn_calibration.layer_selection import DEFAULT_EXCLUDE, LayerSelection, select_layers
 from gldfn_calibration.methods import Method
 from gldfn_calibration.quantize import QuantizationSettings, calibrate_ranges, check_runs, quantize_to_file
 from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
@@ -53,7 +53,7 @@ class CalibrationOptions:
 class CalibrationResult:
     output: Path
     report_path: Path | None
-    plan: QuantizationPlan
+    selection: LayerSelection
     calibration_description: str
     file_bytes: dict[str, int]
     accuracy: AccuracyComparison | None = None
@@ -108,7 +108,7 @@ def calibrate_gldfn(
                                    f"(e.g. {export.path.with_name(export.path.stem + '_int8.onnx')})")
     if options.scale is not None and options.scale != export.scale:
         raise CalibrationError(f"--scale {options.scale} does not match {export.path}, which is a x{export.scale} model")
-    plan = plan_quantization(export.model, options.exclude)
+    selection = select_layers(export.model, options.exclude)
     split = split_images(options)
     if options.plugin_library is not None and not Path(options.plugin_library).is_file():
         raise CalibrationError(f"--plugin {options.plugin_library}: no such file; build it with `gldfn-trt plugin build`")
@@ -130,16 +130,16 @@ def calibrate_gldfn(
         cache = work / "ranges.json"
         reader = PatchReader(calibration.patches, export.input_name, export.batch)
         calibrate_ranges(export, reader, options.method, cache, work)
-        quantize_to_file(export, plan, model_tmp, settings, cache)
+        quantize_to_file(export, selection, model_tmp, settings, cache)
         check_runs(model_tmp, next(iter(reader.feeds()))[export.input_name], export.scale)
         result = CalibrationResult(
-            Path(output), Path(report_path) if report_path is not None else None, plan, calibration.description,
+            Path(output), Path(report_path) if report_path is not None else None, selection, calibration.description,
             {"fp32_onnx": export.path.stat().st_size, "int8_onnx": model_tmp.stat().st_size},
         )
         if options.engine_check:
             _engine_check(result, model_tmp, options.plugin_library, say)
         if split.evaluation:
-            _evaluate(result, export, plan, settings, cache, work, options, split, model_tmp, say)
+            _evaluate(result, export, selection, settings, cache, work, options, split, model_tmp, say)
         result.report = _report(result, export.path, options, calibration.images_too_small, same_images,
                                 split.evaluation_description, time.perf_counter() - started)
         if report_tmp is not None:
@@ -160,7 +160,7 @@ def _engine_check(result: CalibrationResult, path: Path, plugin: Path | None, sa
     result.file_bytes["engine_plan"] = result.engine.plan_bytes
 
 
-def _evaluate(result: CalibrationResult, export: Any, plan: QuantizationPlan, settings: QuantizationSettings, cache: Path,
+def _evaluate(result: CalibrationResult, export: Any, selection: LayerSelection, settings: QuantizationSettings, cache: Path,
               work: Path, options: CalibrationOptions, split: ImageSplit, int8_path: Path,
               say: Callable[[str], None]) -> None:
     say(f"evaluating FP32 and INT8 on {split.evaluation_description} ({options.setting} x{export.scale})")
@@ -173,7 +173,7 @@ def _evaluate(result: CalibrationResult, export: Any, plan: QuantizationPlan, se
     result.accuracy = compare(fp32, int8, export.scale)
     if options.sensitivity:
         report = lambda i, n, name: say(f"sensitivity {i + 1}/{n}: {name}")  # noqa: E731
-        result.sensitivity = layer_sensitivity(export, plan, settings, cache, work, cases, fp32, report)
+        result.sensitivity = layer_sensitivity(export, selection, settings, cache, work, cases, fp32, report)
 
 
 def _report(result: CalibrationResult, source: Path, options: CalibrationOptions, too_small: list[str], same_images: bool,
@@ -185,9 +185,9 @@ def _report(result: CalibrationResult, source: Path, options: CalibrationOptions
         "quantization": {
             "format": "QDQ", "activations": "int8 symmetric, per tensor", "weights": "int8 symmetric, per output channel",
             "bias": "float", "method": options.method.value, "exclude": list(options.exclude),
-            "quantized_layers": [layer.name for layer in result.plan.quantized],
-            "float_layers": result.plan.excluded_layers,
-            "float_nodes_by_reason": result.plan.float_node_counts(),
+            "quantized_layers": [layer.name for layer in result.selection.quantized],
+            "float_layers": result.selection.excluded_layers,
+            "float_nodes_by_reason": result.selection.float_node_counts(),
         },
         "calibration": {"data": result.calibration_description, "setting": options.setting, "samples": options.samples,
                         "patch": options.patch, "lr_images": options.lr_images, "images_skipped_too_small": too_small,
