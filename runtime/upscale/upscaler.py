@@ -202,16 +202,18 @@ class Upscaler:
 
     @classmethod
     def from_engine(
-        cls, path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0, **kwargs: Any
+        cls, path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0,
+        scale: int | None = None, **kwargs: Any
     ) -> Upscaler:
         """A TensorRT / TensorRT-RTX engine built by ``gldfn-trt build`` (needs an NVIDIA GPU and the TensorRT
         runtime); ``plugin`` is the plugin library it was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, else the
-        default build folder; never the path in the sidecar)."""
+        default build folder; never the path in the sidecar). An engine without a sidecar runs with a warning, its
+        I/O read from the engine (``scale``: checked against it, or used where its output shape is not known)."""
         try:
             from gldfn_runtime.runners.trt_runner import TensorRTRunner
         except ImportError as exc:
             raise RunnerError(f"the TensorRT runner cannot be imported ({exc}); install gldfn-trt[rtx] or gldfn-trt[trt]") from exc
-        return cls(TensorRTRunner(path, plugin=plugin, device=device), **kwargs)
+        return cls(TensorRTRunner(path, plugin=plugin, device=device, scale=scale), **kwargs)
 
     @classmethod
     def bicubic(cls, scale: int, **kwargs: Any) -> Upscaler:
