@@ -154,6 +154,13 @@ def test_device_is_for_engines_in_gldfn_upscale(two_photos, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("args", [["--precision", "fp16"], ["--cache-dir", "cache"]])
+def test_engine_build_options_are_for_engines_in_gldfn_upscale(two_photos, tmp_path, args):
+    result = runner.invoke(gldfn, ["upscale", str(two_photos), "-o", str(tmp_path / "out"), "--backend", "bicubic", *args])
+    assert result.exit_code == 2 and "is for an ONNX file run with TensorRT (--engine MODEL.onnx)" in plain_text(
+        result.output)
+
+
 def test_bench_device_takes_cpu_or_a_gpu_index():
     from gldfn_runtime.cli.bench import parse_device
 

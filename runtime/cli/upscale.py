@@ -150,6 +150,10 @@ def upscale_images(
 
     chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config, random_weights=random_weights,
                             onnx=onnx, engine=engine, plugin=plugin, device=device)
+    for option, value in (("--precision", precision), ("--cache-dir", cache_dir)):
+        if value is not None and chosen is not Backend.tensorrt:
+            raise typer.BadParameter(f"is for an ONNX file run with TensorRT (--engine MODEL.onnx); {chosen.value} "
+                                     "runs the model as it is", param_hint=f"'{option}'")
     plan = plan_outputs(images, output, suffix=suffix, image_format=image_format, overwrite=overwrite,
                         skip_existing=skip_existing)
     if chosen is Backend.torch and checkpoint is None and model is None and not random_weights:
