@@ -2,18 +2,21 @@
 {Gaussian8, + AWGN 15, + AWGN 30, anisotropic, spatially varying low / high noise}; bicubic under the dcls and
 ikc conventions, the model under dcls, on the same degraded images.
 
-    python benchmarks/evaluate_suite.py [--model NAME | --checkpoint PATH] [--scale 4] [--sets Set5,Set14,BSD100]
-        [--rows gaussian8,gaussian8+n15,...] [--json | --markdown]
+    python benchmarks/evaluate_suite.py [--model NAME | --checkpoint PATH] [--scale 4] [--datasets DIR]
+        [--sets Set5,Set14,BSD100] [--rows gaussian8,gaussian8+n15,...] [--json | --markdown]
+
+The image sets are not shipped: docs/datasets.md says where to get them and how to lay them out.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
 
-from gldfn_model.data.datasets import find_dataset
+from gldfn_model.data.datasets import DATASETS_HELP, DatasetError, datasets_dir, image_set
 from gldfn_model.evaluation.evaluate import load_eval_model, model_restore
 from gldfn_model.evaluation.suite import SUITE_ROWS, SUITE_SETS, SuiteResult, evaluate_suite, find_rows, format_suite
 from gldfn_model.network.registry import default_model, scale_for
@@ -25,6 +28,7 @@ def main() -> None:
     which.add_argument("--model", help="a shipped model (`gldfn models`); default: the Setting-1 model of --scale")
     which.add_argument("--checkpoint", help="a gldfn checkpoint")
     parser.add_argument("--scale", type=int, default=None, help="default: the model's, else 4")
+    parser.add_argument("--datasets", type=Path, default=datasets_dir(), help=DATASETS_HELP)
     parser.add_argument("--sets", default=",".join(SUITE_SETS))
     parser.add_argument("--rows", default=",".join(r.name for r in SUITE_ROWS))
     parser.add_argument("--seed", type=int, default=0)
@@ -35,10 +39,10 @@ def main() -> None:
     torch.set_num_threads(1)
     scale = scale_for(args.model, args.scale)
     rows = find_rows(args.rows.split(","))
-    sets = {name: find_dataset(name) for name in args.sets.split(",")}
-    missing = [name for name, folder in sets.items() if folder is None]
-    if missing:
-        parser.error(f"image sets not found: {missing} (set GLDFN_DATASETS to the folder holding them)")
+    try:
+        sets = {name: image_set(name, args.datasets) for name in args.sets.split(",")}
+    except DatasetError as error:
+        parser.error(str(error))
     model = load_eval_model(args.checkpoint, scale, model=args.model)
     name = args.model or args.checkpoint or getattr(default_model(scale), "name", None)
     title = f"GLDFN {name} x{scale}: mean PSNR dB / SSIM"

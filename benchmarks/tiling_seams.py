@@ -3,7 +3,7 @@ against HR (dcls convention). The tables in docs/tiling.md are this script's out
 tile sizes the memory budget picks (128-320 LR pixels), which Set5's small LR images cannot have: BSD100 HR
 images (481 x 321) are fed as the LR input, and only tiled vs whole can be compared (there is no HR for them).
 
-    python benchmarks/tiling_seams.py [--checkpoint PATH] [--datasets ../shared/datasets] [--large]
+    python benchmarks/tiling_seams.py [--checkpoint PATH] [--datasets DIR] [--large]   (docs/datasets.md)
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gldfn_model.data.datasets import datasets_dir
+from gldfn_model.data.datasets import DATASETS_HELP, DatasetError, datasets_dir, image_set
 from gldfn_model.data.degradation import degrade_image, gaussian8_sigmas, isotropic_gaussian_kernel, modcrop
 from gldfn_model.data.image_io import list_images, read_rgb
 from gldfn_model.data.imresize import imresize
@@ -36,12 +36,12 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def large_tiles(upscaler: Upscaler, datasets: Path) -> None:
+def large_tiles(upscaler: Upscaler, bsd100: Path) -> None:
     """Tiled vs whole for the tile sizes the memory budget picks, on images larger than those tiles."""
     print(f"weights: shipped; LR input: the first {LARGE_IMAGES} BSD100 HR images (481x321 / 321x481)")
     print("| tile | overlap | PSNR tiled vs whole (dB, mean / min) | max abs diff |")
     print("|---|---|---|---|")
-    images = [read_rgb(path).astype(np.float32) / 255 for path in list_images(datasets / "BSD100")[:LARGE_IMAGES]]
+    images = [read_rgb(path).astype(np.float32) / 255 for path in list_images(bsd100)[:LARGE_IMAGES]]
     upscaler.tile = 0
     wholes = [np.clip(upscaler.upscale(image), 0, 1) for image in images]
     for tile, overlap in LARGE_TILINGS:
@@ -55,13 +55,17 @@ def large_tiles(upscaler: Upscaler, datasets: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped weights")
-    parser.add_argument("--datasets", type=Path, default=datasets_dir(), help="folder of the image sets (default: $GLDFN_DATASETS or ../shared/datasets)")
+    parser.add_argument("--datasets", type=Path, default=datasets_dir(), help=DATASETS_HELP)
     parser.add_argument("--large", action="store_true", help="large tiles on BSD100 HR images used as LR input")
     args = parser.parse_args()
+    try:
+        folder = image_set("BSD100" if args.large else "Set5", args.datasets)
+    except DatasetError as error:
+        parser.error(str(error))
     torch.set_num_threads(1)
     upscaler = Upscaler.from_checkpoint(args.checkpoint, SCALE)
     if args.large:
-        large_tiles(upscaler, args.datasets)
+        large_tiles(upscaler, folder)
         return
     sigma = gaussian8_sigmas(SCALE)[3]
     print(f"weights: {args.checkpoint or 'shipped'}; Gaussian LR: sigma {sigma:.2f} (4th Gaussian8 kernel)")
@@ -70,7 +74,7 @@ def main() -> None:
     for degradation in ("bicubic", "gaussian"):
         rows: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
         whole_scores = []
-        for path in list_images(args.datasets / "Set5"):
+        for path in list_images(folder):
             hr = modcrop(read_rgb(path), SCALE)
             lr = low_resolution(hr, degradation, sigma).astype(np.float32) / 255
             upscaler.tile = 0  # the whole image

@@ -14,17 +14,20 @@ import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from gldfn_model.data.datasets import find_dataset
+from gldfn_model.data.datasets import DATASETS_HELP, DatasetError, datasets_dir, image_set
 from gldfn_model.training.trainer import TrainOptions, train
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", action="append", default=None, help="HR folder(s) (default: T91 and BSD200)")
+    parser.add_argument("--data", action="append", default=None, help="HR folder(s) (default: T91 and BSD200 of "
+                        "--datasets)")
+    parser.add_argument("--datasets", type=Path, default=datasets_dir(), help=DATASETS_HELP)
     parser.add_argument("--setting", default="iso")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--config", default="tiny")
@@ -37,9 +40,10 @@ def main() -> None:
     parser.add_argument("--no-prefetch", action="store_true", help="make each batch in line, not in a thread")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    data = args.data or [str(d) for d in (find_dataset("T91"), find_dataset("BSD200")) if d is not None]
-    if not data:
-        parser.error("no training images: pass --data DIR (or set GLDFN_DATASETS)")
+    try:
+        data = args.data or [str(image_set(name, args.datasets)) for name in ("T91", "BSD200")]
+    except DatasetError as error:
+        parser.error(f"{error}; or pass --data DIR (HR training images)")
     torch.set_num_threads(args.threads)
     stamps: list[float] = []
     extra = {"prefetch": False} if args.no_prefetch else {}  # only named when asked: older trainers lack the option

@@ -14,20 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from gldfn_calibration.accuracy import AccuracyComparison, compare, onnx_restore, restore_all
-from gldfn_calibration.data_reader import PatchReader, make_calibration_set
+from gldfn_calibration.data_reader import PatchReader, calibration_images, hold_out, make_calibration_set
 from gldfn_calibration.engine_check import EngineCheck, build_engine_on_cpu
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import load_gldfn_export
-from gldfn_calibration.layer_selection import DEFAULT_EXCLUDE, QuantizationPlan, plan_quantization
+from gldfn_calibration.layer_selection import DEFAULT_EXCLUDE, LayerSelection, select_layers
 from gldfn_calibration.methods import Method
 from gldfn_calibration.quantize import QuantizationSettings, calibrate_ranges, check_runs, quantize_to_file
 from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
 from gldfn_model.common.atomic import atomic_output
 from gldfn_model.data.image_io import ImageReadError, list_images
-from gldfn_model.evaluation.evaluate import EvaluationError, degrade_cases
+from gldfn_model.evaluation.evaluate import EvaluationError, degrade_files
 
 REPORT_FORMAT = 1
-DEFAULT_EVAL_SET = "Set5"
 
 
 @dataclass
@@ -43,7 +42,8 @@ class CalibrationOptions:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     lr_images: bool = False
     seed: int = 0
-    eval_images: Path | None = None  # None: no evaluation
+    eval_images: Path | None = None  # HR evaluation images; None: see hold_out
+    hold_out: bool = False  # without eval_images: evaluate on images held out of `images` (seeded), else not at all
     sensitivity: bool = False
     engine_check: bool = True
     plugin_library: Path | None = None
@@ -53,7 +53,7 @@ class CalibrationOptions:
 class CalibrationResult:
     output: Path
     report_path: Path | None
-    plan: QuantizationPlan
+    selection: LayerSelection
     calibration_description: str
     file_bytes: dict[str, int]
     accuracy: AccuracyComparison | None = None
@@ -63,18 +63,35 @@ class CalibrationResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def default_eval_images() -> Path | None:
-    """Set5 under $GLDFN_DATASETS or ``../shared/datasets`` beside the checkout (gldfn_model.data.datasets)."""
-    from gldfn_model.data.datasets import find_dataset
+@dataclass(frozen=True)
+class ImageSplit:
+    """Which images calibrate and which evaluate (none: no evaluation), and how to say it."""
 
-    return find_dataset(DEFAULT_EVAL_SET)
+    calibration: list[Path]
+    evaluation: list[Path]
+    evaluation_description: str | None
+    calibration_note: str = ""  # added to the calibration data's description
 
 
-def _check_eval_images(folder: Path) -> None:
-    try:
-        list_images(folder)
-    except ImageReadError as exc:
-        raise CalibrationError(f"--eval-images: {exc}") from exc
+def split_images(options: CalibrationOptions) -> ImageSplit:
+    """The calibration images and the evaluation images: ``eval_images``, or with ``hold_out`` a seeded few of
+    ``images`` (gldfn_calibration.data_reader.hold_out), which then calibrate without them."""
+    files = calibration_images(options.images)
+    if options.eval_images is not None:
+        try:
+            evaluation = list_images(options.eval_images)
+        except ImageReadError as exc:
+            raise CalibrationError(f"--eval-images: {exc}") from exc
+        return ImageSplit(files, evaluation, str(options.eval_images))
+    if not options.hold_out:
+        return ImageSplit(files, [], None)
+    if options.lr_images:
+        raise CalibrationError("--lr images have no ground truth to evaluate against: pass --eval-images DIR (HR "
+                               "images) or --no-eval")
+    kept, held = hold_out(files, options.seed)
+    names = ", ".join(path.name for path in held)
+    return ImageSplit(kept, held, f"{len(held)} of the {len(files)} images in {options.images}, held out of the "
+                      f"calibration (seed {options.seed}: {names})", f" without the {len(held)} held out")
 
 
 def calibrate_gldfn(
@@ -91,9 +108,8 @@ def calibrate_gldfn(
                                    f"(e.g. {export.path.with_name(export.path.stem + '_int8.onnx')})")
     if options.scale is not None and options.scale != export.scale:
         raise CalibrationError(f"--scale {options.scale} does not match {export.path}, which is a x{export.scale} model")
-    plan = plan_quantization(export.model, options.exclude)
-    if options.eval_images is not None:
-        _check_eval_images(options.eval_images)
+    selection = select_layers(export.model, options.exclude)
+    split = split_images(options)
     if options.plugin_library is not None and not Path(options.plugin_library).is_file():
         raise CalibrationError(f"--plugin {options.plugin_library}: no such file; build it with `gldfn-trt plugin build`")
     with contextlib.ExitStack() as stack:
@@ -104,7 +120,7 @@ def calibrate_gldfn(
         started = time.perf_counter()
         calibration = make_calibration_set(
             options.images, export.scale, samples=options.samples, patch=options.patch, setting=options.setting,
-            lr_images=options.lr_images, seed=options.seed,
+            lr_images=options.lr_images, seed=options.seed, files=split.calibration, note=split.calibration_note,
         )
         say(f"calibrating with {options.method.value} on {calibration.description}")
         same_images = options.eval_images is not None and Path(options.images).resolve() == Path(options.eval_images).resolve()
@@ -114,18 +130,18 @@ def calibrate_gldfn(
         cache = work / "ranges.json"
         reader = PatchReader(calibration.patches, export.input_name, export.batch)
         calibrate_ranges(export, reader, options.method, cache, work)
-        quantize_to_file(export, plan, model_tmp, settings, cache)
+        quantize_to_file(export, selection, model_tmp, settings, cache)
         check_runs(model_tmp, next(iter(reader.feeds()))[export.input_name], export.scale)
         result = CalibrationResult(
-            Path(output), Path(report_path) if report_path is not None else None, plan, calibration.description,
+            Path(output), Path(report_path) if report_path is not None else None, selection, calibration.description,
             {"fp32_onnx": export.path.stat().st_size, "int8_onnx": model_tmp.stat().st_size},
         )
         if options.engine_check:
             _engine_check(result, model_tmp, options.plugin_library, say)
-        if options.eval_images is not None:
-            _evaluate(result, export, plan, settings, cache, work, options, model_tmp, say)
+        if split.evaluation:
+            _evaluate(result, export, selection, settings, cache, work, options, split, model_tmp, say)
         result.report = _report(result, export.path, options, calibration.images_too_small, same_images,
-                                time.perf_counter() - started)
+                                split.evaluation_description, time.perf_counter() - started)
         if report_tmp is not None:
             report_tmp.write_text(json.dumps(result.report, indent=2) + "\n")
             result.file_bytes["report"] = report_tmp.stat().st_size
@@ -144,11 +160,12 @@ def _engine_check(result: CalibrationResult, path: Path, plugin: Path | None, sa
     result.file_bytes["engine_plan"] = result.engine.plan_bytes
 
 
-def _evaluate(result: CalibrationResult, export: Any, plan: QuantizationPlan, settings: QuantizationSettings, cache: Path,
-              work: Path, options: CalibrationOptions, int8_path: Path, say: Callable[[str], None]) -> None:
-    say(f"evaluating FP32 and INT8 on {options.eval_images} ({options.setting} x{export.scale})")
+def _evaluate(result: CalibrationResult, export: Any, selection: LayerSelection, settings: QuantizationSettings, cache: Path,
+              work: Path, options: CalibrationOptions, split: ImageSplit, int8_path: Path,
+              say: Callable[[str], None]) -> None:
+    say(f"evaluating FP32 and INT8 on {split.evaluation_description} ({options.setting} x{export.scale})")
     try:
-        cases = list(degrade_cases(options.eval_images, options.setting, export.scale, options.seed))
+        cases = list(degrade_files(split.evaluation, options.setting, export.scale, options.seed))
     except (EvaluationError, ImageReadError) as exc:
         raise CalibrationError(f"--eval-images: {exc}") from exc
     fp32 = restore_all(cases, export.scale, onnx_restore(export.path), options.setting)
@@ -156,11 +173,11 @@ def _evaluate(result: CalibrationResult, export: Any, plan: QuantizationPlan, se
     result.accuracy = compare(fp32, int8, export.scale)
     if options.sensitivity:
         report = lambda i, n, name: say(f"sensitivity {i + 1}/{n}: {name}")  # noqa: E731
-        result.sensitivity = layer_sensitivity(export, plan, settings, cache, work, cases, fp32, report)
+        result.sensitivity = layer_sensitivity(export, selection, settings, cache, work, cases, fp32, report)
 
 
 def _report(result: CalibrationResult, source: Path, options: CalibrationOptions, too_small: list[str], same_images: bool,
-            seconds: float) -> dict[str, Any]:
+            evaluation_images: str | None, seconds: float) -> dict[str, Any]:
     return {
         "format": REPORT_FORMAT,
         "fp32_model": str(source),
@@ -168,14 +185,14 @@ def _report(result: CalibrationResult, source: Path, options: CalibrationOptions
         "quantization": {
             "format": "QDQ", "activations": "int8 symmetric, per tensor", "weights": "int8 symmetric, per output channel",
             "bias": "float", "method": options.method.value, "exclude": list(options.exclude),
-            "quantized_layers": [layer.name for layer in result.plan.quantized],
-            "float_layers": result.plan.excluded_layers,
-            "float_nodes_by_reason": result.plan.float_node_counts(),
+            "quantized_layers": [layer.name for layer in result.selection.quantized],
+            "float_layers": result.selection.excluded_layers,
+            "float_nodes_by_reason": result.selection.float_node_counts(),
         },
         "calibration": {"data": result.calibration_description, "setting": options.setting, "samples": options.samples,
                         "patch": options.patch, "lr_images": options.lr_images, "images_skipped_too_small": too_small,
                         "same_images_as_evaluation": same_images},
-        "evaluation": result.accuracy.to_dict() if result.accuracy else None,
+        "evaluation": {"evaluated_on": evaluation_images, **result.accuracy.to_dict()} if result.accuracy else None,
         "sensitivity": [s.to_dict() for s in result.sensitivity] if options.sensitivity else None,
         "tensorrt": result.engine.to_dict() if result.engine else {"skipped": result.engine_skipped or "not asked (--no-engine-check)"},
         "file_bytes": dict(result.file_bytes),

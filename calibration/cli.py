@@ -14,6 +14,7 @@ from gldfn_model.cli.options import (
     merge_inputs,
     output_option,
     scale_option,
+    version_option,
 )
 from gldfn_model.common.cli_errors import GldfnTyper
 
@@ -34,16 +35,17 @@ def calibrate(
     exclude: str | None = typer.Option(None, "--exclude", help="Comma-separated layers kept in float: first, last, or layer-name patterns (e.g. 'groups.0.*'); 'none' quantizes them all. [default: first,last]"),
     lr: bool = typer.Option(False, "--lr", help="--images holds LR images: cut patches as they are, no degradation."),
     report: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
-    eval_images: Path | None = typer.Option(None, "--eval-images", help="HR evaluation images (default: Set5 from the shared datasets)."),
+    eval_images: Path | None = typer.Option(None, "--eval-images", help="HR evaluation images (default: a fifth of --images, at most 5, held out of the calibration, seeded)."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Measure PSNR / SSIM of FP32 and INT8 on the evaluation images."),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="Also measure each quantized layer alone (one evaluation per layer)."),
     engine_check: bool = typer.Option(True, "--engine-check/--no-engine-check", help="Parse and build a TensorRT engine on the CPU (TensorRT-RTX)."),
     plugin: Path | None = typer.Option(None, "--plugin", help="Plugin library for the engine check (default: the built one if any, else the function bodies)."),
     seed: int = SEED,
+    version: bool = version_option("gldfn-calibrate"),
 ) -> None:
     """Quantize a GLDFN export to INT8 (explicit Q/DQ, what TensorRT builds from) and report the PSNR it costs."""
     # Imported here so --help answers without loading torch and ONNX Runtime.
-    from gldfn_calibration.calibrate import CalibrationOptions, calibrate_gldfn, default_eval_images
+    from gldfn_calibration.calibrate import CalibrationOptions, calibrate_gldfn
     from gldfn_calibration.engine_check import find_plugin
     from gldfn_calibration.errors import CalibrationError
     from gldfn_calibration.layer_selection import parse_exclude
@@ -52,15 +54,11 @@ def calibrate(
     (model,) = merge_inputs(positional, model_options, what="ONNX model", at_most=1)
     if sensitivity and not evaluate:
         raise CalibrationError("--sensitivity needs the evaluation; drop --no-eval")
-    eval_dir = None
-    if evaluate:
-        eval_dir = eval_images or default_eval_images()
-        if eval_dir is None:
-            raise CalibrationError("no evaluation images: Set5 was not found under $GLDFN_DATASETS or ../shared/datasets; "
-                                   "pass --eval-images DIR or --no-eval")
+    if eval_images is not None and not evaluate:
+        raise CalibrationError("--eval-images is for the evaluation that --no-eval turns off; drop one of them")
     options = CalibrationOptions(
         images=images, scale=scale, setting=setting.value, samples=samples, patch=patch, method=method,
-        exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_dir,
+        exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_images, hold_out=evaluate,
         sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(),
     )
     result = calibrate_gldfn(model, output, options, report, progress=typer.echo)

@@ -3,8 +3,9 @@ from LR images as they are), and the ONNX Runtime data reader that feeds them.""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from gldfn_model.data.setting_names import SETTINGS
 
 quantization = import_onnxruntime("onnxruntime.quantization")
 
+HELD_OUT = 5  # at most this many calibration images are kept for the evaluation when none is given
 # Big enough that the 21x21 (31x31 for aniso x4) blur kernels see image content, not just reflected border.
 MIN_PATCH = 16
 
@@ -44,16 +46,43 @@ def _degradation(setting: str, scale: int, index: int, rng: np.random.Generator,
     return sample_degradation(setting, scale, rng, hr_shape)
 
 
+def calibration_images(images_dir: str | os.PathLike[str]) -> list[Path]:
+    """The image files of ``--images``; CalibrationError for a missing folder or one without images."""
+    try:
+        return list_images(images_dir)
+    except ImageReadError as exc:
+        raise CalibrationError(f"--images: {exc}") from exc
+
+
+def held_out_count(images: int) -> int:
+    """How many of ``images`` calibration images are kept for the evaluation when no evaluation set is given: a
+    fifth, at least 1 and at most HELD_OUT (Set5's size: enough for a figure, few enough to stay quick)."""
+    return max(1, min(HELD_OUT, images // 5))
+
+
+def hold_out(files: Sequence[Path], seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """(calibration files, held-out files): :func:`held_out_count` files drawn with ``seed``, the rest for
+    calibrating, both in name order. CalibrationError when there are fewer than two files."""
+    if len(files) < 2:
+        raise CalibrationError(f"{len(files)} image in --images: holding one out for the evaluation needs at least two; "
+                               "pass --eval-images DIR (HR images) or --no-eval")
+    rng = np.random.default_rng(seed)
+    chosen = set(rng.choice(len(files), held_out_count(len(files)), replace=False).tolist())
+    return ([f for i, f in enumerate(files) if i not in chosen], [f for i, f in enumerate(files) if i in chosen])
+
+
 def make_calibration_set(
     images_dir: str | os.PathLike[str], scale: int, *, samples: int = 64, patch: int = 128,
-    setting: str = "gaussian8", lr_images: bool = False, seed: int = 0,
+    setting: str = "gaussian8", lr_images: bool = False, seed: int = 0, files: Sequence[Path] | None = None,
+    note: str = "",
 ) -> CalibrationSet:
     """``samples`` random patches of ``patch`` x ``patch`` LR pixels, the images taken in turn.
 
     HR images (default): a random ``patch * scale`` crop (aligned to the scale) is degraded with ``setting``;
     with ``gaussian8`` the 8 test kernels are used in turn, the other settings draw random degradations.
     LR images (``lr_images``): a random ``patch`` crop, unchanged. Images smaller than the crop are skipped;
-    when none is large enough, or the folder has no images, a CalibrationError says so.
+    when none is large enough, or the folder has no images, a CalibrationError says so. ``files``: only these
+    images of the folder (default: all of them); ``note`` is added to the description.
     """
     if setting not in SETTINGS:
         raise CalibrationError(f"--setting {setting!r} is not one of {', '.join(SETTINGS)}")
@@ -61,10 +90,7 @@ def make_calibration_set(
         raise CalibrationError(f"--samples must be >= 1, got {samples}")
     if patch < MIN_PATCH:
         raise CalibrationError(f"--patch must be >= {MIN_PATCH} LR pixels, got {patch}")
-    try:
-        files = list_images(images_dir)
-    except ImageReadError as exc:
-        raise CalibrationError(f"--images: {exc}") from exc
+    files = list(files) if files is not None else calibration_images(images_dir)
     crop = patch if lr_images else patch * scale
     step = 1 if lr_images else scale  # HR crops start on the LR grid, as modcrop does
     images, too_small = [], []
@@ -95,7 +121,7 @@ def make_calibration_set(
     return CalibrationSet(
         patches, [name for name, _ in images], [name for name, _ in too_small],
         f"{samples} random {patch}x{patch} LR patches, {how}, from {len(images)} of the {len(files)} images in "
-        f"{images_dir} (seed {seed})",
+        f"{images_dir}{note} (seed {seed})",
     )
 
 

@@ -38,7 +38,7 @@ class Layer:
 
 
 @dataclass
-class QuantizationPlan:
+class LayerSelection:
     quantized: list[Layer]
     excluded_layers: dict[str, str]  # conv layer name -> reason it stays in float
     float_nodes: dict[str, str] = field(default_factory=dict)  # every non-quantized node -> reason (convs and others)
@@ -102,8 +102,8 @@ def _layer_names(graph: _Graph) -> dict[str, str]:
     return {node: (name if counts[name] == 1 else f"{name}@{node}") for node, name in names.items()}
 
 
-def plan_quantization(model: onnx.ModelProto, exclude: Iterable[str] = ()) -> QuantizationPlan:
-    """The plan for ``model``. ``exclude`` holds ``first``, ``last`` and layer- or node-name patterns (fnmatch);
+def select_layers(model: onnx.ModelProto, exclude: Iterable[str] = ()) -> LayerSelection:
+    """Which layers of ``model`` are quantized. ``exclude`` holds ``first``, ``last`` and layer- or node-name patterns (fnmatch);
     a pattern that matches no layer is an error, so typos do not pass silently."""
     graph = _Graph(model)
     contract = load_contract()
@@ -135,7 +135,7 @@ def plan_quantization(model: onnx.ModelProto, exclude: Iterable[str] = ()) -> Qu
     for node in graph.nodes:
         if node.name not in quantized_nodes and node.name not in float_nodes:
             float_nodes[node.name] = "not a convolution (runs in float)"
-    return QuantizationPlan(quantized, excluded_layers, float_nodes)
+    return LayerSelection(quantized, excluded_layers, float_nodes)
 
 
 def _requested_exclusions(graph: _Graph, layer_names: dict[str, str], exclude: list[str]) -> dict[str, str]:

@@ -24,7 +24,7 @@ import onnx
 from gldfn_calibration.data_reader import PatchReader
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import GldfnExport
-from gldfn_calibration.layer_selection import QUANTIZED_OP_TYPES, QuantizationPlan
+from gldfn_calibration.layer_selection import QUANTIZED_OP_TYPES, LayerSelection
 from gldfn_calibration.methods import Method
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.common.optional import import_onnxruntime
@@ -90,11 +90,11 @@ def calibrate_ranges(export: GldfnExport, reader: PatchReader, method: Method, c
         quantization.save_tensors_data(calibrator.compute_data(), cache)
 
 
-def quantize_to_file(export: GldfnExport, plan: QuantizationPlan, output: Path, settings: QuantizationSettings, cache: Path) -> onnx.ModelProto:
-    """Quantize ``export`` following ``plan`` into ``output`` (not atomic: callers pass a temporary path), with
+def quantize_to_file(export: GldfnExport, selection: LayerSelection, output: Path, settings: QuantizationSettings, cache: Path) -> onnx.ModelProto:
+    """Quantize ``export`` following ``selection`` into ``output`` (not atomic: callers pass a temporary path), with
     the ranges that :func:`calibrate_ranges` wrote to ``cache`` (all convolutions' tensors are calibrated, so
-    any plan can reuse one cache)."""
-    if not plan.quantized:
+    any layer selection can reuse one cache)."""
+    if not selection.quantized:
         raise CalibrationError("every convolution is excluded: nothing would be quantized; drop some --exclude patterns")
     extra = {
         "ActivationSymmetric": True, "WeightSymmetric": True,
@@ -103,14 +103,14 @@ def quantize_to_file(export: GldfnExport, plan: QuantizationPlan, output: Path, 
     with _quiet_quantizer():
         quantization.quantize_static(
             export.path, output, None, quant_format=quantization.QuantFormat.QDQ,
-            op_types_to_quantize=list(QUANTIZED_OP_TYPES), nodes_to_quantize=plan.quantized_nodes, per_channel=True,
+            op_types_to_quantize=list(QUANTIZED_OP_TYPES), nodes_to_quantize=selection.quantized_nodes, per_channel=True,
             reduce_range=False, activation_type=quantization.QuantType.QInt8, weight_type=quantization.QuantType.QInt8,
             calibrate_method=_ORT_METHODS[settings.method], calibration_cache_path=cache, extra_options=extra,
         )
     model = onnx.load(output)
-    restore_float_consumers(model, plan)
+    restore_float_consumers(model, selection)
     restore_functions(model, export.model)
-    _set_metadata(model, export, plan, settings)
+    _set_metadata(model, export, selection, settings)
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
@@ -119,10 +119,10 @@ def quantize_to_file(export: GldfnExport, plan: QuantizationPlan, output: Path, 
     return model
 
 
-def restore_float_consumers(model: onnx.ModelProto, plan: QuantizationPlan) -> int:
+def restore_float_consumers(model: onnx.ModelProto, selection: LayerSelection) -> int:
     """Point every consumer of a dequantized activation that is not a quantized node back at the float
     tensor. Returns how many node inputs were changed."""
-    quantized = set(plan.quantized_nodes)
+    quantized = set(selection.quantized_nodes)
     producer = {out: node for node in model.graph.node for out in node.output}
     initializers = {i.name for i in model.graph.initializer}
     original: dict[str, str] = {}  # DQ output -> the float tensor its Q read
@@ -159,7 +159,7 @@ def restore_functions(model: onnx.ModelProto, source: onnx.ModelProto) -> None:
         raise CalibrationError(f"the quantized model uses {sorted(missing)} without a function defining them")
 
 
-def _set_metadata(model: onnx.ModelProto, export: GldfnExport, plan: QuantizationPlan, settings: QuantizationSettings) -> None:
+def _set_metadata(model: onnx.ModelProto, export: GldfnExport, selection: LayerSelection, settings: QuantizationSettings) -> None:
     kept = [p for p in model.metadata_props if p.key != ORT_SHAPE_MARKER]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
@@ -167,7 +167,7 @@ def _set_metadata(model: onnx.ModelProto, export: GldfnExport, plan: Quantizatio
         fmt.PRECISION: "int8",
         fmt.INT8_CALIBRATION_METHOD: settings.method.value,
         fmt.INT8_CALIBRATION_DATA: settings.calibration_description,
-        fmt.INT8_QUANTIZED_LAYERS: str(len(plan.quantized)),
+        fmt.INT8_QUANTIZED_LAYERS: str(len(selection.quantized)),
         fmt.INT8_EXCLUDED_LAYERS: ",".join(settings.exclude) or "none (only the dynamic filter parts are float)",
         fmt.INT8_SOURCE_SHA256: file_sha256(export.path),
     })

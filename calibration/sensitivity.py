@@ -9,7 +9,7 @@ from typing import Any
 
 from gldfn_calibration.accuracy import Restored, compare, onnx_restore, restore_all
 from gldfn_calibration.gldfn_onnx import GldfnExport
-from gldfn_calibration.layer_selection import QuantizationPlan
+from gldfn_calibration.layer_selection import LayerSelection
 from gldfn_calibration.quantize import QuantizationSettings, quantize_to_file
 from gldfn_model.evaluation.evaluate import Case
 
@@ -26,16 +26,16 @@ class LayerSensitivity:
 
 
 def layer_sensitivity(
-    export: GldfnExport, plan: QuantizationPlan, settings: QuantizationSettings, cache: Path, work_dir: Path,
+    export: GldfnExport, selection: LayerSelection, settings: QuantizationSettings, cache: Path, work_dir: Path,
     cases: list[Case], fp32: Restored, progress: Callable[[int, int, str], None] | None = None,
 ) -> list[LayerSensitivity]:
-    """One entry per quantized layer of ``plan``, most costly first. ``cache`` must already hold the ranges."""
+    """One entry per quantized layer of ``selection``, most costly first. ``cache`` must already hold the ranges."""
     results = []
     scale = fp32.result.scale
-    for index, layer in enumerate(plan.quantized):
+    for index, layer in enumerate(selection.quantized):
         if progress is not None:
-            progress(index, len(plan.quantized), layer.name)
-        single = QuantizationPlan([layer], plan.excluded_layers, plan.float_nodes)
+            progress(index, len(selection.quantized), layer.name)
+        single = LayerSelection([layer], selection.excluded_layers, selection.float_nodes)
         path = work_dir / "single_layer.onnx"
         quantize_to_file(export, single, path, settings, cache)
         restored = restore_all(cases, scale, onnx_restore(path), fp32.result.setting, fp32.result.convention)

@@ -11,13 +11,13 @@ def _mib(size: int) -> str:
 
 
 def format_summary(result: CalibrationResult) -> str:
-    plan = result.plan
+    selection = result.selection
     lines = [
         f"INT8 model  {result.output} ({_mib(result.file_bytes['int8_onnx'])}; FP32 {_mib(result.file_bytes['fp32_onnx'])})",
-        f"  layers    {len(plan.quantized)} convolutions in INT8, {len(plan.excluded_layers)} kept in float:",
+        f"  layers    {len(selection.quantized)} convolutions in INT8, {len(selection.excluded_layers)} kept in float:",
     ]
     reasons: dict[str, int] = {}
-    for reason in plan.excluded_layers.values():
+    for reason in selection.excluded_layers.values():
         reasons[reason] = reasons.get(reason, 0) + 1
     lines.extend(f"            {count} x {reason}" for reason, count in reasons.items())
     lines.append(f"  data      {result.calibration_description}")

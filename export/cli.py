@@ -16,6 +16,7 @@ from gldfn_model.cli.options import (
     output_option,
     scale_option,
     value_of,
+    version_option,
 )
 from gldfn_model.common.cli_errors import GldfnTyper
 
@@ -55,6 +56,7 @@ def export(
     target: Target = typer.Option(Target.trt, "--target", help="trt: custom nodes + model-local function; portable: function inlined, standard ops only."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime (CPU) with PyTorch before keeping the file."),
     verify_image: Path | None = typer.Option(None, "--verify-image", help="Image for the real-image check. Default: Set5 butterfly when found, else a synthetic card."),
+    version: bool = version_option("gldfn-export"),
 ) -> None:
     """Export GLDFN to one ONNX file that runs in ONNX Runtime and maps to the TensorRT plugin."""
     # Imported here so --help answers without loading torch.

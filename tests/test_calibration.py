@@ -19,6 +19,7 @@ import pytest
 import torch
 from conftest import require_dataset
 from onnx import numpy_helper
+from PIL import Image
 from typer.testing import CliRunner
 
 from gldfn_calibration.calibrate import CalibrationOptions, calibrate_gldfn
@@ -26,7 +27,7 @@ from gldfn_calibration.cli import app
 from gldfn_calibration.data_reader import make_calibration_set
 from gldfn_calibration.errors import CalibrationError
 from gldfn_calibration.gldfn_onnx import load_gldfn_export
-from gldfn_calibration.layer_selection import parse_exclude, plan_quantization
+from gldfn_calibration.layer_selection import parse_exclude, select_layers
 from gldfn_calibration.methods import Method
 from gldfn_calibration.quantize import restore_functions
 from gldfn_export.exporter import export_gldfn
@@ -81,27 +82,27 @@ def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
 # ---------------------------------------------------------------- which layers are quantized
 
 def test_plan_keeps_dynamic_filter_parts_in_float(fp32_export):
-    plan = plan_quantization(onnx.load(fp32_export))
-    quantized = {layer.name for layer in plan.quantized}
+    selection = select_layers(onnx.load(fp32_export))
+    quantized = {layer.name for layer in selection.quantized}
     for layer in quantized:
         assert not any(part in layer for part in FILTER_GENERATION) and "attention" not in layer, layer
     # 4 DDFMs x (3 filter-generation convs + 2 GDF attention convs) stay float.
-    assert sum(any(p in name for p in FILTER_GENERATION) for name in plan.excluded_layers) == 12
-    assert sum("attention" in name for name in plan.excluded_layers) == 8
+    assert sum(any(p in name for p in FILTER_GENERATION) for name in selection.excluded_layers) == 12
+    assert sum("attention" in name for name in selection.excluded_layers) == 8
     assert {"head", "reconstruct", "merge.conv", "groups.0.fusion.conv"} <= quantized
-    assert all(plan.float_nodes[n.name].startswith("local dynamic filter") for n in custom_nodes(onnx.load(fp32_export), CONTRACT))
+    assert all(selection.float_nodes[n.name].startswith("local dynamic filter") for n in custom_nodes(onnx.load(fp32_export), CONTRACT))
 
 
 def test_plan_exclude_first_last_and_patterns(fp32_export):
     model = onnx.load(fp32_export)
-    plan = plan_quantization(model, ["first", "last", "groups.1.*"])
-    quantized = {layer.name for layer in plan.quantized}
+    selection = select_layers(model, ["first", "last", "groups.1.*"])
+    quantized = {layer.name for layer in selection.quantized}
     assert "head" not in quantized and "reconstruct" not in quantized
     assert not any(name.startswith("groups.1.") for name in quantized)
     assert any(name.startswith("groups.0.") for name in quantized)
-    assert plan.excluded_layers["head"].startswith("first") and plan.excluded_layers["reconstruct"].startswith("last")
+    assert selection.excluded_layers["head"].startswith("first") and selection.excluded_layers["reconstruct"].startswith("last")
     with pytest.raises(CalibrationError, match="matches no convolution layer"):
-        plan_quantization(model, ["groups.9.*"])
+        select_layers(model, ["groups.9.*"])
     assert parse_exclude(None) == ["first", "last"] and parse_exclude("none") == []
     assert parse_exclude("first, groups.0.*") == ["first", "groups.0.*"]
 
@@ -113,7 +114,7 @@ def test_quantized_convs_take_symmetric_int8_inputs_and_per_channel_weights(cali
     producer = {o: n for n in model.graph.node for o in n.output}
     initializers = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     nodes = {n.name: n for n in model.graph.node}
-    for layer in result.plan.quantized:
+    for layer in result.selection.quantized:
         conv = nodes[layer.node]
         activation_dq, weight_dq = producer[conv.input[0]], producer[conv.input[1]]
         assert activation_dq.op_type == weight_dq.op_type == "DequantizeLinear", layer.name
@@ -130,7 +131,7 @@ def test_quantized_convs_take_symmetric_int8_inputs_and_per_channel_weights(cali
 
 def test_only_quantized_convs_read_dequantized_activations(calibrated):
     result, model, _ = calibrated
-    quantized = set(result.plan.quantized_nodes)
+    quantized = set(result.selection.quantized_nodes)
     dq_outputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     readers = [n for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
                and any(i in dq_outputs for i in n.input)]
@@ -185,7 +186,7 @@ def test_report(calibrated, fp32_export):
     assert report["file_bytes"]["int8_onnx"] == (out / "tiny.int8.onnx").stat().st_size
     assert report["file_bytes"]["fp32_onnx"] == fp32_export.stat().st_size
     assert report["file_bytes"]["int8_onnx"] < report["file_bytes"]["fp32_onnx"]
-    assert len(report["quantization"]["quantized_layers"]) == len(result.plan.quantized) == 20
+    assert len(report["quantization"]["quantized_layers"]) == len(result.selection.quantized) == 20
     assert report["sensitivity"] is None
 
 
@@ -230,7 +231,7 @@ def test_sensitivity_ranks_each_quantized_layer(fp32_export, eval_images, tmp_pa
                                  exclude=("groups.*",), eval_images=eval_images, sensitivity=True, engine_check=False)
     result = calibrate_gldfn(fp32_export, tmp_path / "m.onnx", options, tmp_path / "r.json")
     layers = [s.layer for s in result.sensitivity]
-    assert sorted(layers) == sorted(layer.name for layer in result.plan.quantized)
+    assert sorted(layers) == sorted(layer.name for layer in result.selection.quantized)
     assert "head" in layers and "reconstruct" in layers and not any(name.startswith("groups.") for name in layers)
     losses = [s.psnr_lost_db for s in result.sensitivity]
     assert losses == sorted(losses, reverse=True)
@@ -376,3 +377,59 @@ def test_cli_never_writes_over_the_input_model(fp32_export, tmp_path, option):
     assert result.exit_code == 1, result.output
     assert f"{option} {model} is the input model" in result.output and "_int8.onnx" in result.output
     assert model.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+# ---------------------------------------------------------------- evaluation without an evaluation set: held out
+
+def test_held_out_images_are_a_seeded_fifth_at_most_five():
+    from gldfn_calibration.data_reader import hold_out
+
+    files = [Path(f"img{i:03d}.png") for i in range(200)]
+    kept, held = hold_out(files, seed=0)
+    assert len(held) == 5 and len(kept) == 195 and sorted(kept + held) == files and not set(kept) & set(held)
+    assert hold_out(files, seed=0) == (kept, held) and hold_out(files, seed=1)[1] != held
+    assert [len(hold_out(files[:n])[1]) for n in (2, 5, 9, 10, 24, 25, 26)] == [1, 1, 1, 2, 4, 5, 5]
+    with pytest.raises(CalibrationError, match="needs at least two; pass --eval-images DIR"):
+        hold_out(files[:1])
+
+
+@pytest.fixture(scope="module")
+def six_hr_images(tmp_path_factory) -> Path:
+    """Six smooth 96 x 96 HR images: large enough for a 16-pixel LR patch at x4 and for the evaluation."""
+    folder = tmp_path_factory.mktemp("hr6")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        small = Image.fromarray(rng.integers(0, 256, size=(12, 12, 3), dtype=np.uint8))
+        write_image(folder / f"img{i}.png", np.asarray(small.resize((96, 96), Image.BICUBIC)))
+    return folder
+
+
+def test_cli_evaluates_on_images_held_out_of_the_calibration_set(fp32_export, six_hr_images, tmp_path):
+    from gldfn_calibration.data_reader import hold_out
+    from gldfn_model.data.image_io import list_images
+
+    kept, (held,) = hold_out(list_images(six_hr_images), seed=0)
+    result = CliRunner().invoke(app, [str(fp32_export), "--images", str(six_hr_images), "--samples", "2", "--patch", "16",
+                                      "--method", "minmax", "--no-engine-check", "-o", str(tmp_path / "m.onnx"),
+                                      "--report", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert f"from 5 of the 5 images in {six_hr_images} without the 1 held out (seed 0)" in result.output
+    assert f"evaluating FP32 and INT8 on 1 of the 6 images in {six_hr_images}, held out of the calibration (seed 0: " \
+           f"{held.name})" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    evaluated_on = report["evaluation"]["evaluated_on"]
+    assert evaluated_on.startswith("1 of the 6 images") and evaluated_on.endswith(f"{held.name})")
+    assert report["evaluation"]["images"] == 8 and report["calibration"]["same_images_as_evaluation"] is False  # 8 kernels
+    assert report["evaluation"]["fp32_vs_ground_truth"]["psnr"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr"], "--lr images have no ground truth to evaluate against: pass --eval-images DIR"),
+    (["--eval-images", "{images}", "--no-eval"], "--eval-images is for the evaluation that --no-eval turns off"),
+])
+def test_cli_evaluation_choices_that_cannot_work_are_refused(fp32_export, six_hr_images, tmp_path, args, message):
+    result = CliRunner().invoke(app, [str(fp32_export), "--images", str(six_hr_images), "--patch", "16",
+                                      "--no-engine-check", "-o", str(tmp_path / "m.onnx"),
+                                      *[a.format(images=six_hr_images) for a in args]])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert list(tmp_path.iterdir()) == []

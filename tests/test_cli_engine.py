@@ -280,3 +280,118 @@ def test_run_takes_images_by_i_and_checks_an_explicit_scale_against_the_file_fir
     assert result.exit_code == 2, result.output
     assert "4" in result.output and "2" in result.output and "gldfn.scale" in result.output
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
+# --- compare as a CI gate: --atol / --rtol / --min-psnr --------------------------------------------------------
+
+def test_compare_gates_pass_and_fail_with_the_reason(tiny_onnx):
+    fp32, fp16 = tiny_onnx["fp32"], tiny_onnx["fp16"]
+    loose = invoke("compare", fp32, fp16, "--atol", "0.05", "--min-psnr", "40")
+    assert loose.exit_code == 0, loose.output
+    assert "within the tolerance" in loose.output
+    strict = invoke("compare", fp32, fp16, "--atol", "1e-9", "--min-psnr", "200")
+    assert strict.exit_code == 1
+    reason = " ".join(strict.output.split())
+    assert "error: the candidate misses the tolerance:" in reason
+    assert "values differ by more than atol 1e-09 + rtol 0 x |reference|" in reason
+    assert "is below 200 dB" in reason
+    gated = invoke("compare", fp32, fp16, "--rtol", "1e-9", "--json")
+    assert gated.exit_code == 1
+    report = json.loads(gated.stdout)
+    assert report["gate"]["passed"] is False and report["gate"]["rtol"] == 1e-9 and len(report["gate"]["failures"]) == 1
+    same = invoke("compare", fp32, fp32, "--atol", "0", "--min-psnr", "1000", "--json")  # identical: inf PSNR passes
+    assert same.exit_code == 0 and json.loads(same.stdout)["gate"]["passed"] is True
+    assert invoke("compare", fp32, fp16, "--atol", "-1").exit_code == 2
+
+
+def test_tolerance_follows_numpy_isclose():
+    import numpy as np
+
+    from gldfn_runtime.runners.compare import CompareError, Tolerance
+
+    reference = np.array([0.0, 1.0, 2.0, np.nan])
+    candidate = np.array([0.001, 1.01, 2.0, 0.0])
+    assert Tolerance(atol=1e-3).outside(reference, candidate) == 2  # 1.01, and NaN in the reference
+    assert Tolerance(atol=1e-3, rtol=0.01).outside(reference, candidate) == 1
+    assert not Tolerance().checks_values and Tolerance(rtol=0.1).checks_values
+    with pytest.raises(CompareError, match="--min-psnr must be a finite number >= 0"):
+        Tolerance(min_psnr_db=float("nan"))
+
+
+# --- engines without a sidecar (trtexec's, or copied alone) ----------------------------------------------------
+
+@pytest.fixture
+def bare_engine(cli_engine, tmp_path) -> Path:
+    """The CLI engine copied without its .json: what trtexec writes."""
+    import shutil
+
+    bare = tmp_path / "trtexec.engine"
+    shutil.copyfile(cli_engine, bare)
+    return bare
+
+
+def test_an_engine_without_a_sidecar_is_read_from_the_engine_on_a_gpu(bare_engine, tmp_path):
+    """Without a GPU: a warning that nothing can be checked, then the GPU refusal (an explicit --scale is taken,
+    not checked against a sidecar that is not there); nothing is written."""
+    _no_gpu()
+    from PIL import Image
+
+    image = tmp_path / "in.png"
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(image)
+    result = invoke("run", bare_engine, image, "-o", tmp_path / "out", "-s", "3")
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert f"warning: {bare_engine} has no sidecar (trtexec.engine.json, written by gldfn-trt build)" in text
+    assert "its input, output and scale are read from the engine" in text
+    assert f"cannot run engine {bare_engine}" in text and "TensorRT engines need an NVIDIA GPU" in text
+    assert "gldfn upscale" in text and not (tmp_path / "out").exists()
+
+
+def test_the_runner_warns_about_a_missing_sidecar_before_it_needs_the_gpu(bare_engine):
+    _no_gpu()
+    from gldfn_runtime.runners.trt_runner import EngineWithoutSidecarWarning, NoGpuError, TensorRTRunner
+
+    with pytest.warns(EngineWithoutSidecarWarning, match="has no sidecar"), pytest.raises(NoGpuError, match="on the GPU"):
+        TensorRTRunner(bare_engine)
+
+
+def test_inspect_of_an_engine_without_a_sidecar_says_it_still_runs(bare_engine):
+    result = invoke("inspect", bare_engine)
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"{bare_engine}.json is missing" in text and "an engine without one still runs on a GPU" in text
+
+
+def test_the_scale_of_an_engine_without_a_sidecar_comes_from_its_shapes(tmp_path):
+    from gldfn_model.inference.runner import RunnerError
+    from gldfn_runtime.runners.engine_io import scale_from_shapes
+
+    engine = tmp_path / "m.engine"
+    assert scale_from_shapes((1, 3, 8, 8), (1, 3, 32, 32), None, engine) == 4
+    assert scale_from_shapes((1, 3, 8, 10), (1, 3, 16, 20), 2, engine) == 2
+    assert scale_from_shapes((1, 3, 8, 8), (1, 3, -1, -1), 3, engine) == 3  # not known before running: --scale
+    with pytest.raises(RunnerError, match="not known before it runs .* pass --scale"):
+        scale_from_shapes((1, 3, 8, 8), (1, 3, -1, -1), None, engine)
+    with pytest.raises(RunnerError, match="--scale 2 does not match .* which upscales x4"):
+        scale_from_shapes((1, 3, 8, 8), (1, 3, 32, 32), 2, engine)
+    with pytest.raises(RunnerError, match="not an upscaling of one integer factor"):
+        scale_from_shapes((1, 3, 8, 8), (1, 3, 32, 24), None, engine)
+
+
+def test_an_engine_without_a_sidecar_runs_like_the_one_with_it(cli_engine, bare_engine, plugin_library):
+    """On a GPU the engine TensorRT-RTX built here can run (SM80-SM121): the same output without the sidecar."""
+    from gldfn_runtime.tensorrt.backend import current_gpu
+
+    gpu, reason = current_gpu()
+    if gpu is None:
+        pytest.skip(f"needs a CUDA GPU to deserialize an engine ({reason})")
+    import numpy as np
+
+    from gldfn_runtime.runners.trt_runner import EngineWithoutSidecarWarning, TensorRTRunner
+
+    lr = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+    with TensorRTRunner(cli_engine, plugin=plugin_library) as described:
+        expected = described.infer(lr)
+    with pytest.warns(EngineWithoutSidecarWarning), TensorRTRunner(bare_engine, plugin=plugin_library) as bare:
+        assert (bare.scale, bare.min_size, bare.max_size) == (4, (8, 8), (64, 64))
+        np.testing.assert_array_equal(bare.infer(lr), expected)

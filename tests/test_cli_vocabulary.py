@@ -271,7 +271,7 @@ def _all_commands() -> list[tuple[str, object]]:
 
 # The short flags of the shared options; wherever the long option exists, it has its short flag, and the short flag
 # means nothing else.
-SHORT_FLAGS = {"--output": "-o", "--input": "-i", "--scale": "-s", "--tile": "-t", "--format": "-f"}
+SHORT_FLAGS = {"--output": "-o", "--input": "-i", "--scale": "-s", "--tile": "-t", "--format": "-f", "--device": "-g"}
 # One default for the same option everywhere.
 DEFAULTS = {"--tile": None, "--overlap": 16, "--max-pixels": DEFAULT_MAX_PIXELS, "--threads": None, "--seed": 0,
             "--providers": "cpu", "--sizes": "180x270", "--iters": None, "--warmup": None, "--plugin": None,
@@ -279,7 +279,7 @@ DEFAULTS = {"--tile": None, "--overlap": 16, "--max-pixels": DEFAULT_MAX_PIXELS,
 # The same name for another thing: training iterations.
 OTHER_MEANING = {("gldfn train", "--iters")}
 # Options with a fixed set of values, shown in --help as choices (Enums) ...
-CHOICES = {"--backend", "--config", "--setting", "--method", "--convention", "--sv-noise", "--device", "--format",
+CHOICES = {"--backend", "--config", "--setting", "--method", "--convention", "--sv-noise", "--format",
            "--target", "--precision", "--model", "--build-type"}
 # ... except comma-separated lists of them (their help lists the values).
 LISTS = {("gldfn bench", "--backend"), ("gldfn bench", "--precision"), ("gldfn bench", "--model")}

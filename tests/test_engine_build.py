@@ -133,6 +133,36 @@ def test_cached_engine_builds_into_the_cache_only_and_reuses_it(rtx, plugin_libr
     assert sorted(tiny_onnx["fp32"].parent.iterdir()) == beside
 
 
+def test_a_cache_hit_names_the_onnx_file_it_was_asked_for(rtx, plugin_library, tiny_onnx, tmp_path):
+    """The cache key is the file's content: a copy at another path hits the first path's engine, and the sidecar
+    (beside the engine, and in the cache for cached_engine) then names the copy, so inspect and the no-GPU hint
+    point at the file the user has."""
+    from gldfn_runtime.engine.build import cached_engine
+
+    first_onnx, copy = tmp_path / "a" / "model.onnx", tmp_path / "b" / "copy.onnx"
+    for path in (first_onnx, copy):
+        path.parent.mkdir()
+        shutil.copyfile(tiny_onnx["fp32"], path)
+    cache, options = tmp_path / "cache", _options(plugin_library, compute_capabilities=("SM86",))
+    first = build_engine(first_onnx, tmp_path / "a.engine", options, cache_dir=cache)
+    assert first.sidecar.onnx["path"] == str(first_onnx.resolve())
+
+    hit = build_engine(copy, tmp_path / "b.engine", options, cache_dir=cache)
+    assert hit.cache_hit and hit.sidecar.built_at == first.sidecar.built_at
+    assert read_sidecar(tmp_path / "b.engine").onnx["path"] == str(copy.resolve())
+    assert str(copy.resolve()) in read_sidecar(tmp_path / "b.engine").rebuild_command
+    # The same output again, now asked for with the first file: rewritten back, the engine untouched.
+    stamp = (tmp_path / "b.engine").stat().st_mtime_ns
+    back = build_engine(first_onnx, tmp_path / "b.engine", options, cache_dir=cache)
+    assert back.cache_hit and read_sidecar(tmp_path / "b.engine").onnx["path"] == str(first_onnx.resolve())
+    assert (tmp_path / "b.engine").stat().st_mtime_ns == stamp
+
+    cached = cached_engine(copy, options, cache_dir=cache)
+    assert cached.cache_hit and cached.sidecar.onnx["path"] == str(copy.resolve())
+    assert read_sidecar(cached.engine_path).onnx["path"] == str(copy.resolve())
+    verify_engine_file(cached.engine_path, read_sidecar(cached.engine_path))
+
+
 def test_second_build_is_a_cache_hit_and_force_rebuilds(rtx, plugin_library, tiny_onnx, tmp_path):
     cache = tmp_path / "cache"
     engine = tmp_path / "a.engine"

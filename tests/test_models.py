@@ -125,3 +125,39 @@ def test_export_upscale_and_bench_resolve_the_named_model():
     assert backend is Backend.torch and build_upscaler(backend, None, model="tiny-x4", threads=1).scale == 4
     with pytest.raises(typer.BadParameter, match="bicubic contradicts --model tiny-x4, which runs with --backend torch"):
         choose_backend(Backend.bicubic, model="tiny-x4")
+
+
+def test_photo_model_is_the_robust_x4_and_the_setting_1_model_elsewhere():
+    assert registry.photo_model(4).name == "tiny-x4-robust"
+    assert registry.photo_model(4).training["noise"]  # trained with noise: what ordinary photos carry
+    for scale in (2, 3):  # no robust model shipped at these scales
+        assert registry.photo_model(scale) == registry.default_model(scale)
+    assert registry.photo_model(4, "paper") is None
+    rows = {row["name"]: row for row in json.loads(runner.invoke(app, ["models", "--json"]).output)}
+    assert rows["tiny-x4-robust"]["upscale_default"] and not rows["tiny-x4"]["upscale_default"]
+    assert "tiny-x4-robust +" in runner.invoke(app, ["models"]).output
+
+
+def test_upscale_without_a_model_runs_the_photo_model(tmp_path):
+    """gldfn upscale's default is tiny-x4-robust, byte for byte; tiny-x4 (the Setting-1 default) gives another image,
+    and an explicit --model or --config still wins."""
+    from gldfn_model.data.reference_inputs import synthetic_card
+
+    photo = tmp_path / "photo.png"
+    card = synthetic_card(20, 24, 1)[0].transpose(1, 2, 0)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(card * 255 + rng.normal(0, 12, card.shape), 0, 255).astype(np.uint8)  # a noisy "photo"
+    Image.fromarray(noisy).save(photo)
+    outputs = {}
+    for name, args in (("default", []), ("robust", ["--model", "tiny-x4-robust"]), ("clean", ["--model", "tiny-x4"]),
+                       ("tiny", ["--config", "tiny"])):
+        result = runner.invoke(app, ["upscale", str(photo), "-o", str(tmp_path / f"{name}.png"), "--threads", "1", *args])
+        assert result.exit_code == 0, result.output
+        outputs[name] = (tmp_path / f"{name}.png").read_bytes()
+        if not args or args[0] == "--config":
+            assert "model: tiny-x4-robust, the default for photos" in result.output
+        else:
+            assert "the default for photos" not in result.output
+    assert outputs["default"] == outputs["robust"] == outputs["tiny"] != outputs["clean"]
+    x2 = runner.invoke(app, ["upscale", str(photo), "-o", str(tmp_path / "x2.png"), "-s", "2", "--threads", "1"])
+    assert x2.exit_code == 0 and "model: tiny-x2, the default for photos" in x2.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from gldfn_model.cli import degrade, evaluate, info, models, train
+from gldfn_model.cli.options import version_option
 from gldfn_model.common.cli_errors import GldfnTyper
 
 COMMAND_GROUP = "gldfn.commands"
@@ -22,7 +23,7 @@ for entry in sorted({e.name: e for e in entry_points(group=COMMAND_GROUP)}.value
 
 
 @app.callback()
-def _root() -> None:
+def _root(version: bool = version_option("gldfn")) -> None:
     """GLDFN blind super-resolution: model tools."""
 
 

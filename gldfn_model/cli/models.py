@@ -7,7 +7,13 @@ from typing import Any
 
 import typer
 
-from gldfn_model.network.registry import ModelRegistryError, ShippedModel, default_model, shipped_models
+from gldfn_model.network.registry import (
+    ModelRegistryError,
+    ShippedModel,
+    default_model,
+    photo_model,
+    shipped_models,
+)
 
 SET5_COLUMNS = (("gaussian8", "Gaussian8"), ("gaussian8+n15", "+n15"), ("sv-high", "sv high"))
 
@@ -28,7 +34,7 @@ def model_option() -> Any:
     its ``value_of``."""
     return typer.Option(None, "--model", show_default=False,
                         help="a shipped model (`gldfn models` describes them); it sets the scale. Default: the "
-                        "Setting-1 model of --scale")
+                        "Setting-1 model of --scale (gldfn upscale: the model for photos, tiny-x4-robust at x4)")
 
 
 def model_dict(model: ShippedModel) -> dict[str, Any]:
@@ -36,7 +42,8 @@ def model_dict(model: ShippedModel) -> dict[str, Any]:
     from gldfn_model.network.config import get_config
 
     return {"name": model.name, "scale": model.scale, "config": model.config, "training": model.training,
-            "default": default_model(model.scale, model.config) == model, "use_for": model.use_for,
+            "default": default_model(model.scale, model.config) == model,
+            "upscale_default": photo_model(model.scale, model.config) == model, "use_for": model.use_for,
             "params": count_complexity(get_config(model.config, model.scale), 1, 1).params,
             "size_bytes": model.path.stat().st_size if model.path.is_file() else None, "file": str(model.path),
             "sha256": model.sha256, "set5_dcls": model.set5}
@@ -62,10 +69,12 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{'name':16s} {'scale':>5s}  {'config':6s} {'params':>9s} {'size':>8s}  {'trained on':44s} "
                    f"{header}")
         for row, model in zip(rows, shipped_models()):
-            name = row["name"] + (" *" if row["default"] else "")
+            marks = ("*" if row["default"] else "") + ("+" if row["upscale_default"] else "")
+            name = row["name"] + (f" {marks}" if marks else "")
             size = f"{row['size_bytes'] / 2**20:.1f} MiB" if row["size_bytes"] is not None else "missing"
             typer.echo(f"{name:16s} {'x' + str(row['scale']):>5s}  {row['config']:6s} {row['params'] / 1e3:8.1f}k "
                        f"{size:>8s}  {model.describe_training():44s} {_figures(model.set5)}")
-        typer.echo("* the default of its scale (Setting 1). Use for:")
+        typer.echo("* the default of its scale (Setting 1: gldfn eval, gldfn-export); + the default of gldfn upscale "
+                   "(photos, docs/model_card.md). Use for:")
         for model in shipped_models():
             typer.echo(f"  {model.name}: {model.use_for}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from gldfn_model.network.config import SUPPORTED_SCALES
 from gldfn_model.network.registry import DEFAULT_SCALE
 
 AUTO = "auto"
+DISTRIBUTION = "gldfn-trt"  # the installed distribution all four commands come from
 
 
 class ConfigName(str, Enum):
@@ -56,6 +58,26 @@ SvNoise.__doc__ = "gldfn_model.data.setting_names.SV_NOISE_RANGES_255"
 def value_of(choice: Enum | None) -> Any:
     """An Enum option's value (None stays None)."""
     return None if choice is None else choice.value
+
+
+def distribution_version() -> str:
+    """The installed gldfn-trt's version (package metadata); "unknown" when the package is not installed."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+def version_option(program: str) -> Any:
+    """``--version``: print ``PROGRAM (gldfn-trt VERSION)`` and exit 0, before anything else is read. Declare it on
+    the app's callback (or the command of a one-command app) as ``version: bool = version_option("gldfn")``."""
+
+    def show(value: bool) -> None:
+        if value:
+            typer.echo(f"{program} ({DISTRIBUTION} {distribution_version()})")
+            raise typer.Exit()
+
+    return typer.Option(False, "--version", callback=show, is_eager=True, help="print the version and exit")
 
 
 # ---------------------------------------------------------------- inputs and outputs
@@ -159,6 +181,15 @@ RANDOM_WEIGHTS = typer.Option(False, "--random-weights",
 THREADS = typer.Option(None, "--threads", help="CPU threads for PyTorch / ONNX Runtime (default: the library's choice)")
 PROVIDERS = typer.Option("cpu", "--providers",
                          help="ONNX Runtime execution providers, comma-separated: cpu, cuda or full provider names")
+GPU_HELP = "the CUDA GPU to run on: its index among the GPUs CUDA sees (CUDA_VISIBLE_DEVICES)"
+
+
+def device_option(default: int | None = 0, help: str = GPU_HELP) -> Any:
+    """``-g/--device N``: the GPU a command runs on, wherever one runs (gldfn-trt run/bench/compare, gldfn upscale
+    with an engine; gldfn bench spells its own, which also takes cpu)."""
+    return typer.Option(default, "-g", "--device", min=0, help=help, show_default=default is not None)
+
+
 SEED = typer.Option(0, "--seed", help="seed of every random choice (degradations, noise, patches, random weights)")
 JSON = typer.Option(False, "--json", help="print one JSON object")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,13 @@ def _min_hr_size(setting: str, scale: int) -> int:
 def degrade_cases(hr_dir: str | Path, setting: str, scale: int, seed: int = 0, noise_sigma: float = 0.0,
                   sv_noise: str = "low") -> Iterator[Case]:
     """Degrade every image of ``hr_dir`` on the fly (deterministic from ``seed``)."""
-    for path in list_images(hr_dir):
+    return degrade_files(list_images(hr_dir), setting, scale, seed, noise_sigma, sv_noise)
+
+
+def degrade_files(files: Sequence[Path], setting: str, scale: int, seed: int = 0, noise_sigma: float = 0.0,
+                  sv_noise: str = "low") -> Iterator[Case]:
+    """Degrade each HR image file on the fly (deterministic from ``seed`` and the file's name)."""
+    for path in files:
         hr = _load_hr(path, scale, _min_hr_size(setting, scale))
         for variant, degradation in enumerate(degradations_for_image(setting, scale, path.name, hr.shape[:2], seed, noise_sigma, sv_noise)):
             rng = deg.image_rng(seed, path.name, "noise", variant)

@@ -2,7 +2,9 @@
 and its SHA-256, what it was trained on, its Set5 figures, what it is for). ``gldfn models``, the ``--model``
 option of every command and the default weights all read it here.
 
-The default for a (config, scale) is its Setting-1 model: trained on isotropic Gaussian blur without noise.
+The default for a (config, scale) is its Setting-1 model: trained on isotropic Gaussian blur without noise (what
+the paper's tables measure: ``gldfn eval``, ``gldfn-export``). Photos are another matter: ``gldfn upscale`` takes
+:func:`photo_model`, the model trained with noise and mixed blur where one is shipped (docs/model_card.md says why).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gldfn_model.common.hashing import file_sha256
+from gldfn_model.common.suggest import did_you_mean
 from gldfn_model.network.checkpoint_facts import SHIPPED_CONFIG, CheckpointError
 from gldfn_model.network.config import SUPPORTED_SCALES
 
@@ -88,13 +91,22 @@ def find_model(name: str) -> ShippedModel:
     for model in shipped_models():
         if model.name == name:
             return model
-    known = ", ".join(m.name for m in shipped_models()) or "none"
-    raise ModelRegistryError(f"no shipped model is named {name!r} (shipped: {known}; `gldfn models` describes them)")
+    names = [m.name for m in shipped_models()]
+    raise ModelRegistryError(f"no shipped model is named {name!r}{did_you_mean(name, names)} (shipped: "
+                             f"{', '.join(names) or 'none'}; `gldfn models` describes them)")
 
 
 def default_model(scale: int, config: str = SHIPPED_CONFIG) -> ShippedModel | None:
     """The Setting-1 model of ``config`` at ``scale``, or None when none is shipped."""
     return next((m for m in shipped_models() if m.config == config and m.scale == scale and m.is_setting_1), None)
+
+
+def photo_model(scale: int, config: str = SHIPPED_CONFIG) -> ShippedModel | None:
+    """What ``gldfn upscale`` runs when no model is named: the model of ``config`` at ``scale`` trained with noise
+    (the robust one: ordinary photos carry sensor noise and JPEG artefacts, which a model trained on clean images
+    sharpens), else the Setting-1 model; None when neither is shipped."""
+    robust = (m for m in shipped_models() if m.config == config and m.scale == scale and m.training.get("noise"))
+    return next(robust, None) or default_model(scale, config)
 
 
 def scale_for(model: str | None, scale: int | None, default: int | None = DEFAULT_SCALE) -> int | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.suggest import did_you_mean
 
 if TYPE_CHECKING:  # torch is imported by the builders only: `gldfn --help` lists MODEL_NAMES without it
     from torch import nn
@@ -43,7 +44,8 @@ def parse_models(text: str) -> list[str]:
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in SPECS]
     if not names or unknown:
-        raise PeerError(f"{text!r}: choose from {', '.join(MODEL_NAMES)} (comma-separated for several)")
+        hint = did_you_mean(unknown[0], MODEL_NAMES) if unknown else ""
+        raise PeerError(f"{text!r}: choose from {', '.join(MODEL_NAMES)} (comma-separated for several){hint}")
     return list(dict.fromkeys(names))
 
 

@@ -25,7 +25,6 @@ BACKENDS = ("torch", "onnxruntime")
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "fp16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
-CUDA = torch.device("cuda")
 
 
 class BenchSetupError(GldfnError, ValueError):
@@ -33,12 +32,13 @@ class BenchSetupError(GldfnError, ValueError):
 
 
 @dataclass(frozen=True)
-class BenchPlan:
+class BenchRequest:
     """What to time. ``gldfn_config`` None: 'paper' beside peers, else 'tiny' (or the checkpoint's own config)."""
 
     models: tuple[str, ...] = ("gldfn",)
     backends: tuple[str, ...] = ("torch",)
     device: str = "cpu"
+    gpu: int = 0  # the CUDA device index, when ``device`` is cuda
     precisions: tuple[str, ...] = ("fp32",)
     scale: int = 4
     gldfn_config: str | None = None
@@ -58,6 +58,9 @@ class BenchPlan:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise BenchSetupError("--device cuda: this PyTorch sees no CUDA GPU (a CPU-only build, or no GPU); "
                                   "use --device cpu")
+        if self.device == "cuda" and self.gpu >= torch.cuda.device_count():
+            raise BenchSetupError(f"--device {self.gpu}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s), "
+                                  f"numbered from 0")
         if self.onnx is not None and self.models != ("gldfn",):
             raise BenchSetupError("--onnx times one GLDFN file; leave out --model, or leave out --onnx to export "
                                   "each network")
@@ -124,11 +127,11 @@ def torch_device_contestant(model: nn.Module, name: str, device: torch.device, p
     return Contestant("torch", model.config.scale, prepare, timer, work, name, device.type, precision)
 
 
-def _gldfn_model(plan: BenchPlan, config_name: str | None) -> tuple[nn.Module, str]:
+def _gldfn_model(request: BenchRequest, config_name: str | None) -> tuple[nn.Module, str]:
     from gldfn_model.network.model_source import resolve_model
 
-    source = resolve_model(plan.scale, config_name, plan.checkpoint, plan.random_weights, plan.seed,
-                           model=plan.shipped_model)
+    source = resolve_model(request.scale, config_name, request.checkpoint, request.random_weights, request.seed,
+                           model=request.shipped_model)
     return source.model, source.config_name
 
 
@@ -163,52 +166,53 @@ def _onnx_work(runner: OnnxRuntimeRunner) -> Callable[[Size], tuple[int, int]] |
         return work_of(GLDFN(get_config(runner.config_name, runner.scale)))
 
 
-def _onnx_runner(plan: BenchPlan, path: Path) -> OnnxRuntimeRunner:
-    runner = OnnxRuntimeRunner(path, providers=plan.providers, threads=plan.threads)
-    if runner.scale != plan.scale:
-        raise BenchSetupError(f"{path} upscales x{runner.scale}, not x{plan.scale}; pass --scale {runner.scale}")
+def _onnx_runner(request: BenchRequest, path: Path) -> OnnxRuntimeRunner:
+    runner = OnnxRuntimeRunner(path, providers=request.providers, threads=request.threads)
+    if runner.scale != request.scale:
+        raise BenchSetupError(f"{path} upscales x{runner.scale}, not x{request.scale}; pass --scale {runner.scale}")
     return runner
 
 
-def build_contestants(plan: BenchPlan, folder: Path, log: Callable[[str], None] = lambda _: None) -> BenchSetup:
-    """Every (network, backend, precision) of ``plan``; ONNX Runtime runs exports written into ``folder``."""
+def build_contestants(request: BenchRequest, folder: Path, log: Callable[[str], None] = lambda _: None) -> BenchSetup:
+    """Every (network, backend, precision) of ``request``; ONNX Runtime runs exports written into ``folder``."""
     from gldfn_model.peers import build_network
 
-    plan.check()
-    peers = [m for m in plan.models if m != "gldfn"]
-    if peers and plan.checkpoint is None:
-        plan = replace(plan, random_weights=True)
-    config_name = plan.gldfn_config or (None if plan.shipped_model or plan.checkpoint else "paper" if peers else "tiny")
+    request.check()
+    peers = [m for m in request.models if m != "gldfn"]
+    if peers and request.checkpoint is None:
+        request = replace(request, random_weights=True)
+    config_name = request.gldfn_config or (None if request.shipped_model or request.checkpoint else "paper" if peers else "tiny")
     setup = BenchSetup([], None)
     if peers:
         setup.notes.append("random weights for every network (the peers have none here): "
                            "latency does not depend on them")
-    for name in plan.models:
+    for name in request.models:
         model, work = None, None
         if name != "gldfn":
-            torch.manual_seed(plan.seed)
-            model = build_network(name, plan.scale).eval()
-        elif plan.onnx is None or "torch" in plan.backends:
-            model, setup.gldfn_config = _gldfn_model(plan, config_name)
+            torch.manual_seed(request.seed)
+            model = build_network(name, request.scale).eval()
+        elif request.onnx is None or "torch" in request.backends:
+            model, setup.gldfn_config = _gldfn_model(request, config_name)
         if model is not None:
             work = work_of(model)
-        for backend in plan.backends:
-            if backend == "torch" and plan.device == "cuda":
+        for backend in request.backends:
+            if backend == "torch" and request.device == "cuda":
                 if name == "gldfn":
                     setup.notes.append(_ldf_kernel_note())
-                for precision in plan.precisions:
+                for precision in request.precisions:
                     device_model = copy.deepcopy(model)
-                    setup.contestants.append(torch_device_contestant(device_model, name, CUDA, precision))
+                    gpu = torch.device("cuda", request.gpu)
+                    setup.contestants.append(torch_device_contestant(device_model, name, gpu, precision))
             elif backend == "torch":
-                runner = TorchRunner(model, threads=plan.threads)
+                runner = TorchRunner(model, threads=request.threads)
                 setup.contestants.append(
                     runner_contestant(runner, work=work, model=name, device="cpu", precision="fp32"))
             else:
-                path = plan.onnx if plan.onnx is not None else _export(model, name, config_name, folder, log)
-                runner = _onnx_runner(plan, path)
+                path = request.onnx if request.onnx is not None else _export(model, name, config_name, folder, log)
+                runner = _onnx_runner(request, path)
                 if name == "gldfn" and setup.gldfn_config is None:
                     setup.gldfn_config = runner.config_name
-                file_work = work if plan.onnx is None else _onnx_work(runner)
+                file_work = work if request.onnx is None else _onnx_work(runner)
                 setup.contestants.append(
-                    runner_contestant(runner, work=file_work, model=name, device=plan.providers, precision="fp32"))
+                    runner_contestant(runner, work=file_work, model=name, device=request.providers, precision="fp32"))
     return setup

@@ -3,9 +3,9 @@ layer over gldfn_runtime.bench.contestants and gldfn_runtime.bench.harness."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
-from enum import Enum
 from pathlib import Path
 
 import typer
@@ -38,9 +38,16 @@ BACKENDS = ("torch", "onnxruntime")
 PRECISIONS = ("fp32", "fp16")
 
 
-class Device(str, Enum):
-    cpu = "cpu"
-    cuda = "cuda"
+def parse_device(text: str) -> tuple[str, int]:
+    """``-g/--device``: cpu, or a CUDA GPU by its index N (also written cuda, cuda:N) -> (device, GPU index)."""
+    word = text.strip().lower()
+    if word == "cpu":
+        return "cpu", 0
+    found = re.fullmatch(r"(?:cuda:?)?(\d*)", word)
+    if found is None or (not found.group(1) and word != "cuda"):
+        raise typer.BadParameter(f"{text!r}: cpu, or the index N of a CUDA GPU (also written cuda, cuda:N)",
+                                 param_hint="'-g' / '--device'")
+    return "cuda", int(found.group(1) or 0)
 
 
 def parse_backends(text: str) -> list[str]:
@@ -66,14 +73,25 @@ def choose_backends(text: str, onnx: Path | None) -> list[str]:
 
 def split_shipped_model(text: str) -> tuple[list[str], str | None]:
     """The --model list with a shipped model's name (at most one) replaced by ``gldfn``, and that name."""
+    from gldfn_model.common.suggest import did_you_mean
     from gldfn_model.network.registry import shipped_models
+    from gldfn_model.peers import MODEL_NAMES
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     known = {m.name for m in shipped_models()}
+    for name in names:
+        if name not in known and name.lower() not in MODEL_NAMES:
+            raise typer.BadParameter(f"{name!r} is neither a network ({', '.join(MODEL_NAMES)}) nor a shipped model "
+                                     f"({', '.join(sorted(known))}){did_you_mean(name, [*MODEL_NAMES, *known])}")
     shipped = [n for n in names if n in known]
     if len(shipped) > 1:
         raise typer.BadParameter(f"{', '.join(shipped)}: time one shipped model at a time")
     return [("gldfn" if n in known else n) for n in names], (shipped[0] if shipped else None)
+
+
+def measured(count: int) -> str:
+    """What a round measures: one contestant, or several interleaved."""
+    return "1 contestant" if count == 1 else f"{count} contestants interleaved"
 
 
 def parse_precisions(text: str) -> list[str]:
@@ -91,7 +109,8 @@ def register(app: typer.Typer) -> None:
                                   "weights"),
         backend: str = typer.Option(AUTO, "--backend", help="torch, onnxruntime, or both: torch,onnxruntime; auto: "
                                     "onnxruntime for an --onnx file, else torch"),
-        device: Device = typer.Option(Device.cpu, "--device", help="torch's device (cuda: CUDA-event timing)"),
+        device: str = typer.Option("cpu", "-g", "--device", help="cpu, or the CUDA GPU torch runs on: its index N "
+                                   "(also cuda, cuda:N; CUDA-event timing)"),
         precision: str = typer.Option("fp32", help="torch on cuda: fp32, fp16, or both: fp32,fp16"),
         sizes: str = SIZES,
         iters: int | None = ITERS,
@@ -115,7 +134,7 @@ def register(app: typer.Typer) -> None:
         beside the paper's Table IV; several networks are timed interleaved. For TensorRT engines use
         `gldfn-trt bench`."""
         from gldfn_model.peers import PeerError, parse_models
-        from gldfn_runtime.bench.contestants import BenchPlan, build_contestants
+        from gldfn_runtime.bench.contestants import BenchRequest, build_contestants
         from gldfn_runtime.bench.harness import (
             claim_check,
             format_markdown,
@@ -139,24 +158,25 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc)) from None
         backends = choose_backends(backend, onnx)
         scale = scale_of_model(scale, model=shipped, checkpoint=checkpoint, onnx=onnx)
-        plan = BenchPlan(
-            models=tuple(models), backends=tuple(backends), device=device.value,
+        where, gpu = parse_device(device)
+        request = BenchRequest(
+            models=tuple(models), backends=tuple(backends), device=where, gpu=gpu,
             precisions=tuple(parse_precisions(precision)), scale=scale, gldfn_config=value_of(config),
             checkpoint=checkpoint, random_weights=random_weights, onnx=onnx, providers=providers, threads=threads,
             shipped_model=shipped,
         )
         lr_sizes = parse_sizes(sizes)
-        on_gpu = device is Device.cuda or ("onnxruntime" in backends and "cuda" in providers.lower())
+        on_gpu = where == "cuda" or ("onnxruntime" in backends and "cuda" in providers.lower())
         iters, warmup = bench_counts(iters, warmup, on_gpu)
         start = time.perf_counter()
         say = lambda message: typer.echo(message, err=True)  # noqa: E731
         with tempfile.TemporaryDirectory(prefix="gldfn-bench-") as folder:
-            setup = build_contestants(plan, Path(folder), log=say)
+            setup = build_contestants(request, Path(folder), log=say)
             for note in setup.notes:
                 say(f"note: {note}")
             per_size = []
             for size in lr_sizes:
-                say(f"measuring {len(setup.contestants)} contestants interleaved at {size[0]}x{size[1]} "
+                say(f"measuring {measured(len(setup.contestants))} at {size[0]}x{size[1]} "
                     f"({warmup} warm-up + {iters} timed rounds)...")
                 per_size.append(
                     measure_interleaved(setup.contestants, size, iters=iters, warmup=warmup, batch=batch))

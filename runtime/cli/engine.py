@@ -18,27 +18,31 @@ from gldfn_model.cli.options import (
     SIZES,
     WARMUP,
     bench_counts,
+    device_option,
     input_option,
     inputs_argument,
     merge_inputs,
     parse_sizes,
     scale_option,
+    value_of,
 )
 from gldfn_model.common.cli_aliases import hidden_aliases
 from gldfn_model.common.sizes import parse_size
 from gldfn_runtime.cli.outputs import (
+    CACHE_DIR,
+    ENGINE_HELP,
     FORMAT,
     MAX_PIXELS,
     OUTPUT,
     OVERLAP,
     OVERWRITE,
     PLUGIN,
+    PRECISION_FOR_ONNX,
     SKIP_EXISTING,
     SUFFIX,
     TILE,
     OutputFormat,
-    check_model_scale,
-    write_planned,
+    Precision,
 )
 from gldfn_runtime.engine.build import DEFAULT_PROFILE
 from gldfn_runtime.engine.sidecar import format_size
@@ -53,25 +57,16 @@ class Backend(str, Enum):
     tensorrt_rtx = "tensorrt-rtx"
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    int8 = "int8"
+MODEL_HELP = ENGINE_HELP
+DEVICE = device_option()
 
 
-MODEL_HELP = ("an engine from gldfn-trt build, or an ONNX file from gldfn-export / gldfn-calibrate (its engine is "
-              "built for this GPU on first use and kept in the engine cache)")
-PRECISION_FOR_ONNX = typer.Option(None, help="ONNX files: the engine's precision (default: the file's; fp16 of an "
-                                  "FP32 file runs the project's FP16 pass)")
-CACHE_DIR = typer.Option(None, help="ONNX files: the engine cache (default: $GLDFN_TRT_CACHE_DIR or "
-                         "~/.cache/gldfn-trt/engines)")
-
-
-def _open_runner(model: Path, plugin: Path | None, precision: Precision | None, cache_dir: Path | None) -> TensorRTRunner:
+def _open_runner(model: Path, plugin: Path | None, precision: Precision | None, cache_dir: Path | None,
+                 device: int) -> TensorRTRunner:
     from gldfn_runtime.runners.open import open_tensorrt_runner
 
-    return open_tensorrt_runner(model, plugin=plugin, precision=precision.value if precision else None,
-                                cache_dir=cache_dir, report=lambda line: typer.echo(line, err=True))
+    return open_tensorrt_runner(model, plugin=plugin, precision=value_of(precision), cache_dir=cache_dir, device=device,
+                                report=lambda line: typer.echo(line, err=True))
 
 
 def _format_macs(macs: int | None) -> str:
@@ -193,7 +188,8 @@ def register(app: typer.Typer) -> None:
         images: list[Path] | None = inputs_argument("image files and/or folders of images", metavar="IMAGE"),
         image_options: list[Path] | None = input_option("an image file or folder"),
         output: str = OUTPUT,
-        scale: int | None = scale_option("upscaling factor: checked against the model's (which is what it does)"),
+        scale: int | None = scale_option("upscaling factor: checked against the model's (which is what it does); "
+                                         "an engine without its sidecar takes it from here"),
         suffix: str = SUFFIX,
         image_format: OutputFormat | None = FORMAT,
         overwrite: bool = OVERWRITE,
@@ -203,19 +199,21 @@ def register(app: typer.Typer) -> None:
         plugin: Path | None = PLUGIN,
         precision: Precision | None = PRECISION_FOR_ONNX,
         cache_dir: Path | None = CACHE_DIR,
+        device: int = DEVICE,
         max_pixels: int = MAX_PIXELS,
     ) -> None:
         """Upscale images with an engine, or an ONNX file whose engine is built on first use and cached (needs an
-        NVIDIA GPU; without one use `gldfn upscale`). Never replaces an input or an existing file unless --overwrite."""
-        from gldfn_runtime.upscale.output_plan import plan_outputs
-        from gldfn_runtime.upscale.upscaler import Upscaler
+        NVIDIA GPU; without one use `gldfn upscale`). An alias of `gldfn upscale IMAGE... --engine MODEL`: the same
+        code. Never replaces an input or an existing file unless --overwrite."""
+        from gldfn_runtime.cli.upscale import Backend as UpscaleBackend
+        from gldfn_runtime.cli.upscale import upscale_images
 
-        inputs = merge_inputs(images, image_options, what="image")
-        plan = plan_outputs(inputs, output, suffix=suffix, image_format=image_format.value if image_format else None,
-                            overwrite=overwrite, skip_existing=skip_existing)
-        check_model_scale(scale, model)
-        upscaler = Upscaler(_open_runner(model, plugin, precision, cache_dir), tile=tile, overlap=overlap)
-        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)", max_pixels)
+        upscale_images(
+            merge_inputs(images, image_options, what="image"), output, UpscaleBackend.tensorrt, scale, suffix=suffix,
+            image_format=value_of(image_format), overwrite=overwrite, skip_existing=skip_existing,
+            max_pixels=max_pixels, engine=model, plugin=plugin, tile=tile, overlap=overlap,
+            precision=value_of(precision), cache_dir=cache_dir, device=device,
+        )
 
     @app.command("bench")
     def bench_command(
@@ -230,6 +228,7 @@ def register(app: typer.Typer) -> None:
         plot: Path | None = PLOT,
         precision: Precision | None = PRECISION_FOR_ONNX,
         cache_dir: Path | None = CACHE_DIR,
+        device: int = DEVICE,
     ) -> None:
         """CUDA-event latency of an engine, or of an ONNX file's cached engine, with the shared harness (needs a GPU;
         without one use `gldfn bench`)."""
@@ -247,8 +246,8 @@ def register(app: typer.Typer) -> None:
             import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
         lr_sizes = parse_sizes(sizes)
         iters, warmup = bench_counts(iters, warmup, on_gpu=True)
-        runner = _open_runner(model, plugin, precision, cache_dir)
-        config_name = runner.sidecar.onnx.get("config")
+        runner = _open_runner(model, plugin, precision, cache_dir, device)
+        config_name = runner.sidecar.onnx.get("config") if runner.sidecar is not None else None
         config = get_config(config_name, runner.scale) if config_name in NAMED_CONFIGS else None
         timer = runner.cuda_event_timer()
         results = []
@@ -269,20 +268,34 @@ def register(app: typer.Typer) -> None:
         candidate: Path = typer.Argument(..., help="an ONNX file (or an engine); two ONNX files run in ONNX Runtime"),
         images: list[Path] | None = typer.Option(None, "--images", help="images to compare on (repeatable; default: a real image and seeded noise)"),
         size: str = typer.Option("64x64", help="centre crop HxW of each image (LR pixels)"),
+        atol: float | None = typer.Option(None, "--atol", min=0, show_default=False,
+                                          help="gate: every value within atol + rtol x |reference| (numpy.isclose)"),
+        rtol: float | None = typer.Option(None, "--rtol", min=0, show_default=False,
+                                          help="gate: relative tolerance, with --atol (0 when only one is given)"),
+        min_psnr: float | None = typer.Option(None, "--min-psnr", min=0, show_default=False,
+                                              help="gate: the PSNR of every input at least this many dB"),
         plugin: Path | None = PLUGIN,
+        device: int = DEVICE,
         as_json: bool = JSON,
     ) -> None:
-        """Run both models on the same inputs: max/mean absolute difference and PSNR."""
-        from gldfn_runtime.runners.compare import compare_models
+        """Run both models on the same inputs: max/mean absolute difference and PSNR. With --atol/--rtol/--min-psnr
+        a gate for CI: exit status 1 when the candidate misses it."""
+        from gldfn_runtime.runners.compare import Tolerance, compare_models
 
-        report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin)
+        tolerance = Tolerance(atol=atol, rtol=rtol, min_psnr_db=min_psnr)
+        report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin,
+                                tolerance=tolerance, device=device)
         if as_json:
             typer.echo(json.dumps(report.as_dict(), indent=2))
-            return
-        typer.echo(f"reference {report.reference}  vs  candidate {report.candidate}")
-        for row in report.rows:
-            typer.echo(f"  {row.describe()}")
-        psnr = "inf" if math.isinf(report.min_psnr_db) else f"{report.min_psnr_db:.2f}"
-        typer.echo(f"overall: max abs {report.max_abs:.3e}, mean abs {report.mean_abs:.3e}, min PSNR {psnr} dB")
-
-
+        else:
+            typer.echo(f"reference {report.reference}  vs  candidate {report.candidate}")
+            for row in report.rows:
+                typer.echo(f"  {row.describe()}")
+            psnr = "inf" if math.isinf(report.min_psnr_db) else f"{report.min_psnr_db:.2f}"
+            typer.echo(f"overall: max abs {report.max_abs:.3e}, mean abs {report.mean_abs:.3e}, min PSNR {psnr} dB")
+        failures = report.failures()
+        if failures:
+            typer.echo("error: the candidate misses the tolerance: " + "; ".join(failures), err=True)
+            raise typer.Exit(1)
+        if tolerance != Tolerance() and not as_json:
+            typer.echo("within the tolerance")

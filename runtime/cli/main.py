@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from gldfn_model.cli.options import version_option
 from gldfn_model.common.cli_errors import GldfnTyper
 from gldfn_runtime.cli import engine as cli_engine
 from gldfn_runtime.plugin.build import MIN_TENSORRT_MAJOR, build_plugin_library
@@ -31,6 +32,7 @@ cli_engine.register(app)
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print every message of TensorRT's logger to stderr."),
+    version: bool = version_option("gldfn-trt"),
 ) -> None:
     """GLDFN on TensorRT / TensorRT-RTX."""
     set_verbose(verbose)

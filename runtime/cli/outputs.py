@@ -43,10 +43,26 @@ PLUGIN = typer.Option(None, "--plugin", show_default=False,
                       "else plugins/build)")
 
 
+class Precision(str, Enum):
+    """An engine's precision."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+ENGINE_HELP = ("an engine from gldfn-trt build, or an ONNX file from gldfn-export / gldfn-calibrate (its engine is "
+               "built for this GPU on first use and kept in the engine cache)")
+PRECISION_FOR_ONNX = typer.Option(None, "--precision", help="ONNX files run with TensorRT: the engine's precision "
+                                  "(default: the file's; fp16 of an FP32 file runs the project's FP16 pass)")
+CACHE_DIR = typer.Option(None, "--cache-dir", help="ONNX files run with TensorRT: the engine cache (default: "
+                         "$GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines)")
+
+
 def check_model_scale(scale: int | None, model: Path) -> None:
     """An explicit ``-s`` must be the scale of ``model``, an ONNX file (its metadata) or an engine (its sidecar),
     read without a GPU and before anything is built or loaded (typer.BadParameter naming both); a missing file is
-    left to the command that opens it."""
+    left to the command that opens it, and an engine without a sidecar to the runner (it reads the engine)."""
     if scale is None or not model.is_file():
         return
     from gldfn_runtime.runners.open import is_onnx_path
@@ -54,9 +70,10 @@ def check_model_scale(scale: int | None, model: Path) -> None:
     if is_onnx_path(model):
         scale_of_model(scale, onnx=model)
     else:
-        from gldfn_runtime.engine.sidecar import read_sidecar
+        from gldfn_runtime.engine.sidecar import has_sidecar, read_sidecar
 
-        agree_scale(scale, read_sidecar(model).scale, f"engine {model} (its sidecar)")
+        if has_sidecar(model):
+            agree_scale(scale, read_sidecar(model).scale, f"engine {model} (its sidecar)")
 
 
 def write_planned(upscaler: Upscaler, plan: OutputPlan, label: str, max_pixels: int | None = None) -> None:

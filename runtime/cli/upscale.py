@@ -1,7 +1,11 @@
 """``gldfn upscale``: a thin layer over gldfn_runtime.Upscaler (PyTorch, ONNX Runtime, TensorRT or bicubic).
 
 The backend follows from the model given (``--onnx``: ONNX Runtime, ``--engine``: TensorRT, ``--checkpoint`` /
-``--model``: PyTorch) and the scale from the model itself; ``--backend`` and ``--scale`` only confirm them.
+``--model``: PyTorch) and the scale from the model itself; ``--backend`` and ``--scale`` only confirm them. Without
+a model it runs the shipped model for photos (``registry.photo_model``: the robust x4 at x4).
+
+``gldfn-trt run MODEL IMAGE...`` is an alias of ``gldfn upscale IMAGE... --engine MODEL``: both call
+:func:`upscale_images`.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from gldfn_model.cli.model_scale import scale_of_model
 from gldfn_model.cli.models import ShippedModelName, model_option
 from gldfn_model.cli.options import (
     AUTO,
+    GPU_HELP,
     PROVIDERS,
     RANDOM_WEIGHTS,
     THREADS,
@@ -22,6 +27,7 @@ from gldfn_model.cli.options import (
     agree_scale,
     checkpoint_option,
     config_option,
+    device_option,
     implied_choice,
     input_option,
     inputs_argument,
@@ -32,16 +38,20 @@ from gldfn_model.cli.options import (
 )
 from gldfn_model.common.cli_aliases import hidden_aliases
 from gldfn_runtime.cli.outputs import (
+    CACHE_DIR,
+    ENGINE_HELP,
     FORMAT,
     MAX_PIXELS,
     OUTPUT,
     OVERLAP,
     OVERWRITE,
     PLUGIN,
+    PRECISION_FOR_ONNX,
     SKIP_EXISTING,
     SUFFIX,
     TILE,
     OutputFormat,
+    Precision,
     check_model_scale,
     write_planned,
 )
@@ -62,9 +72,11 @@ class Backend(str, Enum):
 def choose_backend(
     requested: Backend, *, checkpoint: Path | None = None, model: str | None = None, config: str | None = None,
     random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None, plugin: Path | None = None,
+    device: int | None = None,
 ) -> Backend:
     """The backend the given model runs with (``requested`` auto), or ``requested`` when it agrees with it;
-    typer.BadParameter naming both when it does not, or when the backend lacks its model file."""
+    typer.BadParameter naming both when it does not, when the backend lacks its model file, or when a GPU index
+    (``device``) is given to a backend that runs on the CPU."""
     implied = [(f"--onnx {onnx}", Backend.onnxruntime.value)] if onnx is not None else []
     implied += [(f"--engine {engine}", Backend.tensorrt.value)] if engine is not None else []
     implied += [(f"--plugin {plugin}", Backend.tensorrt.value)] if plugin is not None else []
@@ -75,18 +87,32 @@ def choose_backend(
     if backend is Backend.onnxruntime and onnx is None:
         raise typer.BadParameter("onnxruntime needs --onnx FILE (export one with gldfn-export)", param_hint="'--backend'")
     if backend is Backend.tensorrt and engine is None:
-        raise typer.BadParameter("tensorrt needs --engine FILE (build one with gldfn-trt build)", param_hint="'--backend'")
+        raise typer.BadParameter("tensorrt needs --engine FILE (an engine from gldfn-trt build, or an ONNX file)",
+                                 param_hint="'--backend'")
+    if device is not None and backend is not Backend.tensorrt:
+        raise typer.BadParameter(f"picks the GPU of a TensorRT engine (--engine); {backend.value} runs on the CPU here",
+                                 param_hint="'-g' / '--device'")
     return backend
+
+
+def default_model_name(scale: int | None, config: str | None) -> str | None:
+    """The shipped model ``gldfn upscale`` runs when none is named (gldfn_model.network.registry.photo_model)."""
+    from gldfn_model.network.checkpoint_facts import SHIPPED_CONFIG
+    from gldfn_model.network.registry import DEFAULT_SCALE, photo_model
+
+    chosen = photo_model(scale or DEFAULT_SCALE, config or SHIPPED_CONFIG)
+    return chosen.name if chosen is not None else None
 
 
 def build_upscaler(
     backend: Backend, scale: int | None, *, checkpoint: Path | None = None, model: str | None = None,
     config: str | None = None, random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None,
     plugin: Path | None = None, providers: str = "cpu", threads: int | None = None, tile: int | None = None,
-    overlap: int = DEFAULT_OVERLAP,
+    overlap: int = DEFAULT_OVERLAP, precision: str | None = None, cache_dir: Path | None = None, device: int = 0,
 ) -> Upscaler:  # imported lazily to keep `gldfn --help` fast
     """The upscaler of a backend (from :func:`choose_backend`) at the model's scale; ``scale``, when given, must
-    be the model's (typer.BadParameter naming both)."""
+    be the model's (typer.BadParameter naming both). ``engine``: an engine, or an ONNX file whose engine is built
+    for GPU ``device`` on first use (``precision``, ``cache_dir``: only for those)."""
     from gldfn_runtime.upscale.upscaler import Upscaler
 
     tiling = {"tile": tile, "overlap": overlap}
@@ -95,13 +121,50 @@ def build_upscaler(
         agree_scale(scale, upscaler.scale, f"{onnx} (its gldfn.scale metadata)")
         return upscaler
     if backend is Backend.tensorrt:
-        check_model_scale(scale, engine)  # from the sidecar, without a GPU; running the engine needs one
-        return Upscaler.from_engine(engine, plugin=plugin, **tiling)
+        check_model_scale(scale, engine)  # from the file (sidecar or metadata), without a GPU; running needs one
+        from gldfn_runtime.runners.open import open_tensorrt_runner
+
+        runner = open_tensorrt_runner(engine, plugin=plugin, precision=precision, device=device, cache_dir=cache_dir,
+                                      scale=scale, report=lambda line: typer.echo(line, err=True))
+        return Upscaler(runner, **tiling)
     scale = scale_of_model(scale, model=model, checkpoint=checkpoint)
     if backend is Backend.bicubic:
         return Upscaler.bicubic(scale, **tiling)
     return Upscaler.from_checkpoint(checkpoint, scale, config=config, random_weights=random_weights, threads=threads,
                                     model=model, **tiling)
+
+
+def upscale_images(
+    images: list[Path], output: str, backend: Backend = Backend.auto, scale: int | None = None, *, suffix: str = "",
+    image_format: str | None = None, overwrite: bool = False, skip_existing: bool = False,
+    max_pixels: int | None = None, checkpoint: Path | None = None, model: str | None = None,
+    config: str | None = None, random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None,
+    plugin: Path | None = None, providers: str = "cpu", threads: int | None = None, tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP, precision: str | None = None, cache_dir: Path | None = None,
+    device: int | None = None,
+) -> None:
+    """What ``gldfn upscale`` and ``gldfn-trt run`` do: choose the backend, plan the outputs (refusing to replace
+    inputs or existing files before any model is loaded), build the upscaler, write every image and print the
+    summary (exit 1 when a file failed)."""
+    from gldfn_runtime.upscale.output_plan import plan_outputs
+
+    chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config, random_weights=random_weights,
+                            onnx=onnx, engine=engine, plugin=plugin, device=device)
+    for option, value in (("--precision", precision), ("--cache-dir", cache_dir)):
+        if value is not None and chosen is not Backend.tensorrt:
+            raise typer.BadParameter(f"is for an ONNX file run with TensorRT (--engine MODEL.onnx); {chosen.value} "
+                                     "runs the model as it is", param_hint=f"'{option}'")
+    plan = plan_outputs(images, output, suffix=suffix, image_format=image_format, overwrite=overwrite,
+                        skip_existing=skip_existing)
+    if chosen is Backend.torch and checkpoint is None and model is None and not random_weights:
+        model = default_model_name(scale, config)
+        if model is not None:
+            typer.echo(f"model: {model}, the default for photos (--model NAME picks another: `gldfn models`)", err=True)
+    upscaler = build_upscaler(chosen, scale, checkpoint=checkpoint, model=model, config=config,
+                              random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin,
+                              providers=providers, threads=threads, tile=tile, overlap=overlap, precision=precision,
+                              cache_dir=cache_dir, device=device or 0)
+    write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels)
 
 
 def register(app: typer.Typer) -> None:
@@ -127,8 +190,11 @@ def register(app: typer.Typer) -> None:
         onnx: Path | None = onnx_option(),
         engine: Path | None = typer.Option(
             None, "--engine", show_default=False,
-            help="a TensorRT engine (gldfn-trt build); implies --backend tensorrt; needs an NVIDIA GPU"),
+            help=f"{ENGINE_HELP}; implies --backend tensorrt; needs an NVIDIA GPU (`gldfn-trt run` is an alias)"),
         plugin: Path | None = PLUGIN,
+        precision: Precision | None = PRECISION_FOR_ONNX,
+        cache_dir: Path | None = CACHE_DIR,
+        device: int | None = device_option(None, f"--engine: {GPU_HELP} [default: 0]"),
         providers: str = PROVIDERS,
         tile: int | None = TILE,
         overlap: int = OVERLAP,
@@ -137,18 +203,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Upscale images: files or folders in, atomically written images out (same names unless --suffix).
 
-        Never replaces an input or an existing file unless --overwrite.
+        Without a model: the shipped model for photos (x4: tiny-x4-robust). Never replaces an input or an existing
+        file unless --overwrite.
 
         Grayscale, RGBA (alpha resized with bicubic) and 16-bit PNG (gray or colour) are kept as such.
         """
-        from gldfn_runtime.upscale.output_plan import plan_outputs
-
-        config_name, model = value_of(config), value_of(model_choice)
-        chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config_name,
-                                random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin)
-        plan = plan_outputs(merge_inputs(inputs, input_options, what="image"), output, suffix=suffix,
-                            image_format=value_of(image_format), overwrite=overwrite, skip_existing=skip_existing)
-        upscaler = build_upscaler(chosen, scale, checkpoint=checkpoint, model=model, config=config_name,
-                                  random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin,
-                                  providers=providers, threads=threads, tile=tile, overlap=overlap)
-        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels)
+        upscale_images(
+            merge_inputs(inputs, input_options, what="image"), output, backend, scale, suffix=suffix,
+            image_format=value_of(image_format), overwrite=overwrite, skip_existing=skip_existing,
+            max_pixels=max_pixels, checkpoint=checkpoint, model=value_of(model_choice), config=value_of(config),
+            random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin, providers=providers,
+            threads=threads, tile=tile, overlap=overlap, precision=value_of(precision), cache_dir=cache_dir,
+            device=device,
+        )

@@ -3,9 +3,10 @@
 //   gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so] [--overwrite]
 //
 // OUTPUT.png must not be one of the files it reads, and an existing one is replaced only with --overwrite.
-// Checks that the TensorRT library it runs with is of its headers' major (TensorRT 11 changed ILogger's layout),
-// loads the plugin library into TensorRT's plugin registry (without --plugin the engine must embed it, built with
-// --embed-plugin: then host code in the plan is allowed), deserializes the engine, reads an 8-bit PNG with
+// Reads the engine file, checks that there is a CUDA GPU and that the TensorRT library it runs with is of its
+// headers' major (TensorRT 11 changed ILogger's layout), loads the plugin library into TensorRT's plugin registry
+// (without --plugin the engine must embed it, built with --embed-plugin: then host code in the plan is allowed),
+// deserializes the engine, reads an 8-bit PNG with
 // libpng (gray and alpha are dropped to RGB), runs it once in the engine's profile and writes the upscaled RGB
 // PNG under a temporary name that is renamed into place on success. Images outside the engine's min/max
 // profile are refused: tiling lives in the Python runtime (`gldfn-trt run`).
@@ -122,6 +123,21 @@ std::vector<char> readFile(std::string const& path)
     return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
 }
 
+//! A CUDA GPU this process can use, checked before TensorRT sees the engine: without one, deserializing fails with
+//! a message about TensorRT versions that would mislead.
+void checkGpu()
+{
+    int count = 0;
+    cudaError_t const status = cudaGetDeviceCount(&count);
+    if (status != cudaSuccess || count == 0)
+    {
+        std::string const reason = status != cudaSuccess ? cudaGetErrorString(status) : "no device";
+        throw std::runtime_error("no CUDA GPU (" + reason
+            + "): TensorRT engines run on an NVIDIA GPU. Without one, upscale with the Python runtime on the CPU: "
+              "`gldfn upscale INPUT.png -o OUTPUT.png --onnx MODEL.onnx`");
+    }
+}
+
 void checkCuda(cudaError_t status, char const* what)
 {
     if (status != cudaSuccess)
@@ -159,7 +175,21 @@ struct Arguments
     std::string output;
     std::string plugin;
     bool overwrite{};
+    bool help{};
 };
+
+char const* const kUsage
+    = "usage: gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so] [--overwrite]";
+
+void printHelp()
+{
+    std::cout << kUsage << "\n\n"
+              << "Upscale one 8-bit PNG with a GLDFN engine from `gldfn-trt build` (needs an NVIDIA GPU), in one pass:\n"
+                 "the image must fit the engine's profile (`gldfn-trt inspect ENGINE`).\n\n"
+                 "  --plugin LIB   the plugin library the engine was built with (leave out for --embed-plugin engines)\n"
+                 "  --overwrite    replace OUTPUT.png when it exists\n"
+                 "  -h, --help     show this and exit\n";
+}
 
 Arguments parseArguments(int argc, char** argv)
 {
@@ -168,6 +198,11 @@ Arguments parseArguments(int argc, char** argv)
     for (int i = 1; i < argc; ++i)
     {
         std::string const word = argv[i];
+        if (word == "-h" || word == "--help")
+        {
+            arguments.help = true;
+            return arguments;
+        }
         if (word == "--plugin" && i + 1 < argc)
         {
             arguments.plugin = argv[++i];
@@ -183,8 +218,7 @@ Arguments parseArguments(int argc, char** argv)
     }
     if (positional.size() != 3)
     {
-        throw std::invalid_argument(
-            "usage: gldfn_upscale ENGINE INPUT.png OUTPUT.png [--plugin libgldfn_trt_plugins.so] [--overwrite]");
+        throw std::invalid_argument(kUsage);
     }
     arguments.engine = positional[0];
     arguments.input = positional[1];
@@ -300,7 +334,14 @@ int main(int argc, char** argv)
     try
     {
         Arguments const arguments = parseArguments(argc, argv);
+        if (arguments.help)
+        {
+            printHelp();
+            return 0;
+        }
         checkOutput(arguments);
+        std::vector<char> const plan = readFile(arguments.engine);
+        checkGpu();
         checkLibraryMatchesHeaders();
         Logger logger;
         std::unique_ptr<nvinfer1::IRuntime> runtime{nvinfer1::createInferRuntime(logger)};
@@ -317,7 +358,6 @@ int main(int argc, char** argv)
         {
             throw std::runtime_error(arguments.plugin + ": TensorRT cannot load this plugin library");
         }
-        std::vector<char> const plan = readFile(arguments.engine);
         std::unique_ptr<nvinfer1::ICudaEngine> engine{runtime->deserializeCudaEngine(plan.data(), plan.size())};
         if (!engine)
         {

@@ -30,7 +30,7 @@ from gldfn_model.ops import onnx_format
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.onnx_fp16 import Fp16ConversionError, convert_to_fp16
 from gldfn_runtime.engine.cache import EngineCache, cache_key, copy_engine, matching_engine
-from gldfn_runtime.engine.sidecar import EngineSidecar, Size, format_size, rebuild_command
+from gldfn_runtime.engine.sidecar import EngineSidecar, Size, format_size, rebuild_command, write_sidecar
 from gldfn_runtime.plugin.library import PluginLibraryError, load_plugin_library
 from gldfn_runtime.plugin.resolve import report_to_stderr, resolve_plugin_library
 from gldfn_runtime.tensorrt.backend import (
@@ -378,7 +378,7 @@ def build_plan(onnx_path: str | os.PathLike[str], options: BuildOptions = BuildO
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _KeyedRequest:
     """A resolved request with its cache key and the records that go into the sidecar."""
 
     request: _Request
@@ -387,7 +387,7 @@ class _Plan:
     plugin_record: dict[str, Any] | None
 
 
-def _plan(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Plan:
+def _keyed_request(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _KeyedRequest:
     request = _resolve(onnx_path, options)
     info, options, plugin = request.info, request.options, request.plugin
     plugin_record = None if plugin is None else {"path": str(plugin), "sha256": file_sha256(plugin), "embedded": options.embed_plugin}
@@ -399,33 +399,39 @@ def _plan(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Plan:
         "embed_plugin": bool(plugin_record and options.embed_plugin), "flavour": request.flavour.name,
         "version": request.flavour.version, "precision": request.precision, "profile": profile, "target": request.target,
     })
-    return _Plan(request, key, profile, plugin_record)
+    return _KeyedRequest(request, key, profile, plugin_record)
 
 
-def _rebuild_command(plan: _Plan, engine_path: Path) -> str:
-    request, profile = plan.request, plan.profile
+def _rebuild_command(keyed: _KeyedRequest, engine_path: Path) -> str:
+    request, profile = keyed.request, keyed.profile
     return rebuild_command(request.info.path.resolve(), engine_path.resolve(), request.precision,
                            {k: tuple(v) for k, v in profile.items() if k in ("min", "opt", "max")},
                            str(request.plugin) if request.plugin else None, request.options.embed_plugin,
                            request.options.compute_capabilities, request.flavour.name)
 
 
-def _build_into_cache(plan: _Plan, cache: EngineCache, command: str) -> tuple[Path, EngineSidecar, list[str]]:
-    request, info = plan.request, plan.request.info
+def _build_into_cache(keyed: _KeyedRequest, cache: EngineCache, command: str) -> tuple[Path, EngineSidecar, list[str]]:
+    request, info = keyed.request, keyed.request.info
     built = _build(request)
     sidecar = EngineSidecar(
         engine_sha256=hashlib.sha256(built.plan).hexdigest(), engine_bytes=len(built.plan),
         onnx={"path": str(info.path.resolve()), "sha256": info.sha256, "precision": info.precision, "scale": info.scale, "config": info.config_name,
               **({"external_data_sha256": info.data_sha256} if info.data_sha256 else {}),
               **({"converted_to": "fp16 (gldfn_model.ops.onnx_fp16)"} if request.converts_to_fp16 else {})},
-        plugin=plan.plugin_record, tensorrt={"flavour": request.flavour.name, "version": request.flavour.version},
-        precision=request.precision, profile={**plan.profile, "batch": built.batch}, target=request.target,
+        plugin=keyed.plugin_record, tensorrt={"flavour": request.flavour.name, "version": request.flavour.version},
+        precision=request.precision, profile={**keyed.profile, "batch": built.batch}, target=request.target,
         build_seconds=round(built.seconds, 3), built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         inputs=built.inputs, outputs=built.outputs, layers=built.layers, macs_at_opt=info.macs_at(request.options.opt_size),
-        cache_key=plan.key, rebuild_command=command,
+        cache_key=keyed.key, rebuild_command=command,
         notes=["layers: the network definition before TensorRT's fusions (a serialized engine cannot be inspected without a GPU)"],
     )
-    return cache.store(plan.key, built.plan, sidecar), sidecar, built.messages
+    return cache.store(keyed.key, built.plan, sidecar), sidecar, built.messages
+
+
+def _for_request(sidecar: EngineSidecar, info: OnnxModelInfo, command: str) -> EngineSidecar:
+    """A cached engine's sidecar as the request that found it would have written it: the cache key is the file's
+    content, so the engine may have been built from a copy of the ONNX file at another path."""
+    return replace(sidecar, onnx={**sidecar.onnx, "path": str(info.path.resolve())}, rebuild_command=command)
 
 
 def build_engine(
@@ -437,25 +443,29 @@ def build_engine(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> BuildResult:
     """Build (or reuse from the cache) the engine for ``onnx_path`` and write it with its sidecar to ``output``
-    (default: beside the ONNX file, ``MODEL.<flavour>-<precision>.engine``)."""
-    plan = _plan(onnx_path, options)
-    request = plan.request
+    (default: beside the ONNX file, ``MODEL.<flavour>-<precision>.engine``). A reused engine's sidecar names
+    ``onnx_path`` and this command, whichever file and command first built it."""
+    keyed = _keyed_request(onnx_path, options)
+    request = keyed.request
     engine_path = Path(output) if output is not None else default_engine_path(request.info.path, request.precision, request.flavour)
     if engine_path.resolve() == request.info.path.resolve():
         raise EngineBuildError(f"-o {engine_path} is the ONNX file itself; name the engine differently (default: "
                                f"{default_engine_path(request.info.path, request.precision, request.flavour).name})")
-    command = _rebuild_command(plan, engine_path)
+    command = _rebuild_command(keyed, engine_path)
     cache = EngineCache(cache_dir)
     if not force:
-        existing = matching_engine(engine_path, plan.key)
+        existing = matching_engine(engine_path, keyed.key)
         if existing is not None:
-            return BuildResult(engine_path, existing, True, cache.engine_path(plan.key))
-        cached = cache.lookup(plan.key)
+            sidecar = _for_request(existing, request.info, command)
+            if sidecar != existing:
+                write_sidecar(engine_path, sidecar)
+            return BuildResult(engine_path, sidecar, True, cache.engine_path(keyed.key))
+        cached = cache.lookup(keyed.key)
         if cached is not None:
-            sidecar = replace(cached, rebuild_command=command)
-            copy_engine(cache.engine_path(plan.key), engine_path, sidecar)
-            return BuildResult(engine_path, sidecar, True, cache.engine_path(plan.key))
-    stored, sidecar, messages = _build_into_cache(plan, cache, command)
+            sidecar = _for_request(cached, request.info, command)
+            copy_engine(cache.engine_path(keyed.key), engine_path, sidecar)
+            return BuildResult(engine_path, sidecar, True, cache.engine_path(keyed.key))
+    stored, sidecar, messages = _build_into_cache(keyed, cache, command)
     copy_engine(stored, engine_path, sidecar)
     return BuildResult(engine_path, sidecar, False, stored, messages)
 
@@ -468,12 +478,17 @@ def cached_engine(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> BuildResult:
     """The engine for ``onnx_path`` in the engine cache, built on first use (what ``gldfn-trt run|bench MODEL.onnx``
-    and ``Upscaler.from_onnx(..., backend="tensorrt")`` run); nothing is written beside the ONNX file."""
-    plan = _plan(onnx_path, options)
+    and ``Upscaler.from_onnx(..., backend="tensorrt")`` run); nothing is written beside the ONNX file. On a cache
+    hit the cached sidecar is rewritten for ``onnx_path`` when another path of the same file built it."""
+    keyed = _keyed_request(onnx_path, options)
     cache = EngineCache(cache_dir)
-    path = cache.engine_path(plan.key)
-    cached = None if force else cache.lookup(plan.key)
+    path = cache.engine_path(keyed.key)
+    command = _rebuild_command(keyed, path)
+    cached = None if force else cache.lookup(keyed.key)
     if cached is not None:
-        return BuildResult(path, cached, True, path)
-    stored, sidecar, messages = _build_into_cache(plan, cache, _rebuild_command(plan, path))
+        sidecar = _for_request(cached, keyed.request.info, command)
+        if sidecar != cached:
+            write_sidecar(path, sidecar)
+        return BuildResult(path, sidecar, True, path)
+    stored, sidecar, messages = _build_into_cache(keyed, cache, command)
     return BuildResult(stored, sidecar, False, stored, messages)

@@ -106,19 +106,29 @@ def write_sidecar(engine_path: str | os.PathLike[str], sidecar: EngineSidecar) -
     return path
 
 
-def read_sidecar(engine_path: str | os.PathLike[str]) -> EngineSidecar:
-    """The sidecar of ``engine_path``; clear errors when it is missing, not JSON or of another format."""
-    path = sidecar_path(engine_path)
+def has_sidecar(engine_path: str | os.PathLike[str]) -> bool:
+    return sidecar_path(engine_path).is_file()
+
+
+def check_engine_file(engine_path: str | os.PathLike[str]) -> None:
+    """SidecarError unless ``engine_path`` is a file and not an ONNX model."""
     engine = Path(engine_path)
     if engine.suffix.lower() == ".onnx":
         raise SidecarError(f"{engine} is an ONNX model, not an engine: build one from it with `gldfn-trt build {engine}` "
                            "(it writes ENGINE beside the model and prints its name), then pass that engine")
     if not engine.is_file():
         raise SidecarError(f"engine {engine} does not exist; build it with `gldfn-trt build MODEL.onnx -o {engine}`")
+
+
+def read_sidecar(engine_path: str | os.PathLike[str]) -> EngineSidecar:
+    """The sidecar of ``engine_path``; clear errors when it is missing, not JSON or of another format."""
+    path = sidecar_path(engine_path)
+    check_engine_file(engine_path)
     if not path.is_file():
         raise SidecarError(
-            f"{path} is missing: an engine is only used with the sidecar `gldfn-trt build` writes beside it; "
-            f"rebuild the engine with `gldfn-trt build MODEL.onnx -o {engine_path}`"
+            f"{path} is missing, and a serialized engine cannot be read without a GPU: build the engine with "
+            f"`gldfn-trt build MODEL.onnx -o {engine_path}`, which writes it; an engine without one still runs on a "
+            "GPU (`gldfn-trt run`, `gldfn upscale --engine`: its input, output and scale are read from the engine)"
         )
     try:
         data = json.loads(path.read_text())

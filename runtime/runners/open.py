@@ -62,13 +62,17 @@ def open_tensorrt_runner(
     precision: str | None = None,
     device: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
+    scale: int | None = None,
     report: Callable[[str], None] | None = None,
 ) -> TensorRTRunner:
     """A runner for an engine file, or for an ONNX file through its cached engine (``precision``, ``cache_dir``:
-    ONNX files only; an engine's precision is the one it was built with)."""
+    ONNX files only; an engine's precision is the one it was built with). ``scale``: checked against the model's,
+    or the scale of an engine whose output shape is unknown before it runs. ``report`` gets progress lines and,
+    prefixed ``warning:``, the warning about an engine without a sidecar."""
     if is_onnx_path(model):
         model = engine_for_onnx(model, plugin=plugin, precision=precision, device=device, cache_dir=cache_dir, report=report)
     elif precision is not None:
         raise EngineBuildError(f"--precision applies to ONNX files; {model} is an engine built as it is "
                                "(build another with `gldfn-trt build MODEL.onnx --precision ...`)")
-    return TensorRTRunner(model, plugin=plugin, device=device)
+    warn = (lambda line: report(f"warning: {line}")) if report is not None else None
+    return TensorRTRunner(model, plugin=plugin, device=device, scale=scale, report=warn)

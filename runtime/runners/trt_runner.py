@@ -11,6 +11,7 @@ or the default build folder names, if its SHA-256 is the sidecar's. A runner may
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,19 @@ from gldfn_runtime.engine.sidecar import (
     EngineMismatch,
     EngineSidecar,
     check_compatible,
+    check_engine_file,
+    has_sidecar,
     read_sidecar,
+    sidecar_path,
     verify_engine_file,
 )
-from gldfn_runtime.plugin.library import PluginLibraryError, find_engine_plugin, load_plugin_library
+from gldfn_runtime.plugin.library import (
+    PluginLibraryError,
+    find_engine_plugin,
+    find_plugin_library,
+    load_plugin_library,
+)
+from gldfn_runtime.runners.engine_io import EngineIO
 from gldfn_runtime.runners.execution import ContextExecutor, load_cudart
 from gldfn_runtime.tensorrt.backend import BackendError, Flavour, current_gpu, select_flavour
 from gldfn_runtime.tensorrt.logger import process_logger
@@ -38,6 +48,40 @@ CPU_ALTERNATIVES = (
 
 class NoGpuError(RunnerError):
     """There is no usable CUDA GPU; the message names the CPU commands to use instead."""
+
+
+class EngineWithoutSidecarWarning(UserWarning):
+    """An engine runs without the sidecar that says what it was built from and for."""
+
+
+def without_sidecar_warning(engine: Path) -> str:
+    return (f"{engine} has no sidecar ({sidecar_path(engine).name}, written by gldfn-trt build): its TensorRT version, "
+            "GPU and plugin library cannot be checked first, and its input, output and scale are read from the engine")
+
+
+def warn_without_sidecar(message: str) -> None:
+    warnings.warn(message, EngineWithoutSidecarWarning, stacklevel=3)
+
+
+def no_gpu_message(engine: Path, reason: str, sidecar: EngineSidecar | None) -> str:
+    """Why ``engine`` cannot run here, and the CPU commands to use instead."""
+    if sidecar is None:
+        return (f"cannot run engine {engine}: {reason}. TensorRT engines need an NVIDIA GPU (and one without a sidecar "
+                "is read from the engine itself, on the GPU); " + CPU_ALTERNATIVES.format(onnx="MODEL.onnx"))
+    return (f"cannot run engine {engine}: {reason}. TensorRT engines need an NVIDIA GPU; "
+            + CPU_ALTERNATIVES.format(onnx=sidecar.onnx["path"]))
+
+
+def unchecked_plugin(path: str | os.PathLike[str] | None) -> Path | None:
+    """For an engine without a sidecar: the plugin library found as usual (--plugin, $GLDFN_TRT_PLUGIN_LIBRARY,
+    the default build folder), loaded without a SHA-256 to check it against; None when there is none (then the
+    engine must need no plugin). A --plugin that does not exist is an error."""
+    try:
+        return find_plugin_library(path)
+    except PluginLibraryError:
+        if path is not None:
+            raise
+        return None
 
 
 _RTX_DIAGNOSTICS = {
@@ -77,54 +121,76 @@ def check_tensor_device(tensor: Any, device: int) -> None:
 
 class TensorRTRunner:
     """An engine built by ``gldfn-trt build``, on CUDA GPU ``device``. ``plugin``: the plugin library (default:
-    $GLDFN_TRT_PLUGIN_LIBRARY, else the default build folder); it must be the one the engine was built with."""
+    $GLDFN_TRT_PLUGIN_LIBRARY, else the default build folder); it must be the one the engine was built with.
+
+    An engine without its sidecar (built by trtexec, say) runs too, after a warning to ``report`` (default: Python's
+    warnings): nothing can be checked before TensorRT sees it, its input, output and scale are read from the
+    deserialized engine (``scale``, when given, must agree), and a plugin library found as above is loaded unchecked.
+    """
 
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0) -> None:
+    def __init__(self, engine_path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0,
+                 scale: int | None = None, report: Callable[[str], None] | None = None) -> None:
         self.path = Path(engine_path)
-        self.sidecar: EngineSidecar = read_sidecar(self.path)
-        verify_engine_file(self.path, self.sidecar)
-        try:
-            self.flavour = select_flavour(self.sidecar.tensorrt["flavour"])
-        except BackendError as error:
-            raise RunnerError(f"{self.path} was built with {self.sidecar.tensorrt['flavour']}, which cannot be imported here: {error}") from None
-        gpu, reason = current_gpu(device)
-        if gpu is None:
-            raise NoGpuError(f"cannot run engine {self.path}: {reason}. TensorRT engines need an NVIDIA GPU; "
-                             + CPU_ALTERNATIVES.format(onnx=self.sidecar.onnx["path"]))
-        check_compatible(self.sidecar, self.path, self.flavour.name, self.flavour.version, gpu.name, gpu.compute_capability)
-        self.gpu = gpu
-        self.scale = self.sidecar.scale
-        self.min_size: Size | None = self.sidecar.min_size
-        self.max_size: Size | None = self.sidecar.max_size
-        self.batch = int(self.sidecar.profile["batch"])
-        self.input_name = self.sidecar.inputs[0]["name"]
-        self.output_name = self.sidecar.outputs[0]["name"]
         self.device = device
         self._executor: ContextExecutor | None = None
+        self.sidecar: EngineSidecar | None = read_sidecar(self.path) if has_sidecar(self.path) else None
+        if self.sidecar is None:
+            check_engine_file(self.path)
+            (report or warn_without_sidecar)(without_sidecar_warning(self.path))
+            flavour_name = "auto"
+        else:
+            verify_engine_file(self.path, self.sidecar)
+            self.io = EngineIO.from_sidecar(self.sidecar, self.path, scale)
+            flavour_name = self.sidecar.tensorrt["flavour"]
+        try:
+            self.flavour = select_flavour(flavour_name)
+        except BackendError as error:
+            built = f"was built with {flavour_name}, which" if self.sidecar is not None else "needs TensorRT, which"
+            raise RunnerError(f"{self.path} {built} cannot be imported here: {error}") from None
+        gpu, reason = current_gpu(device)
+        if gpu is None:
+            raise NoGpuError(no_gpu_message(self.path, reason, self.sidecar))
+        if self.sidecar is not None:
+            check_compatible(self.sidecar, self.path, self.flavour.name, self.flavour.version, gpu.name, gpu.compute_capability)
+        self.gpu = gpu
         cudart = load_cudart()
         error = cudart.cudaSetDevice(device)[0]  # TensorRT allocates the engine on the current device
         if error != cudart.cudaError_t.cudaSuccess:
             raise RunnerError(f"cannot use GPU {device}: {cudart.cudaGetErrorString(error)[1].decode()}")
-        context, output_dtype = self._load_engine(plugin)
+        context = self._load_engine(plugin)
+        if self.sidecar is None:
+            self.io = EngineIO.from_engine(self._engine, context, self.flavour.trt, self.path, scale)
+        self.scale, self.batch = self.io.scale, self.io.batch
+        self.min_size: Size | None = self.io.min_size
+        self.max_size: Size | None = self.io.max_size
+        self.input_name, self.output_name = self.io.input_name, self.io.output_name
+        output_dtype = self._check_dtypes()
         self._executor = ContextExecutor(context, self.input_name, self.output_name, output_dtype, device,
                                          cudart=cudart, recent_messages=self._logger.recent)
 
-    def _load_engine(self, plugin: str | os.PathLike[str] | None) -> tuple[Any, np.dtype]:
-        """Deserialize the engine; its execution context and output dtype."""
+    def _rebuild_hint(self) -> str:
+        if self.sidecar is None:
+            return "Build it with `gldfn-trt build MODEL.onnx`, which also writes the sidecar that says what it needs"
+        return f"Rebuild it: {self.sidecar.rebuild_command}"
+
+    def _load_engine(self, plugin: str | os.PathLike[str] | None) -> Any:
+        """Deserialize the engine; an execution context of it."""
         trt = self.flavour.trt
         plan = self.path.read_bytes()
-        recorded = self.sidecar.plugin
+        recorded = self.sidecar.plugin if self.sidecar is not None else None
         self._logger = process_logger(trt)
+        # Host code (an embedded plugin library) is allowed only where the sidecar says the engine carries it.
         self._runtime = make_runtime(trt, self._logger, embedded_plugin=bool(recorded and recorded["embedded"]))
         if self.flavour.is_rtx:
             usable, reasons = _rtx_validity_problems(self.flavour, self._runtime, plan)
             if not usable:
                 raise EngineMismatch(f"TensorRT-RTX rejects {self.path}: {'; '.join(reasons) or 'no reason given'}. "
-                                     f"Rebuild it: {self.sidecar.rebuild_command}")
+                                     + self._rebuild_hint())
         try:
-            library = find_engine_plugin(self.sidecar.plugin, self.path, plugin)
+            library = find_engine_plugin(recorded, self.path, plugin) if self.sidecar is not None else \
+                unchecked_plugin(plugin)
             if library is not None:
                 load_plugin_library(library)
         except PluginLibraryError as error:
@@ -132,12 +198,16 @@ class TensorRTRunner:
         self._engine = self._runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
             raise RunnerError(f"TensorRT could not load {self.path}: {' | '.join(self._logger.recent(5)) or 'no message'}. "
-                              f"Rebuild it: {self.sidecar.rebuild_command}")
+                              + self._rebuild_hint())
+        return self._engine.create_execution_context()
+
+    def _check_dtypes(self) -> np.dtype:
+        """The output dtype, after checking the input is float32."""
+        trt = self.flavour.trt
         input_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self.input_name)))
         if input_dtype != np.float32:
             raise RunnerError(f"{self.path} takes {input_dtype} input; GLDFN exports keep float32 I/O: rebuild from a gldfn-export file")
-        output_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self.output_name)))
-        return self._engine.create_execution_context(), output_dtype
+        return np.dtype(trt.nptype(self._engine.get_tensor_dtype(self.output_name)))
 
     def _check_size(self, height: int, width: int) -> None:
         (min_h, min_w), (max_h, max_w) = self.min_size, self.max_size  # type: ignore[misc]

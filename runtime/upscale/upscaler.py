@@ -23,6 +23,7 @@ from gldfn_model.common.errors import GldfnError
 from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, ImageCanvas, check_output_path, read_image
 from gldfn_model.data.imresize import imresize
 from gldfn_model.inference.runner import Runner, RunnerError, Size
+from gldfn_runtime.upscale.progress import batch_progress
 from gldfn_runtime.upscale.tiling import (
     DEFAULT_MEMORY_BUDGET,
     DEFAULT_OVERLAP,
@@ -201,16 +202,18 @@ class Upscaler:
 
     @classmethod
     def from_engine(
-        cls, path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0, **kwargs: Any
+        cls, path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0,
+        scale: int | None = None, **kwargs: Any
     ) -> Upscaler:
         """A TensorRT / TensorRT-RTX engine built by ``gldfn-trt build`` (needs an NVIDIA GPU and the TensorRT
         runtime); ``plugin`` is the plugin library it was built with (default: $GLDFN_TRT_PLUGIN_LIBRARY, else the
-        default build folder; never the path in the sidecar)."""
+        default build folder; never the path in the sidecar). An engine without a sidecar runs with a warning, its
+        I/O read from the engine (``scale``: checked against it, or used where its output shape is not known)."""
         try:
             from gldfn_runtime.runners.trt_runner import TensorRTRunner
         except ImportError as exc:
             raise RunnerError(f"the TensorRT runner cannot be imported ({exc}); install gldfn-trt[rtx] or gldfn-trt[trt]") from exc
-        return cls(TensorRTRunner(path, plugin=plugin, device=device), **kwargs)
+        return cls(TensorRTRunner(path, plugin=plugin, device=device, scale=scale), **kwargs)
 
     @classmethod
     def bicubic(cls, scale: int, **kwargs: Any) -> Upscaler:
@@ -373,31 +376,21 @@ def describe_failure(source: Path, error: Exception, target: Path | None = None)
 
 def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], out_dir: Path, label: str,
                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> int:
-    """Upscale each file to its target with progress bars on stderr (files, and the tiles of a large image).
-    A file that fails for any reason (decoding, size limit, memory, disk, permissions) is reported in one line
-    naming it and the reason, and the batch goes on. Returns the number of files that failed."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    """Upscale each file to its target with progress on stderr (bars on a terminal, else a line per file and per
+    tile: gldfn_runtime.upscale.progress). A file that fails for any reason (decoding, size limit, memory, disk,
+    permissions) is reported in one line naming it and the reason, and the batch goes on. Returns the number of
+    files that failed."""
     make_output_folder(out_dir)
     failures = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        task = progress.add_task(label, total=len(files))
-        tiles = progress.add_task("tiles", total=1, visible=False)
+    with batch_progress(label, len(files)) as progress:
         for source, target in zip(files, targets):
-
-            def on_tile(done: int, total: int, name: str = source.name) -> None:
-                progress.update(tiles, completed=done, total=total, visible=total > 1, description=f"  {name}: tiles")
-
+            progress.start_file(source.name)
             try:
-                note = upscale_file(upscaler, source, target, max_pixels, on_tile)
+                note = upscale_file(upscaler, source, target, max_pixels, progress.tile)
                 if note:
-                    progress.console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+                    progress.message(f"note: {note}")
             except Exception as error:  # noqa: BLE001 - a batch survives any one file; the reason is printed
                 failures += 1
-                message = f"error: {describe_failure(source, error, target)}"
-                progress.console.print(message, highlight=False, markup=False, soft_wrap=True)
-            progress.update(tiles, visible=False)
-            progress.advance(task)
+                progress.message(f"error: {describe_failure(source, error, target)}")
+            progress.end_file()
     return failures
