@@ -33,6 +33,7 @@ from gldfn_runtime.cli.outputs import (
     OVERLAP,
     OVERWRITE,
     PLUGIN,
+    QUALITY,
     SKIP_EXISTING,
     SUFFIX,
     TILE,
@@ -204,6 +205,7 @@ def register(app: typer.Typer) -> None:
         precision: Precision | None = PRECISION_FOR_ONNX,
         cache_dir: Path | None = CACHE_DIR,
         max_pixels: int = MAX_PIXELS,
+        quality: int | None = QUALITY,
     ) -> None:
         """Upscale images with an engine, or an ONNX file whose engine is built on first use and cached (needs an
         NVIDIA GPU; without one use `gldfn upscale`). Never replaces an input or an existing file unless --overwrite."""
@@ -215,7 +217,7 @@ def register(app: typer.Typer) -> None:
                             overwrite=overwrite, skip_existing=skip_existing)
         check_model_scale(scale, model)
         upscaler = Upscaler(_open_runner(model, plugin, precision, cache_dir), tile=tile, overlap=overlap)
-        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)", max_pixels)
+        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} (tensorrt)", max_pixels, quality)
 
     @app.command("bench")
     def bench_command(

@@ -38,6 +38,7 @@ from gldfn_runtime.cli.outputs import (
     OVERLAP,
     OVERWRITE,
     PLUGIN,
+    QUALITY,
     SKIP_EXISTING,
     SUFFIX,
     TILE,
@@ -134,12 +135,14 @@ def register(app: typer.Typer) -> None:
         overlap: int = OVERLAP,
         threads: int | None = THREADS,
         max_pixels: int = MAX_PIXELS,
+        quality: int | None = QUALITY,
     ) -> None:
         """Upscale images: files or folders in, atomically written images out (same names unless --suffix).
 
         Never replaces an input or an existing file unless --overwrite.
 
-        Grayscale, RGBA (alpha resized with bicubic) and 16-bit PNG (gray or colour) are kept as such.
+        Grey, grey + alpha, RGBA (alpha resized with bicubic) and 16 bits (PNG, TIFF) are kept as such, with the
+        ICC profile and EXIF (the EXIF orientation applied to the pixels, then reset to 1).
         """
         from gldfn_runtime.upscale.output_plan import plan_outputs
 
@@ -151,4 +154,4 @@ def register(app: typer.Typer) -> None:
         upscaler = build_upscaler(chosen, scale, checkpoint=checkpoint, model=model, config=config_name,
                                   random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin,
                                   providers=providers, threads=threads, tile=tile, overlap=overlap)
-        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels)
+        write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels, quality)
