@@ -134,8 +134,13 @@ def _read_deep(image: Image.Image, stored: np.ndarray) -> tuple[np.ndarray, Imag
 def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{path}: {width}x{height} is {width * height / 1e6:.1f} megapixels, more than the limit of "
-            f"{max_pixels / 1e6:.1f}; raise it with --max-pixels if the file is genuine and memory allows")
+            f"{path}: {width}x{height} is {_megapixels(width * height)} megapixels, more than the limit of "
+            f"{_megapixels(max_pixels)}; raise it with --max-pixels if the file is genuine and memory allows")
+
+
+def _megapixels(count: int) -> str:
+    """One decimal, or as many as a small count needs (a limit of 3000 pixels reads 0.003, not 0.0)."""
+    return f"{count / 1e6:.1f}" if count >= 100_000 else f"{count / 1e6:.6f}".rstrip("0").rstrip(".")
 
 
 def _check_single_frame(path: Path, image: Image.Image) -> None:
