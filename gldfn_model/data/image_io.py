@@ -52,8 +52,8 @@ _MODES_16_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
 _MODE_NAMES = {"F": "32-bit float", "I": "32-bit integer", "I;16S": "signed 16-bit", "I;32": "32-bit integer",
                "I;32S": "signed 32-bit"}
 # What Pillow and the decoders it uses raise on a damaged or hostile file.
-_DECODER_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
-                   IndexError, KeyError)
+_DECODER_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, EOFError, struct.error,
+                   zlib.error, IndexError, KeyError)
 
 _lift_lock = threading.Lock()
 _lifts = 0
@@ -93,7 +93,9 @@ def read_image_with_metadata(path: str | os.PathLike[str], max_pixels: int | Non
         check_chunk_sizes(path)
     try:
         with _pillow_limit_lifted(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow's warnings about a damaged file (a tag past its end, corrupt EXIF) would print as raw Python
+            # text; the file is either read or refused with one line.
+            warnings.simplefilter("ignore")
             # From a file object: Pillow then decodes instead of memory-mapping, which (Pillow 13) maps an
             # uncompressed grey TIFF of EXIF orientation 5-8 with its rows the wrong length.
             with open(path, "rb") as fh, Image.open(fh) as image:

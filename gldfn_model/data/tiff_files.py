@@ -3,6 +3,7 @@ reads those as 8 bits (a planar one wrongly) and writes 16 bits for one grey cha
 first, for the header checks and the metadata."""
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from pathlib import Path
@@ -12,6 +13,9 @@ from PIL import Image
 
 from gldfn_model.data.image_errors import ImageFormatError, ImageReadError
 
+# tifffile logs each damaged tag it skips; without a handler anywhere, Python prints those records on stderr beside
+# the one error line. A NullHandler keeps them out of the terminal; an application's own logging still gets them.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 _BITS_PER_SAMPLE = 258  # the TIFF tag
 _PILLOW_16_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
 
