@@ -3,8 +3,9 @@ its EXIF block, read with Pillow's own support (``info['icc_profile']``, ``Image
 
 Images are turned upright when read (the EXIF orientation applied to the pixels), so the EXIF written with them
 says orientation 1. The EXIF of a TIFF is the file's first IFD, which also describes the stored pixels (strips,
-sizes, sample format, sometimes a Photoshop layer blob); of it only the tags the IFD0 of a photo's EXIF block holds
-are carried: what the picture is, who made it with what, its resolution, and the Exif and GPS sub-IFDs.
+sizes, sample format, the program that wrote the file, sometimes a Photoshop layer blob); of it only the tags that
+describe the picture are carried: what it shows, who took it with what camera and when, and the Exif and GPS
+sub-IFDs.
 """
 from __future__ import annotations
 
@@ -17,10 +18,8 @@ from PIL import ExifTags, Image
 
 ORIENTATION = ExifTags.Base.Orientation
 _TIFF_TAGS_CARRIED = {
-    ExifTags.Base.ImageDescription, ExifTags.Base.Make, ExifTags.Base.Model, ExifTags.Base.XResolution,
-    ExifTags.Base.YResolution, ExifTags.Base.ResolutionUnit, ExifTags.Base.Software, ExifTags.Base.DateTime,
-    ExifTags.Base.Artist, ExifTags.Base.HostComputer, ExifTags.Base.Copyright, ExifTags.IFD.Exif,
-    ExifTags.IFD.GPSInfo,
+    ExifTags.Base.ImageDescription, ExifTags.Base.Make, ExifTags.Base.Model, ExifTags.Base.DateTime,
+    ExifTags.Base.Artist, ExifTags.Base.Copyright, ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo,
 }
 # The EXIF orientations as array operations on H x W (x C) pixels, matching ImageOps.exif_transpose.
 _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
