@@ -205,6 +205,9 @@ def test_grey_alpha_stays_grey_alpha(tmp_path, picture):
         assert written.mode == "LA"
     _, _, _, info = png.Reader(filename=str(tmp_path / "out16.png")).read()
     assert info["planes"] == 2 and info["bitdepth"] == 16 and info["greyscale"]
+    write_image(tmp_path / "out16.tif", sixteen)  # written by tifffile; Pillow cannot open it, tifffile reads it
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out16.tif"), sixteen)
+    np.testing.assert_array_equal(read_image(tmp_path / "out16.tif"), sixteen)
 
 
 @pytest.mark.parametrize("planar", [False, True])
@@ -304,6 +307,8 @@ def _seed_files(folder: Path) -> dict[str, bytes]:
         "webp.webp": lambda p: Image.fromarray(rgb).save(p, exif=camera_exif(6).tobytes()),
         "tiff8.tif": lambda p: Image.fromarray(rgb).save(p, exif=camera_exif(5).tobytes()),
         "tiff16.tif": lambda p: tifffile.imwrite(p, deep, photometric="rgb", iccprofile=srgb_profile()),
+        "tiff16la.tif": lambda p: tifffile.imwrite(p, deep[:, :, :2], photometric="minisblack",
+                                                   extrasamples=["unassalpha"]),
         "bmp.bmp": lambda p: Image.fromarray(rgb).save(p),
     }.items():
         save(folder / name)
@@ -367,7 +372,8 @@ def _fuzz(folder: Path, per_kind: int) -> dict[str, int]:
 
 def test_mutated_files_are_read_or_refused_with_one_error(tmp_path):
     outcomes = _fuzz(tmp_path, 40)
-    assert set(outcomes) == {"png8.png", "png16.png", "jpeg.jpg", "webp.webp", "tiff8.tif", "tiff16.tif", "bmp.bmp"}
+    assert set(outcomes) == {"png8.png", "png16.png", "jpeg.jpg", "webp.webp", "tiff8.tif", "tiff16.tif",
+                             "tiff16la.tif", "bmp.bmp"}
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ from gldfn_model.common.errors import GldfnError
 from gldfn_model.data.image_errors import ImageFormatError, ImageReadError, ImageTooLargeError, ImageWriteError
 from gldfn_model.data.image_metadata import ImageMetadata, carried_metadata, orientation_of, upright
 from gldfn_model.data.png_files import check_chunk_sizes, read_png16, read_png_header, write_png16
-from gldfn_model.data.tiff_files import is_deep_tiff, read_deep_tiff, write_deep_tiff
+from gldfn_model.data.tiff_files import describe_tiff, is_deep_tiff, is_tiff_file, read_deep_tiff, write_deep_tiff
 
 __all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_QUALITY", "IMAGE_SUFFIXES", "ImageCanvas", "ImageFormatError",
            "ImageMetadata", "ImageReadError", "ImageTooLargeError", "ImageWriteError", "OutputFit",
@@ -112,8 +112,22 @@ def read_image_with_metadata(path: str | os.PathLike[str], max_pixels: int | Non
                 return _to_array(image), carried_metadata(image, exif)
     except GldfnError:
         raise
+    except UnidentifiedImageError as exc:
+        if is_tiff_file(path):  # e.g. 16-bit grey + alpha, which tifffile reads (and writes) and Pillow does not
+            return _read_tiff_without_pillow(path, max_pixels)
+        raise ImageReadError(f"{path}: not a readable image ({exc}); supported: {', '.join(IMAGE_SUFFIXES)}") from exc
     except _DECODER_ERRORS as exc:
         raise ImageReadError(f"{path}: not a readable image ({exc}); supported: {', '.join(IMAGE_SUFFIXES)}") from exc
+
+
+def _read_tiff_without_pillow(path: Path, max_pixels: int | None) -> tuple[np.ndarray, ImageMetadata]:
+    """A TIFF Pillow cannot identify, through tifffile, with the same checks; its ICC profile is carried, its EXIF
+    (which tifffile cannot write back as a block) is not."""
+    facts = describe_tiff(path)
+    _check_pixels(path, facts.width, facts.height, max_pixels)
+    if facts.pages > 1:
+        raise _several_frames(path, facts.pages)
+    return upright(read_deep_tiff(path), facts.orientation), ImageMetadata(facts.icc_profile, None)
 
 
 def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -148,9 +162,12 @@ def _megapixels(count: int) -> str:
 def _check_single_frame(path: Path, image: Image.Image) -> None:
     frames = getattr(image, "n_frames", 1)
     if frames > 1 and image.format != "MPO":  # MPO: a camera JPEG whose extra frames are previews/stereo views
-        raise ImageFormatError(
-            f"{path}: the file holds {frames} frames (an animation or several pages); only single images are "
-            "upscaled: extract the frames to separate files first")
+        raise _several_frames(path, frames)
+
+
+def _several_frames(path: Path, frames: int) -> ImageFormatError:
+    return ImageFormatError(f"{path}: the file holds {frames} frames (an animation or several pages); only single "
+                            "images are upscaled: extract the frames to separate files first")
 
 
 def _check_mode(path: Path, image: Image.Image) -> None:
