@@ -39,14 +39,12 @@ def _as_batch(hwc: np.ndarray, batch: int) -> np.ndarray:
 def load_lr_image(path: Path, scale: int, batch: int = 1, crop: Size | None = None) -> np.ndarray:
     """The bicubic x1/scale downscale of an RGB image (its centre ``crop`` = (height, width) if given), as
     batch x 3 x H x W float32 in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
-            lr = rgb.resize((max(1, rgb.width // scale), max(1, rgb.height // scale)), Image.Resampling.BICUBIC)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ReferenceInputError(f"{path}: not a readable image ({exc})") from exc
+    from gldfn_model.data.image_io import read_rgb
+
+    rgb = Image.fromarray(read_rgb(path))  # ImageReadError naming the file when it cannot be read
+    lr = rgb.resize((max(1, rgb.width // scale), max(1, rgb.height // scale)), Image.Resampling.BICUBIC)
     array = np.asarray(lr, dtype=np.float32) / 255.0
     if crop is not None:
         if array.shape[0] < crop[0] or array.shape[1] < crop[1]:

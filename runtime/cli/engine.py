@@ -38,6 +38,7 @@ from gldfn_runtime.cli.outputs import (
     OVERWRITE,
     PLUGIN,
     PRECISION_FOR_ONNX,
+    QUALITY,
     SKIP_EXISTING,
     SUFFIX,
     TILE,
@@ -201,6 +202,7 @@ def register(app: typer.Typer) -> None:
         cache_dir: Path | None = CACHE_DIR,
         device: int = DEVICE,
         max_pixels: int = MAX_PIXELS,
+        quality: int | None = QUALITY,
     ) -> None:
         """Upscale images with an engine, or an ONNX file whose engine is built on first use and cached (needs an
         NVIDIA GPU; without one use `gldfn upscale`). An alias of `gldfn upscale IMAGE... --engine MODEL`: the same
@@ -212,7 +214,7 @@ def register(app: typer.Typer) -> None:
             merge_inputs(images, image_options, what="image"), output, UpscaleBackend.tensorrt, scale, suffix=suffix,
             image_format=value_of(image_format), overwrite=overwrite, skip_existing=skip_existing,
             max_pixels=max_pixels, engine=model, plugin=plugin, tile=tile, overlap=overlap,
-            precision=value_of(precision), cache_dir=cache_dir, device=device,
+            precision=value_of(precision), cache_dir=cache_dir, device=device, quality=quality,
         )
 
     @app.command("bench")

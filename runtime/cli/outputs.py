@@ -11,7 +11,7 @@ import typer
 
 from gldfn_model.cli.model_scale import scale_of_model
 from gldfn_model.cli.options import agree_scale, output_option
-from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS
+from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from gldfn_runtime.upscale.tiling import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
@@ -32,8 +32,12 @@ SUFFIX = typer.Option("", "--suffix", help="added to each name written into a fo
 FORMAT = typer.Option(None, "-f", "--format", help="output format (default: each input's own)")
 OVERWRITE = typer.Option(False, "--overwrite", help="replace files that exist, inputs included")
 SKIP_EXISTING = typer.Option(False, "--skip-existing", help="keep outputs that exist and upscale only the other inputs")
-MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels",
-                          help="refuse inputs with more pixels (read from the header, before decoding)")
+MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1,
+                          help="refuse inputs with more pixels (read from the header, before decoding); replaces "
+                          "Pillow's decompression-bomb limit")
+QUALITY = typer.Option(None, "--quality", min=1, max=100, show_default=False,
+                       help=f"JPEG and WebP quality, 1-100 (default {DEFAULT_QUALITY}); PNG, TIFF and BMP are lossless "
+                       "and ignore it")
 TILE = typer.Option(None, "-t", "--tile", min=0, show_default=False,
                     help="tile size in LR pixels (default: from a memory budget, docs/tiling.md: the whole image when "
                     "it fits, at most an engine's profile max; 0: whole images)")
@@ -76,14 +80,16 @@ def check_model_scale(scale: int | None, model: Path) -> None:
             agree_scale(scale, read_sidecar(model).scale, f"engine {model} (its sidecar)")
 
 
-def write_planned(upscaler: Upscaler, plan: OutputPlan, label: str, max_pixels: int | None = None) -> None:
-    """Upscale every planned input (each refused beyond ``max_pixels``, None: the readers' default), print how many
-    were written (and kept) and how many failed; exit 1 if any failed."""
+def write_planned(upscaler: Upscaler, plan: OutputPlan, label: str, max_pixels: int | None = None,
+                  quality: int | None = None) -> None:
+    """Upscale every planned input (each refused beyond ``max_pixels``, None: the readers' default; JPEG/WebP
+    written at ``quality``, None: the default), print how many were written (and kept) and how many failed; exit 1
+    if any failed."""
     from gldfn_runtime.upscale.upscaler import upscale_files
 
     sources, targets = [job[0] for job in plan.jobs], [job[1] for job in plan.jobs]
     limit = {} if max_pixels is None else {"max_pixels": max_pixels}
-    failures = upscale_files(upscaler, sources, targets, plan.folder, label, **limit) if plan.jobs else 0
+    failures = upscale_files(upscaler, sources, targets, plan.folder, label, quality=quality, **limit) if plan.jobs else 0
     where = targets[0] if len(targets) == 1 else plan.folder
     kept = f"{len(plan.skipped)} already there, kept (--skip-existing)" if plan.skipped else ""
     if not plan.jobs:

@@ -47,6 +47,7 @@ from gldfn_runtime.cli.outputs import (
     OVERWRITE,
     PLUGIN,
     PRECISION_FOR_ONNX,
+    QUALITY,
     SKIP_EXISTING,
     SUFFIX,
     TILE,
@@ -141,7 +142,7 @@ def upscale_images(
     config: str | None = None, random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None,
     plugin: Path | None = None, providers: str = "cpu", threads: int | None = None, tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP, precision: str | None = None, cache_dir: Path | None = None,
-    device: int | None = None,
+    device: int | None = None, quality: int | None = None,
 ) -> None:
     """What ``gldfn upscale`` and ``gldfn-trt run`` do: choose the backend, plan the outputs (refusing to replace
     inputs or existing files before any model is loaded), build the upscaler, write every image and print the
@@ -164,7 +165,7 @@ def upscale_images(
                               random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin,
                               providers=providers, threads=threads, tile=tile, overlap=overlap, precision=precision,
                               cache_dir=cache_dir, device=device or 0)
-    write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels)
+    write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels, quality)
 
 
 def register(app: typer.Typer) -> None:
@@ -200,13 +201,15 @@ def register(app: typer.Typer) -> None:
         overlap: int = OVERLAP,
         threads: int | None = THREADS,
         max_pixels: int = MAX_PIXELS,
+        quality: int | None = QUALITY,
     ) -> None:
         """Upscale images: files or folders in, atomically written images out (same names unless --suffix).
 
         Without a model: the shipped model for photos (x4: tiny-x4-robust). Never replaces an input or an existing
         file unless --overwrite.
 
-        Grayscale, RGBA (alpha resized with bicubic) and 16-bit PNG (gray or colour) are kept as such.
+        Grey, grey + alpha, RGBA (alpha resized with bicubic) and 16 bits (PNG, TIFF) are kept as such, with the
+        ICC profile and EXIF (the EXIF orientation applied to the pixels, then reset to 1).
         """
         upscale_images(
             merge_inputs(inputs, input_options, what="image"), output, backend, scale, suffix=suffix,
@@ -214,5 +217,5 @@ def register(app: typer.Typer) -> None:
             max_pixels=max_pixels, checkpoint=checkpoint, model=value_of(model_choice), config=value_of(config),
             random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin, providers=providers,
             threads=threads, tile=tile, overlap=overlap, precision=value_of(precision), cache_dir=cache_dir,
-            device=device,
+            device=device, quality=quality,
         )

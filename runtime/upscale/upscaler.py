@@ -1,8 +1,9 @@
 """``Upscaler``: upscale images (HWC NumPy arrays) with any ``Runner``, tiling and padding as needed, in
 bounded memory; ``upscale_file`` / ``upscale_files``: the per-file loop of ``gldfn upscale`` and ``gldfn-trt run``.
 
-Grayscale images run as RGB and come back as one channel (the mean of the three); an alpha channel is
-resized separately with MATLAB-style bicubic interpolation; uint8, uint16 (16-bit) and float32 in [0, 1]
+Grey images run as RGB and come back as one channel (the mean of the three); an alpha channel (of grey + alpha
+or RGBA) is resized separately with MATLAB-style bicubic interpolation: it is a coverage mask, not a photo, and
+the model, trained on degraded photos, would add texture and halos to its edges; uint8, uint16 (16-bit) and float32 in [0, 1]
 come back in the same dtype, clipped to the valid range. NaN or infinite pixels and float images outside
 [0, 1] are refused, not turned into a NaN image. Tiles are chosen from a memory budget (gldfn_runtime.upscale.tiling)
 and the output is assembled from finished blocks straight into the result (an array, or for files an
@@ -20,7 +21,7 @@ import numpy as np
 
 from gldfn_model.common.atomic import make_output_folder
 from gldfn_model.common.errors import GldfnError
-from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, ImageCanvas, check_output_path, read_image
+from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, ImageCanvas, fit_output, read_image_with_metadata
 from gldfn_model.data.imresize import imresize
 from gldfn_model.inference.runner import Runner, RunnerError, Size
 from gldfn_runtime.upscale.progress import batch_progress
@@ -57,11 +58,12 @@ class OutOfMemoryError(GldfnError, MemoryError):
 
 
 def check_image(image: np.ndarray) -> None:
-    """Raise ImageShapeError unless ``image`` is an H x W (x 1|3|4) uint8/uint16/float32 array of at least 2 x 2."""
+    """Raise ImageShapeError unless ``image`` is an H x W (x 1|2|3|4) uint8/uint16/float32 array of at least 2 x 2."""
     if not isinstance(image, np.ndarray):
         raise ImageShapeError(f"expected a NumPy array, got {type(image).__name__}")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ImageShapeError(f"expected an H x W, H x W x 3 (RGB) or H x W x 4 (RGBA) image, got shape {image.shape}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ImageShapeError(f"expected an H x W, H x W x 2 (grey + alpha), H x W x 3 (RGB) or H x W x 4 (RGBA) "
+                              f"image, got shape {image.shape}")
     if image.dtype not in (np.uint8, np.uint16, np.float32):
         raise ImageShapeError(f"expected uint8, uint16 or float32 pixels, got {image.dtype}")
     height, width = image.shape[:2]
@@ -103,8 +105,8 @@ def from_unit_float(image: np.ndarray, dtype: np.dtype, in_place: bool = False) 
 
 
 class _LayoutRunner:
-    """The RGB runner applied to gray tiles (run as three equal channels, the mean comes back) or RGBA tiles
-    (the colour through the runner, alpha with MATLAB bicubic), so the tiler treats every layout alike."""
+    """The RGB runner applied to grey tiles (run as three equal channels, the mean comes back), grey + alpha or
+    RGBA tiles (the grey or colour as before, alpha with MATLAB bicubic), so the tiler treats every layout alike."""
 
     def __init__(self, runner: Runner, channels: int) -> None:
         self.runner, self.channels = runner, channels
@@ -115,8 +117,11 @@ class _LayoutRunner:
     def infer(self, lr: np.ndarray) -> np.ndarray:
         if self.channels == 1:
             return self.runner.infer(np.repeat(lr, 3, axis=1)).mean(axis=1, keepdims=True)
-        colour = self.runner.infer(lr[:, :3])
-        alpha = np.stack([imresize(plane[0], self.scale) for plane in lr[:, 3:]])[:, None].astype(np.float32)
+        if self.channels == 2:
+            colour = self.runner.infer(np.repeat(lr[:, :1], 3, axis=1)).mean(axis=1, keepdims=True)
+        else:
+            colour = self.runner.infer(lr[:, :3])
+        alpha = np.stack([imresize(plane[-1], self.scale) for plane in lr])[:, None].astype(np.float32)
         return np.concatenate([colour, alpha], axis=1)
 
     def synchronize(self) -> None:
@@ -237,7 +242,8 @@ class Upscaler:
         return upscale_tiled(self.runner, lr, self.tile, self.overlap, self.memory_budget, on_tile)
 
     def upscale(self, image: np.ndarray, on_tile: TileCallback | None = None) -> np.ndarray:
-        """Upscale one HWC image (gray, RGB or RGBA; uint8, uint16 or float32 in [0, 1]); same layout and dtype back."""
+        """Upscale one HWC image (grey, grey + alpha, RGB or RGBA; uint8, uint16 or float32 in [0, 1]); same layout
+        and dtype back."""
         if not isinstance(image, np.ndarray) and hasattr(image, "__dlpack__"):
             return self.upscale_tensor(image)
         check_image(image)
@@ -309,27 +315,21 @@ def _available_memory() -> int | None:
 
 
 def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 on_tile: TileCallback | None = None) -> str | None:
-    """Read, upscale, write atomically. Returns a note when the output format forced a change (16-bit data in
-    a format other than PNG stored as 8-bit), else None. The output path, the format's size limit and the
-    memory the output needs are checked before any computing; the output is assembled block by block in an
+                 on_tile: TileCallback | None = None, quality: int | None = None) -> str | None:
+    """Read, upscale, write atomically with the input's ICC profile and EXIF (the pixels upright, orientation 1).
+    Returns a note when the output format forced a change (16 bits outside PNG/TIFF, alpha in a JPEG, metadata in
+    a BMP), else None. ``quality``: JPEG/WebP (default 95). The output path, the format's size limit and the memory
+    the output needs are checked before any computing; the output is assembled block by block in an
     ``ImageCanvas``. Raises a GldfnError naming the file on bad input."""
-    image = read_image(source, max_pixels)
+    image, metadata = read_image_with_metadata(source, max_pixels)
     try:
         check_image(image)
     except ImageShapeError as exc:
         raise ImageShapeError(f"{source}: {exc}") from None
     height, width = image.shape[0] * upscaler.scale, image.shape[1] * upscaler.scale
     channels = 1 if image.ndim == 2 else image.shape[2]
-    notes, dtype = [], image.dtype
-    if image.dtype == np.uint16 and target.suffix.lower() != ".png":
-        notes.append("written as 8 bits per channel (16-bit output is written as PNG only)")
-        dtype = np.dtype(np.uint8)
-    out_channels = channels
-    if channels == 4 and target.suffix.lower() in (".jpg", ".jpeg"):
-        notes.append("written without its alpha channel (JPEG has none)")
-        out_channels = 3
-    check_output_path(target, height, width, dtype)
+    fit = fit_output(target, height, width, channels, image.dtype, metadata)
+    dtype, out_channels = fit.dtype, fit.channels
     needed = height * width * (4 if dtype == np.uint8 and out_channels > 1 else out_channels * dtype.itemsize)
     needed += upscaler.memory_needed(image.shape[0], image.shape[1], channels)
     available = _available_memory()
@@ -347,8 +347,8 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int
 
     upscaler.upscale_into(image, write, on_tile)
     del image
-    canvas.save(target)
-    return f"{target}: " + "; ".join(notes) if notes else None
+    canvas.save(target, fit.metadata, quality)
+    return f"{target}: " + "; ".join(fit.notes) if fit.notes else None
 
 
 def describe_failure(source: Path, error: Exception, target: Path | None = None) -> str:
@@ -375,18 +375,18 @@ def describe_failure(source: Path, error: Exception, target: Path | None = None)
 
 
 def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], out_dir: Path, label: str,
-                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> int:
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS, quality: int | None = None) -> int:
     """Upscale each file to its target with progress on stderr (bars on a terminal, else a line per file and per
     tile: gldfn_runtime.upscale.progress). A file that fails for any reason (decoding, size limit, memory, disk,
-    permissions) is reported in one line naming it and the reason, and the batch goes on. Returns the number of
-    files that failed."""
+    permissions) is reported in one line naming it and the reason, and the batch goes on. ``max_pixels`` and
+    ``quality`` as for :func:`upscale_file`. Returns the number of files that failed."""
     make_output_folder(out_dir)
     failures = 0
     with batch_progress(label, len(files)) as progress:
         for source, target in zip(files, targets):
             progress.start_file(source.name)
             try:
-                note = upscale_file(upscaler, source, target, max_pixels, progress.tile)
+                note = upscale_file(upscaler, source, target, max_pixels, progress.tile, quality)
                 if note:
                     progress.message(f"note: {note}")
             except Exception as error:  # noqa: BLE001 - a batch survives any one file; the reason is printed
