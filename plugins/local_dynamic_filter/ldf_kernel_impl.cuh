@@ -178,7 +178,7 @@ __device__ __forceinline__ void readRow(__half const* row, int first, float (&se
 //!
 //! Occupancy of the main case (k = 3, dilation 1): each thread keeps its 2 outputs' 18 spatial filter values in
 //! registers and at most 2 loads of 16 bytes in flight (FP16: 4 channels per stage, FP32: 2), which fits the 64
-//! registers kMinBlocksPerSm = 4 asks of ptxas for 256-thread blocks (SM 90, nvcc 13.0: FP16 62, FP32 61, no
+//! registers kMinBlocksPerSm = 4 asks of ptxas for 256-thread blocks (SM 90, nvcc 13.0: FP16 62, FP32 64, no
 //! spills): 4 blocks, 32 of 64 warps (50 %). With 4 outputs per thread and 128-thread blocks the kernel needed
 //! 93-94 registers, 5 blocks per SM, 31 % (measured on an H200). Shared memory (FP16: 7.2 KB per block, FP32:
 //! 6.2 KB) does not limit. The k > 3 kernels keep no bound (0).
@@ -197,12 +197,21 @@ struct TiledPlan
         = D > 0 ? (kChannelsPerStage * kItemsPerChannel + kThreads - 1) / kThreads : kMaxItemsPerThread;
 };
 
+//! Channel filter values per channel in shared memory: the taps padded to whole 16-byte vectors, so that a thread
+//! reads a channel's filter with k*k/4 rounded up 128-bit broadcast reads.
+__host__ __device__ constexpr int paddedTaps(int kernelSize)
+{
+    return (kernelSize * kernelSize + 3) / 4 * 4;
+}
+
 __host__ __device__ inline size_t tiledSharedBytes(
     int kernelSize, int tileRowsCount, int channelsPerStage, bool spatialShared, TileGeometry const& g)
 {
     size_t const taps = static_cast<size_t>(kernelSize) * kernelSize;
     return static_cast<size_t>(channelsPerStage) * g.tileBytes()
-        + sizeof(float) * (kMaxChannelsPerBlock * taps + (spatialShared ? taps * tileRowsCount * kTileW : 0));
+        + sizeof(float)
+        * (kMaxChannelsPerBlock * static_cast<size_t>(paddedTaps(kernelSize))
+            + (spatialShared ? taps * tileRowsCount * kTileW : 0));
 }
 
 template <typename T, int K, int D>
@@ -214,6 +223,7 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
     using Plan = TiledPlan<T, K, D>;
     constexpr int TH = Plan::kTileRows;
     constexpr int KK = K * K;
+    constexpr int KP = paddedTaps(K);
     constexpr int V = kVecBytes / static_cast<int>(sizeof(T));
     constexpr int kThreads = Plan::kThreads;
     constexpr int CS = Plan::kChannelsPerStage;
@@ -228,7 +238,7 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
     GLDFN_DYNAMIC_SHARED_MEMORY(float4, sharedRaw);
     unsigned char* xs = reinterpret_cast<unsigned char*>(sharedRaw); // CS input tiles, raw items of T
     float* chS = reinterpret_cast<float*>(xs + CS * tileBytes);
-    float* spS = chS + kMaxChannelsPerBlock * KK;
+    float* spS = chS + kMaxChannelsPerBlock * KP;
 
     int64_t block = blockIdx.x;
     int const chunk = static_cast<int>(block % chunks);
@@ -252,7 +262,7 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
 
     for (int i = tid; i < (cEnd - c0) * KK; i += kThreads)
     {
-        chS[i] = toFloat(channel[(n * channels + c0) * KK + i]);
+        chS[(i / KK) * KP + i % KK] = toFloat(channel[(n * channels + c0) * KK + i]);
     }
 
     float spR[kSpatialRegs ? KK : 1][kOutPerThread];
@@ -375,11 +385,16 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
     };
     int const rowPhase = phase0 + ty * widthPhase; // this thread's first window row, channel 0
     auto compute = [&](int c, unsigned char const* tile) {
-        float w[KK];
+        float w[KP];
+        auto const* wv = reinterpret_cast<float4 const*>(chS + (c - c0) * KP);
 #pragma unroll
-        for (int t = 0; t < KK; ++t)
+        for (int q = 0; q < KP / 4; ++q)
         {
-            w[t] = chS[(c - c0) * KK + t];
+            float4 const f = wv[q];
+            w[4 * q] = f.x;
+            w[4 * q + 1] = f.y;
+            w[4 * q + 2] = f.z;
+            w[4 * q + 3] = f.w;
         }
         float acc[kOutPerThread] = {0.F, 0.F};
         int const cPhase = channelPhase(c);
