@@ -9,10 +9,13 @@
 // start at 16-byte aligned addresses (vector loads wherever an item lies inside the image, scalar loads with zero
 // padding at the borders) and is staged as those raw items, one 16-byte shared store each, in the input's own
 // type: the row's first element then sits at a per-row phase (its address modulo 16 bytes), which the reads
-// apply, converting to FP32 as they go (FP16: 32-bit reads realigned by a funnel shift). Converting while staging
-// instead took 8 scalar stores per item that hit the same 4 banks across a warp. The next stage is fetched into
-// registers while the current one is computed. Each thread computes 4 neighbouring outputs of a row; stores are
-// vectorized when aligned.
+// apply, converting to FP32 as they go (FP16: 32-bit reads realigned by a funnel shift; FP32: 64-bit reads and a
+// select by parity). Converting while staging instead took 8 scalar stores per item that hit the same 4 banks
+// across a warp. The next stage is fetched into registers while the current one is computed. A warp covers one
+// tile row and each thread computes 2 neighbouring outputs of it, so a warp's shared reads are consecutive
+// 32-bit (FP16) or 64-bit (FP32) words, free of bank conflicts for any row pitch and phase (with 4 outputs per
+// thread and half-warps on two rows, the first H200 run measured 35 % (FP16) and 67 % (FP32) of the shared-load
+// wavefronts as conflicts); stores are vectorized when aligned.
 //
 // Direct kernel (fallback): one output per thread straight from global memory, for windows whose halo does
 // not fit the tiled kernel's shared-memory and register budget (large kernel_size x dilation).
@@ -35,10 +38,11 @@ namespace gldfn
 namespace detail
 {
 
-constexpr int kThreadsX = 16;
-constexpr int kOutPerThread = 4;
+constexpr int kThreadsX = 32; // a warp covers one tile row, so its shared reads are consecutive words
+constexpr int kOutPerThread = 2;
 constexpr int kTileW = kThreadsX * kOutPerThread;
-constexpr int kMaxChannelsPerBlock = 16;
+static_assert(kOutPerThread == 2, "storeTwo and spatialAt handle two outputs per thread");
+constexpr int kMaxChannelsPerBlock = 8;
 constexpr int kVecBytes = 16;
 constexpr size_t kMaxTiledSharedBytes = 48 * 1024;
 constexpr int kDirectThreads = 256;
@@ -80,19 +84,14 @@ __device__ __forceinline__ __half fromFloat<__half>(float v)
     return __float2half_rn(v);
 }
 
-__device__ __forceinline__ void storeFour(float* dst, float const (&v)[kOutPerThread])
+__device__ __forceinline__ void storeTwo(float* dst, float const (&v)[kOutPerThread])
 {
-    *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[1]);
 }
 
-__device__ __forceinline__ void storeFour(__half* dst, float const (&v)[kOutPerThread])
+__device__ __forceinline__ void storeTwo(__half* dst, float const (&v)[kOutPerThread])
 {
-    __half2 const lo = __floats2half2_rn(v[0], v[1]);
-    __half2 const hi = __floats2half2_rn(v[2], v[3]);
-    uint2 packed;
-    packed.x = *reinterpret_cast<unsigned int const*>(&lo);
-    packed.y = *reinterpret_cast<unsigned int const*>(&hi);
-    *reinterpret_cast<uint2*>(dst) = packed;
+    *reinterpret_cast<__half2*>(dst) = __floats2half2_rn(v[0], v[1]);
 }
 
 //! Geometry of the shared-memory input tile; the same arithmetic runs on the host (planning) and the device.
@@ -128,10 +127,23 @@ struct TileGeometry
 template <int S>
 __device__ __forceinline__ void readRow(float const* row, int first, float (&seg)[S])
 {
+    // 64-bit reads from the even element at or below ``first`` (lanes read consecutive pairs: no bank
+    // conflicts), then a select by the parity of ``first``; the last pair may lie in the row's spare slot.
+    constexpr int kPairs = S / 2 + 1;
+    auto const* pairs = reinterpret_cast<float2 const*>(row) + (first >> 1);
+    bool const odd = (first & 1) != 0;
+    float v[2 * kPairs];
+#pragma unroll
+    for (int k = 0; k < kPairs; ++k)
+    {
+        float2 const pair = pairs[k];
+        v[2 * k] = pair.x;
+        v[2 * k + 1] = pair.y;
+    }
 #pragma unroll
     for (int s = 0; s < S; ++s)
     {
-        seg[s] = row[first + s];
+        seg[s] = odd ? v[s + 1] : v[s];
     }
 }
 
@@ -164,23 +176,20 @@ __device__ __forceinline__ void readRow(__half const* row, int first, float (&se
 //! as many channels' tiles (up to 4) as kMaxItemsPerThread 16-byte loads per thread allow, which keeps more
 //! bytes in flight per block; with a runtime dilation a stage is one channel.
 //!
-//! Occupancy of the main case (k = 3, dilation 1): each thread keeps 36 spatial filter values in registers, and
-//! with 4 loads of 16 bytes in flight per thread ptxas used 128 registers (SM 90, nvcc 13.0): 128 x 128 threads
-//! = 16384 of an SM's 65536 registers per block, so 4 blocks (16 warps, 25 % occupancy). With at most 3 loads per
-//! thread (3 channels per stage in FP16) the k <= 3 kernels fit 96 registers without spilling, which
-//! kMinBlocksPerSm = 5 asks of ptxas: 96 x 128 = 12288 registers per block, 5 blocks (20 warps, 31 %), while the
-//! bytes in flight per SM stay about the same (5 blocks x 6 KB against 4 x 8 KB). Shared memory (FP16: 5.9 KB per
-//! block, FP32: 6.7 KB, the inputs staged raw) does not limit either; with the raw staging ptxas gives the FP16
-//! and FP32 k = 3 kernels 93 and 94 registers, no spills. The runtime-dilation kernels keep their plan and no
-//! bound (0): bounded to 96 registers they spill.
+//! Occupancy of the main case (k = 3, dilation 1): each thread keeps its 2 outputs' 18 spatial filter values in
+//! registers and at most 2 loads of 16 bytes in flight (FP16: 4 channels per stage, FP32: 2), which fits the 64
+//! registers kMinBlocksPerSm = 4 asks of ptxas for 256-thread blocks (SM 90, nvcc 13.0: FP16 62, FP32 64, no
+//! spills): 4 blocks, 32 of 64 warps (50 %). With 4 outputs per thread and 128-thread blocks the kernel needed
+//! 93-94 registers, 5 blocks per SM, 31 % (measured on an H200). Shared memory (FP16: 7.2 KB per block, FP32:
+//! 6.2 KB) does not limit. The k > 3 kernels keep no bound (0).
 template <typename T, int K, int D>
 struct TiledPlan
 {
     static constexpr bool kCompact = K <= 3 && D > 0;
     static constexpr int kTileRows = tileRows<K>();
     static constexpr int kThreads = kThreadsX * kTileRows;
-    static constexpr int kMaxItemsPerThread = kCompact ? 3 : 4;
-    static constexpr int kMinBlocksPerSm = kCompact ? 5 : 0;
+    static constexpr int kMaxItemsPerThread = 2;
+    static constexpr int kMinBlocksPerSm = K <= 3 ? 4 : 0;
     static constexpr int kItemsPerChannel
         = D > 0 ? TileGeometry(K, kTileRows, D, sizeof(T)).itemsPerChannel() : kMaxItemsPerThread * kThreads;
     static constexpr int kChannelsPerStage = std::min(4, kMaxItemsPerThread * kThreads / kItemsPerChannel);
@@ -188,12 +197,21 @@ struct TiledPlan
         = D > 0 ? (kChannelsPerStage * kItemsPerChannel + kThreads - 1) / kThreads : kMaxItemsPerThread;
 };
 
+//! Channel filter values per channel in shared memory: the taps padded to whole 16-byte vectors, so that a thread
+//! reads a channel's filter with k*k/4 rounded up 128-bit broadcast reads.
+__host__ __device__ constexpr int paddedTaps(int kernelSize)
+{
+    return (kernelSize * kernelSize + 3) / 4 * 4;
+}
+
 __host__ __device__ inline size_t tiledSharedBytes(
     int kernelSize, int tileRowsCount, int channelsPerStage, bool spatialShared, TileGeometry const& g)
 {
     size_t const taps = static_cast<size_t>(kernelSize) * kernelSize;
     return static_cast<size_t>(channelsPerStage) * g.tileBytes()
-        + sizeof(float) * (kMaxChannelsPerBlock * taps + (spatialShared ? taps * tileRowsCount * kTileW : 0));
+        + sizeof(float)
+        * (kMaxChannelsPerBlock * static_cast<size_t>(paddedTaps(kernelSize))
+            + (spatialShared ? taps * tileRowsCount * kTileW : 0));
 }
 
 template <typename T, int K, int D>
@@ -205,6 +223,7 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
     using Plan = TiledPlan<T, K, D>;
     constexpr int TH = Plan::kTileRows;
     constexpr int KK = K * K;
+    constexpr int KP = paddedTaps(K);
     constexpr int V = kVecBytes / static_cast<int>(sizeof(T));
     constexpr int kThreads = Plan::kThreads;
     constexpr int CS = Plan::kChannelsPerStage;
@@ -219,7 +238,7 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
     GLDFN_DYNAMIC_SHARED_MEMORY(float4, sharedRaw);
     unsigned char* xs = reinterpret_cast<unsigned char*>(sharedRaw); // CS input tiles, raw items of T
     float* chS = reinterpret_cast<float*>(xs + CS * tileBytes);
-    float* spS = chS + kMaxChannelsPerBlock * KK;
+    float* spS = chS + kMaxChannelsPerBlock * KP;
 
     int64_t block = blockIdx.x;
     int const chunk = static_cast<int>(block % chunks);
@@ -243,7 +262,7 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
 
     for (int i = tid; i < (cEnd - c0) * KK; i += kThreads)
     {
-        chS[i] = toFloat(channel[(n * channels + c0) * KK + i]);
+        chS[(i / KK) * KP + i % KK] = toFloat(channel[(n * channels + c0) * KK + i]);
     }
 
     float spR[kSpatialRegs ? KK : 1][kOutPerThread];
@@ -350,25 +369,34 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
             }
         }
     };
-    auto spatialAt = [&](int t, int p) {
+    // The thread's spatial filter values of tap t (shared memory: one 64-bit read, lanes consecutive).
+    auto spatialAt = [&](int t, float (&sp)[kOutPerThread]) {
         if constexpr (kSpatialRegs)
         {
-            return spR[t][p];
+            sp[0] = spR[t][0];
+            sp[1] = spR[t][1];
         }
         else
         {
-            return spS[(t * TH + ty) * kTileW + tx * kOutPerThread + p];
+            float2 const pair = *reinterpret_cast<float2 const*>(spS + (t * TH + ty) * kTileW + tx * kOutPerThread);
+            sp[0] = pair.x;
+            sp[1] = pair.y;
         }
     };
     int const rowPhase = phase0 + ty * widthPhase; // this thread's first window row, channel 0
     auto compute = [&](int c, unsigned char const* tile) {
-        float w[KK];
+        float w[KP];
+        auto const* wv = reinterpret_cast<float4 const*>(chS + (c - c0) * KP);
 #pragma unroll
-        for (int t = 0; t < KK; ++t)
+        for (int q = 0; q < KP / 4; ++q)
         {
-            w[t] = chS[(c - c0) * KK + t];
+            float4 const f = wv[q];
+            w[4 * q] = f.x;
+            w[4 * q + 1] = f.y;
+            w[4 * q + 2] = f.z;
+            w[4 * q + 3] = f.w;
         }
-        float acc[kOutPerThread] = {0.F, 0.F, 0.F, 0.F};
+        float acc[kOutPerThread] = {0.F, 0.F};
         int const cPhase = channelPhase(c);
 #pragma unroll
         for (int i = 0; i < K; ++i)
@@ -382,10 +410,12 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
 #pragma unroll
                 for (int j = 0; j < K; ++j)
                 {
+                    float sp[kOutPerThread];
+                    spatialAt(i * K + j, sp);
 #pragma unroll
                     for (int p = 0; p < kOutPerThread; ++p)
                     {
-                        acc[p] = ldfTapTerm(acc[p], spatialAt(i * K + j, p), w[i * K + j], seg[p + j * D]);
+                        acc[p] = ldfTapTerm(acc[p], sp[p], w[i * K + j], seg[p + j * D]);
                     }
                 }
             }
@@ -394,11 +424,12 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
 #pragma unroll
                 for (int j = 0; j < K; ++j)
                 {
+                    float sp[kOutPerThread];
+                    spatialAt(i * K + j, sp);
 #pragma unroll
                     for (int p = 0; p < kOutPerThread; ++p)
                     {
-                        acc[p] = ldfTapTerm(
-                            acc[p], spatialAt(i * K + j, p), w[i * K + j], toFloat(row[first + p + j * d]));
+                        acc[p] = ldfTapTerm(acc[p], sp[p], w[i * K + j], toFloat(row[first + p + j * d]));
                     }
                 }
             }
@@ -407,7 +438,7 @@ __global__ void __launch_bounds__(TiledPlan<T, K, D>::kThreads, TiledPlan<T, K, 
         if (ox + kOutPerThread <= width
             && reinterpret_cast<uintptr_t>(outRow + ox) % (kOutPerThread * sizeof(T)) == 0)
         {
-            storeFour(outRow + ox, acc);
+            storeTwo(outRow + ox, acc);
         }
         else
         {
