@@ -16,6 +16,7 @@ from gldfn_model.cli.options import (
     MARKDOWN,
     PLOT,
     SIZES,
+    THREADS,
     WARMUP,
     bench_counts,
     device_option,
@@ -279,6 +280,7 @@ def register(app: typer.Typer) -> None:
         plugin: Path | None = PLUGIN,
         device: int = DEVICE,
         as_json: bool = JSON,
+        threads: int | None = THREADS,
     ) -> None:
         """Run both models on the same inputs: max/mean absolute difference and PSNR. With --atol/--rtol/--min-psnr
         a gate for CI: exit status 1 when the candidate misses it."""
@@ -286,7 +288,7 @@ def register(app: typer.Typer) -> None:
 
         tolerance = Tolerance(atol=atol, rtol=rtol, min_psnr_db=min_psnr)
         report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin,
-                                tolerance=tolerance, device=device)
+                                tolerance=tolerance, device=device, threads=threads)
         if as_json:
             typer.echo(json.dumps(report.as_dict(), indent=2))
         else:
