@@ -47,7 +47,7 @@ def large_tiles(upscaler: Upscaler, bsd100: Path) -> None:
     for tile, overlap in LARGE_TILINGS:
         upscaler.tile, upscaler.overlap = tile, overlap
         tiled = [np.clip(upscaler.upscale(image), 0, 1) for image in images]
-        values = [psnr(t, w) for t, w in zip(tiled, wholes)]
+        values = [psnr(t, w, peak=1.0) for t, w in zip(tiled, wholes)]
         diff = max(float(np.abs(t - w).max()) for t, w in zip(tiled, wholes))
         print(f"| {tile} | {overlap} | {np.mean(values):.2f} / {np.min(values):.2f} | {diff:.3f} |", flush=True)
 

@@ -7,6 +7,10 @@ process runs what ``gldfn upscale PHOTO -o OUT --threads N`` runs for one file (
 its progress per tile. The parent reads the child's peak RSS from ``os.wait4``. With ``--time-limit`` a child
 still running is stopped then, and the row says how far it got: the peak RSS of a partial run.
 
+The child also prints its RSS before the file (Python, PyTorch and the model loaded) and the upscaler's estimate
+for the file: the decoded input, the output image and the tiler's working memory (``Upscaler.memory_needed``). The
+"measured" column is the peak minus that RSS: what the file cost, set against the estimate.
+
     python benchmarks/upscale_memory.py [--megapixels 3 12 24] [--time-limit 900] [--threads 1]
 """
 from __future__ import annotations
@@ -45,6 +49,21 @@ def make_photo(path: Path, megapixels: float, seed: int = 0) -> tuple[int, int]:
     return width, height
 
 
+def resident_bytes() -> int:
+    """This process's resident set (VmRSS), in bytes (Linux)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def file_estimate(upscaler, height: int, width: int) -> int:
+    """Bytes an RGB JPEG of ``height x width`` is estimated to need: the decoded input (3 bytes a pixel), the output
+    image (``canvas_bytes``) and the tiler's working memory."""
+    from gldfn_runtime.upscale.upscaler import canvas_bytes
+
+    scale = upscaler.scale
+    return height * width * 3 + canvas_bytes(height * scale, width * scale, 3, np.uint8) + upscaler.memory_needed(height, width)
+
+
 def child(source: Path, target: Path, threads: int) -> None:
     """Upscale one file as ``gldfn upscale`` does, printing ``tile DONE TOTAL SECONDS`` lines."""
     from gldfn_runtime.cli.upscale import Backend, build_upscaler
@@ -53,9 +72,11 @@ def child(source: Path, target: Path, threads: int) -> None:
 
     start = time.perf_counter()
     upscaler = build_upscaler(Backend.torch, SCALE, threads=threads, overlap=DEFAULT_OVERLAP)
-    image_size = Image.open(source).size
-    tile = upscaler.tile_for(image_size[1], image_size[0])
+    width, height = Image.open(source).size
+    tile = upscaler.tile_for(height, width)
     print(f"tile {tile}", flush=True)
+    print(f"estimate {file_estimate(upscaler, height, width)}", flush=True)
+    print(f"before {resident_bytes()}", flush=True)
 
     def on_tile(done: int, total: int) -> None:
         print(f"tiles {done} {total} {time.perf_counter() - start:.1f}", flush=True)
@@ -92,8 +113,13 @@ def measure(source: Path, target: Path, threads: int, time_limit: float | None) 
     status, usage = finished
     lines = [line.strip() for line in lines]
     tiles = [line.split() for line in lines if line.startswith("tiles ")]
+    def value(name: str) -> int:
+        return next((int(line.split()[1]) for line in lines if line.startswith(f"{name} ")), 0)
+
     return {
         "peak_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+        "before_mb": value("before") / 2**20,
+        "estimate_mb": value("estimate") / 2**20,
         "seconds": time.perf_counter() - start,
         "tile": next((line[5:] for line in lines if line.startswith("tile ")), "?"),
         "tiles_done": int(tiles[-1][1]) if tiles else 0,
@@ -115,8 +141,9 @@ def main() -> None:
         child(*args.child, args.threads)
         return
     print(f"x{SCALE}, shipped tiny weights, PyTorch on the CPU, {args.threads} thread(s); peak RSS of the child process")
-    print("| input | output | tile (LR px) | tiles | peak RSS | time | run |")
-    print("|---|---|---|---|---|---|---|")
+    print("| input | output | tile (LR px) | tiles | peak RSS | before the file | measured (peak - before) | estimate | "
+          "measured / estimate | time | run |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for megapixels in args.megapixels:
             photo = Path(folder) / f"photo_{megapixels:g}mp.jpg"
@@ -126,8 +153,11 @@ def main() -> None:
             if result["exit"] != 0 and result["written"] is False and result["tiles_done"] == 0:
                 print(f"<!-- {megapixels:g} MP child failed (exit {result['exit']}): {result['stderr']} -->")
             run = "complete" if result["written"] else f"stopped at {result['seconds']:.0f} s"
+            measured = result["peak_rss_mb"] - result["before_mb"]
             print(f"| {width}x{height} ({width * height / 1e6:.1f} MP) | {width * SCALE}x{height * SCALE} | {result['tile']} | "
                   f"{result['tiles_done']} of {result['tiles_total']} | {result['peak_rss_mb'] / 1024:.2f} GiB | "
+                  f"{result['before_mb'] / 1024:.2f} GiB | {measured / 1024:.2f} GiB | "
+                  f"{result['estimate_mb'] / 1024:.2f} GiB | {measured / max(result['estimate_mb'], 1):.2f} | "
                   f"{result['seconds']:.0f} s | {run} |", flush=True)
 
 

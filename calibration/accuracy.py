@@ -14,9 +14,9 @@ from gldfn_model.evaluation.metrics import score
 from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 
 
-def onnx_restore(path: str | Path) -> RestoreFn:
+def onnx_restore(path: str | Path, threads: int | None = None) -> RestoreFn:
     """An ONNX file in ONNX Runtime (CPU) as a restore function: LR uint8 -> SR uint8."""
-    return runner_restore(OnnxRuntimeRunner(path, providers="cpu"))
+    return runner_restore(OnnxRuntimeRunner(path, providers="cpu", threads=threads))
 
 
 def _recording(restore: RestoreFn, outputs: list[np.ndarray]) -> RestoreFn:

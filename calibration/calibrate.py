@@ -47,6 +47,7 @@ class CalibrationOptions:
     sensitivity: bool = False
     engine_check: bool = True
     plugin_library: Path | None = None
+    threads: int | None = None  # ONNX Runtime's intra-op threads (gldfn_model.common.threads)
 
 
 @dataclass
@@ -131,7 +132,7 @@ def calibrate_gldfn(
         reader = PatchReader(calibration.patches, export.input_name, export.batch)
         calibrate_ranges(export, reader, options.method, cache, work)
         quantize_to_file(export, selection, model_tmp, settings, cache)
-        check_runs(model_tmp, next(iter(reader.feeds()))[export.input_name], export.scale)
+        check_runs(model_tmp, next(iter(reader.feeds()))[export.input_name], export.scale, options.threads)
         result = CalibrationResult(
             Path(output), Path(report_path) if report_path is not None else None, selection, calibration.description,
             {"fp32_onnx": export.path.stat().st_size, "int8_onnx": model_tmp.stat().st_size},
@@ -168,12 +169,13 @@ def _evaluate(result: CalibrationResult, export: Any, selection: LayerSelection,
         cases = list(degrade_files(split.evaluation, options.setting, export.scale, options.seed))
     except (EvaluationError, ImageReadError) as exc:
         raise CalibrationError(f"--eval-images: {exc}") from exc
-    fp32 = restore_all(cases, export.scale, onnx_restore(export.path), options.setting)
-    int8 = restore_all(cases, export.scale, onnx_restore(int8_path), options.setting)
+    fp32 = restore_all(cases, export.scale, onnx_restore(export.path, options.threads), options.setting)
+    int8 = restore_all(cases, export.scale, onnx_restore(int8_path, options.threads), options.setting)
     result.accuracy = compare(fp32, int8, export.scale)
     if options.sensitivity:
         report = lambda i, n, name: say(f"sensitivity {i + 1}/{n}: {name}")  # noqa: E731
-        result.sensitivity = layer_sensitivity(export, selection, settings, cache, work, cases, fp32, report)
+        result.sensitivity = layer_sensitivity(export, selection, settings, cache, work, cases, fp32, report,
+                                               threads=options.threads)
 
 
 def _report(result: CalibrationResult, source: Path, options: CalibrationOptions, too_small: list[str], same_images: bool,

@@ -8,6 +8,7 @@ import typer
 from gldfn_calibration.methods import Method
 from gldfn_model.cli.options import (
     SEED,
+    THREADS,
     Setting,
     input_option,
     inputs_argument,
@@ -41,6 +42,7 @@ def calibrate(
     engine_check: bool = typer.Option(True, "--engine-check/--no-engine-check", help="Parse and build a TensorRT engine on the CPU (TensorRT-RTX)."),
     plugin: Path | None = typer.Option(None, "--plugin", help="Plugin library for the engine check (default: the built one if any, else the function bodies)."),
     seed: int = SEED,
+    threads: int | None = THREADS,
     version: bool = version_option("gldfn-calibrate"),
 ) -> None:
     """Quantize a GLDFN export to INT8 (explicit Q/DQ, what TensorRT builds from) and report the PSNR it costs."""
@@ -59,7 +61,7 @@ def calibrate(
     options = CalibrationOptions(
         images=images, scale=scale, setting=setting.value, samples=samples, patch=patch, method=method,
         exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_images, hold_out=evaluate,
-        sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(),
+        sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(), threads=threads,
     )
     result = calibrate_gldfn(model, output, options, report, progress=typer.echo)
     typer.echo(format_summary(result))

@@ -174,10 +174,10 @@ def _set_metadata(model: onnx.ModelProto, export: GldfnExport, selection: LayerS
     model.producer_name = "gldfn-calibrate"
 
 
-def check_runs(path: Path, sample: np.ndarray, scale: int) -> None:
+def check_runs(path: Path, sample: np.ndarray, scale: int, threads: int | None = None) -> None:
     """The quantized file loads and runs in ONNX Runtime on the CPU and gives a finite image of the right size."""
     try:
-        output = OnnxRuntimeRunner(path, providers="cpu", scale=scale).infer(sample)
+        output = OnnxRuntimeRunner(path, providers="cpu", scale=scale, threads=threads).infer(sample)
     except RunnerError as exc:
         raise CalibrationError(f"the quantized model does not run in ONNX Runtime: {exc}") from exc
     expected = (*sample.shape[:2], sample.shape[2] * scale, sample.shape[3] * scale)

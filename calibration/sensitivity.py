@@ -28,6 +28,7 @@ class LayerSensitivity:
 def layer_sensitivity(
     export: GldfnExport, selection: LayerSelection, settings: QuantizationSettings, cache: Path, work_dir: Path,
     cases: list[Case], fp32: Restored, progress: Callable[[int, int, str], None] | None = None,
+    threads: int | None = None,
 ) -> list[LayerSensitivity]:
     """One entry per quantized layer of ``selection``, most costly first. ``cache`` must already hold the ranges."""
     results = []
@@ -38,7 +39,7 @@ def layer_sensitivity(
         single = LayerSelection([layer], selection.excluded_layers, selection.float_nodes)
         path = work_dir / "single_layer.onnx"
         quantize_to_file(export, single, path, settings, cache)
-        restored = restore_all(cases, scale, onnx_restore(path), fp32.result.setting, fp32.result.convention)
+        restored = restore_all(cases, scale, onnx_restore(path, threads), fp32.result.setting, fp32.result.convention)
         comparison = compare(fp32, restored, scale)
         results.append(LayerSensitivity(layer.name, layer.node, comparison.psnr_loss_db, comparison.int8_vs_fp32_psnr))
     return sorted(results, key=lambda r: r.psnr_lost_db, reverse=True)

@@ -111,6 +111,7 @@ def test_cli_two_backends_json_and_plot(tmp_path):
         (["--backend", "torch", "--config", "paper"], "--random-weights"),
         (["--sizes", "180by270", "--random-weights"], "HEIGHTxWIDTH"),
         (["--random-weights", "--json", "--markdown"], "exclude each other"),
+        (["--random-weights", "--precision", "tf32"], "--precision tf32 runs torch on a GPU only"),
     ],
 )
 def test_cli_bad_options_explain_themselves(args, message):
@@ -212,6 +213,24 @@ def test_cli_cuda_without_a_gpu_says_so():
     assert result.exit_code == 1 and "sees no CUDA GPU" in result.output
 
 
+def _tf32_settings() -> list:
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        return [conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision]
+    return [torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32]
+
+
+def test_fp32_timings_run_without_tf32_and_tf32_is_named():
+    from gldfn_runtime.bench.contestants import cuda_fp32_math
+
+    before = _tf32_settings()
+    with cuda_fp32_math(tf32=False):
+        assert _tf32_settings() in (["ieee", "ieee"], [False, False])
+    with cuda_fp32_math(tf32=True):
+        assert _tf32_settings() in (["tf32", "tf32"], [True, True])
+    assert _tf32_settings() == before  # restored
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible to PyTorch)")
 def test_cuda_contestants_time_fp32_and_fp16_on_the_device():
     from gldfn_runtime.bench.contestants import torch_device_contestant
@@ -219,9 +238,9 @@ def test_cuda_contestants_time_fp32_and_fp16_on_the_device():
     torch.manual_seed(0)
     model = GLDFN(get_config("tiny", 4))
     cuda = torch.device("cuda")
-    contestants = [torch_device_contestant(GLDFN(model.config), "gldfn", cuda, p) for p in ("fp32", "fp16")]
+    contestants = [torch_device_contestant(GLDFN(model.config), "gldfn", cuda, p) for p in ("fp32", "tf32", "fp16")]
     results = measure_interleaved(contestants, (32, 40), iters=3, warmup=1)
-    assert [r.precision for r in results] == ["fp32", "fp16"] and all(r.min_ms > 0 for r in results)
+    assert [r.precision for r in results] == ["fp32", "tf32", "fp16"] and all(r.min_ms > 0 for r in results)
     assert results[0].macs == count_complexity(model.config, 32, 40).macs
 
 

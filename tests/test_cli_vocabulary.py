@@ -271,7 +271,8 @@ def _all_commands() -> list[tuple[str, object]]:
 
 # The short flags of the shared options; wherever the long option exists, it has its short flag, and the short flag
 # means nothing else.
-SHORT_FLAGS = {"--output": "-o", "--input": "-i", "--scale": "-s", "--tile": "-t", "--format": "-f", "--device": "-g"}
+SHORT_FLAGS = {"--output": "-o", "--input": "-i", "--scale": "-s", "--tile": "-t", "--format": "-f", "--device": "-g",
+               "--threads": "-j"}
 # One default for the same option everywhere.
 DEFAULTS = {"--tile": None, "--overlap": 16, "--max-pixels": DEFAULT_MAX_PIXELS, "--threads": None, "--seed": 0,
             "--providers": "cpu", "--sizes": "180x270", "--iters": None, "--warmup": None, "--plugin": None,
@@ -322,6 +323,18 @@ def _vocabulary_problems(name: str, command: object) -> list[str]:
 ])
 def test_every_command_speaks_the_vocabulary(name, command):
     assert _vocabulary_problems(name, command) == []
+
+
+# Every command that runs a model on the CPU (PyTorch or ONNX Runtime) takes -j/--threads (gldfn_model.common.threads).
+RUNS_A_MODEL = {"gldfn train", "gldfn eval", "gldfn upscale", "gldfn bench", "gldfn-calibrate", "gldfn-trt compare"}
+
+
+def test_every_command_that_runs_a_model_takes_threads():
+    commands = dict(_all_commands())
+    assert RUNS_A_MODEL <= commands.keys()
+    lacking = [name for name in sorted(RUNS_A_MODEL)
+               if not any("--threads" in p.opts and "-j" in p.opts for p in commands[name].params)]
+    assert lacking == []
 
 
 def test_the_shared_choices_are_the_model_s_own():

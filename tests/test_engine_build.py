@@ -131,6 +131,8 @@ def test_cached_engine_builds_into_the_cache_only_and_reuses_it(rtx, plugin_libr
     again = cached_engine(tiny_onnx["fp32"], _options(plugin_library, compute_capabilities=("SM86",)), cache_dir=tmp_path)
     assert again.cache_hit and again.engine_path == first.engine_path and again.sidecar.built_at == first.sidecar.built_at
     assert sorted(tiny_onnx["fp32"].parent.iterdir()) == beside
+    # TensorRT-RTX times no tactics: no timing cache beside its engines (full TensorRT keeps one in CACHE/timing)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.engine_path.parent.name]
 
 
 def test_a_cache_hit_names_the_onnx_file_it_was_asked_for(rtx, plugin_library, tiny_onnx, tmp_path):

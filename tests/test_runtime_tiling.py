@@ -22,6 +22,7 @@ from gldfn_runtime.upscale.tiling import (
     effective_tile,
     pad_to_min,
     plan_tiles,
+    tile_coverage,
     tile_weights,
     upscale_blocks,
     upscale_tiled,
@@ -64,17 +65,40 @@ def receptive_radius(runner, size: int = 64) -> int:
     return int(np.ceil(reach)) + 1
 
 
-@pytest.mark.parametrize("height,width,tile,overlap", [(50, 70, 24, 6), (24, 24, 24, 4), (31, 100, 16, 0), (9, 200, 64, 12)])
-def test_plan_covers_the_image_with_the_requested_overlap(height, width, tile, overlap):
+@pytest.mark.parametrize("height,width,tile,overlap", [(50, 70, 24, 6), (24, 24, 24, 4), (31, 100, 16, 0), (9, 200, 64, 12),
+                                                       (1500, 2000, 368, 16), (97, 353, 48, 16)])
+def test_plan_covers_the_image_evenly_with_the_requested_overlap(height, width, tile, overlap):
     tiles = plan_tiles(height, width, (tile, tile), overlap)
     cover = np.zeros((height, width), dtype=int)
+    sizes = {(t.bottom - t.top, t.right - t.left) for t in tiles}
+    assert len(sizes) == 1  # one shape: one engine shape
+    (tile_h, tile_w), = sizes
+    assert tile_h <= min(tile, height) and tile_w <= min(tile, width)
     for t in tiles:
-        assert t.bottom - t.top == min(tile, height) and t.right - t.left == min(tile, width)
         cover[t.top : t.bottom, t.left : t.right] += 1
     assert cover.min() >= 1
-    lefts = sorted({t.left for t in tiles})
-    for a, b in zip(lefts, lefts[1:]):
-        assert min(tile, width) - (b - a) >= overlap  # neighbours share at least `overlap` columns
+    for starts, size, length in (({t.top for t in tiles}, tile_h, height), ({t.left for t in tiles}, tile_w, width)):
+        starts = sorted(starts)
+        # as many tiles as a plain stride of `tile - overlap` needs, from edge to edge
+        assert len(starts) == (1 if length <= tile else -(-(length - overlap) // (tile - overlap)))
+        assert starts[0] == 0 and starts[-1] + size == length
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        assert all(size - gap >= overlap for gap in gaps)  # neighbours share at least `overlap`
+        assert not gaps or max(gaps) - min(gaps) <= 1  # spread evenly
+        if len(starts) > 1:  # the shortest tiles that can: one pixel less and this many cannot keep `overlap`
+            assert len(starts) * (size - 1 - overlap) + overlap < length
+
+
+def test_even_tiles_recompute_less_than_tiles_flush_with_the_edge():
+    """A 3 MP photo in the tiles the memory budget picks for it: the flush layout (full tiles, the last one
+    against the edge) holds 1.35x the photo's pixels; the same tile count spread evenly about 1.09x."""
+    height, width, tile, overlap = 1500, 2000, 368, 16
+    counts = [-(-(length - overlap) // (tile - overlap)) for length in (height, width)]
+    flush = counts[0] * tile * counts[1] * tile / (height * width)
+    even = tile_coverage(height, width, (tile, tile), overlap)
+    assert len(plan_tiles(height, width, (tile, tile), overlap)) == counts[0] * counts[1]
+    assert even < 1.1 < 1.3 < flush
+    print(f"{width}x{height}, {counts[0] * counts[1]} tiles of at most {tile}: flush {flush:.3f}x, even {even:.3f}x")
 
 
 def test_blending_weights_are_positive_everywhere_and_one_inside():

@@ -5,8 +5,10 @@ a caller's stream is ordered with the executor's stream by events; events are ma
 runner's checks that need no GPU: tensors on another device, host code for engines with an embedded plugin."""
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -34,6 +36,7 @@ class RecordingCudart:
         self.handles = 1000
         self.live_events: set[int] = set()
         self.events_created = 0
+        self.host_memory: dict[int, ctypes.Array] = {}  # page-locked host buffers: real memory, as numpy writes them
 
     def _handle(self) -> int:
         with self.lock:
@@ -76,6 +79,18 @@ class RecordingCudart:
         handle = self._handle()
         self._record("cudaMalloc", nbytes, handle)
         return SUCCESS, handle
+
+    def cudaMallocHost(self, nbytes):
+        memory = ctypes.create_string_buffer(nbytes)
+        pointer = ctypes.addressof(memory)
+        self.host_memory[pointer] = memory
+        self._record("cudaMallocHost", nbytes, pointer)
+        return SUCCESS, pointer
+
+    def cudaFreeHost(self, pointer):
+        del self.host_memory[pointer]
+        self._record("cudaFreeHost", pointer)
+        return (SUCCESS,)
 
     def __getattr__(self, name):
         if not name.startswith("cuda"):
@@ -224,3 +239,47 @@ def test_runtimes_for_engines_with_an_embedded_plugin_allow_host_code():
         pytest.skip(f"TensorRT-RTX is not installed: {error}")
     assert make_runtime(trt, process_logger(trt), embedded_plugin=True).engine_host_code_allowed
     assert not make_runtime(trt, process_logger(trt), embedded_plugin=False).engine_host_code_allowed
+
+
+def test_host_runs_copy_through_pinned_buffers_and_return_a_fresh_array(cuda):
+    executor, _ = make_executor(cuda)
+    batch = np.arange(48, dtype=np.float32).reshape(1, 3, 4, 4)
+    cuda.calls.clear()
+    first = executor.run_host(batch)
+    second = executor.run_host(batch)
+    copies = [call for call in cuda.calls if call[0] == "cudaMemcpyAsync"]
+    pinned = set(cuda.host_memory)
+    assert len(pinned) == 2 and cuda.names().count("cudaMallocHost") == 2  # made once, reused
+    assert copies[0][5] == "H2D" and copies[0][3] in pinned  # from a pinned source ...
+    assert copies[1][5] == "D2H" and copies[1][2] in pinned  # ... into a pinned target
+    staged = np.frombuffer(cuda.host_memory[copies[0][3]], dtype=np.float32, count=batch.size)
+    np.testing.assert_array_equal(staged, batch.ravel())  # the batch went through the pinned buffer
+    assert first.shape == (1, 3, 8, 8) and not np.shares_memory(first, second)
+    executor.close()
+    assert cuda.host_memory == {} and cuda.names().count("cudaFreeHost") == 2
+
+
+def test_a_device_step_runs_the_engine_alone_between_the_timing_events(cuda):
+    executor, context = make_executor(cuda)
+    batch = np.zeros((1, 3, 4, 4), np.float32)
+    step = executor.device_step(batch)
+    timer = executor.timer()
+    cuda.calls.clear()
+    assert timer(step) == 1.5
+    timed = [call[0] for call in cuda.calls if call[0] not in ("cudaSetDevice",)]
+    assert timed == ["cudaEventRecord", "execute_async_v3", "cudaEventRecord", "cudaEventSynchronize",
+                     "cudaEventElapsedTime"]  # no copy inside the timed region
+    executor.device_step(np.zeros((1, 3, 8, 8), np.float32))  # larger: its buffers are made anew
+    with pytest.raises(RunnerError, match="replaced by a later device_step"):
+        step()
+
+
+def test_stream_handles_are_read_without_the_deprecated_int():
+    runtime = pytest.importorskip("cuda.bindings.runtime", reason="cuda-python is not installed")
+    pytest.importorskip("cuda.bindings.utils", reason="cuda-python < 12.9.1 has no cuda.bindings.utils")
+    from gldfn_runtime.runners.execution import native_handle
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a DeprecationWarning would fail here
+        assert native_handle(runtime.cudaStream_t(1234)) == 1234 and native_handle(runtime.cudaEvent_t(77)) == 77
+    assert native_handle(5) == 5

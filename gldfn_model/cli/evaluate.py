@@ -14,6 +14,7 @@ from gldfn_model.cli.options import (
     AUTO,
     JSON,
     SEED,
+    THREADS,
     ConfigName,
     Setting,
     SvNoise,
@@ -65,6 +66,7 @@ def register(app: typer.Typer) -> None:
         noise: float = typer.Option(0.0, "--noise", help=NOISE_HELP),
         sv_noise: SvNoise = typer.Option(SvNoise.low, "--sv-noise", help=SV_NOISE_HELP),
         as_json: bool = JSON,
+        threads: int | None = THREADS,
     ) -> None:
         """Degrade (or read) the test images, restore them, and report per-image and mean PSNR / SSIM."""
         from gldfn_model.evaluation import evaluate as evaluation
@@ -87,7 +89,7 @@ def register(app: typer.Typer) -> None:
             restore = evaluation.bicubic_restore(scale)
         else:
             restore = evaluation.model_restore(
-                evaluation.load_eval_model(checkpoint, scale, config_name or SHIPPED_CONFIG, model))
+                evaluation.load_eval_model(checkpoint, scale, config_name or SHIPPED_CONFIG, model), threads)
         result = evaluation.evaluate(hr, setting_name, scale, restore, convention.value, seed, noise_from_level(noise),
                                      sv_noise.value, lr_dir, on_image=show)
         if as_json:

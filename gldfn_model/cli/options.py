@@ -178,7 +178,8 @@ RANDOM_WEIGHTS = typer.Option(False, "--random-weights",
 
 # ---------------------------------------------------------------- running
 
-THREADS = typer.Option(None, "--threads", help="CPU threads for PyTorch / ONNX Runtime (default: the library's choice)")
+THREADS = typer.Option(None, "-j", "--threads", min=1, show_default=False,
+                       help="CPU threads for PyTorch / ONNX Runtime (default: the CPUs this process may use)")
 PROVIDERS = typer.Option("cpu", "--providers",
                          help="ONNX Runtime execution providers, comma-separated: cpu, cuda or full provider names")
 GPU_HELP = "the CUDA GPU to run on: its index among the GPUs CUDA sees (CUDA_VISIBLE_DEVICES)"

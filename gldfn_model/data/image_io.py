@@ -36,8 +36,8 @@ from gldfn_model.data.tiff_files import describe_tiff, is_deep_tiff, is_tiff_fil
 
 __all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_QUALITY", "IMAGE_SUFFIXES", "ImageCanvas", "ImageFormatError",
            "ImageMetadata", "ImageReadError", "ImageTooLargeError", "ImageWriteError", "OutputFit",
-           "check_output_path", "fit_output", "list_images", "read_image", "read_image_with_metadata", "read_rgb",
-           "write_image"]
+           "check_output_path", "fit_output", "image_size", "list_images", "read_image", "read_image_with_metadata",
+           "read_rgb", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
@@ -145,6 +145,21 @@ def _read_deep(image: Image.Image, stored: np.ndarray) -> tuple[np.ndarray, Imag
     exif = image.getexif() if image.format != "PNG" or "exif" in image.info else Image.Exif()
     pixels = upright(stored[:, :, 0] if stored.shape[2] == 1 else stored, orientation_of(exif))
     return pixels, carried_metadata(image, exif)
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(height, width) of the image turned upright as :func:`read_image` turns it, from the header alone (a PNG's
+    EXIF only where it comes before the pixel data); None when the header cannot be read (reading the file says
+    why)."""
+    try:
+        with _pillow_limit_lifted(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open(path, "rb") as fh, Image.open(fh) as image:
+                exif = image.getexif() if image.format != "PNG" or "exif" in image.info else Image.Exif()
+                width, height = image.size
+                return (width, height) if orientation_of(exif) in (5, 6, 7, 8) else (height, width)
+    except _DECODER_ERRORS:
+        return None
 
 
 def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:

@@ -199,11 +199,11 @@ def runner_restore(runner: Runner) -> RestoreFn:
     return lambda lr: quantize_uint8(run_image(runner, lr))
 
 
-def model_restore(model: torch.nn.Module) -> RestoreFn:
-    """Run ``model`` on the whole image, on its device (a :class:`TorchRunner`)."""
+def model_restore(model: torch.nn.Module, threads: int | None = None) -> RestoreFn:
+    """Run ``model`` on the whole image, on its device (a :class:`TorchRunner` with ``threads``)."""
     from gldfn_model.inference.torch_runner import TorchRunner
 
-    return runner_restore(TorchRunner(model))
+    return runner_restore(TorchRunner(model, threads=threads))
 
 
 def load_eval_model(checkpoint: str | Path | None, scale: int, config: str = SHIPPED_CONFIG,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gldfn_model.common.optional import import_onnxruntime
+from gldfn_model.common.threads import cpu_threads
 from gldfn_model.inference.runner import RunnerError, Size, check_batch, gldfn_bytes_per_lr_pixel
 from gldfn_model.network.config import NAMED_CONFIGS
 from gldfn_model.ops import onnx_format
@@ -39,11 +40,11 @@ def resolve_providers(providers: list[str] | tuple[str, ...] | str | None) -> li
 
 
 def create_session(path: Path, providers: list[str], threads: int | None = None) -> ort.InferenceSession:
-    """A quiet session (errors only) on ``providers``; RunnerError when ONNX Runtime cannot load the file."""
+    """A quiet session (errors only) on ``providers`` with ``threads`` intra-op threads (default: the CPUs this
+    process may use, gldfn_model.common.threads); RunnerError when ONNX Runtime cannot load the file."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = cpu_threads(threads)
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types

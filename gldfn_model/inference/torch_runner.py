@@ -4,13 +4,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gldfn_model.common.threads import set_torch_threads
 from gldfn_model.inference.runner import RunnerError, Size, check_batch, gldfn_bytes_per_lr_pixel
 from gldfn_model.network.gldfn import GLDFN
 
 
 class TorchRunner:
     """A GLDFN model (or any network whose ``config`` has a ``scale``, such as the Table IV peers) in eval mode on
-    ``device`` (default: where its weights are), in its weights' dtype."""
+    ``device`` (default: where its weights are), in its weights' dtype. ``threads``: PyTorch's intra-op threads
+    (process-wide; default: never more than the CPUs this process may use, gldfn_model.common.threads)."""
 
     name = "torch"
     min_size: Size | None = None
@@ -21,8 +23,7 @@ class TorchRunner:
         self.device = torch.device(device) if device is not None else parameter.device
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RunnerError("device 'cuda' was asked for, but this PyTorch build sees no CUDA GPU; use device 'cpu'")
-        if threads is not None:
-            torch.set_num_threads(threads)
+        set_torch_threads(threads)
         self.model = model.eval().to(self.device)
         self.dtype = parameter.dtype
         self.config = model.config

@@ -21,6 +21,7 @@ from torch import nn
 
 from gldfn_model.common.atomic import make_output_folder
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.threads import set_torch_threads
 from gldfn_model.data.degradation import (
     TrainingDegradation,
 )
@@ -148,8 +149,7 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     """Run (or resume) a training run; returns the path of the last checkpoint."""
     degradation = training_degradation(options)  # checks the setting and noise before anything is created
     rank, world, device = _distributed()
-    if options.threads:
-        torch.set_num_threads(options.threads)
+    set_torch_threads(options.threads)
     out = Path(options.out)
     last_path = out / "last.pt"
     if rank == 0:

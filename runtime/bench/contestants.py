@@ -4,7 +4,8 @@ and precision, as ``Contestant``s of the shared harness, with the work per image
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -23,8 +24,9 @@ from gldfn_runtime.bench.harness import Contestant, Timer, runner_contestant
 
 BACKENDS = ("torch", "onnxruntime")
 DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "fp16")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+# fp32: IEEE FP32 arithmetic (PyTorch's default CUDA convolutions round inputs to TF32); tf32: that default, named.
+PRECISIONS = ("fp32", "tf32", "fp16")
+DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16}
 
 
 class BenchSetupError(GldfnError, ValueError):
@@ -53,8 +55,9 @@ class BenchRequest:
     def check(self) -> None:
         if self.device not in DEVICES:
             raise BenchSetupError(f"device {self.device!r}: choose cpu or cuda")
-        if "fp16" in self.precisions and self.device != "cuda":
-            raise BenchSetupError("--precision fp16 runs torch on a GPU only: add --device cuda, or time fp32")
+        for gpu_only in ("fp16", "tf32"):
+            if gpu_only in self.precisions and self.device != "cuda":
+                raise BenchSetupError(f"--precision {gpu_only} runs torch on a GPU only: add --device cuda, or time fp32")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise BenchSetupError("--device cuda: this PyTorch sees no CUDA GPU (a CPU-only build, or no GPU); "
                                   "use --device cpu")
@@ -110,15 +113,38 @@ def cuda_event_timer(device: torch.device) -> Timer:
     return timed
 
 
+@contextmanager
+def cuda_fp32_math(tf32: bool) -> Iterator[None]:
+    """CUDA convolutions and matrix products in FP32 with (``tf32``) or without TF32 rounding inside the block, the
+    previous settings restored after. PyTorch's default allows TF32 in convolutions, so an "fp32" timing is a TF32
+    one unless it is switched off."""
+    conv = getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)
+    if conv is not None:  # PyTorch >= 2.9: one precision setting per backend and operation
+        settings = [(torch.backends.cudnn.conv, "fp32_precision"), (torch.backends.cuda.matmul, "fp32_precision")]
+        value = "tf32" if tf32 else "ieee"
+    else:
+        settings = [(torch.backends.cudnn, "allow_tf32"), (torch.backends.cuda.matmul, "allow_tf32")]
+        value = tf32
+    saved = [getattr(owner, name) for owner, name in settings]
+    try:
+        for owner, name in settings:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for (owner, name), previous in zip(settings, saved):
+            setattr(owner, name, previous)
+
+
 def torch_device_contestant(model: nn.Module, name: str, device: torch.device, precision: str) -> Contestant:
-    """``model`` on ``device`` in ``precision``, fed a device-resident input: only the forward is timed."""
+    """``model`` on ``device`` in ``precision`` (fp32 without TF32, tf32 with it, fp16), fed a device-resident input:
+    only the forward is timed."""
     model = model.to(device=device, dtype=DTYPES[precision]).eval()
 
     def prepare(lr: np.ndarray) -> Callable[[], object]:
         x = torch.from_numpy(lr).to(device=device, dtype=DTYPES[precision])
 
         def step() -> object:
-            with torch.inference_mode():
+            with torch.inference_mode(), cuda_fp32_math(tf32=precision == "tf32"):
                 return model(x)
 
         return step

@@ -144,6 +144,14 @@ def measure_interleaved(
     return results
 
 
+def check_size(runner: Runner, lr_size: Size) -> None:
+    """BenchmarkError unless ``runner`` accepts LR ``lr_size`` (its min and max size)."""
+    height, width = lr_size
+    for bound, word, ok in ((runner.min_size, "below the minimum", lambda a, b: a >= b), (runner.max_size, "above the maximum", lambda a, b: a <= b)):
+        if bound is not None and not (ok(height, bound[0]) and ok(width, bound[1])):
+            raise BenchmarkError(f"size {height}x{width} is {word} {bound[0]}x{bound[1]} that {runner.name} accepts")
+
+
 def measure_latency(
     runner: Runner,
     lr_size: Size,
@@ -157,11 +165,8 @@ def measure_latency(
 ) -> LatencyResult:
     """Time ``runner.infer`` on a random ``batch x 3 x h x w`` input: ``warmup`` untimed calls, then ``iters``
     timed ones. ``config`` (the network's) gives the MAC count; None leaves MACs and TFLOP/s out."""
-    height, width = lr_size
-    for bound, word, ok in ((runner.min_size, "below the minimum", lambda a, b: a >= b), (runner.max_size, "above the maximum", lambda a, b: a <= b)):
-        if bound is not None and not (ok(height, bound[0]) and ok(width, bound[1])):
-            raise BenchmarkError(f"size {height}x{width} is {word} {bound[0]}x{bound[1]} that {runner.name} accepts")
-    complexity = count_complexity(config, height, width) if config is not None else None
+    check_size(runner, lr_size)
+    complexity = count_complexity(config, *lr_size) if config is not None else None
     work = (lambda _: (complexity.params, complexity.macs)) if complexity is not None else None
     contestant = runner_contestant(runner, timer=timer, work=work)
     (result,) = measure_interleaved([contestant], lr_size, iters=iters, warmup=warmup, batch=batch, seed=seed)

@@ -35,7 +35,7 @@ from gldfn_model.cli.options import (
 )
 
 BACKENDS = ("torch", "onnxruntime")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "tf32", "fp16")
 
 
 def parse_device(text: str) -> tuple[str, int]:
@@ -97,7 +97,7 @@ def measured(count: int) -> str:
 def parse_precisions(text: str) -> list[str]:
     names = [p.strip().lower() for p in text.split(",") if p.strip()]
     if not names or any(p not in PRECISIONS for p in names):
-        raise typer.BadParameter(f"{text!r}: choose from {', '.join(PRECISIONS)} (comma-separated for both)")
+        raise typer.BadParameter(f"{text!r}: choose from {', '.join(PRECISIONS)} (comma-separated for several)")
     return list(dict.fromkeys(names))
 
 
@@ -111,7 +111,8 @@ def register(app: typer.Typer) -> None:
                                     "onnxruntime for an --onnx file, else torch"),
         device: str = typer.Option("cpu", "-g", "--device", help="cpu, or the CUDA GPU torch runs on: its index N "
                                    "(also cuda, cuda:N; CUDA-event timing)"),
-        precision: str = typer.Option("fp32", help="torch on cuda: fp32, fp16, or both: fp32,fp16"),
+        precision: str = typer.Option("fp32", help="torch on cuda: fp32 (TF32 off), tf32 (PyTorch's default for CUDA "
+                                      "convolutions), fp16, or several: fp32,fp16"),
         sizes: str = SIZES,
         iters: int | None = ITERS,
         warmup: int | None = WARMUP,

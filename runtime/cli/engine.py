@@ -16,6 +16,7 @@ from gldfn_model.cli.options import (
     MARKDOWN,
     PLOT,
     SIZES,
+    THREADS,
     WARMUP,
     bench_counts,
     device_option,
@@ -63,11 +64,11 @@ DEVICE = device_option()
 
 
 def _open_runner(model: Path, plugin: Path | None, precision: Precision | None, cache_dir: Path | None,
-                 device: int) -> TensorRTRunner:
+                 device: int, profile: dict | None = None) -> TensorRTRunner:
     from gldfn_runtime.runners.open import open_tensorrt_runner
 
     return open_tensorrt_runner(model, plugin=plugin, precision=value_of(precision), cache_dir=cache_dir, device=device,
-                                report=lambda line: typer.echo(line, err=True))
+                                report=lambda line: typer.echo(line, err=True), profile=profile)
 
 
 def _format_macs(macs: int | None) -> str:
@@ -232,30 +233,51 @@ def register(app: typer.Typer) -> None:
         cache_dir: Path | None = CACHE_DIR,
         device: int = DEVICE,
     ) -> None:
-        """CUDA-event latency of an engine, or of an ONNX file's cached engine, with the shared harness (needs a GPU;
-        without one use `gldfn bench`)."""
+        """CUDA-event latency of an engine, or of an ONNX file's cached engine (its profile made from --sizes), with
+        the shared harness (needs a GPU; without one use `gldfn bench`): the engine alone on device-resident data
+        ("tensorrt") and, interleaved, with the copies from and to pinned host memory ("tensorrt host I/O")."""
         (model,) = merge_inputs(positional, model_options, what="model", at_most=1)
         from gldfn_model.common.optional import import_pyplot
+        from gldfn_model.network.complexity import count_complexity
         from gldfn_model.network.config import NAMED_CONFIGS, get_config
         from gldfn_runtime.bench.harness import (
+            Contestant,
+            check_size,
             format_markdown,
             format_text,
-            measure_latency,
+            measure_interleaved,
             plot_latency,
             table_iv_rows,
         )
+        from gldfn_runtime.engine.build import profile_for_sizes
+        from gldfn_runtime.runners.open import is_onnx_path
         if plot is not None:
             import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
         lr_sizes = parse_sizes(sizes)
         iters, warmup = bench_counts(iters, warmup, on_gpu=True)
-        runner = _open_runner(model, plugin, precision, cache_dir, device)
+        profile = profile_for_sizes(lr_sizes, opt=lr_sizes[0]) if is_onnx_path(model) else None
+        runner = _open_runner(model, plugin, precision, cache_dir, device, profile)
         config_name = runner.sidecar.onnx.get("config") if runner.sidecar is not None else None
         config = get_config(config_name, runner.scale) if config_name in NAMED_CONFIGS else None
+
+        def work(size: tuple[int, int]) -> tuple[int, int]:
+            complexity = count_complexity(config, *size)
+            return complexity.params, complexity.macs
+
         timer = runner.cuda_event_timer()
+        precision_name = runner.sidecar.precision if runner.sidecar is not None else None
+        contestants = [
+            Contestant("tensorrt", runner.scale, runner.device_step, timer, work if config else None,
+                       device="cuda", precision=precision_name),
+            Contestant("tensorrt host I/O", runner.scale, lambda lr: lambda: runner.infer(lr), timer,
+                       work if config else None, device="cuda", precision=precision_name),
+        ]
         results = []
         for size in lr_sizes:
-            typer.echo(f"measuring tensorrt at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed)...", err=True)
-            results.append(measure_latency(runner, size, iters=iters, warmup=warmup, batch=runner.batch, config=config, timer=timer))
+            check_size(runner, size)
+            typer.echo(f"measuring tensorrt at {size[0]}x{size[1]} ({warmup} warm-up + {iters} timed, interleaved: "
+                       "engine alone, with host copies)...", err=True)
+            results += measure_interleaved(contestants, size, iters=iters, warmup=warmup, batch=runner.batch)
         if plot is not None:
             plot_latency(results, plot, title=f"GLDFN {config_name} x{runner.scale} TensorRT")
         if as_json:
@@ -279,6 +301,7 @@ def register(app: typer.Typer) -> None:
         plugin: Path | None = PLUGIN,
         device: int = DEVICE,
         as_json: bool = JSON,
+        threads: int | None = THREADS,
     ) -> None:
         """Run both models on the same inputs: max/mean absolute difference and PSNR. With --atol/--rtol/--min-psnr
         a gate for CI: exit status 1 when the candidate misses it."""
@@ -286,7 +309,7 @@ def register(app: typer.Typer) -> None:
 
         tolerance = Tolerance(atol=atol, rtol=rtol, min_psnr_db=min_psnr)
         report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin,
-                                tolerance=tolerance, device=device)
+                                tolerance=tolerance, device=device, threads=threads)
         if as_json:
             typer.echo(json.dumps(report.as_dict(), indent=2))
         else:

@@ -110,10 +110,11 @@ def build_upscaler(
     config: str | None = None, random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None,
     plugin: Path | None = None, providers: str = "cpu", threads: int | None = None, tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP, precision: str | None = None, cache_dir: Path | None = None, device: int = 0,
+    profile: dict | None = None,
 ) -> Upscaler:  # imported lazily to keep `gldfn --help` fast
     """The upscaler of a backend (from :func:`choose_backend`) at the model's scale; ``scale``, when given, must
     be the model's (typer.BadParameter naming both). ``engine``: an engine, or an ONNX file whose engine is built
-    for GPU ``device`` on first use (``precision``, ``cache_dir``: only for those)."""
+    for GPU ``device`` on first use (``precision``, ``cache_dir``, ``profile``: only for those)."""
     from gldfn_runtime.upscale.upscaler import Upscaler
 
     tiling = {"tile": tile, "overlap": overlap}
@@ -126,7 +127,7 @@ def build_upscaler(
         from gldfn_runtime.runners.open import open_tensorrt_runner
 
         runner = open_tensorrt_runner(engine, plugin=plugin, precision=precision, device=device, cache_dir=cache_dir,
-                                      scale=scale, report=lambda line: typer.echo(line, err=True))
+                                      scale=scale, report=lambda line: typer.echo(line, err=True), profile=profile)
         return Upscaler(runner, **tiling)
     scale = scale_of_model(scale, model=model, checkpoint=checkpoint)
     if backend is Backend.bicubic:
@@ -146,7 +147,8 @@ def upscale_images(
 ) -> None:
     """What ``gldfn upscale`` and ``gldfn-trt run`` do: choose the backend, plan the outputs (refusing to replace
     inputs or existing files before any model is loaded), build the upscaler, write every image and print the
-    summary (exit 1 when a file failed)."""
+    summary (exit 1 when a file failed). An ONNX file run with TensorRT gets an engine whose profile takes the
+    images whole, up to ``LARGEST_IMAGE_PROFILE`` (``profile_for_images``)."""
     from gldfn_runtime.upscale.output_plan import plan_outputs
 
     chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config, random_weights=random_weights,
@@ -161,10 +163,15 @@ def upscale_images(
         model = default_model_name(scale, config)
         if model is not None:
             typer.echo(f"model: {model}, the default for photos (--model NAME picks another: `gldfn models`)", err=True)
+    profile = None
+    if chosen is Backend.tensorrt:
+        from gldfn_runtime.runners.open import is_onnx_path, profile_for_images
+
+        profile = profile_for_images([source for source, _ in plan.jobs]) if is_onnx_path(engine) else None
     upscaler = build_upscaler(chosen, scale, checkpoint=checkpoint, model=model, config=config,
                               random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin,
                               providers=providers, threads=threads, tile=tile, overlap=overlap, precision=precision,
-                              cache_dir=cache_dir, device=device or 0)
+                              cache_dir=cache_dir, device=device or 0, profile=profile)
     write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels, quality)
 
 

@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -31,6 +31,7 @@ from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.onnx_fp16 import Fp16ConversionError, convert_to_fp16
 from gldfn_runtime.engine.cache import EngineCache, cache_key, copy_engine, matching_engine
 from gldfn_runtime.engine.sidecar import EngineSidecar, Size, format_size, rebuild_command, write_sidecar
+from gldfn_runtime.engine.timing_cache import persistent_timing_cache, timing_cache_path
 from gldfn_runtime.plugin.library import PluginLibraryError, load_plugin_library
 from gldfn_runtime.plugin.resolve import report_to_stderr, resolve_plugin_library
 from gldfn_runtime.tensorrt.backend import (
@@ -49,8 +50,28 @@ from gldfn_runtime.tensorrt.logger import process_logger
 # The exporter makes H and W dynamic with a minimum of 2.
 MIN_LR_SIDE = 2
 DEFAULT_PROFILE = {"min": (16, 16), "opt": (180, 270), "max": (512, 512)}
+# Profiles made from requested sizes round their max up to this step, so that nearby sizes share one cached engine.
+PROFILE_STEP = 64
+# The largest max a profile made from images gets (`gldfn-trt run`): an execution context holds the activation memory
+# of the max shape on the GPU; larger images are tiled at this size.
+LARGEST_IMAGE_PROFILE = (1024, 1024)
 # TensorRT's LayerType names of plugin layers (what a custom node becomes when the plugin is used).
 PLUGIN_LAYER_TYPES = ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3")
+
+
+def profile_for_sizes(sizes: Sequence[Size], opt: Size | None = None, cap: Size | None = None) -> dict[str, Size]:
+    """An optimization profile that takes every LR size of ``sizes``: the default profile widened to them, its max
+    rounded up to a multiple of ``PROFILE_STEP`` and limited to ``cap`` (larger images are tiled), opt ``opt``
+    (default: the most frequent of ``sizes``) kept within min and max."""
+    if not sizes:
+        return dict(DEFAULT_PROFILE)
+    low = tuple(max(MIN_LR_SIDE, min([DEFAULT_PROFILE["min"][axis], *(s[axis] for s in sizes)])) for axis in (0, 1))
+    high = tuple(max(DEFAULT_PROFILE["max"][axis], -(-max(s[axis] for s in sizes) // PROFILE_STEP) * PROFILE_STEP)
+                 for axis in (0, 1))
+    if cap is not None:
+        high = tuple(min(high[axis], max(cap[axis], DEFAULT_PROFILE["max"][axis])) for axis in (0, 1))
+    best = opt if opt is not None else Counter(tuple(s) for s in sizes).most_common(1)[0][0]
+    return {"min": low, "opt": tuple(min(max(best[axis], low[axis]), high[axis]) for axis in (0, 1)), "max": high}
 
 
 class EngineBuildError(GldfnError, RuntimeError):
@@ -295,18 +316,19 @@ def _parse(request: _Request, onnx_file: Path, builder: Any, logger: Any,
     return network, layers
 
 
-def _build(request: _Request) -> BuiltPlan:
+def _build(request: _Request, timing_cache: Path | None = None) -> BuiltPlan:
+    """Parse and build; ``timing_cache``: the file of TensorRT's timing cache to use and add to (full TensorRT)."""
     trt = request.flavour.trt
     logger = process_logger(trt)
     log_start = logger.mark()
     builder = trt.Builder(logger)
     with _network_file(request) as onnx_file:
         network, layers = _parse(request, onnx_file, builder, logger, log_start)
-        return _build_network(request, trt, builder, network, layers, logger, log_start)
+        return _build_network(request, trt, builder, network, layers, logger, log_start, timing_cache)
 
 
 def _build_network(request: _Request, trt: Any, builder: Any, network: Any, layers: list[dict[str, Any]],
-                   logger: Any, log_start: int) -> BuiltPlan:
+                   logger: Any, log_start: int, timing_cache: Path | None) -> BuiltPlan:
     flavour, options, plugin = request.flavour, request.options, request.plugin
     network_input = network.get_input(0)
     batch = network_input.shape[0] if network_input.shape[0] > 0 else 1
@@ -324,11 +346,13 @@ def _build_network(request: _Request, trt: Any, builder: Any, network: Any, laye
             config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)  # TensorRT serializes plugins only into these
         config.plugins_to_serialize = [str(plugin)]
     start = time.perf_counter()
-    plan = builder.build_serialized_network(network, config)
+    # TensorRT-RTX times no tactics (its timing-cache calls are no-ops): only full TensorRT keeps a timing cache.
+    with persistent_timing_cache(config, None if flavour.is_rtx else timing_cache):
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            messages = " | ".join(logger.since(log_start)[-8:] or ["no message"])
+            raise EngineBuildError(f"TensorRT could not build {request.info.path}: {messages}")
     seconds = time.perf_counter() - start
-    if plan is None:
-        messages = " | ".join(logger.since(log_start)[-8:] or ["no message"])
-        raise EngineBuildError(f"TensorRT could not build {request.info.path}: {messages}")
     inputs = [_tensor_info(network.get_input(i)) for i in range(network.num_inputs)]
     outputs = [_tensor_info(network.get_output(i)) for i in range(network.num_outputs)]
     return BuiltPlan(bytes(plan), seconds, batch, inputs, outputs, layers, logger.since(log_start), flavour, request.precision,
@@ -412,7 +436,7 @@ def _rebuild_command(keyed: _KeyedRequest, engine_path: Path) -> str:
 
 def _build_into_cache(keyed: _KeyedRequest, cache: EngineCache, command: str) -> tuple[Path, EngineSidecar, list[str]]:
     request, info = keyed.request, keyed.request.info
-    built = _build(request)
+    built = _build(request, timing_cache_path(cache.root, request.flavour.name, request.flavour.version, request.target))
     sidecar = EngineSidecar(
         engine_sha256=hashlib.sha256(built.plan).hexdigest(), engine_bytes=len(built.plan),
         onnx={"path": str(info.path.resolve()), "sha256": info.sha256, "precision": info.precision, "scale": info.scale, "config": info.config_name,

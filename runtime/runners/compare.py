@@ -157,12 +157,14 @@ def _onnx_io(path: Path) -> tuple[int, int | None]:
     return batch, onnx_format.scale_of(onnx_format.read_metadata(model))
 
 
-def _runner(path: Path, scale: int | None, plugin: str | os.PathLike[str] | None, device: int) -> tuple[Runner, str]:
-    """ONNX Runtime on the CPU for an ONNX file (``scale`` None: the file's own), GPU ``device`` for an engine."""
+def _runner(path: Path, scale: int | None, plugin: str | os.PathLike[str] | None, device: int,
+            threads: int | None = None) -> tuple[Runner, str]:
+    """ONNX Runtime on the CPU with ``threads`` for an ONNX file (``scale`` None: the file's own), GPU ``device`` for
+    an engine."""
     if path.suffix.lower() == ".onnx":
         from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(path, providers="cpu", scale=scale), f"onnxruntime:{path.name}"
+        return OnnxRuntimeRunner(path, providers="cpu", scale=scale, threads=threads), f"onnxruntime:{path.name}"
     from gldfn_runtime.runners.trt_runner import TensorRTRunner
 
     return TensorRTRunner(path, plugin=plugin, device=device, scale=scale), f"tensorrt:{path.name}"
@@ -176,10 +178,11 @@ def compare_models(
     plugin: str | os.PathLike[str] | None = None,
     tolerance: Tolerance = Tolerance(),
     device: int = 0,
+    threads: int | None = None,
 ) -> CompareReport:
-    """Compare two models on the same inputs. ``reference`` and ``candidate`` are ONNX files or engines
-    (``.engine``/``.plan``; an engine needs a GPU, ``device``). ``images`` default to a real image and seeded
-    noise; ``tolerance`` is the gate the report's ``passed`` checks."""
+    """Compare two models on the same inputs. ``reference`` and ``candidate`` are ONNX files (run by ONNX Runtime
+    with ``threads``) or engines (``.engine``/``.plan``; an engine needs a GPU, ``device``). ``images`` default to a
+    real image and seeded noise; ``tolerance`` is the gate the report's ``passed`` checks."""
     paths = [Path(reference), Path(candidate)]
     onnx_paths = [p for p in paths if p.suffix.lower() == ".onnx"]
     if not onnx_paths:
@@ -189,5 +192,5 @@ def compare_models(
             raise CompareError(f"{path} does not exist")
     batch, scale = _onnx_io(onnx_paths[0])
     inputs = image_inputs(images, size, batch) if images else default_inputs(scale or 4, size or DEFAULT_SIZE, batch)
-    (first, first_name), (second, second_name) = (_runner(p, scale, plugin, device) for p in paths)
+    (first, first_name), (second, second_name) = (_runner(p, scale, plugin, device, threads) for p in paths)
     return compare_runners(first, second, inputs, (first_name, second_name), tolerance)

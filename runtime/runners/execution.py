@@ -6,13 +6,15 @@
 - All work on the context goes to the executor's own stream; work that comes from another stream (a caller's
   CUDA tensors) is ordered with it by events: the executor's stream waits for the caller's, and the caller's
   waits for the result.
-- Events and buffers are created once and freed in ``close()``.
+- Events and buffers are created once and freed in ``close()``. Host data goes through page-locked (pinned) staging
+  buffers, so that its copies are true asynchronous DMA on the stream rather than staged by the driver.
 
 CUDA calls go through NVIDIA's ``cuda-python`` runtime bindings (``cuda.bindings.runtime``) or an object with the
 same functions.
 """
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +34,16 @@ def load_cudart() -> Any:
     return cudart
 
 
+def native_handle(handle: Any) -> int:
+    """The address of a cuda-python handle (``cudaStream_t``, ``cudaEvent_t``), an int as it is (what TensorRT
+    takes). ``int(handle)`` is deprecated since cuda-bindings 12.9.1 / 13.0, which bring ``get_cuda_native_handle``."""
+    if isinstance(handle, int):
+        return handle
+    from cuda.bindings.utils import get_cuda_native_handle
+
+    return int(get_cuda_native_handle(handle))
+
+
 class ContextExecutor:
     """``context`` (a TensorRT ``IExecutionContext``) with its input and output tensor names, on CUDA device
     ``device``. ``recent_messages(n)`` gives the TensorRT logger's last n messages, quoted when a run fails."""
@@ -47,6 +59,7 @@ class ContextExecutor:
         self._recent_messages = recent_messages or (lambda count: [])
         self._lock = threading.RLock()  # re-entrant: a timed step calls infer while the timer holds it
         self._buffers: dict[str, tuple[int, int]] = {}
+        self._pinned: dict[str, tuple[int, int]] = {}  # page-locked host staging buffers: name -> (pointer, bytes)
         self._timing_events: tuple[Any, Any] | None = None
         self._closed = False
         rt = self._cudart
@@ -82,7 +95,7 @@ class ContextExecutor:
 
     @property
     def stream(self) -> int:
-        return int(self._stream)
+        return native_handle(self._stream)
 
     def _buffer(self, name: str, nbytes: int) -> int:
         """A device allocation of at least ``nbytes`` for tensor ``name``, reused across calls."""
@@ -94,6 +107,19 @@ class ContextExecutor:
             pointer = int(self._check(self._cudart.cudaMalloc(nbytes), "cudaMalloc"))
             self._buffers[name] = (pointer, nbytes)
         return pointer
+
+    def _host_buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A page-locked host array of ``shape`` for tensor ``name`` (``cudaMallocHost``), reused across calls."""
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        pointer, size = self._pinned.get(name, (0, 0))
+        if size < nbytes:
+            if pointer:
+                self._check(self._cudart.cudaFreeHost(pointer), "cudaFreeHost")
+                del self._pinned[name]
+            pointer = int(self._check(self._cudart.cudaMallocHost(nbytes), "cudaMallocHost"))
+            self._pinned[name] = (pointer, nbytes)
+        memory = (ctypes.c_char * nbytes).from_address(pointer)
+        return np.frombuffer(memory, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
     # --- running ------------------------------------------------------------------------------------------------
 
@@ -113,21 +139,47 @@ class ContextExecutor:
             raise RunnerError(f"TensorRT failed to run the engine: {' | '.join(self._recent_messages(5)) or 'no message'}")
 
     def run_host(self, batch: np.ndarray) -> np.ndarray:
-        """A C-contiguous float32 host batch -> the host result, copied through the executor's buffers."""
+        """A C-contiguous float32 host batch -> the host result (a new array), copied through the executor's
+        pinned host buffers and device buffers."""
         rt = self._cudart
         with self.entered():
             out_shape = self.output_shape(batch.shape)
-            output = np.empty(out_shape, dtype=self.output_dtype)
+            staged_input = self._host_buffer(self.input_name, batch.shape, batch.dtype)
+            staged_output = self._host_buffer(self.output_name, out_shape, self.output_dtype)
+            np.copyto(staged_input, batch)
             source = self._buffer(self.input_name, batch.nbytes)
-            target = self._buffer(self.output_name, output.nbytes)
+            target = self._buffer(self.output_name, staged_output.nbytes)
             to_device, to_host = rt.cudaMemcpyKind.cudaMemcpyHostToDevice, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-            self._check(rt.cudaMemcpyAsync(source, batch.ctypes.data, batch.nbytes, to_device, self.stream),
+            self._check(rt.cudaMemcpyAsync(source, staged_input.ctypes.data, batch.nbytes, to_device, self.stream),
                         "copy to GPU")
             self._execute(source, target, batch.shape)
-            self._check(rt.cudaMemcpyAsync(output.ctypes.data, target, output.nbytes, to_host, self.stream),
-                        "copy from GPU")
+            self._check(rt.cudaMemcpyAsync(staged_output.ctypes.data, target, staged_output.nbytes, to_host,
+                                           self.stream), "copy from GPU")
             self.synchronize()
-            return output
+            return staged_output.copy()
+
+    def device_step(self, batch: np.ndarray) -> Callable[[], None]:
+        """Copy a C-contiguous float32 host batch into the executor's device buffers once; the returned step
+        queues the engine alone on them (no host copies), for timing the network on the device."""
+        rt = self._cudart
+        with self.entered():
+            out_shape = self.output_shape(batch.shape)
+            nbytes_out = int(np.prod(out_shape)) * self.output_dtype.itemsize
+            source = self._buffer(f"{self.input_name} (device step)", batch.nbytes)
+            target = self._buffer(f"{self.output_name} (device step)", nbytes_out)
+            to_device = rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+            self._check(rt.cudaMemcpyAsync(source, batch.ctypes.data, batch.nbytes, to_device, self.stream),
+                        "copy to GPU")
+            self.synchronize()
+        shape, names = tuple(batch.shape), (f"{self.input_name} (device step)", f"{self.output_name} (device step)")
+
+        def step() -> None:
+            with self.entered():
+                if [self._buffers.get(name, (0,))[0] for name in names] != [source, target]:
+                    raise RunnerError("this device step's buffers were replaced by a later device_step; prepare it again")
+                self._execute(source, target, shape)
+
+        return step
 
     def run_on_device(self, input_pointer: int, output_pointer: int, shape: tuple[int, ...],
                       caller_stream: int) -> None:
@@ -177,6 +229,9 @@ class ContextExecutor:
             for pointer, _ in self._buffers.values():
                 rt.cudaFree(pointer)
             self._buffers.clear()
+            for pointer, _ in self._pinned.values():
+                rt.cudaFreeHost(pointer)
+            self._pinned.clear()
             for event in (self._caller_ready, self._done, *(self._timing_events or ())):
                 rt.cudaEventDestroy(event)
             self._timing_events = None

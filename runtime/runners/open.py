@@ -8,10 +8,19 @@ before anything is built: without one the error names the CPU commands instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gldfn_runtime.engine.build import BuildOptions, EngineBuildError, cached_engine
+from gldfn_model.data.image_io import image_size
+from gldfn_runtime.engine.build import (
+    DEFAULT_PROFILE,
+    LARGEST_IMAGE_PROFILE,
+    BuildOptions,
+    EngineBuildError,
+    cached_engine,
+    profile_for_sizes,
+)
+from gldfn_runtime.engine.sidecar import Size
 from gldfn_runtime.runners.trt_runner import CPU_ALTERNATIVES, NoGpuError, TensorRTRunner
 from gldfn_runtime.tensorrt.backend import BackendError, current_gpu, select_flavour
 
@@ -20,6 +29,13 @@ ONNX_SUFFIX = ".onnx"
 
 def is_onnx_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() == ONNX_SUFFIX
+
+
+def profile_for_images(images: Sequence[str | os.PathLike[str]]) -> dict[str, Size]:
+    """The optimization profile for upscaling ``images`` (LR sizes from their headers; unreadable files left out):
+    each image whole up to ``LARGEST_IMAGE_PROFILE``, opt the most frequent size."""
+    sizes = [size for size in (image_size(path) for path in images) if size is not None]
+    return profile_for_sizes(sizes, cap=LARGEST_IMAGE_PROFILE)
 
 
 def engine_for_onnx(
@@ -31,8 +47,10 @@ def engine_for_onnx(
     backend: str = "auto",
     cache_dir: str | os.PathLike[str] | None = None,
     report: Callable[[str], None] | None = None,
+    profile: dict[str, Size] | None = None,
 ) -> Path:
-    """The cached engine for ``onnx_path`` on GPU ``device``, built first when the cache has none."""
+    """The cached engine for ``onnx_path`` on GPU ``device``, built first when the cache has none, with the
+    optimization ``profile`` (min, opt, max LR sizes; default ``DEFAULT_PROFILE``, see ``profile_for_sizes``)."""
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise EngineBuildError(f"ONNX file {onnx_path} does not exist (export one with gldfn-export)")
@@ -45,7 +63,9 @@ def engine_for_onnx(
     except BackendError as error:
         raise EngineBuildError(str(error)) from None
     targets = (gpu.compute_capability,) if flavour.builds_ahead_of_time else ()
-    options = BuildOptions(precision=precision, plugin=plugin, backend=flavour.name, compute_capabilities=targets)
+    profile = profile or DEFAULT_PROFILE
+    options = BuildOptions(precision=precision, plugin=plugin, backend=flavour.name, compute_capabilities=targets,
+                           min_size=profile["min"], opt_size=profile["opt"], max_size=profile["max"])
     if report is not None:
         report(f"engine for {onnx_path}: looking in the cache (first use builds it for {gpu.name}, which takes a while)")
     result = cached_engine(onnx_path, options, cache_dir=cache_dir)
@@ -64,15 +84,18 @@ def open_tensorrt_runner(
     cache_dir: str | os.PathLike[str] | None = None,
     scale: int | None = None,
     report: Callable[[str], None] | None = None,
+    profile: dict[str, Size] | None = None,
 ) -> TensorRTRunner:
-    """A runner for an engine file, or for an ONNX file through its cached engine (``precision``, ``cache_dir``:
-    ONNX files only; an engine's precision is the one it was built with). ``scale``: checked against the model's,
-    or the scale of an engine whose output shape is unknown before it runs. ``report`` gets progress lines and,
-    prefixed ``warning:``, the warning about an engine without a sidecar."""
+    """A runner for an engine file, or for an ONNX file through its cached engine (``precision``, ``profile``: ONNX
+    files only; an engine's are the ones it was built with). ``cache_dir``: the engine cache, beside which
+    TensorRT-RTX's runtime cache is kept too. ``scale``: checked against the model's, or the scale of an engine
+    whose output shape is unknown before it runs. ``report`` gets progress lines and, prefixed ``warning:``, the
+    warning about an engine without a sidecar."""
     if is_onnx_path(model):
-        model = engine_for_onnx(model, plugin=plugin, precision=precision, device=device, cache_dir=cache_dir, report=report)
+        model = engine_for_onnx(model, plugin=plugin, precision=precision, device=device, cache_dir=cache_dir,
+                                report=report, profile=profile)
     elif precision is not None:
         raise EngineBuildError(f"--precision applies to ONNX files; {model} is an engine built as it is "
                                "(build another with `gldfn-trt build MODEL.onnx --precision ...`)")
     warn = (lambda line: report(f"warning: {line}")) if report is not None else None
-    return TensorRTRunner(model, plugin=plugin, device=device, scale=scale, report=warn)
+    return TensorRTRunner(model, plugin=plugin, device=device, scale=scale, report=warn, cache_dir=cache_dir)

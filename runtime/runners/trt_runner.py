@@ -6,7 +6,10 @@ runner checks its sidecar (file intact, same TensorRT flavour and version, a GPU
 TensorRT-RTX also ``Runtime.get_engine_validity``), and loads the plugin library unless it is embedded (then the
 plan holds the library, host code TensorRT runs only when allowed): the one ``--plugin``, $GLDFN_TRT_PLUGIN_LIBRARY
 or the default build folder names, if its SHA-256 is the sidecar's. A runner may be shared between threads:
-``trt_execution.ContextExecutor`` serializes the calls, sets the device at each and keeps one stream order.
+``runners.execution.ContextExecutor`` serializes the calls, sets the device at each and keeps one stream order.
+On TensorRT-RTX the kernels it compiles while running are kept in a runtime cache beside the engine cache
+(``runners.rtx_runtime_cache``). The data stays on the GPU, so the tiler budgets host memory for the input and output
+alone (``bytes_per_lr_pixel``).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gldfn_model.inference.runner import RunnerError, Size, check_batch
+from gldfn_runtime.engine.cache import EngineCache
 from gldfn_runtime.engine.sidecar import (
     EngineMismatch,
     EngineSidecar,
@@ -37,6 +41,7 @@ from gldfn_runtime.plugin.library import (
 )
 from gldfn_runtime.runners.engine_io import EngineIO
 from gldfn_runtime.runners.execution import ContextExecutor, load_cudart
+from gldfn_runtime.runners.rtx_runtime_cache import RuntimeCacheFile, runtime_cache_path
 from gldfn_runtime.tensorrt.backend import BackendError, Flavour, current_gpu, select_flavour
 from gldfn_runtime.tensorrt.logger import process_logger
 
@@ -112,6 +117,12 @@ def make_runtime(trt: Any, logger: Any, *, embedded_plugin: bool) -> Any:
     return runtime
 
 
+def host_bytes_per_lr_pixel(scale: int, channels: int = 3) -> int:
+    """Host memory of one engine run per LR pixel: the network's activations live on the GPU, the host holds the
+    float32 input and output twice each (the caller's array and the pinned staging buffer)."""
+    return 2 * channels * 4 * (1 + scale * scale)
+
+
 def check_tensor_device(tensor: Any, device: int) -> None:
     """Refuse a torch tensor that is not on CUDA GPU ``device``."""
     if tensor.device.type != "cuda" or tensor.device.index != device:
@@ -126,15 +137,21 @@ class TensorRTRunner:
     An engine without its sidecar (built by trtexec, say) runs too, after a warning to ``report`` (default: Python's
     warnings): nothing can be checked before TensorRT sees it, its input, output and scale are read from the
     deserialized engine (``scale``, when given, must agree), and a plugin library found as above is loaded unchecked.
+    ``cache_dir``: the engine cache folder, beside which TensorRT-RTX's runtime cache is kept (default:
+    $GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines).
     """
 
     name = "tensorrt"
 
     def __init__(self, engine_path: str | os.PathLike[str], plugin: str | os.PathLike[str] | None = None, device: int = 0,
-                 scale: int | None = None, report: Callable[[str], None] | None = None) -> None:
+                 scale: int | None = None, report: Callable[[str], None] | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(engine_path)
         self.device = device
         self._executor: ContextExecutor | None = None
+        self._runtime_cache: RuntimeCacheFile | None = None
+        self._shapes_run: set[tuple[int, ...]] = set()
+        self._cache_root = EngineCache(cache_dir).root
         self.sidecar: EngineSidecar | None = read_sidecar(self.path) if has_sidecar(self.path) else None
         if self.sidecar is None:
             check_engine_file(self.path)
@@ -163,6 +180,7 @@ class TensorRTRunner:
         if self.sidecar is None:
             self.io = EngineIO.from_engine(self._engine, context, self.flavour.trt, self.path, scale)
         self.scale, self.batch = self.io.scale, self.io.batch
+        self.bytes_per_lr_pixel = host_bytes_per_lr_pixel(self.scale)
         self.min_size: Size | None = self.io.min_size
         self.max_size: Size | None = self.io.max_size
         self.input_name, self.output_name = self.io.input_name, self.io.output_name
@@ -199,7 +217,24 @@ class TensorRTRunner:
         if self._engine is None:
             raise RunnerError(f"TensorRT could not load {self.path}: {' | '.join(self._logger.recent(5)) or 'no message'}. "
                               + self._rebuild_hint())
-        return self._engine.create_execution_context()
+        return self._create_context()
+
+    def _create_context(self) -> Any:
+        """An execution context; on TensorRT-RTX with the runtime cache of this GPU attached."""
+        if not self.flavour.is_rtx:
+            return self._engine.create_execution_context()
+        self._runtime_config = self._engine.create_runtime_config()
+        path = runtime_cache_path(self._cache_root, self.flavour.version, self.gpu.name, self.gpu.compute_capability)
+        self._runtime_cache = RuntimeCacheFile(path)
+        self._runtime_cache.attach(self._runtime_config)
+        return self._engine.create_execution_context(self._runtime_config)
+
+    def _ran(self, shape: tuple[int, ...]) -> None:
+        """After a run: a shape not run before may have compiled kernels (TensorRT-RTX), so save the runtime cache."""
+        if shape not in self._shapes_run:
+            self._shapes_run.add(shape)
+            if self._runtime_cache is not None:
+                self._runtime_cache.save()
 
     def _check_dtypes(self) -> np.dtype:
         """The output dtype, after checking the input is float32."""
@@ -228,7 +263,9 @@ class TensorRTRunner:
         if batch.shape[0] != self.batch:
             return np.concatenate([self.infer(batch[i : i + self.batch]) for i in range(0, batch.shape[0], self.batch)])
         self._check_size(*batch.shape[2:])
-        return self.executor.run_host(np.ascontiguousarray(batch)).astype(np.float32, copy=False)
+        output = self.executor.run_host(np.ascontiguousarray(batch)).astype(np.float32, copy=False)
+        self._ran(batch.shape)
+        return output
 
     def infer_dlpack(self, lr: Any) -> Any:
         """An ``N x 3 x h x w`` float32 tensor on this runner's GPU (any DLPack producer) -> a torch tensor on the
@@ -250,7 +287,21 @@ class TensorRTRunner:
             output = torch.empty(executor.output_shape(tuple(source.shape)), dtype=torch.float32, device=source.device)
             caller = torch.cuda.current_stream(source.device).cuda_stream
             executor.run_on_device(source.data_ptr(), output.data_ptr(), tuple(source.shape), caller)
+        self._ran(tuple(source.shape))
         return output
+
+    def device_step(self, lr: np.ndarray) -> Callable[[], None]:
+        """``lr`` copied to the GPU once; the step queues the engine alone on it (``benchmark`` times it with
+        :meth:`cuda_event_timer`: the network's time on the device, no host copies)."""
+        batch = check_batch(lr, "TensorRTRunner")
+        if batch.shape[0] != self.batch:
+            raise RunnerError(f"{self.path} takes batches of {self.batch}; got {batch.shape[0]} images")
+        self._check_size(*batch.shape[2:])
+        step = self.executor.device_step(batch)
+        step()  # the first run compiles what TensorRT-RTX compiles: keep it in the runtime cache
+        self.executor.synchronize()
+        self._ran(batch.shape)
+        return step
 
     def cuda_event_timer(self) -> Callable[[Callable[[], object]], float]:
         """A ``benchmark.Timer``: milliseconds between CUDA events recorded on the runner's stream around one
@@ -263,9 +314,12 @@ class TensorRTRunner:
     def close(self) -> None:
         """Free device memory, events and the stream, then release context, engine and runtime in that order
         (also done when the runner is garbage collected)."""
+        if self._runtime_cache is not None:
+            self._runtime_cache.save()
+            self._runtime_cache = None
         if self._executor is not None:
             self._executor.close()
-        self._engine = self._runtime = None
+        self._engine = self._runtime = self._runtime_config = None
 
     def __enter__(self) -> TensorRTRunner:
         return self

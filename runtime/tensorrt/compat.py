@@ -26,6 +26,9 @@ RTX_LIBRARY = "libtensorrt_rtx.so"
 RTX_LIBRARY_SONAME = "libtensorrt_rtx.so.1"
 # TensorRT-RTX 1.x loads plugins through TensorRT 11's interfaces (versioned ILogger/ILoggerFinder).
 RTX_PLUGIN_TENSORRT_MAJOR = 11
+# The first TensorRT whose ONNX parser maps a node that has a model-local function to a registered plugin: 10.0 to
+# 10.6 import the function body instead, so an engine would hold no GLDFN plugin layer.
+MIN_TENSORRT = (10, 7)
 
 
 class TensorRTUnavailable(GldfnError, RuntimeError):
@@ -54,6 +57,19 @@ class TensorRTBackend:
         """The TensorRT major whose plugin interfaces (and ILogger layout) this backend uses: a plugin library
         built with that major's headers is the one to load."""
         return RTX_PLUGIN_TENSORRT_MAJOR if self.is_rtx else self.major
+
+
+def check_tensorrt_version(version: str) -> None:
+    """TensorRTUnavailable, saying why, for a full TensorRT older than :data:`MIN_TENSORRT`."""
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if numbers < MIN_TENSORRT:
+        need = ".".join(map(str, MIN_TENSORRT))
+        raise TensorRTUnavailable(
+            f"TensorRT {version} is too old: GLDFN needs TensorRT >= {need}, the first whose ONNX parser maps each "
+            f"GLDFN node to the registered plugin; earlier parsers import the node's ONNX function body instead, so "
+            f"the engine would run without the plugin. Install tensorrt >= {need} (the project's [trt] extras), "
+            "or TensorRT-RTX"
+        )
 
 
 def enable_plugin_override(parser: Any, trt: ModuleType) -> bool:
@@ -116,10 +132,21 @@ def load_tensorrt(name: str | None = None) -> TensorRTBackend:
     errors = []
     for candidate in (choice,) if choice else BACKENDS:
         try:
-            return TensorRTBackend(_import(candidate), candidate)
+            backend = TensorRTBackend(_import(candidate), candidate)
         except ImportError as error:
             errors.append(f"{candidate}: {error}")
+            continue
+        if backend.is_rtx:
+            return backend
+        try:
+            check_tensorrt_version(backend.version)
+        except TensorRTUnavailable as error:
+            if choice:
+                raise
+            errors.append(f"{candidate}: {error}")  # auto: TensorRT-RTX may still serve
+            continue
+        return backend
     raise TensorRTUnavailable(
         "no TensorRT Python package can be imported (" + "; ".join(errors) + "). "
-        "Install TensorRT-RTX with `pip install tensorrt-rtx` (or the project's [rtx] extra), or TensorRT >= 10."
+        "Install TensorRT-RTX with `pip install tensorrt-rtx` (or the project's [rtx] extra), or TensorRT >= 10.7."
     )

@@ -58,28 +58,40 @@ class Tile:
     inner_right: bool
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile starts along one axis: stride ``tile - overlap``, the last tile flush with the end."""
+def axis_plan(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """(tile length, tile starts) along one axis of ``length``: as many tiles as a stride of ``tile - overlap``
+    needs, shrunk to the shortest length that still covers the axis with ``overlap`` between neighbours, and spread
+    evenly from edge to edge. Every tile has the same length (one shape for an engine); neighbours share at least
+    ``overlap`` pixels (one more where the spacing rounds up)."""
     if length <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return starts
+        return length, [0]
+    if overlap >= tile:
+        raise TilingError(f"overlap {overlap} must be smaller than the tile size {tile}")
+    count = -(-(length - overlap) // (tile - overlap))  # ceil: the tile count of a plain stride
+    size = -(-(length - overlap) // count) + overlap
+    return size, [round(index * (length - size) / (count - 1)) for index in range(count)]
 
 
 def plan_tiles(height: int, width: int, tile: Size, overlap: int) -> list[Tile]:
-    """Overlapping tiles of at most ``tile`` (h, w) covering a ``height x width`` image, row-major."""
+    """Overlapping tiles of at most ``tile`` (h, w) covering a ``height x width`` image evenly, row-major
+    (:func:`axis_plan` along each axis)."""
     tile_h, tile_w = min(tile[0], height), min(tile[1], width)
-    for name, size, length in (("height", tile_h, height), ("width", tile_w, width)):
-        if size < length and overlap >= size:
-            raise TilingError(f"overlap {overlap} must be smaller than the tile {name} {size}")
-    rows, cols = _starts(height, tile_h, overlap), _starts(width, tile_w, overlap)
+    (tile_h, rows), (tile_w, cols) = axis_plan(height, tile_h, overlap), axis_plan(width, tile_w, overlap)
     return [
         Tile(top, left, top + tile_h, left + tile_w, top > 0, left > 0, top + tile_h < height, left + tile_w < width)
         for top in rows
         for left in cols
     ]
+
+
+def planned_tile(height: int, width: int, tile: Size, overlap: int) -> Size:
+    """The (h, w) every tile of :func:`plan_tiles` has: at most ``tile``, shrunk to spread the tiles evenly."""
+    return axis_plan(height, min(tile[0], height), overlap)[0], axis_plan(width, min(tile[1], width), overlap)[0]
+
+
+def tile_coverage(height: int, width: int, tile: Size, overlap: int) -> float:
+    """LR pixels the tiles hold, over the image's: the work spent on an image relative to one whole pass."""
+    return sum((t.bottom - t.top) * (t.right - t.left) for t in plan_tiles(height, width, tile, overlap)) / (height * width)
 
 
 def trim_margin(overlap: int) -> int:
@@ -171,31 +183,33 @@ def bytes_per_lr_pixel(runner: Runner) -> int:
     return int(getattr(runner, "bytes_per_lr_pixel", None) or DEFAULT_BYTES_PER_LR_PIXEL)
 
 
-def working_memory(runner: Runner, tile: Size, height: int, width: int, channels: int = 3, batch: int = 1) -> int:
-    """Estimated bytes to upscale an ``height x width`` image with ``tile``: one tile's inference and its
-    float output (plus the weighted copy), and, when tiled, the band accumulator (plus the finished block's
-    conversion), which spans the image's shorter side."""
-    tile_h, tile_w = min(tile[0], height), min(tile[1], width)
+def working_memory(runner: Runner, tile: Size, height: int, width: int, channels: int = 3, batch: int = 1,
+                   overlap: int = DEFAULT_OVERLAP) -> int:
+    """Estimated bytes to upscale an ``height x width`` image with tiles of at most ``tile`` (the even tiles
+    :func:`plan_tiles` makes of it): one tile's inference, its output included, and, when tiled, the band
+    accumulator, which spans the image's shorter side, plus a quarter of it for a finished block's conversion to
+    8 bits. The input image and the output image are the caller's."""
+    tile_h, tile_w = planned_tile(height, width, tile, overlap)
     scale = runner.scale
     inference = bytes_per_lr_pixel(runner) * batch * tile_h * tile_w
-    tile_output = 2 * batch * channels * 4 * tile_h * scale * tile_w * scale
     if tile_h >= height and tile_w >= width:
-        return inference + tile_output
+        return inference
     band_rows, band_length = (tile_h, width) if width <= height else (tile_w, height)  # see upscale_blocks
     band = batch * channels * 4 * band_rows * scale * band_length * scale
-    return inference + tile_output + band * 3 // 2
+    return inference + band * 5 // 4
 
 
 def auto_tile(runner: Runner, height: int, width: int, channels: int = 3, batch: int = 1,
-              budget: int = DEFAULT_MEMORY_BUDGET) -> Size | None:
+              budget: int = DEFAULT_MEMORY_BUDGET, overlap: int = DEFAULT_OVERLAP) -> Size | None:
     """None (one whole-image pass) when that fits ``budget``, else the largest square tile, a multiple of
-    16 LR pixels and at least ``MIN_AUTO_TILE``, whose working memory fits; capped by the runner's max size."""
+    16 LR pixels and at least ``MIN_AUTO_TILE``, whose working memory fits; capped by the runner's max size.
+    The tiles actually run are that size or smaller (:func:`planned_tile`)."""
     limit = runner.max_size
     fits_limit = limit is None or (height <= limit[0] and width <= limit[1])
-    if fits_limit and working_memory(runner, (height, width), height, width, channels, batch) <= budget:
+    if fits_limit and working_memory(runner, (height, width), height, width, channels, batch, overlap) <= budget:
         return None
     side = max(MIN_AUTO_TILE, max(height, width) // _TILE_STEP * _TILE_STEP)
-    while side > MIN_AUTO_TILE and working_memory(runner, (side, side), height, width, channels, batch) > budget:
+    while side > MIN_AUTO_TILE and working_memory(runner, (side, side), height, width, channels, batch, overlap) > budget:
         side -= _TILE_STEP
     if limit is not None:
         return min(side, limit[0]), min(side, limit[1])
@@ -203,12 +217,12 @@ def auto_tile(runner: Runner, height: int, width: int, channels: int = 3, batch:
 
 
 def effective_tile(runner: Runner, height: int, width: int, tile: int | Size | None, channels: int = 3,
-                   batch: int = 1, budget: int = DEFAULT_MEMORY_BUDGET) -> Size | None:
+                   batch: int = 1, budget: int = DEFAULT_MEMORY_BUDGET, overlap: int = DEFAULT_OVERLAP) -> Size | None:
     """The tile size to use, or None for one whole-image pass. ``tile`` None: from the memory budget
     (:func:`auto_tile`); 0: the whole image, or the runner's max size when the image exceeds it; a size:
     that size, capped at the runner's max size."""
     if tile is None:
-        return auto_tile(runner, height, width, channels, batch, budget)
+        return auto_tile(runner, height, width, channels, batch, budget, overlap)
     if isinstance(tile, int):
         tile = (tile, tile)
     limit = runner.max_size
@@ -241,6 +255,19 @@ class _Transposed:
         self.runner.synchronize()
 
 
+def _add_tile(band: np.ndarray, runner: Runner, read_patch: PatchReader, placed: Tile, rows: np.ndarray,
+              cols: np.ndarray) -> None:
+    """Run one tile and add its output, weighted in place by its windows, to the band: no weighted copy, and the
+    output is freed before the next tile runs."""
+    output = run_padded(runner, read_patch(placed.top, placed.bottom, placed.left, placed.right))
+    if not output.flags.writeable:
+        output = output.copy()
+    output *= rows[:, None]
+    output *= cols
+    scale = runner.scale
+    band[:, :, :, placed.left * scale : placed.right * scale] += output
+
+
 def _row_bands(runner: Runner, shape: tuple[int, int, int, int], read_patch: PatchReader, tile: Size, overlap: int,
                on_tile: TileCallback | None) -> Iterator[tuple[int, int, np.ndarray]]:
     """Tiles band by band into one band-sized float accumulator; yields the rows no later band touches."""
@@ -251,8 +278,7 @@ def _row_bands(runner: Runner, shape: tuple[int, int, int, int], read_patch: Pat
     band_rows = (tiles[0].bottom - tiles[0].top) * scale
     band = np.zeros((batch, channels, band_rows, width * scale), dtype=np.float32)
     for done, (placed, (rows, cols)) in enumerate(zip(tiles, windows), start=1):
-        output = run_padded(runner, read_patch(placed.top, placed.bottom, placed.left, placed.right))
-        band[:, :, :, placed.left * scale : placed.right * scale] += output * (rows[:, None] * cols[None, :])
+        _add_tile(band, runner, read_patch, placed, rows, cols)
         if on_tile is not None:
             on_tile(done, len(tiles))
         if done < len(tiles) and tiles[done].top == placed.top:
@@ -260,7 +286,8 @@ def _row_bands(runner: Runner, shape: tuple[int, int, int, int], read_patch: Pat
         following = tiles[done].top if done < len(tiles) else height
         finished = (following - placed.top) * scale
         yield placed.top * scale, 0, band[:, :, :finished]
-        band[:, :, : band_rows - finished] = band[:, :, finished:].copy()  # the rows the next band adds to
+        # The rows the next band adds to, moved up (NumPy copies overlapping views correctly).
+        band[:, :, : band_rows - finished] = band[:, :, finished:]
         band[:, :, band_rows - finished :] = 0.0
 
 
@@ -298,7 +325,7 @@ def upscale_tiled(runner: Runner, lr: np.ndarray, tile: int | Size | None = None
     """Run ``runner`` on an ``N x C x h x w`` float32 batch of any size; returns ``N x C x sh x sw`` float32.
     ``tile``: see :func:`effective_tile`."""
     batch, channels, height, width = lr.shape
-    tile_size = effective_tile(runner, height, width, tile, channels, batch, budget)
+    tile_size = effective_tile(runner, height, width, tile, channels, batch, budget, overlap)
     scale = runner.scale
     output = np.empty((batch, channels, height * scale, width * scale), dtype=np.float32)
 

@@ -229,12 +229,12 @@ class Upscaler:
 
     def tile_for(self, height: int, width: int, channels: int = 3, batch: int = 1) -> Size | None:
         """The tile this upscaler uses for an image of that size (None: one whole-image pass)."""
-        return effective_tile(self.runner, height, width, self.tile, channels, batch, self.memory_budget)
+        return effective_tile(self.runner, height, width, self.tile, channels, batch, self.memory_budget, self.overlap)
 
     def memory_needed(self, height: int, width: int, channels: int = 3) -> int:
-        """Estimated working memory (bytes) for an ``height x width`` image, the output not included."""
+        """Estimated working memory (bytes) for an ``height x width`` image, the input and output not included."""
         tile = self.tile_for(height, width, channels) or (height, width)
-        return working_memory(self.runner, tile, height, width, channels)
+        return working_memory(self.runner, tile, height, width, channels, overlap=self.overlap)
 
     def upscale_batch(self, lr: np.ndarray, on_tile: TileCallback | None = None) -> np.ndarray:
         """``N x 3 x h x w`` float32 in [0, 1] -> ``N x 3 x sh x sw`` float32 (unclipped), tiled as configured."""
@@ -314,6 +314,12 @@ def _available_memory() -> int | None:
     return None
 
 
+def canvas_bytes(height: int, width: int, channels: int, dtype: np.dtype) -> int:
+    """Bytes of an ``ImageCanvas`` output image (Pillow keeps 8-bit colour as 4 bytes a pixel)."""
+    dtype = np.dtype(dtype)
+    return height * width * (4 if dtype == np.uint8 and channels > 1 else channels * dtype.itemsize)
+
+
 def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  on_tile: TileCallback | None = None, quality: int | None = None) -> str | None:
     """Read, upscale, write atomically with the input's ICC profile and EXIF (the pixels upright, orientation 1).
@@ -330,8 +336,7 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int
     channels = 1 if image.ndim == 2 else image.shape[2]
     fit = fit_output(target, height, width, channels, image.dtype, metadata)
     dtype, out_channels = fit.dtype, fit.channels
-    needed = height * width * (4 if dtype == np.uint8 and out_channels > 1 else out_channels * dtype.itemsize)
-    needed += upscaler.memory_needed(image.shape[0], image.shape[1], channels)
+    needed = canvas_bytes(height, width, out_channels, dtype) + upscaler.memory_needed(image.shape[0], image.shape[1], channels)
     available = _available_memory()
     if available is not None and needed > available:
         raise OutOfMemoryError(f"{source}: the {width}x{height} output needs about {needed / 2**30:.1f} GiB of memory, "
