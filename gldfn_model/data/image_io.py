@@ -11,7 +11,9 @@ other than 8- and 16-bit unsigned integers (32-bit float or integer TIFFs) inste
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,10 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Pillow modes whose samples are 8-bit unsigned integers (converted to L/RGB/RGBA losslessly) or 16-bit ones.
 _MODES_8_BIT = {"1", "L", "P", "RGB", "RGBA", "RGBX", "LA", "PA", "La", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"}
 _MODES_16_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
+# What decoders raise for damaged or hostile data besides their own error types: corrupt zlib streams, chunks over
+# Pillow's text and ICC limits (ValueError), truncated structures. Every image reader turns them into ImageReadError,
+# so that each command (upscale, eval, degrade, train, calibrate) reports one line naming the file.
+_DECODER_ERRORS = (ValueError, zlib.error, EOFError, struct.error, IndexError, KeyError, TypeError, OverflowError)
 _MODE_NAMES = {"F": "32-bit float", "I": "32-bit integer", "I;16S": "signed 16-bit", "I;32": "32-bit integer",
                "I;32S": "signed 32-bit"}
 
@@ -77,6 +83,8 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
         raise ImageTooLargeError(f"{path}: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageReadError(f"{path}: not a readable image ({exc}); supported: {', '.join(IMAGE_SUFFIXES)}") from exc
+    except _DECODER_ERRORS as exc:  # damaged data, or a chunk beyond Pillow's limits (a 200 MB text or ICC chunk)
+        raise ImageReadError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
 
 
 def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -> None:
@@ -118,8 +126,8 @@ def _read_png16(path: Path) -> np.ndarray:
         array = np.empty((height, width * info["planes"]), dtype=np.uint16)  # filled row by row: no second copy
         for index, row in enumerate(rows):
             array[index] = row
-    except (png.Error, ValueError) as exc:
-        raise ImageReadError(f"{path}: not a readable 16-bit PNG ({exc})") from exc
+    except (png.Error, *_DECODER_ERRORS) as exc:
+        raise ImageReadError(f"{path}: not a readable 16-bit PNG ({type(exc).__name__}: {exc})") from None
     if info["bitdepth"] < 16:  # an sBIT chunk: pypng returns the significant bits only; back to the full range
         array = np.round(array * (65535 / (2 ** info["bitdepth"] - 1))).astype(np.uint16)
     array = array.reshape(height, width, info["planes"])
