@@ -296,7 +296,7 @@ class Upscaler:
         return output if source.ndim == 4 else output[0]
 
 
-def _available_memory() -> int | None:
+def available_memory() -> int | None:
     """MemAvailable from /proc/meminfo in bytes (Linux), else None."""
     try:
         with open("/proc/meminfo") as fh:
@@ -332,7 +332,7 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int
     check_output_path(target, height, width, dtype)
     needed = height * width * (4 if dtype == np.uint8 and out_channels > 1 else out_channels * dtype.itemsize)
     needed += upscaler.memory_needed(image.shape[0], image.shape[1], channels)
-    available = _available_memory()
+    available = available_memory()
     if available is not None and needed > available:
         raise OutOfMemoryError(f"{source}: the {width}x{height} output needs about {needed / 2**30:.1f} GiB of memory, "
                                f"{available / 2**30:.1f} GiB are available; free memory or upscale a smaller image")
