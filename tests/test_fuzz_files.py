@@ -246,7 +246,7 @@ def _run_sidecar(valid: dict, data: st.DataObject, folder: Path) -> None:
     engine.write_bytes(valid["engine"])
     sidecar = Path(f"{engine}.json")
     sidecar.write_bytes(_mutated_json(valid, "sidecar", data))
-    _count("sidecar", _check("sidecar", app, ["inspect", engine], folder, _files(folder), sidecar))
+    _count("sidecar", _check("sidecar", app, ["inspect", engine], folder, _files(folder), sidecar, engine))
 
 
 def _run_manifest(valid: dict, data: st.DataObject, folder: Path) -> None:
