@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -131,6 +132,15 @@ def test_a_checkpoint_whose_entries_overlap_is_refused(tmp_path):
     crafted.write_bytes(bytes(data[:start]) + bytes(names) + copies + bytes(end))
     with pytest.raises(CheckpointError, match="cannot be read|overlapping entries"):
         load_checkpoint(crafted)
+
+
+def test_an_archive_listing_too_many_entries_is_refused_before_its_directory_is_parsed(tmp_path):
+    from gldfn_model.common.validation import check_stored_archive, zip_entry_count
+
+    good = write_checkpoint(tmp_path / "good.pt")
+    assert zip_entry_count(good) == len(zipfile.ZipFile(good).infolist())
+    with pytest.raises(CheckpointError, match=r"its zip directory lists \d+ entries, more than a checkpoint has \(50\)"):
+        check_stored_archive(good, 1 << 30, error=CheckpointError, what="checkpoint", max_entries=50)
 
 
 # ---------------------------------------------------------------- training: options, rotation, resume

@@ -33,6 +33,7 @@ T = TypeVar("T")
 STRICT = ConfigDict(strict=True, extra="forbid", arbitrary_types_allowed=True)
 STRICT_OPEN = ConfigDict(strict=True, extra="allow", arbitrary_types_allowed=True)
 _KEY_SHOWN = 40  # characters of a key named in a message
+_ZIP_TAIL = 22 + 0xFFFF + 20 + 56  # end record, its longest comment, zip64 locator and record
 
 
 def strict_schema(schema: type[T], *, open_ended: bool = False) -> type[T]:
@@ -152,11 +153,36 @@ def read_json(path: str | os.PathLike[str], schema: Any, *, max_bytes: int, erro
         raise _fail(error, path, describe(exc), advice) from None
 
 
-def check_stored_archive(path: Path, max_bytes: int, *, error: type[GldfnError], what: str, advice: str = "") -> None:
-    """``path`` is a zip archive of at most ``max_bytes`` whose entries are stored uncompressed (as torch.save writes
-    them) and do not overlap, so that reading it allocates no more than the file's size: a deflated entry could
-    expand to any size."""
+def zip_entry_count(path: Path) -> int | None:
+    """The number of entries a zip archive's end record declares (zip64 included), read from the file's tail
+    without parsing its directory; None when there is no end record."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        tail_start = max(0, size - _ZIP_TAIL)
+        fh.seek(tail_start)
+        tail = fh.read()
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or end + 22 > len(tail):
+        return None
+    count = int.from_bytes(tail[end + 10 : end + 12], "little")
+    locator = end - 20
+    if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+        record = int.from_bytes(tail[locator + 8 : locator + 16], "little") - tail_start
+        if 0 <= record and tail[record : record + 4] == b"PK\x06\x06":
+            count = int.from_bytes(tail[record + 32 : record + 40], "little")
+    return count
+
+
+def check_stored_archive(path: Path, max_bytes: int, *, error: type[GldfnError], what: str, advice: str = "",
+                         max_entries: int = 100_000) -> None:
+    """``path`` is a zip archive of at most ``max_bytes`` and ``max_entries`` entries (counted before its directory
+    is parsed) whose entries are stored uncompressed (as torch.save writes them) and do not overlap, so that reading
+    it allocates no more than the file's size: a deflated entry could expand to any size."""
     size = check_size(path, max_bytes, error=error, what=what, advice=advice)
+    count = zip_entry_count(path)
+    if count is not None and count > max_entries:
+        raise _fail(error, path, f"its zip directory lists {count} entries, more than a {what} has "
+                    f"({max_entries})", advice)
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
