@@ -47,7 +47,7 @@ def strict_schema(schema: type[T], *, open_ended: bool = False) -> type[T]:
 def fields_schema(cls: type, *, open_ended: bool = False, all_optional: bool = False) -> type:
     """A TypedDict of the dataclass ``cls``'s fields with their declared types (required where the dataclass has
     no default, unless ``all_optional``), so that a mapping can be checked strictly before ``cls(**mapping)``."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {}
     for field in dataclasses.fields(cls):
         optional = all_optional or field.default is not dataclasses.MISSING or \
