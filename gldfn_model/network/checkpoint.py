@@ -169,7 +169,8 @@ def check_state_dict(path: Path, config: GLDFNConfig, state_dict: dict[str, torc
     for keys, problem in ((missing, "is missing"), (unexpected, "is not a tensor of this config")):
         if keys:
             more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
-            raise CheckpointUnusable(f"{path}: field {field_name(['state_dict', keys[0]])} {problem}{more}; {_ADVICE}")
+            raise CheckpointUnusable(f"{path}: field {field_name(['state_dict', keys[0]])} {problem}{more}: the "
+                                     f"state dict does not fit the checkpoint's config; {_ADVICE}")
     for key, reference in expected.items():
         tensor = state_dict[key]
         problem = None
@@ -180,7 +181,8 @@ def check_state_dict(path: Path, config: GLDFNConfig, state_dict: dict[str, torc
         elif tensor.is_floating_point() != reference.is_floating_point() or tensor.is_complex():
             problem = f"dtype {tensor.dtype}, where the config needs {reference.dtype}"
         if problem is not None:
-            raise CheckpointUnusable(f"{path}: field {field_name(['state_dict', key])}: {problem}; {_ADVICE}")
+            raise CheckpointUnusable(f"{path}: field {field_name(['state_dict', key])}: {problem}: the state dict "
+                                     f"does not fit the checkpoint's config; {_ADVICE}")
 
 
 def load_latest_checkpoint(
