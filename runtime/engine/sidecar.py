@@ -190,7 +190,7 @@ def read_sidecar(engine_path: str | os.PathLike[str]) -> EngineSidecar:
             "GPU (`gldfn-trt run`, `gldfn upscale --engine`: its input, output and scale are read from the engine)"
         )
     data = read_json(path, fields_schema(EngineSidecar), max_bytes=MAX_SIDECAR_BYTES, error=SidecarError,
-                     what="gldfn-trt sidecar", advice=f"rebuild the engine with `gldfn-trt build MODEL.onnx -o {engine} --force`")
+                     what="gldfn-trt sidecar", advice=f"rebuild the engine with `gldfn-trt build MODEL.onnx -o {engine_path} --force`")
     return EngineSidecar(**data)
 
 
