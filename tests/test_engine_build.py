@@ -224,7 +224,9 @@ def test_failed_tensorrt_build_leaves_no_engine(rtx, plugin_library, tmp_path):
         initializer=[numpy_helper.from_array(np.ones((1, 3, 9), np.float32), "channel")],
     )
     bad = tmp_path / "bad.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("gldfn", 1)]), str(bad))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("gldfn", 1)])
+    helper.set_model_props(model, {"gldfn.scale": "1"})  # a model of the project's as far as its metadata goes
+    onnx.save(model, str(bad))
     engine = tmp_path / "bad.engine"
     with pytest.raises(EngineBuildError, match=r"could not build .*spatial taps vs kernel_size"):
         build_engine(bad, engine, _options(plugin_library), cache_dir=tmp_path / "cache")

@@ -79,14 +79,14 @@ def test_resume_passes_over_a_damaged_last_checkpoint(hr_folder, tmp_path, capsy
     capsys.readouterr()
     resumed = load_checkpoint(train(options(hr_folder, run), resume=True))
     printed = capsys.readouterr().out
-    assert "warning: checkpoint" in printed and "last.pt cannot be read" in printed
+    assert "warning: " in printed and "last.pt: cannot be read as a checkpoint" in printed
     assert "resuming from the previous checkpoint" in printed and "last.prev.pt (iteration 2)" in printed
     for key, value in straight.state_dict.items():
         torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0, msg=key)
 
     for name in ("last.pt", "last.prev.pt"):
         (run / name).write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"no usable checkpoint: .*last\.pt cannot be read.*last\.prev\.pt"):
+    with pytest.raises(CheckpointError, match=r"no usable checkpoint: .*last\.pt: cannot be read.*last\.prev\.pt"):
         train(options(hr_folder, run), resume=True)
     (run / "last.pt").unlink()
     with pytest.raises(TrainingRunError, match="last.prev.pt"):

@@ -53,7 +53,7 @@ _MODE_NAMES = {"F": "32-bit float", "I": "32-bit integer", "I;16S": "signed 16-b
                "I;32S": "signed 32-bit"}
 # What Pillow and the decoders it uses raise on a damaged or hostile file.
 _DECODER_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, EOFError, struct.error,
-                   zlib.error, IndexError, KeyError)
+                   zlib.error, IndexError, KeyError, OverflowError)
 
 _lift_lock = threading.Lock()
 _lifts = 0

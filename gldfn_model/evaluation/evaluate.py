@@ -7,12 +7,15 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field, NonNegativeInt, PositiveInt
+from typing_extensions import TypedDict
 
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.validation import read_json, strict_schema
 from gldfn_model.data import degradation as deg
 from gldfn_model.data.image_io import ImageReadError, list_images, read_rgb
 from gldfn_model.data.imresize import imresize
@@ -20,12 +23,40 @@ from gldfn_model.data.setting_names import SETTINGS
 from gldfn_model.evaluation.metrics import check_convention, quantize_uint8, score
 from gldfn_model.inference.runner import Runner, run_image
 from gldfn_model.network.checkpoint import SHIPPED_CONFIG
+from gldfn_model.network.config import SUPPORTED_SCALES
 
 RestoreFn = Callable[[np.ndarray], np.ndarray]
 """LR ``h x w x 3`` uint8 -> SR ``sh x sw x 3`` (uint8, or float in [0, 1])."""
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
+MAX_MANIFEST_BYTES = 64 << 20  # BSD100 under Gaussian8 (800 LR images) writes about 300 kB
+PlainName = Annotated[str, Field(min_length=1, pattern=r"^[^/\\]+$")]  # a file name, no folders: read beside the manifest
+
+
+class ManifestImage(TypedDict):
+    hr: PlainName  # the HR image's name in the HR folder
+    lr: PlainName  # the LR image's name beside the manifest
+    variant: NonNegativeInt
+    hr_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]
+    degradation: dict[str, Any]
+
+
+class Manifest(TypedDict):
+    """A ``gldfn degrade`` folder's manifest.json, field by field."""
+
+    format: Literal[1]
+    setting: Literal[SETTINGS]  # type: ignore[valid-type]
+    scale: Literal[SUPPORTED_SCALES]  # type: ignore[valid-type]
+    seed: int
+    noise_sigma: float
+    sv_noise: str | None
+    hr_dir: str
+    images: list[ManifestImage]
+
+
+strict_schema(ManifestImage)
+strict_schema(Manifest)
 
 
 class EvaluationError(GldfnError, ValueError):
@@ -150,17 +181,14 @@ def write_degraded_folder(hr_dir: str | Path, out_dir: str | Path, setting: str,
     return manifest
 
 
-def read_manifest(lr_dir: str | Path) -> dict[str, Any]:
+def read_manifest(lr_dir: str | Path) -> Manifest:
+    """The manifest of a ``gldfn degrade`` folder, every field checked (EvaluationError naming the field)."""
     path = Path(lr_dir) / MANIFEST_NAME
     if not path.is_file():
         raise EvaluationError(f"{lr_dir}: no {MANIFEST_NAME}; is it a folder written by `gldfn degrade`?")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EvaluationError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or "images" not in manifest:
-        raise EvaluationError(f"{path}: not a gldfn degrade manifest (format {MANIFEST_FORMAT})")
-    return manifest
+    return read_json(path, Manifest, max_bytes=MAX_MANIFEST_BYTES, error=EvaluationError,
+                     what=f"gldfn degrade manifest (format {MANIFEST_FORMAT})",
+                     advice="write the folder again with `gldfn degrade`")
 
 
 def folder_cases(hr_dir: str | Path, lr_dir: str | Path, scale: int, setting: str | None = None) -> Iterator[Case]:
@@ -184,7 +212,7 @@ def folder_cases(hr_dir: str | Path, lr_dir: str | Path, scale: int, setting: st
         if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
             raise EvaluationError(f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not the x{scale} LR of {hr_path} "
                                   f"({hr.shape[1]}x{hr.shape[0]} after modcrop)")
-        yield Case(entry["hr"], int(entry["variant"]), hr, lr, entry["degradation"])
+        yield Case(entry["hr"], entry["variant"], hr, lr, entry["degradation"])
 
 
 # ---------------------------------------------------------------- restoration methods

@@ -9,18 +9,22 @@ the paper's tables measure: ``gldfn eval``, ``gldfn-export``). Photos are anothe
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveInt
+from typing_extensions import TypedDict
 
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.common.suggest import did_you_mean
+from gldfn_model.common.validation import fields_schema, read_json, strict_schema
 from gldfn_model.network.checkpoint_facts import SHIPPED_CONFIG, CheckpointError
-from gldfn_model.network.config import SUPPORTED_SCALES
+from gldfn_model.network.config import NAMED_CONFIGS, SUPPORTED_SCALES
 
 MANIFEST_FORMAT = 1
+MAX_MANIFEST_BYTES = 1 << 20
 DEFAULT_SCALE = 4
 
 
@@ -28,16 +32,30 @@ class ModelRegistryError(CheckpointError):
     """A shipped model that does not exist, does not fit the other options, or whose file is damaged."""
 
 
+class Training(TypedDict):
+    """How a shipped model was trained."""
+
+    setting: str  # iso, aniso, sv or mixed (gldfn_model.data.setting_names)
+    noise: Annotated[list[float], Field(min_length=2, max_length=2)] | None  # [low, high] in 8-bit levels
+    data: str
+    iterations: PositiveInt
+
+
+class Figures(TypedDict):
+    psnr: float
+    ssim: float
+
+
 @dataclass(frozen=True)
 class ShippedModel:
-    name: str
-    config: str
-    scale: int
-    file: str
-    sha256: str
-    training: dict[str, Any]  # setting (iso|aniso|sv|mixed), noise ([low, high] 8-bit levels or null), data, iterations
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    config: Literal[tuple(NAMED_CONFIGS)]  # type: ignore[valid-type]
+    scale: Literal[SUPPORTED_SCALES]  # type: ignore[valid-type]
+    file: Annotated[str, Field(pattern=r"^[^/\\]+\.pt$")]  # a file in the weights folder
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    training: Training
     use_for: str
-    set5: dict[str, dict[str, float]] = field(default_factory=dict)  # suite row -> {"psnr", "ssim"} (dcls)
+    set5: dict[str, Figures] = field(default_factory=dict)  # suite row -> {"psnr", "ssim"} (dcls)
 
     @property
     def path(self) -> Path:
@@ -66,6 +84,16 @@ class ShippedModel:
         return f"{setting}, " + ("no noise" if not noise else f"noise sigma {noise[0]:g}-{noise[1]:g}")
 
 
+class _Manifest(TypedDict):
+    format: Literal[1]
+    models: list[fields_schema(ShippedModel)]  # type: ignore[valid-type]
+
+
+strict_schema(Training)
+strict_schema(Figures)
+strict_schema(_Manifest)
+
+
 def weights_dir() -> Path:
     return Path(str(resources.files("gldfn_model") / "weights"))
 
@@ -73,17 +101,17 @@ def weights_dir() -> Path:
 @functools.lru_cache(maxsize=1)
 def shipped_models() -> tuple[ShippedModel, ...]:
     """Every model of the manifest, in its order."""
-    path = weights_dir() / "models.json"
-    try:
-        manifest = json.loads(path.read_text())
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"format {manifest.get('format')!r}, expected {MANIFEST_FORMAT}")
-        models = tuple(ShippedModel(**entry) for entry in manifest["models"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelRegistryError(f"the model manifest {path} is unreadable ({exc}); reinstall the package") from exc
+    return read_models(weights_dir() / "models.json")
+
+
+def read_models(path: Path) -> tuple[ShippedModel, ...]:
+    """The models listed in the manifest ``path``, every field checked (ModelRegistryError naming it otherwise)."""
+    manifest = read_json(path, _Manifest, max_bytes=MAX_MANIFEST_BYTES, error=ModelRegistryError,
+                         what="model manifest", advice="reinstall the package")
+    models = tuple(ShippedModel(**entry) for entry in manifest["models"])
     names = [m.name for m in models]
-    if len(set(names)) != len(names) or any(m.scale not in SUPPORTED_SCALES for m in models):
-        raise ModelRegistryError(f"the model manifest {path} repeats a name or has an unsupported scale")
+    if len(set(names)) != len(names):
+        raise ModelRegistryError(f"the model manifest {path} names a model twice; reinstall the package")
     return models
 
 

@@ -36,6 +36,7 @@ from gldfn_model.network.config import get_config
 from gldfn_model.network.dynamic_layers import gdf_temperature, set_gdf_temperature
 from gldfn_model.network.gldfn import GLDFN
 from gldfn_model.training.batches import PatchSampler, TrainingBatches
+from gldfn_model.training.resume_state import check_training_state
 
 # The paper: 5e5 iterations, lr 4e-4 halved every 2e5 iterations; we keep the ratio for shorter runs.
 PAPER_ITERATIONS = 500_000
@@ -73,6 +74,21 @@ class TrainOptions:
     threads: int | None = None
     prefetch: bool = True  # make the next batch in a background thread
     init: str | None = None  # start from these weights (fine-tuning); a resume takes last.pt's instead
+
+    def __post_init__(self) -> None:
+        problems = [f"--{name.replace('_', '-')} {getattr(self, name)} (must be at least 1)"
+                    for name in ("iters", "batch", "patch", "val_every", "ckpt_every", "log_every", "snapshot_every")
+                    if getattr(self, name) < 1]
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"--threads {self.threads} (must be at least 1)")
+        if self.seed < 0:
+            problems.append(f"--seed {self.seed} (must be 0 or more)")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"--lr {self.lr} (must be a positive number)")
+        if not 0 <= self.anneal_fraction <= 1:
+            problems.append(f"anneal_fraction {self.anneal_fraction} (must be in [0, 1])")
+        if problems:
+            raise TrainingRunError("invalid training options: " + "; ".join(problems))
 
 
 def load_training_images(folders: Sequence[str], min_size: int, skip_small: bool) -> list[np.ndarray]:
@@ -174,12 +190,13 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
 
     if resume:
         ckpt, passed_over = load_latest_checkpoint(last_path, options.scale, options.config,
-                                                   required=("optimizer", "iteration", "rng"))
+                                                   required=("optimizer", "iteration", "rng"),
+                                                   check=lambda found: check_training_state(found, model, optimizer, world,
+                                                                                              TrainOptions))
         for reason in passed_over:
             print(f"warning: {reason}", flush=True)
-        if passed_over:
-            print(f"resuming from the previous checkpoint {ckpt.path} (iteration {ckpt.extra['iteration']})",
-                  flush=True)
+        which = "the previous checkpoint" if passed_over else "the checkpoint"
+        print(f"resuming from {which} {ckpt.path} (iteration {ckpt.extra['iteration']})", flush=True)
         model.load_state_dict(ckpt.state_dict)
         optimizer.load_state_dict(ckpt.extra["optimizer"])
         start, best_psnr = ckpt.extra["iteration"], ckpt.extra.get("best_psnr", -math.inf)
@@ -214,7 +231,8 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         if rank != 0:
             return
         save_checkpoint(last_path, model, options.config, keep_previous=True, optimizer=optimizer.state_dict(),
-                        iteration=iteration, best_psnr=best_psnr, rng=rng_states, options=asdict(options))
+                        iteration=iteration, best_psnr=best_psnr, rng=rng_states, options=asdict(options),
+                        report=lambda reason: print(f"warning: {reason}", flush=True))
 
     with batches:
         for iteration in range(start, options.iters):

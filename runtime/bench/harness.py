@@ -20,12 +20,30 @@ from gldfn_model.common.errors import GldfnError
 from gldfn_model.inference.runner import Runner, Size
 from gldfn_model.network.complexity import TABLE_IV, TABLE_IV_LR_SIZE, count_complexity
 from gldfn_model.network.config import GLDFNConfig
+from gldfn_runtime.upscale.tiling import DEFAULT_BYTES_PER_LR_PIXEL
+from gldfn_runtime.upscale.upscaler import available_memory
 
 Timer = Callable[[Callable[[], object]], float]  # runs the callable once, returns milliseconds
 
 
 class BenchmarkError(GldfnError, ValueError):
     """Benchmark settings that cannot be run."""
+
+
+def check_sizes_fit_memory(lr_sizes: Sequence[Size], batch: int, scale: int, available: int | None = None) -> None:
+    """Refuse an LR size whose one pass (a benchmark runs the whole image at once, untiled) needs more memory than is
+    available (``available`` None: what the system reports), before anything is allocated or exported."""
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    for height, width in lr_sizes:
+        per_pixel = DEFAULT_BYTES_PER_LR_PIXEL + 3 * 4 * (1 + scale * scale)  # working memory, input, output
+        needed = batch * height * width * per_pixel
+        if needed > available:
+            raise BenchmarkError(
+                f"--sizes {height}x{width}: a batch of {batch} at that LR size needs about {needed / 2**30:.1f} GiB "
+                f"of memory, {available / 2**30:.1f} GiB are available; time smaller sizes (to upscale a large image, "
+                "use gldfn upscale, which tiles it)")
 
 
 @dataclass

@@ -137,6 +137,7 @@ def register(app: typer.Typer) -> None:
         from gldfn_model.peers import PeerError, parse_models
         from gldfn_runtime.bench.contestants import BenchRequest, build_contestants
         from gldfn_runtime.bench.harness import (
+            check_sizes_fit_memory,
             claim_check,
             format_markdown,
             format_text,
@@ -167,6 +168,7 @@ def register(app: typer.Typer) -> None:
             shipped_model=shipped,
         )
         lr_sizes = parse_sizes(sizes)
+        check_sizes_fit_memory(lr_sizes, batch, scale)
         on_gpu = where == "cuda" or ("onnxruntime" in backends and "cuda" in providers.lower())
         iters, warmup = bench_counts(iters, warmup, on_gpu)
         start = time.perf_counter()

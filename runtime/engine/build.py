@@ -384,6 +384,10 @@ def _target(flavour: Flavour, options: BuildOptions) -> dict[str, Any]:
 
 def _resolve(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Request:
     info = read_onnx_info(onnx_path)
+    if info.scale is None:  # every runner of an engine needs it: refuse here rather than build what cannot run
+        raise EngineBuildError(
+            f"{info.path} has no {onnx_format.SCALE} metadata, so it is not a model gldfn-export or gldfn-calibrate "
+            "wrote and its upscaling factor is unknown; export the model with gldfn-export")
     options.check_profile()
     try:
         flavour = select_flavour(options.backend)
@@ -469,6 +473,8 @@ def build_engine(
     """Build (or reuse from the cache) the engine for ``onnx_path`` and write it with its sidecar to ``output``
     (default: beside the ONNX file, ``MODEL.<flavour>-<precision>.engine``). A reused engine's sidecar names
     ``onnx_path`` and this command, whichever file and command first built it."""
+    if output is not None and Path(output).is_dir():
+        raise EngineBuildError(f"-o {output} is a folder; name the engine file to write, e.g. -o {Path(output) / 'model.engine'}")
     keyed = _keyed_request(onnx_path, options)
     request = keyed.request
     engine_path = Path(output) if output is not None else default_engine_path(request.info.path, request.precision, request.flavour)

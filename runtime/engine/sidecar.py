@@ -8,15 +8,74 @@ import os
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt
+from typing_extensions import NotRequired, TypedDict
 
 from gldfn_model.common.atomic import atomic_output
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.common.hashing import file_sha256
+from gldfn_model.common.validation import fields_schema, read_json, strict_schema
 
 SIDECAR_FORMAT = 1
 SIDECAR_SUFFIX = ".json"
+# A sidecar of the paper's config is about 200 kB (its layer list); anything far larger is not one.
+MAX_SIDECAR_BYTES = 8 << 20
 Size = tuple[int, int]
+SizeField = Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]  # [height, width]
+
+
+# What each part of a sidecar holds; read_sidecar checks every field's type against these.
+class OnnxRecord(TypedDict):
+    path: str
+    sha256: str
+    precision: str | None
+    scale: Annotated[int, Field(ge=1, le=8)]
+    config: str | None
+    external_data_sha256: NotRequired[dict[str, str]]
+    converted_to: NotRequired[str]
+
+
+class PluginRecord(TypedDict):
+    path: str
+    sha256: str
+    embedded: bool
+
+
+class TensorRTRecord(TypedDict):
+    flavour: Literal["tensorrt", "tensorrt-rtx"]
+    version: str
+
+
+class ProfileRecord(TypedDict):
+    input: str
+    batch: PositiveInt
+    min: SizeField
+    opt: SizeField
+    max: SizeField
+
+
+class TargetRecord(TypedDict, total=False):
+    compute_capabilities: list[str]  # TensorRT-RTX
+    gpu: str  # TensorRT: the GPU it was built on
+    compute_capability: str
+
+
+class TensorRecord(TypedDict):
+    name: str
+    shape: list[int]
+    dtype: str
+
+
+class LayerRecord(TypedDict):
+    name: str
+    type: str
+    plugin: bool
+
+
+for _record in (OnnxRecord, PluginRecord, TensorRTRecord, ProfileRecord, TargetRecord, TensorRecord, LayerRecord):
+    strict_schema(_record)
 
 
 class SidecarError(GldfnError, ValueError):
@@ -40,22 +99,22 @@ class EngineSidecar:
     """Everything an engine was built from and for. Sizes are LR ``[height, width]``."""
 
     engine_sha256: str
-    engine_bytes: int
-    onnx: dict[str, Any]  # path, sha256, precision, scale, config
-    plugin: dict[str, Any] | None  # path, sha256, embedded; None when built without the plugin
-    tensorrt: dict[str, str]  # flavour ("tensorrt" | "tensorrt-rtx"), version
+    engine_bytes: NonNegativeInt
+    onnx: OnnxRecord
+    plugin: PluginRecord | None  # None when built without the plugin
+    tensorrt: TensorRTRecord
     precision: str
-    profile: dict[str, Any]  # input, batch, min, opt, max
-    target: dict[str, Any]  # compute_capabilities (TensorRT-RTX) or gpu + compute_capability (TensorRT)
+    profile: ProfileRecord
+    target: TargetRecord  # compute_capabilities (TensorRT-RTX) or gpu + compute_capability (TensorRT)
     build_seconds: float
     built_at: str
-    inputs: list[dict[str, Any]]
-    outputs: list[dict[str, Any]]
-    layers: list[dict[str, Any]]  # name, type, plugin (network definition before fusion)
-    macs_at_opt: int | None
+    inputs: Annotated[list[TensorRecord], Field(min_length=1)]
+    outputs: Annotated[list[TensorRecord], Field(min_length=1)]
+    layers: list[LayerRecord]  # the network definition before fusion
+    macs_at_opt: NonNegativeInt | None
     cache_key: str
     rebuild_command: str
-    format: int = SIDECAR_FORMAT
+    format: Literal[1] = SIDECAR_FORMAT
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -130,16 +189,9 @@ def read_sidecar(engine_path: str | os.PathLike[str]) -> EngineSidecar:
             f"`gldfn-trt build MODEL.onnx -o {engine_path}`, which writes it; an engine without one still runs on a "
             "GPU (`gldfn-trt run`, `gldfn upscale --engine`: its input, output and scale are read from the engine)"
         )
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SidecarError(f"{path} is not valid JSON ({error}); rebuild the engine with `gldfn-trt build ... --force`") from None
-    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
-        raise SidecarError(f"{path} is not a gldfn-trt sidecar of format {SIDECAR_FORMAT}; rebuild the engine with `gldfn-trt build ... --force`")
-    try:
-        return EngineSidecar(**data)
-    except TypeError as error:
-        raise SidecarError(f"{path} lacks fields or has unknown ones ({error}); rebuild the engine") from None
+    data = read_json(path, fields_schema(EngineSidecar), max_bytes=MAX_SIDECAR_BYTES, error=SidecarError,
+                     what="gldfn-trt sidecar", advice=f"rebuild the engine with `gldfn-trt build MODEL.onnx -o {engine_path} --force`")
+    return EngineSidecar(**data)
 
 
 def verify_engine_file(engine_path: str | os.PathLike[str], sidecar: EngineSidecar) -> None:

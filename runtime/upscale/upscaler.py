@@ -302,7 +302,7 @@ class Upscaler:
         return output if source.ndim == 4 else output[0]
 
 
-def _available_memory() -> int | None:
+def available_memory() -> int | None:
     """MemAvailable from /proc/meminfo in bytes (Linux), else None."""
     try:
         with open("/proc/meminfo") as fh:
@@ -337,7 +337,7 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int
     fit = fit_output(target, height, width, channels, image.dtype, metadata)
     dtype, out_channels = fit.dtype, fit.channels
     needed = canvas_bytes(height, width, out_channels, dtype) + upscaler.memory_needed(image.shape[0], image.shape[1], channels)
-    available = _available_memory()
+    available = available_memory()
     if available is not None and needed > available:
         raise OutOfMemoryError(f"{source}: the {width}x{height} output needs about {needed / 2**30:.1f} GiB of memory, "
                                f"{available / 2**30:.1f} GiB are available; free memory or upscale a smaller image")
