@@ -32,6 +32,7 @@ from gldfn_runtime.upscale.tiling import (
     TileCallback,
     TilingError,
     bytes_per_lr_pixel,
+    concurrent_tiles,
     effective_tile,
     finite_range,
     upscale_blocks,
@@ -113,6 +114,7 @@ class _LayoutRunner:
         self.name, self.scale = runner.name, runner.scale
         self.min_size, self.max_size = runner.min_size, runner.max_size
         self.bytes_per_lr_pixel = bytes_per_lr_pixel(runner)
+        self.concurrent_tiles = concurrent_tiles(runner)
 
     def infer(self, lr: np.ndarray) -> np.ndarray:
         if self.channels == 1:
