@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from test_plugin_library import _harness_module, built_library  # noqa: F401 - the session's library build
+from test_plugin_library import _harness_module
 
 from gldfn_model.ops.contract import load_contract
 from gldfn_runtime.plugin.build import find_tensorrt_headers, header_version
@@ -18,15 +18,15 @@ CONTRACT = load_contract()
 CREATOR = f"{CONTRACT.name}/{CONTRACT.plugin_version}/{CONTRACT.plugin_namespace}"
 
 
-def test_loading_registers_the_creator_once_and_get_creators_hands_it_back(built_library, tmp_path):
+def test_loading_registers_the_creator_once_and_get_creators_hands_it_back(plugin_library, tmp_path):
     headers = find_tensorrt_headers()
     major = header_version(headers)[0]
     if major < 11:
         pytest.skip(f"the stand-in registry implements TensorRT 11's IPluginRegistry; the headers found are {major}.x")
     harness = _harness_module()
     registry = harness.compile_registry_harness(tmp_path, headers, major)
-    copy = shutil.copy(built_library, tmp_path / "embedded-copy.so")  # a second instance, as an embedded library is
-    result = subprocess.run([sys.executable, str(harness.__file__), "--registration", str(registry), str(built_library),
+    copy = shutil.copy(plugin_library, tmp_path / "embedded-copy.so")  # a second instance, as an embedded library is
+    result = subprocess.run([sys.executable, str(harness.__file__), "--registration", str(registry), str(plugin_library),
                              str(copy)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -51,7 +51,7 @@ print("load_library", registry.get_creator(name, version, namespace) is not None
 """
 
 
-def test_dlopen_registers_into_the_loaded_tensorrt_and_load_library_still_works(built_library):
+def test_dlopen_registers_into_the_loaded_tensorrt_and_load_library_still_works(plugin_library):
     try:
         import tensorrt_rtx  # noqa: F401
     except ImportError:
@@ -59,7 +59,7 @@ def test_dlopen_registers_into_the_loaded_tensorrt_and_load_library_still_works(
             import tensorrt  # noqa: F401
         except ImportError:
             pytest.skip("neither tensorrt nor tensorrt_rtx is installed (pip install 'gldfn-trt[rtx]')")
-    result = subprocess.run([sys.executable, "-c", REAL_TENSORRT, str(built_library), CONTRACT.name,
+    result = subprocess.run([sys.executable, "-c", REAL_TENSORRT, str(plugin_library), CONTRACT.name,
                              CONTRACT.plugin_version, CONTRACT.plugin_namespace],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -223,6 +223,14 @@ class Upscaler:
         return cls(TensorRTRunner(path, plugin=plugin, device=device, scale=scale), **kwargs)
 
     @classmethod
+    def from_triton(cls, url: str, model: str = "gldfn", **kwargs: Any) -> Upscaler:
+        """The core model of a repository from ``gldfn-trt triton`` on a Triton server at ``url`` (``HOST:PORT`` for
+        HTTP, ``grpc://HOST:PORT``); tiled here, the tiles sent concurrently (needs gldfn-trt[serve])."""
+        from gldfn_runtime.runners.triton_runner import TritonRunner
+
+        return cls(TritonRunner(url, model), **kwargs)
+
+    @classmethod
     def bicubic(cls, scale: int, **kwargs: Any) -> Upscaler:
         """MATLAB-style bicubic interpolation: the baseline, no model."""
         from gldfn_model.inference.bicubic_runner import BicubicRunner
