@@ -46,12 +46,25 @@ class RayJobError(GldfnError, ValueError):
 
 
 @dataclass(frozen=True)
+class Naming:
+    """Where an input goes: ``folder / output_name(name, suffix, image_format)``, as the plan named it."""
+
+    folder: str
+    suffix: str = ""
+    image_format: str | None = None
+
+    def target(self, source: str) -> Path:
+        return Path(self.folder) / output_name(Path(source).name, self.suffix, self.image_format)
+
+
+@dataclass(frozen=True)
 class RayPlan:
     """What to upscale: (source, output) pairs, sources as paths or URIs; ``skipped``: outputs kept."""
 
     folder: Path
     jobs: list[tuple[str, Path]]
     skipped: list[Path]
+    naming: Naming
     filesystem: Any = None  # the pyarrow file system of URI sources; None for local paths
 
 
@@ -79,9 +92,11 @@ def plan_ray_job(source: str, out: str | os.PathLike[str], *, suffix: str = "", 
     if is_uri(out):
         raise RayJobError(f"-o {out}: write to a folder every node sees (a shared file system), not a URI")
     if not is_uri(source):
+        if not Path(source).is_dir():
+            raise RayJobError(f"--ray upscales a folder; {source} is not one (upscale single files without --ray)")
         plan = plan_outputs([Path(source)], out, suffix=suffix, image_format=image_format, overwrite=overwrite,
                             skip_existing=skip_existing)
-        return RayPlan(plan.folder, [(str(s), t) for s, t in plan.jobs], plan.skipped)
+        return RayPlan(plan.folder, [(str(s), t) for s, t in plan.jobs], plan.skipped, Naming(str(plan.folder), suffix, image_format))
     if overwrite and skip_existing:
         raise OutputPlanError("--overwrite and --skip-existing exclude each other: choose one")
     pyarrow_fs = import_optional("pyarrow.fs", "--ray with a URI", RAY_EXTRA)
@@ -98,7 +113,7 @@ def plan_ray_job(source: str, out: str | os.PathLike[str], *, suffix: str = "", 
     check_distinct(files, targets)
     kept = check_existing([t for t in targets if t.is_file()], overwrite, skip_existing)
     return RayPlan(folder, [(f, t) for f, t in zip(files, targets) if t not in kept], [t for t in targets if t in kept],
-                   filesystem)
+                   Naming(str(folder), suffix, image_format), filesystem)
 
 
 def actor_cpus(cluster_cpus: float, actors: int) -> float:
@@ -112,14 +127,14 @@ def actor_threads(cluster_cpus: float, actors: int) -> int:
 
 
 class UpscaleFiles:
-    """The Ray Data actor: one Upscaler, and for each file read by Ray Data, ``upscale_file`` into its output."""
+    """The Ray Data actor: one Upscaler, and for each file read by Ray Data, ``upscale_file`` into its output
+    (a file is written to a temporary name and renamed, so an interrupted job leaves no partial output)."""
 
-    def __init__(self, factory: UpscalerFactory, threads: int, targets: dict[str, str], max_pixels: int | None) -> None:
+    def __init__(self, factory: UpscalerFactory, threads: int, naming: Naming, max_pixels: int | None) -> None:
         import ray
 
         self.upscaler = factory(threads=threads)
-        self.targets = targets
-        self.max_pixels = max_pixels
+        self.naming, self.max_pixels = naming, max_pixels
         self.gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
         self.scratch = Path(tempfile.mkdtemp(prefix="gldfn-ray-"))
 
@@ -127,14 +142,13 @@ class UpscaleFiles:
         from gldfn_runtime.upscale.upscaler import describe_failure, upscale_file
 
         rows: dict[str, list[str]] = {"source": [], "target": [], "error": [], "note": [], "gpus": []}
-        for data, path in zip(batch["bytes"], batch["path"]):
-            source = self._source(path)
-            target = Path(self.targets[source])
+        for data, source in zip(batch["bytes"], batch["path"]):
+            target = self.naming.target(source)
             local = self.scratch / Path(source).name  # the file's own name, so that readers see its suffix
             error = note = ""
             try:
                 local.write_bytes(bytes(data))
-                note = upscale_file(self.upscaler, local, target, self.max_pixels) or ""
+                note = (upscale_file(self.upscaler, local, target, self.max_pixels) or "").replace(str(local), source)
             except Exception as failure:  # noqa: BLE001 - one file's failure is reported, the batch goes on
                 error = describe_failure(local, failure, target).replace(str(local), source)
             finally:
@@ -143,12 +157,6 @@ class UpscaleFiles:
                                ("gpus", self.gpu_ids)):
                 rows[key].append(value)
         return rows
-
-    def _source(self, path: str) -> str:
-        """The planned source Ray Data's path stands for (the same string, unless Ray Data normalised it)."""
-        if path in self.targets:
-            return path
-        return next((s for s in self.targets if os.path.normpath(s) == os.path.normpath(path)), path)
 
     def __del__(self) -> None:
         shutil.rmtree(getattr(self, "scratch", ""), ignore_errors=True)
@@ -189,16 +197,12 @@ def run_ray_job(plan: RayPlan, factory: UpscalerFactory, *, address: str | None 
             raise RayJobError(f"--actors {actors} x --gpus-per-actor {gpus_per_actor:g} needs {actors * gpus_per_actor:g} "
                               f"GPUs; the cluster has {gpus:g}: use fewer actors or fewer GPUs each")
         make_output_folder(plan.folder)
-        context = data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
-        targets = {source: str(target) for source, target in plan.jobs}
         dataset = data.read_binary_files([source for source, _ in plan.jobs], include_paths=True,
                                          filesystem=plan.filesystem)
         results = dataset.map_batches(
             UpscaleFiles, batch_size=1, batch_format="numpy",
             fn_constructor_kwargs={"factory": factory, "threads": threads or actor_threads(cpus, actors),
-                                   "targets": targets, "max_pixels": max_pixels},
+                                   "naming": plan.naming, "max_pixels": max_pixels},
             compute=data.ActorPoolStrategy(size=actors), num_cpus=actor_cpus(cpus, actors), num_gpus=gpus_per_actor)
         for row in _rows(results):
             if row["error"]:
@@ -218,5 +222,20 @@ def run_ray_job(plan: RayPlan, factory: UpscalerFactory, *, address: str | None 
 
 
 def _rows(dataset: Any) -> Iterator[dict[str, str]]:
-    for row in dataset.iter_rows():
-        yield {key: str(row[key]) for key in ("source", "target", "error", "note", "gpus")}
+    """The results as they come, with Ray Data's own progress and log lines off; a failure of the job itself (not
+    of one file: an actor that cannot start) as RayJobError with its last line."""
+    context = dataset.context
+    context.enable_progress_bars = context.print_on_execution_start = False
+    quiet = logging.getLogger("ray.data")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        for row in dataset.iter_rows():
+            yield {key: str(row[key]) for key in ("source", "target", "error", "note", "gpus")}
+    except GldfnError:
+        raise
+    except Exception as error:  # noqa: BLE001 - Ray wraps what failed on the cluster in its own types
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise RayJobError(f"the Ray job failed: {lines[-1] if lines else type(error).__name__}") from None
+    finally:
+        quiet.setLevel(level)
