@@ -216,9 +216,9 @@ def test_a_repository_is_written_whole_or_not_at_all(onnx_model, tmp_path):
 @pytest.mark.parametrize("instances", [1, 2])
 def test_one_and_two_instances_answer_concurrent_requests_alike(onnx_model, photos, direct, instances, tmp_path):
     repository = tmp_path / "repo"
-    write_repository(onnx_model, repository, RepositoryOptions(instances=instances))
-    image = read_image(photos / "img0.png")
-    local = Upscaler.from_onnx(onnx_model).upscale(image)
+    write_repository(onnx_model, repository, RepositoryOptions(instances=instances, tile=64))
+    image = read_image(photos / "big.png")  # 9 tiles of 64, sent by BLS `instances` at a time
+    local = Upscaler.from_onnx(onnx_model, tile=64).upscale(image)
     with serving(repository) as server:
         assert stubs_of(server) == 2 * instances  # the model's and the image model's instances
         with ThreadPoolExecutor(4) as pool:

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from gldfn_model.common.errors import GldfnError
-from gldfn_model.inference.runner import RunnerError, check_batch
+from gldfn_model.inference.runner import RunnerError, check_batch, gldfn_bytes_per_lr_pixel
+from gldfn_model.network.config import NAMED_CONFIGS
 from gldfn_runtime.runners import triton_contract as contract
 
 
@@ -80,6 +81,8 @@ class BlsRunner:
         self.min_size = contract.parse_size(parameters.get(contract.MIN_SIZE))
         self.max_size = contract.parse_size(parameters.get(contract.MAX_SIZE))
         self.concurrent_tiles = int(parameters.get(contract.CONCURRENT_TILES) or 1)
+        network = NAMED_CONFIGS.get(parameters.get(contract.CONFIG) or "", NAMED_CONFIGS["paper"])
+        self.bytes_per_lr_pixel = gldfn_bytes_per_lr_pixel(network.channels)  # the tiles an in-process runner gets
 
     def infer(self, lr: np.ndarray) -> np.ndarray:
         pb_utils = _pb_utils()
