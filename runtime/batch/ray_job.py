@@ -130,11 +130,12 @@ class UpscaleFiles:
     """The Ray Data actor: one Upscaler, and for each file read by Ray Data, ``upscale_file`` into its output
     (a file is written to a temporary name and renamed, so an interrupted job leaves no partial output)."""
 
-    def __init__(self, factory: UpscalerFactory, threads: int, naming: Naming, max_pixels: int | None) -> None:
+    def __init__(self, factory: UpscalerFactory, threads: int, naming: Naming, max_pixels: int | None,
+                 quality: int | None = None) -> None:
         import ray
 
         self.upscaler = factory(threads=threads)
-        self.naming, self.max_pixels = naming, max_pixels
+        self.naming, self.max_pixels, self.quality = naming, max_pixels, quality
         self.gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
         self.scratch = Path(tempfile.mkdtemp(prefix="gldfn-ray-"))
 
@@ -148,7 +149,7 @@ class UpscaleFiles:
             error = note = ""
             try:
                 local.write_bytes(bytes(data))
-                note = (upscale_file(self.upscaler, local, target, self.max_pixels) or "").replace(str(local), source)
+                note = (upscale_file(self.upscaler, local, target, self.max_pixels, None, self.quality) or "").replace(str(local), source)
             except Exception as failure:  # noqa: BLE001 - one file's failure is reported, the batch goes on
                 error = describe_failure(local, failure, target).replace(str(local), source)
             finally:
@@ -177,8 +178,9 @@ def _cluster(ray: Any, address: str | None) -> bool:
 
 def run_ray_job(plan: RayPlan, factory: UpscalerFactory, *, address: str | None = None, actors: int = 1,
                 gpus_per_actor: float = 0.0, threads: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                on_result: Callable[[str, str, str], None] | None = None) -> RayResult:
-    """Upscale every planned file on a pool of ``actors`` actors; ``on_result(source, error, note)`` after each."""
+                quality: int | None = None, on_result: Callable[[str, str, str], None] | None = None) -> RayResult:
+    """Upscale every planned file on a pool of ``actors`` actors (JPEG/WebP at ``quality``, None: the default);
+    ``on_result(source, error, note)`` after each."""
     if actors < 1:
         raise RayJobError(f"--actors must be at least 1, got {actors}")
     if gpus_per_actor < 0:
@@ -202,7 +204,7 @@ def run_ray_job(plan: RayPlan, factory: UpscalerFactory, *, address: str | None 
         results = dataset.map_batches(
             UpscaleFiles, batch_size=1, batch_format="numpy",
             fn_constructor_kwargs={"factory": factory, "threads": threads or actor_threads(cpus, actors),
-                                   "naming": plan.naming, "max_pixels": max_pixels},
+                                   "naming": plan.naming, "max_pixels": max_pixels, "quality": quality},
             compute=data.ActorPoolStrategy(size=actors), num_cpus=actor_cpus(cpus, actors), num_gpus=gpus_per_actor)
         for row in _rows(results):
             if row["error"]:

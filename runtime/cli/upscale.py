@@ -268,7 +268,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = OVERWRITE,
         skip_existing: bool = SKIP_EXISTING,
         backend: Backend = typer.Option(
-            Backend.auto, "--backend", help="auto: the model's (--onnx: onnxruntime, --engine: tensorrt, else torch); "
+            Backend.auto, "--backend", help="auto: the model's (--onnx: onnxruntime, --engine: tensorrt, --triton: triton, else torch); "
             "bicubic: the baseline, no model"),
         scale: int | None = scale_option(),
         checkpoint: Path | None = checkpoint_option(),

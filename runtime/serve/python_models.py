@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.threads import usable_cpus
 from gldfn_model.inference.runner import RunnerError, check_batch, gldfn_bytes_per_lr_pixel
 from gldfn_model.network.config import NAMED_CONFIGS
 from gldfn_runtime.runners import triton_contract as contract
@@ -49,7 +50,8 @@ class OnnxRuntimeModel:
 
         config, parameters = _model_config(args)
         folder = Path(args["model_repository"]) / args["model_version"]
-        threads = int(parameters[contract.THREADS]) if parameters.get(contract.THREADS) else None
+        instances = sum(int(group.get("count", 1)) for group in config.get("instance_group", [])) or 1
+        threads = int(parameters.get(contract.THREADS) or max(1, usable_cpus() // instances))
         self.runner = OnnxRuntimeRunner(folder / parameters[contract.ONNX_FILE], threads=threads,
                                         scale=int(parameters[contract.SCALE]))
         self.input_name = config["input"][0]["name"]

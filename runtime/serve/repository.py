@@ -47,7 +47,8 @@ class RepositoryError(GldfnError, ValueError):
 
 @dataclass(frozen=True)
 class RepositoryOptions:
-    """``instances`` of the core model; ONNX Runtime ``threads`` per cpu instance (default: the cores shared out);
+    """``instances`` of the core model; ONNX Runtime ``threads`` per cpu instance (default: the serving machine's
+    usable CPUs shared out among the instances);
     the image model's ``tile`` / ``overlap``; gpu: the engine's ``precision``, profile, ``plugin`` library,
     ``use_plugin`` False for the function bodies, ``embed_plugin`` to serialize it into the plan."""
 
@@ -154,10 +155,10 @@ def _write_cpu_core(model: Path, folder: Path, options: RepositoryOptions) -> _C
     version = folder / options.name / "1"
     _copy_onnx(info, version)
     (version / "model.py").write_text(MODEL_PY.format(cls="OnnxRuntimeModel"))
-    threads = options.threads or max(1, (os.cpu_count() or 1) // options.instances)
+    threads = {contract.THREADS: str(options.threads)} if options.threads else {}  # else shared out where served
     config = build_config(options.name, inputs=[core.input], outputs=[core.output], instances=options.instances,
                           kind="KIND_CPU", backend="python",
-                          parameters=_parameters(core, **{contract.ONNX_FILE: "model.onnx", contract.THREADS: str(threads)}))
+                          parameters=_parameters(core, **{contract.ONNX_FILE: "model.onnx", **threads}))
     (folder / options.name / "config.pbtxt").write_text(config_text(config))
     return core
 
