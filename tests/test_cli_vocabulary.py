@@ -349,7 +349,7 @@ def test_the_shared_choices_are_the_model_s_own():
 
 
 @pytest.mark.parametrize("command, choices", [
-    (["upscale"], "<auto|torch|onnxruntime|tensorrt|bicubic>"),
+    (["upscale"], "<auto|torch|onnxruntime|tensorrt|triton|bicubic>"),
     (["eval"], "<tiny-x2|tiny-x3|tiny-x4"),
     (["degrade"], "<gaussian8|iso|aniso|sv>"),
 ])

@@ -25,8 +25,8 @@ ALLOWED_PACKAGES = {
 # gldfn_model's subpackages, lowest first: each may import those before it.
 GLDFN_MODEL_LAYERS = ("common", "ops", "network", "peers", "data", "inference", "evaluation", "training", "cli")
 # gldfn_runtime's subpackages, lowest first: TensorRT itself, the plugin library, engines, the runners that run
-# them, upscaling with any runner, benchmarks, and the command lines.
-RUNTIME_LAYERS = ("tensorrt", "plugin", "engine", "runners", "upscale", "bench", "cli")
+# them, upscaling with any runner, serving with Triton, batch jobs on Ray, benchmarks, and the command lines.
+RUNTIME_LAYERS = ("tensorrt", "plugin", "engine", "runners", "upscale", "serve", "batch", "bench", "cli")
 LAYERS = {"gldfn_model": GLDFN_MODEL_LAYERS, "gldfn_runtime": RUNTIME_LAYERS}
 # Script folders outside the packages: they may import any package, and must import only modules that exist.
 SCRIPT_DIRS = ("benchmarks", "plugins/tests")

@@ -2,10 +2,13 @@
 // setLoggerFinder, getCreators, createPlugin, the build-phase queries, the serialization round trip and, on a
 // GPU, onShapeChange + enqueue with PluginTensorDesc and device pointers. A C API for ctypes
 // (plugins/tests/plugin_harness.py); needs only the TensorRT headers, links neither libnvinfer nor libcudart.
+// Built with -DLDFH_STAND_IN_REGISTRY and the soname libnvinfer.so.<major> it also stands in for TensorRT's plugin
+// registry (getPluginRegistry), so that the library's load-time registration can be watched.
 #include <NvInferRuntime.h>
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -89,10 +92,116 @@ struct Prepared
     PluginTensorDesc out{};
 };
 
+#ifdef LDFH_STAND_IN_REGISTRY
+//! A plugin registry as TensorRT's behaves for the calls a plugin library makes: registerCreator refuses a second
+//! creator of the same name, version and namespace (returns false); every call is counted.
+class StandInRegistry final : public IPluginRegistry
+{
+public:
+    struct Entry
+    {
+        IPluginCreatorInterface* creator;
+        std::string key;
+    };
+
+    static std::string keyOf(IPluginCreatorInterface const& creator, char const* pluginNamespace)
+    {
+        auto const& v3 = static_cast<IPluginCreatorV3One const&>(creator);
+        return std::string(v3.getPluginName()) + "/" + v3.getPluginVersion() + "/" + pluginNamespace;
+    }
+
+    void setErrorRecorder(IErrorRecorder* const) noexcept override {}
+    IErrorRecorder* getErrorRecorder() const noexcept override
+    {
+        return nullptr;
+    }
+    bool isParentSearchEnabled() const override
+    {
+        return false;
+    }
+    void setParentSearchEnabled(bool const) override {}
+    PluginLibraryHandle loadLibrary(AsciiChar const*) noexcept override
+    {
+        return nullptr;
+    }
+    void deregisterLibrary(PluginLibraryHandle) noexcept override {}
+    bool registerCreator(IPluginCreatorInterface& creator, AsciiChar const* const pluginNamespace) noexcept override
+    {
+        ++registerCalls;
+        std::string const key = keyOf(creator, pluginNamespace);
+        if (std::any_of(entries.begin(), entries.end(), [&](Entry const& e) { return e.key == key; }))
+        {
+            return false;
+        }
+        entries.push_back({&creator, key});
+        return true;
+    }
+    IPluginCreatorInterface* const* getAllCreators(int32_t* const numCreators) const noexcept override
+    {
+        *numCreators = 0;
+        return nullptr;
+    }
+    IPluginCreatorInterface* getCreator(AsciiChar const* const pluginName, AsciiChar const* const pluginVersion,
+        AsciiChar const* const pluginNamespace) noexcept override
+    {
+        std::string const key = std::string(pluginName) + "/" + pluginVersion + "/" + pluginNamespace;
+        auto found = std::find_if(entries.begin(), entries.end(), [&](Entry const& e) { return e.key == key; });
+        return found == entries.end() ? nullptr : found->creator;
+    }
+    bool deregisterCreator(IPluginCreatorInterface const& creator) noexcept override
+    {
+        auto found = std::find_if(entries.begin(), entries.end(), [&](Entry const& e) { return e.creator == &creator; });
+        if (found == entries.end())
+        {
+            return false;
+        }
+        entries.erase(found);
+        return true;
+    }
+    IPluginResource* acquirePluginResource(AsciiChar const*, IPluginResource*) noexcept override
+    {
+        return nullptr;
+    }
+    int32_t releasePluginResource(AsciiChar const*) noexcept override
+    {
+        return 0;
+    }
+    IPluginCreatorInterface* const* getAllCreatorsRecursive(int32_t* const numCreators) noexcept override
+    {
+        *numCreators = 0;
+        return nullptr;
+    }
+
+    std::vector<Entry> entries;
+    int32_t registerCalls = 0;
+};
+
+StandInRegistry gRegistry;
+#endif
+
 } // namespace
 
 extern "C"
 {
+
+//! dlopen a library and nothing else (its load-time code runs). 0 on success.
+int ldfh_dlopen(char const* libraryPath)
+{
+    return dlopen(libraryPath, RTLD_NOW | RTLD_LOCAL) == nullptr ? fail(dlerror()) : 0;
+}
+
+#ifdef LDFH_STAND_IN_REGISTRY
+//! What the stand-in registry holds: "calls=N;" then "name/version/namespace;" per registered creator.
+char const* ldfh_registry_contents()
+{
+    gText = "calls=" + std::to_string(gRegistry.registerCalls) + ";";
+    for (StandInRegistry::Entry const& entry : gRegistry.entries)
+    {
+        gText += entry.key + ";";
+    }
+    return gText.c_str();
+}
+#endif
 
 //! dlopen the library, hand it a logger, find the creator by name/version/namespace. 0 on success.
 int ldfh_load(char const* libraryPath, char const* name, char const* version, char const* pluginNamespace)
@@ -280,5 +389,12 @@ void ldfh_release(void* preparedHandle)
 {
     delete static_cast<Prepared*>(preparedHandle);
 }
+
+#ifdef LDFH_STAND_IN_REGISTRY
+__attribute__((visibility("default"))) IPluginRegistry* getPluginRegistry() noexcept
+{
+    return &gRegistry;
+}
+#endif
 
 } // extern "C"

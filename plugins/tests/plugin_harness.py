@@ -5,7 +5,12 @@
   python3 plugin_harness.py HARNESS PLUGIN   # one pairing: load, provoke a logged error, print JSON
 
 prints where the plugin's error message went (the harness's logger, or nowhere it could see: then stderr), so
-harness and library built with different TensorRT headers can be tried in a process of their own."""
+harness and library built with different TensorRT headers can be tried in a process of their own.
+
+  python3 plugin_harness.py --registration REGISTRY_HARNESS PLUGIN COPY
+
+loads the harness that stands in for TensorRT's plugin registry (compile_registry_harness), then dlopens the
+plugin library, a copy of it, and calls its getCreators, printing what the registry holds after each step (JSON)."""
 from __future__ import annotations
 
 import ctypes
@@ -52,6 +57,15 @@ def compile_harness(output_dir: Path, tensorrt_include: Path) -> Path:
     return compile_shared(
         HARNESS_SOURCE, output_dir / "libgldfn_plugin_harness.so", [], [tensorrt_include, cuda_include_dir()], ("dl",)
     )
+
+
+def compile_registry_harness(output_dir: Path, tensorrt_include: Path, tensorrt_major: int) -> Path:
+    """The harness that also stands in for TensorRT's plugin registry, named as TensorRT's library is
+    (soname libnvinfer.so.MAJOR), so that a plugin library looking for a loaded TensorRT finds it. Load it only in
+    a process of its own (``--registration``), never beside a real TensorRT of that major."""
+    flags = ("-std=c++17", "-O2", "-DLDFH_STAND_IN_REGISTRY", f"-Wl,-soname,libnvinfer.so.{tensorrt_major}")
+    return compile_shared(HARNESS_SOURCE, output_dir / "libgldfn_harness_registry.so", [],
+                          [tensorrt_include, cuda_include_dir()], ("dl",), extra_flags=flags)
 
 
 def compile_host_arithmetic(output_dir: Path) -> Path:
@@ -148,6 +162,36 @@ def report_pairing(harness_path: Path, plugin_path: Path) -> dict:
     return {"created": bool(created), "harness_log": harness.take_log(), "field_names": harness.field_names()}
 
 
+def report_registration(registry_harness: Path, plugin_path: Path, copy_path: Path) -> dict:
+    """What the stand-in registry holds after dlopen of the plugin library, after dlopen of a copy of it (a
+    second instance, as an engine's embedded library is), and after its getCreators (what loadLibrary calls)."""
+    from gldfn_model.ops.contract import load_contract
+
+    contract = load_contract()
+    lib = ctypes.CDLL(str(registry_harness))
+    lib.ldfh_dlopen.argtypes, lib.ldfh_dlopen.restype = [ctypes.c_char_p], ctypes.c_int
+    lib.ldfh_registry_contents.restype = ctypes.c_char_p
+    lib.ldfh_take_log.restype = ctypes.c_char_p
+    lib.ldfh_load.argtypes, lib.ldfh_load.restype = [ctypes.c_char_p] * 4, ctypes.c_int
+
+    def contents() -> str:
+        return lib.ldfh_registry_contents().decode()
+
+    report = {"before": contents()}
+    for step, path in (("loaded", plugin_path), ("copy_loaded", copy_path)):
+        if lib.ldfh_dlopen(str(path).encode()) != 0:
+            raise RuntimeError(f"dlopen {path} failed: {lib.ldfh_take_log().decode()}")
+        report[step] = contents()
+    status = lib.ldfh_load(str(plugin_path).encode(), contract.name.encode(), contract.plugin_version.encode(),
+                           contract.plugin_namespace.encode())
+    report["get_creators"] = contents() if status == 0 else f"failed: {lib.ldfh_take_log().decode()}"
+    report["expected"] = f"{contract.name}/{contract.plugin_version}/{contract.plugin_namespace}"
+    return report
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parents[1]))  # gldfn_model from the source tree
-    print(json.dumps(report_pairing(Path(sys.argv[1]), Path(sys.argv[2]))), flush=True)
+    if sys.argv[1] == "--registration":
+        print(json.dumps(report_registration(*map(Path, sys.argv[2:5]))), flush=True)
+    else:
+        print(json.dumps(report_pairing(Path(sys.argv[1]), Path(sys.argv[2]))), flush=True)

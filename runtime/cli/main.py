@@ -9,6 +9,7 @@ import typer
 from gldfn_model.cli.options import version_option
 from gldfn_model.common.cli_errors import GldfnTyper
 from gldfn_runtime.cli import engine as cli_engine
+from gldfn_runtime.cli import serve as cli_serve
 from gldfn_runtime.plugin.build import MIN_TENSORRT_MAJOR, build_plugin_library
 from gldfn_runtime.plugin.library import describe_library, find_plugin_library
 from gldfn_runtime.tensorrt.logger import set_verbose
@@ -27,6 +28,7 @@ app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN on Tens
 plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True, help="The TensorRT plugin library.")
 app.add_typer(plugin_app, name="plugin")
 cli_engine.register(app)
+cli_serve.register(app)
 
 
 @app.callback()

@@ -1,14 +1,18 @@
-"""``gldfn upscale``: a thin layer over gldfn_runtime.Upscaler (PyTorch, ONNX Runtime, TensorRT or bicubic).
+"""``gldfn upscale``: a thin layer over gldfn_runtime.Upscaler (PyTorch, ONNX Runtime, TensorRT, a Triton server or
+bicubic), in this process or on a Ray cluster (``--ray``, gldfn_runtime.batch.ray_job).
 
-The backend follows from the model given (``--onnx``: ONNX Runtime, ``--engine``: TensorRT, ``--checkpoint`` /
-``--model``: PyTorch) and the scale from the model itself; ``--backend`` and ``--scale`` only confirm them. Without
-a model it runs the shipped model for photos (``registry.photo_model``: the robust x4 at x4).
+The backend follows from the model given (``--onnx``: ONNX Runtime, ``--engine``: TensorRT, ``--triton``: a Triton
+server, ``--checkpoint`` / ``--model``: PyTorch) and the scale from the model itself; ``--backend`` and ``--scale``
+only confirm them. Without a model it runs the shipped model for photos (``registry.photo_model``: the robust x4 at
+x4).
 
 ``gldfn-trt run MODEL IMAGE...`` is an alias of ``gldfn upscale IMAGE... --engine MODEL``: both call
 :func:`upscale_images`.
 """
 from __future__ import annotations
 
+import functools
+import re
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +63,7 @@ from gldfn_runtime.cli.outputs import (
 from gldfn_runtime.upscale.tiling import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
+    from gldfn_runtime.batch.ray_job import RayPlan
     from gldfn_runtime.upscale.upscaler import Upscaler
 
 
@@ -67,18 +72,20 @@ class Backend(str, Enum):
     torch = "torch"
     onnxruntime = "onnxruntime"
     tensorrt = "tensorrt"
+    triton = "triton"
     bicubic = "bicubic"
 
 
 def choose_backend(
     requested: Backend, *, checkpoint: Path | None = None, model: str | None = None, config: str | None = None,
     random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None, plugin: Path | None = None,
-    device: int | None = None,
+    device: int | None = None, triton: str | None = None,
 ) -> Backend:
     """The backend the given model runs with (``requested`` auto), or ``requested`` when it agrees with it;
     typer.BadParameter naming both when it does not, when the backend lacks its model file, or when a GPU index
     (``device``) is given to a backend that runs on the CPU."""
     implied = [(f"--onnx {onnx}", Backend.onnxruntime.value)] if onnx is not None else []
+    implied += [(f"--triton {triton}", Backend.triton.value)] if triton is not None else []
     implied += [(f"--engine {engine}", Backend.tensorrt.value)] if engine is not None else []
     implied += [(f"--plugin {plugin}", Backend.tensorrt.value)] if plugin is not None else []
     for flag, value in (("--checkpoint", checkpoint), ("--model", model), ("--config", config)):
@@ -89,6 +96,9 @@ def choose_backend(
         raise typer.BadParameter("onnxruntime needs --onnx FILE (export one with gldfn-export)", param_hint="'--backend'")
     if backend is Backend.tensorrt and engine is None:
         raise typer.BadParameter("tensorrt needs --engine FILE (an engine from gldfn-trt build, or an ONNX file)",
+                                 param_hint="'--backend'")
+    if backend is Backend.triton and triton is None:
+        raise typer.BadParameter("triton needs --triton HOST:PORT (a server started with gldfn-trt serve)",
                                  param_hint="'--backend'")
     if device is not None and backend is not Backend.tensorrt:
         raise typer.BadParameter(f"picks the GPU of a TensorRT engine (--engine); {backend.value} runs on the CPU here",
@@ -110,7 +120,7 @@ def build_upscaler(
     config: str | None = None, random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None,
     plugin: Path | None = None, providers: str = "cpu", threads: int | None = None, tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP, precision: str | None = None, cache_dir: Path | None = None, device: int = 0,
-    profile: dict | None = None,
+    profile: dict | None = None, triton: str | None = None, triton_model: str = "gldfn",
 ) -> Upscaler:  # imported lazily to keep `gldfn --help` fast
     """The upscaler of a backend (from :func:`choose_backend`) at the model's scale; ``scale``, when given, must
     be the model's (typer.BadParameter naming both). ``engine``: an engine, or an ONNX file whose engine is built
@@ -129,6 +139,10 @@ def build_upscaler(
         runner = open_tensorrt_runner(engine, plugin=plugin, precision=precision, device=device, cache_dir=cache_dir,
                                       scale=scale, report=lambda line: typer.echo(line, err=True), profile=profile)
         return Upscaler(runner, **tiling)
+    if backend is Backend.triton:
+        upscaler = Upscaler.from_triton(triton, triton_model, **tiling)
+        agree_scale(scale, upscaler.scale, f"model {triton_model} on {triton} (its gldfn.scale parameter)")
+        return upscaler
     scale = scale_of_model(scale, model=model, checkpoint=checkpoint)
     if backend is Backend.bicubic:
         return Upscaler.bicubic(scale, **tiling)
@@ -143,26 +157,40 @@ def upscale_images(
     config: str | None = None, random_weights: bool = False, onnx: Path | None = None, engine: Path | None = None,
     plugin: Path | None = None, providers: str = "cpu", threads: int | None = None, tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP, precision: str | None = None, cache_dir: Path | None = None,
-    device: int | None = None, quality: int | None = None,
+    device: int | None = None, quality: int | None = None, triton: str | None = None, triton_model: str = "gldfn",
+    ray: bool = False, ray_address: str | None = None, actors: int = 1, gpus_per_actor: float = 0.0,
 ) -> None:
     """What ``gldfn upscale`` and ``gldfn-trt run`` do: choose the backend, plan the outputs (refusing to replace
     inputs or existing files before any model is loaded), build the upscaler, write every image and print the
     summary (exit 1 when a file failed). An ONNX file run with TensorRT gets an engine whose profile takes the
-    images whole, up to ``LARGEST_IMAGE_PROFILE`` (``profile_for_images``)."""
+    images whole, up to ``LARGEST_IMAGE_PROFILE`` (``profile_for_images``). ``ray``: one folder (or URI) upscaled on
+    a Ray cluster instead (:func:`upscale_on_ray`)."""
     from gldfn_runtime.upscale.output_plan import plan_outputs
 
     chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config, random_weights=random_weights,
-                            onnx=onnx, engine=engine, plugin=plugin, device=device)
+                            onnx=onnx, engine=engine, plugin=plugin, device=device, triton=triton)
     for option, value in (("--precision", precision), ("--cache-dir", cache_dir)):
         if value is not None and chosen is not Backend.tensorrt:
             raise typer.BadParameter(f"is for an ONNX file run with TensorRT (--engine MODEL.onnx); {chosen.value} "
                                      "runs the model as it is", param_hint=f"'{option}'")
-    plan = plan_outputs(images, output, suffix=suffix, image_format=image_format, overwrite=overwrite,
-                        skip_existing=skip_existing)
+    ray_plan = _plan_on_ray(images, output, suffix, image_format, overwrite, skip_existing) if ray else None
+    if ray_plan is None and ray:
+        return  # nothing to write: said so
+    plan = None if ray else plan_outputs(images, output, suffix=suffix, image_format=image_format,
+                                         overwrite=overwrite, skip_existing=skip_existing)
     if chosen is Backend.torch and checkpoint is None and model is None and not random_weights:
         model = default_model_name(scale, config)
         if model is not None:
             typer.echo(f"model: {model}, the default for photos (--model NAME picks another: `gldfn models`)", err=True)
+    if ray_plan is not None:
+        factory = functools.partial(
+            build_upscaler, chosen, scale, checkpoint=checkpoint, model=model, config=config,
+            random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin, providers=providers, tile=tile,
+            overlap=overlap, precision=precision, cache_dir=cache_dir, device=device or 0, triton=triton,
+            triton_model=triton_model)
+        upscale_on_ray(ray_plan, factory, chosen, address=ray_address, actors=actors, gpus_per_actor=gpus_per_actor,
+                       threads=threads, max_pixels=max_pixels, quality=quality)
+        return
     profile = None
     if chosen is Backend.tensorrt:
         from gldfn_runtime.runners.open import is_onnx_path, profile_for_images
@@ -171,8 +199,61 @@ def upscale_images(
     upscaler = build_upscaler(chosen, scale, checkpoint=checkpoint, model=model, config=config,
                               random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin,
                               providers=providers, threads=threads, tile=tile, overlap=overlap, precision=precision,
-                              cache_dir=cache_dir, device=device or 0, profile=profile)
+                              cache_dir=cache_dir, device=device or 0, profile=profile, triton=triton,
+                              triton_model=triton_model)
     write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels, quality)
+
+
+# pathlib turns the "//" of a URI into "/": s3://bucket/photos arrives as s3:/bucket/photos.
+_COLLAPSED_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/+")
+
+
+def restore_uri(path: Path) -> str:
+    """A command-line path as typed when it is a URI (``s3:/bucket/x`` -> ``s3://bucket/x``), else the path."""
+    text = str(path)
+    match = _COLLAPSED_URI.match(text)
+    if match is None or len(match[1]) < 2:  # one letter: a Windows drive, not a scheme
+        return text
+    rest = text[match.end():]
+    return f"{match[1]}:///{rest}" if match[1].lower() == "file" else f"{match[1]}://{rest}"
+
+
+def _plan_on_ray(images: list[Path], output: str, suffix: str, image_format: str | None, overwrite: bool,
+                 skip_existing: bool) -> RayPlan | None:
+    """``--ray``: the outputs of one folder (or URI); None, having said so, when every output exists already."""
+    from gldfn_runtime.batch.ray_job import plan_ray_job
+
+    if len(images) != 1:
+        raise typer.BadParameter(f"--ray takes one folder (or URI), got {len(images)} inputs", param_hint="'--ray'")
+    plan = plan_ray_job(restore_uri(images[0]), output, suffix=suffix, image_format=image_format, overwrite=overwrite,
+                        skip_existing=skip_existing)
+    if not plan.jobs:
+        typer.echo(f"nothing to write in {plan.folder}: {len(plan.skipped)} already there, kept (--skip-existing)")
+        return None
+    return plan
+
+
+def upscale_on_ray(plan: RayPlan, factory: functools.partial, backend: Backend, *, address: str | None, actors: int,
+                   gpus_per_actor: float, threads: int | None, max_pixels: int | None, quality: int | None) -> None:
+    """Upscale a planned folder with gldfn_runtime.batch.ray_job, one line per failed file, and the summary as
+    without ``--ray``; exit 1 when a file failed."""
+    from gldfn_runtime.batch.ray_job import run_ray_job
+
+    if backend is not Backend.tensorrt:  # a model that cannot load fails here, once, not on every actor
+        factory(threads=1)
+
+    def report(source: str, error: str, note: str) -> None:
+        for line in ([f"error: {error}"] if error else []) + ([f"note: {note}"] if note else []):
+            typer.echo(line, err=True)
+
+    result = run_ray_job(plan, factory, address=address, actors=actors, gpus_per_actor=gpus_per_actor, threads=threads,
+                         max_pixels=max_pixels, quality=quality, on_result=report)
+    kept = f"; {len(plan.skipped)} already there, kept (--skip-existing)" if plan.skipped else ""
+    failed = f"; {len(result.failures)} failed (reasons above)" if result.failures else ""
+    typer.echo(f"{result.written} of {len(plan.jobs)} images written to {plan.folder} on Ray ({actors} actor(s))"
+               + kept + failed)
+    if result.failures:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
@@ -187,7 +268,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = OVERWRITE,
         skip_existing: bool = SKIP_EXISTING,
         backend: Backend = typer.Option(
-            Backend.auto, "--backend", help="auto: the model's (--onnx: onnxruntime, --engine: tensorrt, else torch); "
+            Backend.auto, "--backend", help="auto: the model's (--onnx: onnxruntime, --engine: tensorrt, --triton: triton, else torch); "
             "bicubic: the baseline, no model"),
         scale: int | None = scale_option(),
         checkpoint: Path | None = checkpoint_option(),
@@ -209,6 +290,18 @@ def register(app: typer.Typer) -> None:
         threads: int | None = THREADS,
         max_pixels: int = MAX_PIXELS,
         quality: int | None = QUALITY,
+        triton: str | None = typer.Option(
+            None, "--triton", metavar="HOST:PORT", show_default=False,
+            help="upscale through a Triton server (gldfn-trt serve): HOST:PORT for HTTP, grpc://HOST:PORT for gRPC; "
+            "tiled here, the tiles sent concurrently; implies --backend triton"),
+        triton_model: str = typer.Option("gldfn", "--triton-model", help="the model on the Triton server "
+                                         "(gldfn-trt triton --name)"),
+        ray: bool = typer.Option(False, "--ray", help="upscale one folder (or a pyarrow.fs URI such as s3://bucket/photos) "
+                                 "on a Ray cluster, -o a folder every node sees (needs gldfn-trt[ray])"),
+        ray_address: str | None = typer.Option(None, "--ray-address", show_default=False,
+                                               help="--ray: the cluster (default: $RAY_ADDRESS, else a local one)"),
+        actors: int = typer.Option(1, "--actors", min=1, help="--ray: upscalers working at once"),
+        gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="--ray: GPUs each upscaler holds"),
     ) -> None:
         """Upscale images: files or folders in, atomically written images out (same names unless --suffix).
 
@@ -224,5 +317,6 @@ def register(app: typer.Typer) -> None:
             max_pixels=max_pixels, checkpoint=checkpoint, model=value_of(model_choice), config=value_of(config),
             random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin, providers=providers,
             threads=threads, tile=tile, overlap=overlap, precision=value_of(precision), cache_dir=cache_dir,
-            device=device, quality=quality,
+            device=device, quality=quality, triton=triton, triton_model=triton_model, ray=ray, ray_address=ray_address,
+            actors=actors, gpus_per_actor=gpus_per_actor,
         )

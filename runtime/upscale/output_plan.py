@@ -79,6 +79,33 @@ def _names_a_file(
     return True
 
 
+def output_name(name: str, suffix: str = "", image_format: str | None = None) -> str:
+    """The file name an input called ``name`` is written to in an output folder: its stem, ``suffix``, and the
+    extension of ``image_format`` (default: its own)."""
+    path = Path(name)
+    return f"{path.stem}{suffix}{OUTPUT_FORMATS[image_format] if image_format else path.suffix}"
+
+
+def check_distinct(sources: Sequence[object], targets: Sequence[Path]) -> None:
+    """OutputPlanError when two sources would be written to one target."""
+    seen: dict[Path, object] = {}
+    for source, target in zip(sources, targets):
+        if target in seen:
+            raise OutputPlanError(f"{seen[target]} and {source} would both be written to {target}; "
+                                  "upscale them into different folders")
+        seen[target] = source
+
+
+def check_existing(existing: Sequence[Path], overwrite: bool, skip_existing: bool) -> set[Path]:
+    """The existing outputs to keep (``skip_existing``); OutputPlanError when some exist and neither
+    ``overwrite`` nor ``skip_existing`` is given."""
+    if existing and not (overwrite or skip_existing):
+        raise OutputPlanError(
+            f"{len(existing)} output(s) exist already ({_listing(existing)}): pass --skip-existing to keep them and "
+            "write the rest, or --overwrite to replace them")
+    return set(existing) if skip_existing else set()
+
+
 def plan_outputs(
     inputs: Sequence[Path],
     out: str | os.PathLike[str],
@@ -105,14 +132,8 @@ def plan_outputs(
         folder, targets = out.parent, [out]
     else:
         folder = out
-        targets = [out / f"{f.stem}{suffix}{OUTPUT_FORMATS[image_format] if image_format else f.suffix}" for f in files]
-
-    seen: dict[Path, Path] = {}
-    for source, target in zip(files, targets):
-        if target in seen:
-            raise OutputPlanError(f"{seen[target]} and {source} would both be written to {target}; "
-                                  "upscale them into different folders")
-        seen[target] = source
+        targets = [out / output_name(f.name, suffix, image_format) for f in files]
+    check_distinct(files, targets)
 
     # Identity by device and inode: catches links, hard links and case-insensitive names, not just equal paths.
     input_ids = {(s.st_dev, s.st_ino) for s in (f.stat() for f in files)}
@@ -130,11 +151,7 @@ def plan_outputs(
             f"{len(onto_inputs)} output(s) would replace input images ({_listing(onto_inputs)}): write them into "
             "another folder with -o, rename them with --suffix (e.g. --suffix _x4), or pass --overwrite to replace "
             "the originals")
-    if existing and not (overwrite or skip_existing):
-        raise OutputPlanError(
-            f"{len(existing)} output(s) exist already ({_listing(existing)}): pass --skip-existing to keep them and "
-            "write the rest, or --overwrite to replace them")
-    kept = set(existing) if skip_existing else set()
+    kept = check_existing(existing, overwrite, skip_existing)
     return OutputPlan(
         folder=folder,
         jobs=[(source, target) for source, target in zip(files, targets) if target not in kept],

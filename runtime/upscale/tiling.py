@@ -14,6 +14,9 @@
   accumulator spans the shorter one).
 - **Padding.** Images (or tiles) smaller than the runner's ``min_size`` are reflect-padded on the bottom/right
   and the output is cropped back.
+- **Tiles in flight.** A runner with ``concurrent_tiles`` above 1 (one that sends tiles to a server running
+  several at once) gets that many tiles at a time from a thread pool; outputs are still consumed in order, so
+  the result is the same as one tile after another.
 
 GLDFN is not purely local: its dynamic filters pool statistics over the whole input, so a tile's output
 differs from the same region of the whole-image output (docs/tiling.md measures by how much). For a purely
@@ -22,7 +25,9 @@ everywhere (see ``tile_weights``); with a radius up to ``overlap`` it is exact o
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -247,6 +252,7 @@ class _Transposed:
         self.name, self.scale = runner.name, runner.scale
         self.min_size = None if runner.min_size is None else (runner.min_size[1], runner.min_size[0])
         self.max_size = None if runner.max_size is None else (runner.max_size[1], runner.max_size[0])
+        self.concurrent_tiles = concurrent_tiles(runner)
 
     def infer(self, lr: np.ndarray) -> np.ndarray:
         return self.runner.infer(np.ascontiguousarray(lr.swapaxes(2, 3))).swapaxes(2, 3)
@@ -255,17 +261,38 @@ class _Transposed:
         self.runner.synchronize()
 
 
-def _add_tile(band: np.ndarray, runner: Runner, read_patch: PatchReader, placed: Tile, rows: np.ndarray,
-              cols: np.ndarray) -> None:
-    """Run one tile and add its output, weighted in place by its windows, to the band: no weighted copy, and the
-    output is freed before the next tile runs."""
-    output = run_padded(runner, read_patch(placed.top, placed.bottom, placed.left, placed.right))
+def _add_tile(band: np.ndarray, output: np.ndarray, placed: Tile, rows: np.ndarray, cols: np.ndarray,
+              scale: int) -> None:
+    """Add one tile's output, weighted in place by its windows, to the band: no weighted copy."""
     if not output.flags.writeable:
         output = output.copy()
     output *= rows[:, None]
     output *= cols
-    scale = runner.scale
     band[:, :, :, placed.left * scale : placed.right * scale] += output
+
+
+def concurrent_tiles(runner: Runner) -> int:
+    """How many tiles the runner takes at once (its ``concurrent_tiles``; 1 when it has none)."""
+    return max(1, int(getattr(runner, "concurrent_tiles", 1) or 1))
+
+
+def _tile_outputs(runner: Runner, tiles: list[Tile], read_patch: PatchReader) -> Iterator[np.ndarray]:
+    """Each tile's output, in order; up to ``concurrent_tiles(runner)`` of them in flight (and in memory: one
+    output at a time otherwise, freed before the next tile runs). Patches are read here, in order, so
+    ``read_patch`` need not be thread-safe."""
+    depth = concurrent_tiles(runner)
+    if depth == 1:
+        for placed in tiles:
+            yield run_padded(runner, read_patch(placed.top, placed.bottom, placed.left, placed.right))
+        return
+    with ThreadPoolExecutor(depth, thread_name_prefix="gldfn-tile") as pool:
+        pending: deque[Future[np.ndarray]] = deque()
+        for placed in tiles:
+            pending.append(pool.submit(run_padded, runner, read_patch(placed.top, placed.bottom, placed.left, placed.right)))
+            if len(pending) == depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _row_bands(runner: Runner, shape: tuple[int, int, int, int], read_patch: PatchReader, tile: Size, overlap: int,
@@ -277,8 +304,10 @@ def _row_bands(runner: Runner, shape: tuple[int, int, int, int], read_patch: Pat
     windows = normalised_windows(tiles, height, width, scale, overlap)
     band_rows = (tiles[0].bottom - tiles[0].top) * scale
     band = np.zeros((batch, channels, band_rows, width * scale), dtype=np.float32)
-    for done, (placed, (rows, cols)) in enumerate(zip(tiles, windows), start=1):
-        _add_tile(band, runner, read_patch, placed, rows, cols)
+    outputs = _tile_outputs(runner, tiles, read_patch)
+    for done, (placed, (rows, cols), output) in enumerate(zip(tiles, windows, outputs), start=1):
+        _add_tile(band, output, placed, rows, cols, scale)
+        del output  # freed before the next tile runs
         if on_tile is not None:
             on_tile(done, len(tiles))
         if done < len(tiles) and tiles[done].top == placed.top:

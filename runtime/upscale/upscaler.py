@@ -32,6 +32,7 @@ from gldfn_runtime.upscale.tiling import (
     TileCallback,
     TilingError,
     bytes_per_lr_pixel,
+    concurrent_tiles,
     effective_tile,
     finite_range,
     upscale_blocks,
@@ -113,6 +114,7 @@ class _LayoutRunner:
         self.name, self.scale = runner.name, runner.scale
         self.min_size, self.max_size = runner.min_size, runner.max_size
         self.bytes_per_lr_pixel = bytes_per_lr_pixel(runner)
+        self.concurrent_tiles = concurrent_tiles(runner)
 
     def infer(self, lr: np.ndarray) -> np.ndarray:
         if self.channels == 1:
@@ -219,6 +221,14 @@ class Upscaler:
         except ImportError as exc:
             raise RunnerError(f"the TensorRT runner cannot be imported ({exc}); install gldfn-trt[rtx] or gldfn-trt[trt]") from exc
         return cls(TensorRTRunner(path, plugin=plugin, device=device, scale=scale), **kwargs)
+
+    @classmethod
+    def from_triton(cls, url: str, model: str = "gldfn", **kwargs: Any) -> Upscaler:
+        """The core model of a repository from ``gldfn-trt triton`` on a Triton server at ``url`` (``HOST:PORT`` for
+        HTTP, ``grpc://HOST:PORT``); tiled here, the tiles sent concurrently (needs gldfn-trt[serve])."""
+        from gldfn_runtime.runners.triton_runner import TritonRunner
+
+        return cls(TritonRunner(url, model), **kwargs)
 
     @classmethod
     def bicubic(cls, scale: int, **kwargs: Any) -> Upscaler:
