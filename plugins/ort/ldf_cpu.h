@@ -9,6 +9,12 @@
 namespace gldfn::cpu
 {
 
+//! Kernel sizes the CPU kernels are compiled for.
+constexpr bool kernelSizeCompiled(int32_t kernelSize)
+{
+    return kernelSize == 1 || kernelSize == 3 || kernelSize == 5 || kernelSize == 7;
+}
+
 //! Instruction sets the kernel is compiled for, best last.
 enum class Isa : int32_t
 {

@@ -49,6 +49,19 @@ OrtStatus* fail(OrtApi const* api, OrtErrorCode code, std::string const& message
     return api->CreateStatus(code, text.c_str());
 }
 
+constexpr bool contractKernelSizesCompiled()
+{
+    for (int32_t size : contract::kAllowedKernelSizes)
+    {
+        if (!cpu::kernelSizeCompiled(size))
+        {
+            return false;
+        }
+    }
+    return true;
+}
+static_assert(contractKernelSizesCompiled(), "the op contract allows a kernel_size the CPU kernels lack");
+
 bool kernelSizeAllowed(int64_t kernelSize)
 {
     for (int32_t size : contract::kAllowedKernelSizes)
