@@ -92,3 +92,25 @@ def build_ldf_function(contract: OpContract, kernel_size: int, dilation: int, op
         attributes=contract.attribute_names,
         doc_string=contract.raw.get("description", ""),
     )
+
+
+def ldf_node_model(
+    contract: OpContract,
+    kernel_size: int,
+    dilation: int,
+    elem_type: int = TensorProto.FLOAT,
+    channels: int | str = "C",
+    opset: int = 20,
+) -> onnx.ModelProto:
+    """A model of one LDF node with its function: inputs ``x`` (N x channels x H x W), ``s`` (spatial) and ``c``
+    (channel), output ``y``; N, H and W symbolic. For checking and timing the op alone."""
+    taps = kernel_size * kernel_size
+    info = helper.make_tensor_value_info
+    inputs = [info("x", elem_type, ["N", channels, "H", "W"]), info("s", elem_type, ["N", taps, "H", "W"]),
+              info("c", elem_type, ["N", channels, taps])]
+    node = helper.make_node(contract.name, ["x", "s", "c"], ["y"], domain=contract.domain, kernel_size=kernel_size,
+                            dilation=dilation, **contract.plugin_lookup_attributes)
+    graph = helper.make_graph([node], "ldf", inputs, [info("y", elem_type, ["N", channels, "H", "W"])])
+    opsets = [helper.make_opsetid("", opset), helper.make_opsetid(contract.domain, contract.version)]
+    return helper.make_model(graph, opset_imports=opsets,
+                             functions=[build_ldf_function(contract, kernel_size, dilation, opset)])

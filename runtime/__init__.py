@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Upscaler"]
+__all__ = ["Upscaler", "ort_custom_ops_library"]
 
 
 def __getattr__(name: str) -> Any:
@@ -12,4 +12,8 @@ def __getattr__(name: str) -> Any:
         from gldfn_runtime.upscale.upscaler import Upscaler
 
         return Upscaler
+    if name == "ort_custom_ops_library":
+        from gldfn_runtime.plugin.ort_library import ort_custom_ops_library
+
+        return ort_custom_ops_library
     raise AttributeError(f"module 'gldfn_runtime' has no attribute {name!r}")

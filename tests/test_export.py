@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gldfn_export.exporter import export_gldfn, exporter_version
-from gldfn_export.ldf_function import build_ldf_function
+from gldfn_export.ldf_function import ldf_node_model
 from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner
 from gldfn_model.inference.torch_runner import TorchRunner
 from gldfn_model.network.config import GLDFNConfig, get_config
@@ -21,13 +21,7 @@ CONTRACT = load_contract()
 
 
 def single_node_model(kernel_size: int, dilation: int, elem_type: int) -> onnx.ModelProto:
-    taps = kernel_size * kernel_size
-    info = onnx.helper.make_tensor_value_info
-    inputs = [info("x", elem_type, ["N", 4, "H", "W"]), info("s", elem_type, ["N", taps, "H", "W"]), info("c", elem_type, ["N", 4, taps])]
-    node = onnx.helper.make_node(CONTRACT.name, ["x", "s", "c"], ["y"], domain=CONTRACT.domain, kernel_size=kernel_size, dilation=dilation)
-    graph = onnx.helper.make_graph([node], "ldf", inputs, [info("y", elem_type, ["N", 4, "H", "W"])])
-    opsets = [onnx.helper.make_opsetid("", 20), onnx.helper.make_opsetid(CONTRACT.domain, CONTRACT.version)]
-    return onnx.helper.make_model(graph, opset_imports=opsets, functions=[build_ldf_function(CONTRACT, kernel_size, dilation, 20)])
+    return ldf_node_model(CONTRACT, kernel_size, dilation, elem_type, channels=4)
 
 
 @pytest.mark.parametrize(("kernel_size", "dilation"), [(1, 1), (3, 1), (5, 2), (7, 1), (3, 4)])

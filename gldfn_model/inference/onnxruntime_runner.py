@@ -3,12 +3,14 @@ as a :class:`~gldfn_model.inference.runner.Runner`. The only place the project c
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from gldfn_model.common.optional import import_onnxruntime
 from gldfn_model.common.threads import cpu_threads
+from gldfn_model.inference.ort_custom_ops import custom_ops_libraries
 from gldfn_model.inference.runner import RunnerError, Size, check_batch, gldfn_bytes_per_lr_pixel
 from gldfn_model.network.config import NAMED_CONFIGS
 from gldfn_model.ops import onnx_format
@@ -39,14 +41,41 @@ def resolve_providers(providers: list[str] | tuple[str, ...] | str | None) -> li
     return names
 
 
-def create_session(path: Path, providers: list[str], threads: int | None = None) -> ort.InferenceSession:
-    """A quiet session (errors only) on ``providers`` with ``threads`` intra-op threads (default: the CPUs this
-    process may use, gldfn_model.common.threads); RunnerError when ONNX Runtime cannot load the file."""
+def session_options(
+    threads: int | None = None, custom_ops: bool | None = None, providers: list[str] | None = None
+) -> tuple[ort.SessionOptions, list[Path]]:
+    """Options for a quiet session (errors only) on ``providers``, and the custom-op libraries registered in
+    them (gldfn.inference.ort_custom_ops). ``custom_ops``: None registers those found (one ONNX Runtime refuses
+    is skipped with a warning: the function bodies run instead); True requires one (RunnerError otherwise);
+    False registers none, so the custom nodes run as their ONNX function bodies."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = cpu_threads(threads)
+    registered = []
+    for library in custom_ops_libraries(providers) if custom_ops is not False else []:
+        try:
+            options.register_custom_ops_library(str(library))
+        except Exception as exc:  # ORT raises its own Fail type
+            if custom_ops:
+                raise RunnerError(f"ONNX Runtime cannot register the custom-op library {library}: {exc}") from exc
+            warnings.warn(f"ONNX Runtime cannot register the custom-op library {library} ({exc}); the ONNX function "
+                          "bodies run instead", RuntimeWarning, stacklevel=2)
+            continue
+        registered.append(library)
+    if custom_ops and not registered:
+        raise RunnerError("no ONNX Runtime custom-op library for these providers: build it with `gldfn-trt plugin "
+                          "build-ort` (or set GLDFN_ORT_OPS_LIBRARY), or run the ONNX function bodies")
+    return options, registered
+
+
+def create_session(
+    path: Path, providers: list[str], threads: int | None = None, custom_ops: bool | None = None
+) -> tuple[ort.InferenceSession, list[Path]]:
+    """A session on ``providers`` (see :func:`session_options`) and the custom-op libraries it registered;
+    RunnerError when ONNX Runtime cannot load the file."""
+    options, libraries = session_options(threads, custom_ops, providers)
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
+        return ort.InferenceSession(str(path), options, providers=providers), libraries
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
         raise RunnerError(f"ONNX Runtime cannot load {path}: {exc}") from exc
 
@@ -56,6 +85,8 @@ class OnnxRuntimeRunner:
 
     The scale comes from the file's ``gldfn.scale`` metadata unless given. A file exported with a fixed batch
     runs any number of images in chunks of that batch, the last chunk filled up with copies of its last image.
+    ``custom_ops`` chooses between the custom-op library's kernels and the ONNX function bodies
+    (:func:`session_options`); ``custom_ops_libraries`` lists the libraries registered.
     """
 
     name = "onnxruntime"
@@ -66,12 +97,13 @@ class OnnxRuntimeRunner:
         providers: list[str] | tuple[str, ...] | str | None = None,
         threads: int | None = None,
         scale: int | None = None,
+        custom_ops: bool | None = None,
     ) -> None:
         path = Path(path)
         if not path.is_file():
             raise RunnerError(f"ONNX file {path} does not exist (export one with gldfn-export)")
         self.providers = resolve_providers(providers)
-        self.session = create_session(path, self.providers, threads)
+        self.session, self.custom_ops_libraries = create_session(path, self.providers, threads, custom_ops)
         self.path = path
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.scale = scale if scale is not None else self._scale_from_metadata()

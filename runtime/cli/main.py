@@ -11,7 +11,9 @@ from gldfn_model.common.cli_errors import GldfnTyper
 from gldfn_runtime.cli import engine as cli_engine
 from gldfn_runtime.cli import serve as cli_serve
 from gldfn_runtime.plugin.build import MIN_TENSORRT_MAJOR, build_plugin_library
-from gldfn_runtime.plugin.library import describe_library, find_plugin_library
+from gldfn_runtime.plugin.library import PluginLibraryError, describe_library, find_plugin_library
+from gldfn_runtime.plugin.ort_build import build_ort_ops_library
+from gldfn_runtime.plugin.ort_library import describe_ort_library, ort_custom_ops_library
 from gldfn_runtime.tensorrt.logger import set_verbose
 
 
@@ -25,7 +27,8 @@ class BuildType(str, Enum):
 
 
 app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN on TensorRT / TensorRT-RTX.")
-plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True, help="The TensorRT plugin library.")
+plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True,
+                        help="The TensorRT plugin library and the ONNX Runtime custom-op library.")
 app.add_typer(plugin_app, name="plugin")
 cli_engine.register(app)
 cli_serve.register(app)
@@ -74,6 +77,46 @@ def plugin_info(
     typer.echo(f"  TensorRT headers: {info['tensorrt_headers'] or 'not recorded (not a GLDFN plugin library?)'}")
     typer.echo(f"  SHA-256:          {info['sha256']}")
     typer.echo(f"  CUDA code:        {', '.join(info['cuda_archs']) or 'none'}")
+
+
+@plugin_app.command("build-ort")
+def plugin_build_ort(
+    build_dir: Path | None = typer.Option(None, help="CMake build folder (default: plugins/build/ort, where ONNX "
+                                                        "Runtime sessions find the library)."),
+    cuda: bool | None = typer.Option(None, "--cuda/--no-cuda", help="Also build the CUDA execution provider's "
+                                     "kernel (default: when nvcc is found)."),
+    cuda_archs: str | None = typer.Option(None, help="CMAKE_CUDA_ARCHITECTURES, e.g. '90-real' (default: every SM "
+                                                        "from 75 the found nvcc supports, + PTX)."),
+    onnxruntime_root: Path | None = typer.Option(None, help="Folder holding (include/)onnxruntime_c_api.h, ONNX "
+                                                            "Runtime >= 1.17 (default: $ONNXRUNTIME_ROOT, then the "
+                                                            "standard include folders)."),
+    build_type: BuildType = typer.Option(BuildType.release, help="CMAKE_BUILD_TYPE."),
+    jobs: int | None = typer.Option(None, help="Parallel build jobs (default: all cores)."),
+) -> None:
+    """Build the ONNX Runtime custom-op library with CMake (libgldfn_ort_ops.so); print its path."""
+    library = build_ort_ops_library(
+        build_dir, cuda=cuda, cuda_architectures=cuda_archs, onnxruntime_root=onnxruntime_root,
+        build_type=build_type.value, jobs=jobs, report=lambda line: typer.echo(line, err=True),
+    )
+    typer.echo(str(library))
+
+
+@plugin_app.command("info-ort")
+def plugin_info_ort(
+    library: Path | None = typer.Argument(
+        None, help="A custom-op library (default: the one ONNX Runtime sessions register: $GLDFN_ORT_OPS_LIBRARY, "
+                   "else plugins/build/ort's)."),
+) -> None:
+    """Print the ONNX Runtime custom-op library's path, op, execution providers and CPU instruction set."""
+    library = library or ort_custom_ops_library()
+    if library is None:
+        raise PluginLibraryError("no ONNX Runtime custom-op library: build it with `gldfn-trt plugin build-ort`")
+    info = describe_ort_library(library)
+    typer.echo(str(library))
+    typer.echo(f"  op:         {info['op']} v{info['version']} (op contract {info['contract']})")
+    typer.echo(f"  providers:  {info['providers']}")
+    typer.echo(f"  CPU kernel: {info['cpu-isa']} on this machine")
+    typer.echo(f"  needs:      ONNX Runtime C API >= {info['ort-api']}")
 
 
 def main() -> None:

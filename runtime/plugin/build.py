@@ -206,6 +206,36 @@ def _build_headers(tensorrt_major: int | None, tensorrt_root: str | os.PathLike[
     return headers, version
 
 
+def locked_cmake_build(
+    build: Path,
+    configure: list[str],
+    built: Path,
+    linked: Path | None,
+    *,
+    jobs: int | None = None,
+    report: Callable[[str], None] | None = None,
+    configured: Callable[[str], None] | None = None,
+) -> None:
+    """Configure (``configure``, a cmake command line) and build in ``build``, one build at a time per folder (a
+    lock file). ``configured`` receives the configure step's output before the build starts, ``report`` the
+    build's progress lines. When ``linked`` is given (where the linker writes the library), it reaches ``built``
+    complete or not at all: copied there atomically once the build has finished."""
+    build.mkdir(parents=True, exist_ok=True)
+    with open(build / _LOCK_NAME, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when a killed process's does
+        output = _run(configure, "CMake configure")
+        if configured is not None:
+            configured(output)
+        if linked is not None:
+            linked.unlink(missing_ok=True)  # a killed link leaves a half file that make would take as up to date
+        _run(["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 1)], "CMake build", report)
+        if linked is not None:
+            if not linked.is_file():
+                raise PluginLibraryError(f"the build finished but {linked} is missing")
+            with atomic_output(built) as partial:
+                shutil.copy2(linked, partial)
+
+
 def build_plugin_library(
     build_dir: str | os.PathLike[str] | None = None,
     *,
@@ -251,26 +281,19 @@ def build_plugin_library(
         linked = build / LINK_SUBDIR / built_name
         configure += [f"-DTENSORRT_ROOT={headers.resolve()}", f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={linked.parent.absolute()}"]
     configure += ["-B", str(build)]
-    build.mkdir(parents=True, exist_ok=True)
-    with open(build / _LOCK_NAME, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when a killed process's does
-        output = _run(configure, "CMake configure")
-        if report is not None:
-            for line in output.splitlines():
-                if line.startswith(("-- nvcc ", "-- TensorRT ")):
-                    report(line[3:])
-            nvcc_version = re.search(r"^-- nvcc ([0-9.]+):", output, re.M)
-            for warning in cuda_major_warnings(nvcc_version[1], installed_cuda_majors()) if nvcc_version else ():
-                report(warning)
-        if linked is not None:
-            linked.unlink(missing_ok=True)  # a killed link leaves a half file that make would take as up to date
-        _run(["cmake", "--build", str(build), "-j", str(jobs or os.cpu_count() or 1)], "CMake build", report)
-        built = build / built_name
-        if linked is not None:
-            if not linked.is_file():
-                raise PluginLibraryError(f"the build finished but {linked} is missing")
-            with atomic_output(built) as partial:
-                shutil.copy2(linked, partial)
+
+    def configured(output: str) -> None:
+        if report is None:
+            return
+        for line in output.splitlines():
+            if line.startswith(("-- nvcc ", "-- TensorRT ")):
+                report(line[3:])
+        nvcc_version = re.search(r"^-- nvcc ([0-9.]+):", output, re.M)
+        for warning in cuda_major_warnings(nvcc_version[1], installed_cuda_majors()) if nvcc_version else ():
+            report(warning)
+
+    built = build / built_name
+    locked_cmake_build(build, configure, built, linked, jobs=jobs, report=report, configured=configured)
     if not built.is_file():
         raise PluginLibraryError(f"the build finished but {built} is missing")
     if report is not None and not kernel_only:
