@@ -151,8 +151,8 @@ def _train(*args):
 
 @pytest.mark.parametrize("option, value, message", [
     ("--batch", "0", "--batch 0 (must be at least 1)"),
-    ("--lr", "nan", "--lr nan (must be a positive number)"),
-    ("--lr", "-1e-4", "--lr -0.0001 (must be a positive number)"),
+    ("--lr", "nan", "--lr nan (must be a finite number, 0 or more)"),
+    ("--lr", "-1e-4", "--lr -0.0001 (must be a finite number, 0 or more)"),
     ("--ckpt-every", "0", "--ckpt-every 0 (must be at least 1)"),
     ("--iters", "0", "--iters 0 (must be at least 1)"),
     ("--patch", "0", "--patch 0 (must be at least 1)"),

@@ -83,8 +83,8 @@ class TrainOptions:
             problems.append(f"--threads {self.threads} (must be at least 1)")
         if self.seed < 0:
             problems.append(f"--seed {self.seed} (must be 0 or more)")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            problems.append(f"--lr {self.lr} (must be a positive number)")
+        if not (math.isfinite(self.lr) and self.lr >= 0):
+            problems.append(f"--lr {self.lr} (must be a finite number, 0 or more)")
         if not 0 <= self.anneal_fraction <= 1:
             problems.append(f"anneal_fraction {self.anneal_fraction} (must be in [0, 1])")
         if problems:
