@@ -305,9 +305,8 @@ def _row_bands(runner: Runner, shape: tuple[int, int, int, int], read_patch: Pat
     band_rows = (tiles[0].bottom - tiles[0].top) * scale
     band = np.zeros((batch, channels, band_rows, width * scale), dtype=np.float32)
     outputs = _tile_outputs(runner, tiles, read_patch)
-    for done, (placed, (rows, cols), output) in enumerate(zip(tiles, windows, outputs), start=1):
-        _add_tile(band, output, placed, rows, cols, scale)
-        del output  # freed before the next tile runs
+    for done, (placed, (rows, cols)) in enumerate(zip(tiles, windows), start=1):
+        _add_tile(band, next(outputs), placed, rows, cols, scale)  # held by nothing once added
         if on_tile is not None:
             on_tile(done, len(tiles))
         if done < len(tiles) and tiles[done].top == placed.top:
