@@ -385,6 +385,11 @@ def test_an_engine_without_a_sidecar_runs_like_the_one_with_it(cli_engine, bare_
     gpu, reason = current_gpu()
     if gpu is None:
         pytest.skip(f"needs a CUDA GPU to deserialize an engine ({reason})")
+    from gldfn_runtime.engine.sidecar import read_sidecar
+
+    targets = read_sidecar(cli_engine).target.get("compute_capabilities") or []
+    if gpu.compute_capability not in targets:
+        pytest.skip(f"the test engine targets {', '.join(targets)}; this GPU ({gpu.name}) is {gpu.compute_capability}")
     import numpy as np
 
     from gldfn_runtime.runners.trt_runner import EngineWithoutSidecarWarning, TensorRTRunner
