@@ -258,17 +258,20 @@ def test_automatic_tile_fits_the_budget_and_keeps_small_images_whole():
 
 
 def test_memory_of_the_band_accumulator_does_not_grow_with_the_image():
-    """NumPy's peak (tracemalloc) while streaming blocks is the same for an image twice as tall."""
+    """NumPy's peak (tracemalloc) while streaming blocks barely moves for an image four times as tall (a whole-image
+    accumulator would make it four times larger); garbage left by earlier tests is collected first."""
+    import gc
     import tracemalloc
 
     runner = BicubicRunner(SCALE)
     peaks = []
-    for height in (400, 800):
+    for height in (400, 1600):
         lr = lr_batch(height, 60)
+        gc.collect()
         tracemalloc.start()
         for _ in upscale_blocks(runner, lr.shape, lambda t, b, left, r, lr=lr: lr[:, :, t:b, left:r], (64, 64), 16):
             pass
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-    output_bytes = 800 * SCALE * 60 * SCALE * 3 * 4
-    assert peaks[1] < 1.1 * peaks[0] and peaks[1] < output_bytes / 4, peaks
+    output_bytes = 1600 * SCALE * 60 * SCALE * 3 * 4
+    assert peaks[1] < 1.5 * peaks[0] and peaks[1] < output_bytes / 8, peaks
