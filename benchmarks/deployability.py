@@ -179,7 +179,7 @@ def main() -> None:
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     print(markdown(rows))
     if args.json is not None:
-        with atomic_output(args.json) as tmp:
+        with atomic_output(args.json, overwrite=True) as tmp:  # the script refreshes its own results file
             tmp.write_text(json.dumps(rows, indent=2))
 
 

@@ -14,8 +14,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from gldfn_model.common.atomic import atomic_output
-from gldfn_runtime.engine.sidecar import EngineSidecar, SidecarError, read_sidecar, verify_engine_file, write_sidecar
+from gldfn_model.common.atomic import atomic_output, atomic_outputs
+from gldfn_runtime.engine.sidecar import (
+    EngineSidecar,
+    SidecarError,
+    read_sidecar,
+    sidecar_path,
+    verify_engine_file,
+    write_sidecar,
+)
 
 CACHE_ENV = "GLDFN_TRT_CACHE_DIR"
 ENGINE_NAME = "model.engine"
@@ -60,16 +67,17 @@ class EngineCache:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise SidecarError(f"cannot create the engine cache folder {path.parent} ({error}); pass --cache-dir") from None
-        with atomic_output(path) as tmp:
+        with atomic_output(path, overwrite=True) as tmp:  # a concurrent build of the same key wrote the same engine
             tmp.write_bytes(plan)
-        write_sidecar(path, sidecar)
+        write_sidecar(path, sidecar, overwrite=True)
         return path
 
 
-def copy_engine(source: Path, destination: Path, sidecar: EngineSidecar) -> None:
-    """Copy an engine and write its sidecar beside the copy, both atomically."""
+def copy_engine(source: Path, destination: Path, sidecar: EngineSidecar, *, overwrite: bool = False) -> None:
+    """Copy an engine and write its sidecar beside the copy, both atomically and together (or neither); an
+    existing file is replaced only with ``overwrite``."""
     if source.resolve() == destination.resolve():
         return
-    with atomic_output(destination) as tmp:
-        shutil.copyfile(source, tmp)
-    write_sidecar(destination, sidecar)
+    with atomic_outputs([destination, sidecar_path(destination)], overwrite=overwrite) as (engine_tmp, sidecar_tmp):
+        shutil.copyfile(source, engine_tmp)
+        sidecar_tmp.write_text(sidecar.to_json())

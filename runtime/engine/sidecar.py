@@ -154,13 +154,13 @@ def rebuild_command(
         words.append("--embed-plugin")
     for capability in compute_capabilities:
         words += ["--compute-capability", capability]
-    words += ["-o", str(engine_path), "--force"]
+    words += ["-o", str(engine_path), "--force", "--overwrite"]
     return shlex.join(words)
 
 
-def write_sidecar(engine_path: str | os.PathLike[str], sidecar: EngineSidecar) -> Path:
+def write_sidecar(engine_path: str | os.PathLike[str], sidecar: EngineSidecar, *, overwrite: bool = False) -> Path:
     path = sidecar_path(engine_path)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         tmp.write_text(sidecar.to_json())
     return path
 
