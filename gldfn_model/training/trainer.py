@@ -171,8 +171,9 @@ def _check_run_folder(options: TrainOptions, resume: bool) -> None:
             raise TrainingRunError(f"-o {out} is the {label} folder {folder}; write the run into a folder of its own")
     found = [out / name for name in RUN_FILES if (out / name).exists()] + sorted(out.glob("iter_*.pt"))
     if not resume and found:
-        raise TrainingRunError(f"{out} already holds a run ({found[0]}); pass --resume to continue it or choose "
-                               "another --out")
+        resumable = any(path.suffix == ".pt" for path in found)
+        how = "pass --resume to continue it or" if resumable else "it saved no checkpoint to resume from: remove it, or"
+        raise TrainingRunError(f"{out} already holds a run ({found[0]}); {how} choose another --out")
 
 
 def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | None = None,
