@@ -49,9 +49,10 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Command:
-    """``argv(out, inputs)``: the command line writing ``out`` (a file, or a folder for degrade and train);
+    """``argv(out, inputs)``: the command line writing ``out`` (a file, or a folder for degrade, train and triton);
     ``existing``/``racing``: the file in ``out`` that (a) puts there first / (c) makes appear (default ``out``);
-    ``as_input``: the input (b) names as ``out``; ``runs_here``: a reason (c) cannot run here, else None."""
+    ``as_input``: the input (b) names as ``out``; ``requires`` / ``runs``: what this machine lacks for every case /
+    for running the command to the end in (c), else None."""
 
     name: str
     app: Callable[[], typer.Typer]
@@ -60,7 +61,8 @@ class Command:
     as_input: Callable[[Inputs], Path]
     existing: str | None = None
     racing: str | None = None
-    needs: Callable[[], str | None] = lambda: None
+    requires: Callable[[], str | None] = lambda: None
+    runs: Callable[[], str | None] = lambda: None
 
     def path(self, out: Path, name: str | None) -> Path:
         return out / name if name else out
@@ -70,6 +72,12 @@ def _no_gpu() -> str | None:
     from gldfn_runtime.tensorrt.backend import current_gpu
 
     return None if current_gpu()[0] is not None else "needs an NVIDIA GPU to run the engine"
+
+
+def _no_tritonclient() -> str | None:
+    import importlib.util
+
+    return None if importlib.util.find_spec("tritonclient") else "tritonclient is not installed: pip install 'gldfn-trt[serve]'"
 
 
 def _no_rtx() -> str | None:
@@ -93,12 +101,14 @@ COMMANDS = [
     Command("gldfn-trt build", lambda: trt_app,
             lambda out, i: ["build", i.onnx, *BUILD, *(["--plugin", i.plugin] if i.plugin else ["--no-plugin"]),
                             "--cache-dir", i.work / "cache", "-o", out],
-            "m.engine", lambda i: i.onnx, needs=_no_rtx),
+            "m.engine", lambda i: i.onnx, requires=_no_rtx),
     Command("gldfn-calibrate -o", lambda: calibrate_app,
             lambda out, i: [i.onnx, "--images", i.hr, *CALIBRATE, "-o", out], "m.int8.onnx", lambda i: i.onnx),
     Command("gldfn-calibrate --report", lambda: calibrate_app,
             lambda out, i: [i.onnx, "--images", i.hr, *CALIBRATE, "-o", out.with_name("m.int8.onnx"),
                             "--report", out], "report.json", lambda i: i.onnx),
+    Command("gldfn-trt triton", lambda: trt_app, lambda out, i: ["triton", i.onnx, "--target", "cpu", "-o", out],
+            "repo", lambda i: i.onnx, requires=_no_tritonclient),
     Command("gldfn degrade", lambda: gldfn_app, lambda out, i: ["degrade", i.hr, "--setting", "iso", "-o", out],
             "lr", lambda i: i.hr, existing="img0_0.png", racing="manifest.json"),
     Command("gldfn train", lambda: gldfn_app, lambda out, i: ["train", i.hr, *TRAIN, "-o", out],
@@ -106,12 +116,12 @@ COMMANDS = [
     Command("gldfn upscale", lambda: gldfn_app, lambda out, i: ["upscale", i.photo, "--backend", "bicubic", "-o", out],
             "big.png", lambda i: i.photo),
     Command("gldfn-trt run", lambda: trt_app, lambda out, i: ["run", i.onnx, i.photo, "-o", out],
-            "big.png", lambda i: i.photo, needs=_no_gpu),
+            "big.png", lambda i: i.photo, runs=_no_gpu),
     Command("gldfn bench --plot", lambda: gldfn_app,
             lambda out, i: ["bench", "--checkpoint", i.checkpoint, *BENCH, "--plot", out], "plot.png",
             lambda i: i.checkpoint),
     Command("gldfn-trt bench --plot", lambda: trt_app, lambda out, i: ["bench", i.onnx, *BENCH, "--plot", out],
-            "plot.png", lambda i: i.onnx, needs=_no_gpu),
+            "plot.png", lambda i: i.onnx, runs=_no_gpu),
 ]
 IDS = [command.name for command in COMMANDS]
 
@@ -142,6 +152,12 @@ def with_plugin(inputs, request) -> Inputs:
     return replace(inputs, plugin=request.getfixturevalue("plugin_library"))
 
 
+def _require(command: Command) -> None:
+    reason = command.requires()
+    if reason is not None:
+        pytest.skip(f"{command.name}: {reason}")
+
+
 def _invoke(command: Command, out: Path, inputs: Inputs, *extra: str):
     return CliRunner().invoke(command.app(), [str(a) for a in [*command.argv(out, inputs), *extra]])
 
@@ -160,18 +176,21 @@ def _fingerprint(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=IDS)
 def test_a_an_existing_output_is_refused_and_kept(command, inputs, tmp_path):
+    _require(command)
     out = tmp_path / command.out
     existing = command.path(out, command.existing)
     existing.parent.mkdir(parents=True, exist_ok=True)
     existing.write_bytes(THEIRS)
     before = _fingerprint(tmp_path)
     line = _one_error_line(_invoke(command, out, inputs))
-    assert re.search(r"exists? already|already holds", line) and ("--overwrite" in line or "--resume" in line), line
+    assert re.search(r"exists? already|already holds", line), line
+    assert re.search(r"--overwrite|--resume|remove that one", line), line  # train and triton: no --overwrite
     assert _fingerprint(tmp_path) == before
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=IDS)
 def test_b_an_input_given_as_the_output_is_refused_and_kept(command, inputs, tmp_path):
+    _require(command)
     source = command.as_input(inputs)
     before = _fingerprint(source.parent)
     line = _one_error_line(_invoke(command, source, inputs))
@@ -202,7 +221,8 @@ def _dead_pid() -> int:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=IDS)
 def test_c_a_file_that_appears_meanwhile_is_kept_and_reported(command, inputs, tmp_path, racing, request):
-    reason = command.needs()
+    _require(command)
+    reason = command.runs()
     if reason is not None:
         pytest.skip(f"{command.name}: {reason} (its planning checks are in (a) and (b))")
     if command.name == "gldfn-trt build":
@@ -248,7 +268,7 @@ def test_build_into_an_existing_folder_is_one_error_line(inputs, tmp_path):
     result = CliRunner().invoke(trt_app, ["build", str(inputs.onnx), *BUILD, "--no-plugin", "--cache-dir",
                                           str(tmp_path / "cache"), "-o", str(folder)])
     line = _one_error_line(result)
-    assert f"-o {folder} is a folder; name the engine file (e.g. -o {folder}/m.tensorrt-rtx-" in line
+    assert f"-o {folder} is a folder; name the engine file to write, e.g. -o {folder}/model.engine" in line
     assert list(folder.iterdir()) == []
 
 

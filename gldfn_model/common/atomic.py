@@ -177,15 +177,20 @@ def _link_noreplace(source: Path, target: Path) -> bool:
 
 
 def _claim_then_replace(source: Path, target: Path) -> None:
-    """For file systems with neither: claim the name with an exclusive create (FileExistsError when taken), then
-    replace that empty claim; another writer using this rule fails on the claim."""
-    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    """For file systems with neither (and folders, which have no hard links): claim the name with an exclusive
+    create (FileExistsError when taken), then replace that empty claim; another writer using this rule fails on
+    the claim."""
+    if source.is_dir():
+        os.mkdir(target, 0o700)
+    else:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     os.replace(source, target)
 
 
 def publish(source: str | os.PathLike[str], target: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-    """Rename the finished temporary file ``source`` onto ``target``. Unless ``overwrite`` an existing ``target`` is
-    never replaced, even one that appeared a moment ago: OutputExistsError, and ``source`` stays for the caller."""
+    """Rename the finished temporary file (or folder) ``source`` onto ``target``. Unless ``overwrite`` an existing
+    ``target`` is never replaced, even one that appeared a moment ago: OutputExistsError, and ``source`` stays for
+    the caller."""
     source, target = Path(source), Path(target)
     if overwrite:
         os.replace(source, target)

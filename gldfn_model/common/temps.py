@@ -82,11 +82,16 @@ def _stale_entries(folder: Path, pattern: re.Pattern[str], want_dir: bool) -> It
 
 
 def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """Remove the stale temporary output files of ours in ``folder`` (any target's); return them."""
+    """Remove the stale temporary outputs of ours in ``folder`` (any target's: files, and the folders a whole
+    output folder is written in first); return them."""
     removed = []
     for entry in _stale_entries(Path(folder), _TEMP_FILE, want_dir=False):
         with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
             os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    for entry in _stale_entries(Path(folder), _TEMP_FILE, want_dir=True):
+        with contextlib.suppress(OSError):
+            shutil.rmtree(entry.path)
             removed.append(Path(entry.path))
     return removed
 
