@@ -119,12 +119,20 @@ def remove_stale_work_folders(parent: str | os.PathLike[str] | None = None) -> l
     return removed
 
 
-@contextlib.contextmanager
-def work_folder(kind: str) -> Iterator[Path]:
-    """A temporary work folder named for this process (``gldfn-KIND-...``), removed on exit; the stale ones killed
-    runs left are removed first."""
+def new_work_folder(kind: str) -> Path:
+    """A new temporary work folder named for this process (``gldfn-KIND-...``) in the system's temporary folder; the
+    stale ones killed runs left are removed first. The caller removes it (or uses :func:`work_folder`)."""
     if not re.fullmatch("[a-z0-9]+", kind):
         raise ValueError(f"a work folder kind is lower-case letters and digits, got {kind!r}")
     remove_stale_work_folders()
-    with tempfile.TemporaryDirectory(prefix=f"gldfn-{kind}-{_owner().removeprefix('gldfn-')}") as folder:
-        yield Path(folder)
+    return Path(tempfile.mkdtemp(prefix=f"gldfn-{kind}-{_owner().removeprefix('gldfn-')}"))
+
+
+@contextlib.contextmanager
+def work_folder(kind: str) -> Iterator[Path]:
+    """:func:`new_work_folder`, removed on exit."""
+    folder = new_work_folder(kind)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
