@@ -59,10 +59,10 @@ def distance_from_fp64(model: torch.nn.Module, path: Path, size: tuple[int, int]
 def export(name: str, model: torch.nn.Module, path: Path) -> dict:
     start = time.perf_counter()
     if name == "gldfn":
-        result = export_gldfn(model, path, verify=False, config_name="paper")
+        result = export_gldfn(model, path, verify=False, config_name="paper", overwrite=True)  # --folder is this script's
         ops = {"custom LDF nodes": result.custom_node_count}
     else:
-        result = export_peer(model, path, name)
+        result = export_peer(model, path, name, overwrite=True)
         ops = {op: result.op_types[op] for op in ("DFT", "Pad", "Conv", "MatMul") if op in result.op_types}
     return {"seconds": round(time.perf_counter() - start, 1), "bytes": path.stat().st_size, "notable_ops": ops}
 
@@ -70,7 +70,7 @@ def export(name: str, model: torch.nn.Module, path: Path) -> dict:
 def build(name: str, path: Path, plugin: Path | None) -> dict:
     options = BuildOptions(backend="tensorrt-rtx", plugin=plugin, use_plugin=plugin is not None, **PROFILE)
     engine, cache = path.with_suffix(".engine"), path.parent / "engine-cache"
-    result = build_engine(path, engine, options, force=True, cache_dir=cache)
+    result = build_engine(path, engine, options, force=True, cache_dir=cache, overwrite=True)
     return {"seconds": result.sidecar.build_seconds, "engine_bytes": result.sidecar.engine_bytes,
             "plugin": plugin is not None if name == "gldfn" else None}
 
@@ -179,7 +179,7 @@ def main() -> None:
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     print(markdown(rows))
     if args.json is not None:
-        with atomic_output(args.json) as tmp:
+        with atomic_output(args.json, overwrite=True) as tmp:  # the script refreshes its own results file
             tmp.write_text(json.dumps(rows, indent=2))
 
 

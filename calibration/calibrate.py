@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from gldfn_calibration.layer_selection import DEFAULT_EXCLUDE, LayerSelection, s
 from gldfn_calibration.methods import Method
 from gldfn_calibration.quantize import QuantizationSettings, calibrate_ranges, check_runs, quantize_to_file
 from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
-from gldfn_model.common.atomic import atomic_output
+from gldfn_model.common.atomic import OutputExistsError, atomic_outputs, check_output
+from gldfn_model.common.temps import work_folder
 from gldfn_model.data.image_io import ImageReadError, list_images
 from gldfn_model.evaluation.evaluate import EvaluationError, degrade_files
 
@@ -98,8 +98,11 @@ def split_images(options: CalibrationOptions) -> ImageSplit:
 def calibrate_gldfn(
     model_path: str | os.PathLike[str], output: str | os.PathLike[str], options: CalibrationOptions,
     report_path: str | os.PathLike[str] | None = None, progress: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> CalibrationResult:
-    """Quantize ``model_path`` into ``output`` and (optionally) write the JSON report to ``report_path``."""
+    """Quantize ``model_path`` into ``output`` and (optionally) write the JSON report to ``report_path``; both are
+    written together or not at all, and an existing file is refused (before calibrating) and never replaced
+    unless ``overwrite``."""
     say = progress or (lambda message: None)
     export = load_gldfn_export(model_path)
     written = {"-o": Path(output), "--report": Path(report_path) if report_path is not None else None}
@@ -107,6 +110,11 @@ def calibrate_gldfn(
         if path is not None and path.resolve() == export.path.resolve():
             raise CalibrationError(f"{option} {path} is the input model {export.path}; name the INT8 file differently "
                                    f"(e.g. {export.path.with_name(export.path.stem + '_int8.onnx')})")
+    if written["--report"] is not None and written["--report"].resolve() == written["-o"].resolve():
+        raise OutputExistsError(f"--report {report_path} is the -o file; name the report differently")
+    for option, path in written.items():
+        if path is not None:
+            check_output(path, overwrite=overwrite, option=option)
     if options.scale is not None and options.scale != export.scale:
         raise CalibrationError(f"--scale {options.scale} does not match {export.path}, which is a x{export.scale} model")
     selection = select_layers(export.model, options.exclude)
@@ -115,9 +123,9 @@ def calibrate_gldfn(
         raise CalibrationError(f"--plugin {options.plugin_library}: no such file; build it with `gldfn-trt plugin build`")
     with contextlib.ExitStack() as stack:
         # Entered first, so an unwritable output fails before the slow part and a failure leaves no file.
-        model_tmp = stack.enter_context(atomic_output(output))
-        report_tmp = stack.enter_context(atomic_output(report_path)) if report_path is not None else None
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gldfn-calibrate-")))
+        temps = stack.enter_context(atomic_outputs([p for p in written.values() if p is not None], overwrite=overwrite))
+        model_tmp, report_tmp = temps[0], (temps[1] if report_path is not None else None)
+        work = stack.enter_context(work_folder("calibrate"))
         started = time.perf_counter()
         calibration = make_calibration_set(
             options.images, export.scale, samples=options.samples, patch=options.patch, setting=options.setting,

@@ -7,6 +7,7 @@ import typer
 
 from gldfn_calibration.methods import Method
 from gldfn_model.cli.options import (
+    OVERWRITE,
     SEED,
     THREADS,
     Setting,
@@ -44,6 +45,7 @@ def calibrate(
     seed: int = SEED,
     threads: int | None = THREADS,
     version: bool = version_option("gldfn-calibrate"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Quantize a GLDFN export to INT8 (explicit Q/DQ, what TensorRT builds from) and report the PSNR it costs."""
     # Imported here so --help answers without loading torch and ONNX Runtime.
@@ -63,7 +65,7 @@ def calibrate(
         exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_images, hold_out=evaluate,
         sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(), threads=threads,
     )
-    result = calibrate_gldfn(model, output, options, report, progress=typer.echo)
+    result = calibrate_gldfn(model, output, options, report, progress=typer.echo, overwrite=overwrite)
     typer.echo(format_summary(result))
 
 

@@ -9,6 +9,7 @@ import typer
 from gldfn_model.cli.model_scale import scale_of_model
 from gldfn_model.cli.models import ShippedModelName, model_option
 from gldfn_model.cli.options import (
+    OVERWRITE,
     RANDOM_WEIGHTS,
     ConfigName,
     checkpoint_option,
@@ -57,11 +58,13 @@ def export(
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime (CPU) with PyTorch before keeping the file."),
     verify_image: Path | None = typer.Option(None, "--verify-image", help="Image for the real-image check. Default: Set5 butterfly when found, else a synthetic card."),
     version: bool = version_option("gldfn-export"),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Export GLDFN to one ONNX file that runs in ONNX Runtime and maps to the TensorRT plugin."""
     # Imported here so --help answers without loading torch.
     from gldfn_export.exporter import ExportError, export_gldfn
     from gldfn_export.summary import format_summary
+    from gldfn_model.common.atomic import check_output
     from gldfn_model.network.model_source import resolve_model
 
     model = value_of(model_choice)
@@ -71,12 +74,13 @@ def export(
     if verify_image is not None and not verify_image.is_file():
         raise ExportError(f"--verify-image {verify_image} does not exist")
     source = resolve_model(scale, value_of(config), checkpoint, random_weights, model=model)
-    typer.echo(f"exporting GLDFN x{scale} '{source.config_name}' from {source.description}")
     path = output or default_output(source.config_name, scale, precision.value, target.value, model)
+    check_output(path, overwrite=overwrite, inputs={"--checkpoint": checkpoint, "--verify-image": verify_image})
+    typer.echo(f"exporting GLDFN x{scale} '{source.config_name}' from {source.description}")
     result = export_gldfn(
         source.model, path, precision=precision.value, target=target.value, opset=opset, batch=batch,
         verify=verify, checkpoint_sha256=source.checkpoint_sha256, config_name=source.config_name,
-        verify_image=verify_image,
+        verify_image=verify_image, overwrite=overwrite,
     )
     typer.echo(format_summary(result, source.description))
 

@@ -183,8 +183,10 @@ def export_gldfn(
     checkpoint_sha256: str | None = None,
     config_name: str = "custom",
     verify_image: Path | None = None,
+    overwrite: bool = False,
 ) -> ExportResult:
-    """Export ``model`` to ``output_path`` (written atomically: nothing is left there on any failure).
+    """Export ``model`` to ``output_path`` (written atomically: nothing is left there on any failure; an existing
+    file is refused before the export, and never replaced, unless ``overwrite``).
 
     precision: ``fp32``, or ``fp16`` (float32 input/output, float16 inside, fragile parts in float32).
     target: ``trt`` keeps the custom nodes plus their model-local function; ``portable`` inlines it.
@@ -194,7 +196,7 @@ def export_gldfn(
     contract = load_contract()
     model = model.eval().float()
     # Entered first so an unwritable output path fails before the (slow) export.
-    with atomic_output(output_path) as tmp:
+    with atomic_output(output_path, overwrite=overwrite) as tmp:
         onnx_model, layer_count = _build_onnx(model, contract, precision, target, opset, batch, checkpoint_sha256, config_name)
         onnx.save(onnx_model, tmp)
         parity = _verify(model, tmp, precision, batch, verify_image) if verify else []

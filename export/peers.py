@@ -51,14 +51,16 @@ class PeerExport:
 
 def export_peer(
     model: nn.Module, output_path: str | os.PathLike[str], network: str, *, opset: int = DEFAULT_OPSET,
+    overwrite: bool = False,
 ) -> PeerExport:
-    """Export ``model`` (its ``config.scale`` is recorded) to ``output_path``, written atomically."""
+    """Export ``model`` (its ``config.scale`` is recorded) to ``output_path``, written atomically (an existing file
+    is replaced only with ``overwrite``)."""
     model = model.eval().float()
     sample = torch.rand(1, 3, *PARITY_HW)
     height, width = torch.export.Dim(HEIGHT_DIM, min=MIN_SIDE), torch.export.Dim(WIDTH_DIM, min=MIN_SIDE)
     dynamic = {INPUT_NAME: {2: height, 3: width}}
     start = time.perf_counter()
-    with atomic_output(output_path) as tmp:
+    with atomic_output(output_path, overwrite=overwrite) as tmp:
         try:
             with quiet_torch_onnx():
                 program = torch.onnx.export(

@@ -12,6 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from gldfn_model.common.atomic import OutputExistsError
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import get_config
@@ -196,11 +197,16 @@ def test_changed_onnx_or_options_miss_the_cache(rtx, plugin_library, tiny_onnx, 
     model = onnx.load(str(model_path))
     model.doc_string = "edited"
     onnx.save(model, str(model_path))
-    edited = build_engine(model_path, tmp_path / "m.engine", _options(plugin_library), cache_dir=cache)
+    before = (tmp_path / "m.engine").read_bytes()
+    with pytest.raises(OutputExistsError, match="m.engine exists already.*--overwrite"):  # another engine: kept
+        build_engine(model_path, tmp_path / "m.engine", _options(plugin_library), cache_dir=cache)
+    assert (tmp_path / "m.engine").read_bytes() == before
+    edited = build_engine(model_path, tmp_path / "m.engine", _options(plugin_library), cache_dir=cache, overwrite=True)
     assert not edited.cache_hit and edited.sidecar.cache_key != first.sidecar.cache_key
     assert edited.sidecar.onnx["sha256"] == file_sha256(model_path) != first.sidecar.onnx["sha256"]
 
-    reprofiled = build_engine(model_path, tmp_path / "m.engine", _options(plugin_library, max_size=(96, 96)), cache_dir=cache)
+    reprofiled = build_engine(model_path, tmp_path / "m.engine", _options(plugin_library, max_size=(96, 96)), cache_dir=cache,
+                              overwrite=True)
     assert not reprofiled.cache_hit and reprofiled.sidecar.profile["max"] == [96, 96]
     assert len(list(cache.iterdir())) == 3
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from gldfn_model.cli.options import (
+    OVERWRITE,
     SEED,
     Setting,
     SvNoise,
@@ -46,6 +47,7 @@ def register(app: typer.Typer) -> None:
         seed: int = SEED,
         noise: float = typer.Option(0.0, "--noise", help=NOISE_HELP),
         sv_noise: SvNoise = typer.Option(SvNoise.low, "--sv-noise", help=SV_NOISE_HELP),
+        overwrite: bool = OVERWRITE,
     ) -> None:
         """Degrade every HR image of a folder (8 LR images each for gaussian8) and write a manifest."""
         from gldfn_model.evaluation.evaluate import write_degraded_folder
@@ -53,5 +55,6 @@ def register(app: typer.Typer) -> None:
         (hr,) = merge_inputs(positional, input_options, what="HR folder", at_most=1)
         check_setting(setting.value, noise)
         manifest = write_degraded_folder(hr, output, setting.value, scale, seed, noise_from_level(noise), sv_noise.value,
-                                         on_image=lambda case, name: typer.echo(f"{case.name} -> {name}"))
+                                         on_image=lambda case, name: typer.echo(f"{case.name} -> {name}"),
+                                         overwrite=overwrite)
         typer.echo(f"wrote {len(manifest['images'])} LR images and {output / 'manifest.json'}")

@@ -173,6 +173,10 @@ def onnx_option(help: str = "an exported ONNX file (gldfn-export); implies --bac
     return typer.Option(None, "--onnx", help=help, show_default=False)
 
 
+# Every command that writes files: without it an output that exists (an input included) is refused, before any work,
+# and a file that appears while the output is written is kept (gldfn_model.common.atomic).
+OVERWRITE = typer.Option(False, "--overwrite", help="replace output files that exist, inputs included")
+
 RANDOM_WEIGHTS = typer.Option(False, "--random-weights",
                               help="an untrained network where no weights are shipped (timing and testing only)")
 

@@ -358,15 +358,16 @@ class ImageCanvas:
             self._pixels[top : top + rows, left : left + cols] = block.reshape(rows, cols, channels)
 
     def save(self, path: str | os.PathLike[str], metadata: ImageMetadata | None = None,
-             quality: int | None = None) -> None:
+             quality: int | None = None, *, overwrite: bool = False) -> None:
         """Write atomically in the format of the suffix, with what of ``metadata`` the format holds (see
-        :func:`fit_output`); ``quality`` (1-100, default 95) for JPEG and WebP, unused by the lossless formats."""
+        :func:`fit_output`); ``quality`` (1-100, default 95) for JPEG and WebP, unused by the lossless formats. A
+        file at ``path`` is never replaced unless ``overwrite`` (gldfn_model.common.atomic)."""
         path = Path(path)
         image_format = check_output_path(path, self.height, self.width, self.dtype, self.channels)
         if quality is not None and not 1 <= quality <= 100:
             raise ImageWriteError(f"cannot write {path}: quality {quality} is not within 1-100")
         metadata, _ = _writable_metadata(image_format, self.channels, self.dtype, metadata or ImageMetadata())
-        with atomic_output(path) as tmp:
+        with atomic_output(path, overwrite=overwrite) as tmp:
             if isinstance(self._pixels, Image.Image):
                 pixels = self._pixels.convert("RGBA") if image_format == "BMP" and self.channels == 2 else self._pixels
                 pixels.save(tmp, format=image_format, **_pillow_options(image_format, metadata, quality))
@@ -381,16 +382,17 @@ class ImageCanvas:
 
 
 def write_image(path: str | os.PathLike[str], array: np.ndarray, metadata: ImageMetadata | None = None,
-                quality: int | None = None) -> None:
+                quality: int | None = None, *, overwrite: bool = False) -> None:
     """Write a uint8 (or uint16: PNG and TIFF) ``H x W`` or ``H x W x C`` array (C 1-4; alpha not in a JPEG)
-    atomically, with what of ``metadata`` the format holds; the format follows the suffix."""
+    atomically, with what of ``metadata`` the format holds; the format follows the suffix. An existing file is
+    replaced only with ``overwrite``."""
     path = Path(path)
     array = np.asarray(array)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
         raise ImageWriteError(f"cannot write {path}: an array of shape {array.shape} is not an image")
     channels = 1 if array.ndim == 2 else array.shape[2]
     check_output_path(path, array.shape[0], array.shape[1], array.dtype, channels)
-    ImageCanvas.from_array(array).save(path, metadata, quality)
+    ImageCanvas.from_array(array).save(path, metadata, quality, overwrite=overwrite)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:

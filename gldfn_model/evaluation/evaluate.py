@@ -150,13 +150,38 @@ def degrade_files(files: Sequence[Path], setting: str, scale: int, seed: int = 0
             yield Case(path.name, variant, hr, lr, degradation.describe())
 
 
+def _lr_name(hr_name: str, variant: int) -> str:
+    return f"{Path(hr_name).stem}_{variant}.png"
+
+
+def _check_degrade_outputs(hr_paths: list[Path], hr_dir: Path, out_dir: Path, overwrite: bool) -> None:
+    """Before degrading: -o is not the HR folder, and unless ``overwrite`` holds no manifest and no LR file of
+    these images (``<stem>_<n>.png``)."""
+    from gldfn_model.common.atomic import OutputExistsError, check_output
+
+    if out_dir.is_dir() and out_dir.resolve() == hr_dir.resolve():
+        raise OutputExistsError(f"-o {out_dir} is the HR folder; write the LR images into another folder")
+    check_output(out_dir / MANIFEST_NAME, overwrite=overwrite)
+    if overwrite or not out_dir.is_dir():
+        return
+    stems = {path.stem for path in hr_paths}
+    existing = sorted(p.name for p in out_dir.iterdir()
+                      if p.suffix == ".png" and p.stem.rpartition("_")[0] in stems and p.stem.rpartition("_")[2].isdigit())
+    if existing:
+        shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise OutputExistsError(f"-o {out_dir} already holds LR images of these HR images ({shown}): choose another "
+                                "folder, or pass --overwrite to replace them")
+
+
 def write_degraded_folder(hr_dir: str | Path, out_dir: str | Path, setting: str, scale: int, seed: int = 0,
                           noise_sigma: float = 0.0, sv_noise: str = "low",
-                          on_image: Callable[[Case, str], None] | None = None) -> dict[str, Any]:
+                          on_image: Callable[[Case, str], None] | None = None, *, overwrite: bool = False) -> dict[str, Any]:
     """Degrade every image of ``hr_dir`` into ``out_dir`` (created if needed): ``<stem>_<variant>.png`` LR images
     and a ``manifest.json`` with each one's HR name, size and degradation parameters. Every file is written
-    atomically; the manifest last, so a folder with a manifest is complete. Returns the manifest."""
-    from gldfn_model.common.atomic import atomic_output, make_output_folder
+    atomically; the manifest last, so a folder with a manifest is complete. Files there already are refused
+    before any work, and never replaced, unless ``overwrite``; a folder created here and left empty is removed.
+    Returns the manifest."""
+    from gldfn_model.common.atomic import atomic_output, output_folder
     from gldfn_model.data.image_io import write_image
 
     hr_paths = list_images(hr_dir)
@@ -164,20 +189,21 @@ def write_degraded_folder(hr_dir: str | Path, out_dir: str | Path, setting: str,
     clashes = sorted({s for s in stems if stems.count(s) > 1})
     if clashes:
         raise EvaluationError(f"{hr_dir}: several images share the name stem(s) {clashes}; their LR files would collide")
-    out = make_output_folder(out_dir)
-    entries = []
-    for case in degrade_cases(hr_dir, setting, scale, seed, noise_sigma, sv_noise):
-        lr_name = f"{Path(case.name).stem}_{case.variant}.png"
-        write_image(out / lr_name, case.lr)
-        entries.append({"hr": case.name, "lr": lr_name, "variant": case.variant,
-                        "hr_size": [int(case.hr.shape[0]), int(case.hr.shape[1])], "degradation": case.degradation})
-        if on_image is not None:
-            on_image(case, lr_name)
-    manifest = {"format": MANIFEST_FORMAT, "setting": setting, "scale": scale, "seed": seed,
-                "noise_sigma": noise_sigma, "sv_noise": sv_noise if setting == "sv" else None,
-                "hr_dir": str(Path(hr_dir).resolve()), "images": entries}
-    with atomic_output(out / MANIFEST_NAME) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1))
+    _check_degrade_outputs(hr_paths, Path(hr_dir), Path(out_dir), overwrite)
+    with output_folder(out_dir) as out:
+        entries = []
+        for case in degrade_cases(hr_dir, setting, scale, seed, noise_sigma, sv_noise):
+            lr_name = _lr_name(case.name, case.variant)
+            write_image(out / lr_name, case.lr, overwrite=overwrite)
+            entries.append({"hr": case.name, "lr": lr_name, "variant": case.variant,
+                            "hr_size": [int(case.hr.shape[0]), int(case.hr.shape[1])], "degradation": case.degradation})
+            if on_image is not None:
+                on_image(case, lr_name)
+        manifest = {"format": MANIFEST_FORMAT, "setting": setting, "scale": scale, "seed": seed,
+                    "noise_sigma": noise_sigma, "sv_noise": sv_noise if setting == "sv" else None,
+                    "hr_dir": str(Path(hr_dir).resolve()), "images": entries}
+        with atomic_output(out / MANIFEST_NAME, overwrite=overwrite) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=1))
     return manifest
 
 

@@ -78,13 +78,13 @@ def previous_checkpoint_path(path: str | Path) -> Path:
 
 
 def save_checkpoint(
-    path: str | Path, model: GLDFN, config_name: str, *, keep_previous: bool = False,
+    path: str | Path, model: GLDFN, config_name: str, *, keep_previous: bool = False, overwrite: bool = True,
     report: Callable[[str], None] | None = None, **extra: Any,
 ) -> None:
     """Atomically save config + weights (+ anything in ``extra``, e.g. optimizer state). ``keep_previous``: once the
     new checkpoint is fully written, the one it replaces becomes ``previous_checkpoint_path(path)`` if it loads and
     holds the same fields; a damaged one is not, so the previous file stays the newest usable fallback (``report``
-    is told why)."""
+    is told why). ``overwrite`` False never replaces a file at ``path`` (gldfn_model.common.atomic.publish)."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config": model.config.to_dict(),
@@ -92,7 +92,7 @@ def save_checkpoint(
         "state_dict": model.state_dict(),
         **extra,
     }
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         torch.save(payload, tmp)
         if keep_previous and Path(path).is_file():
             problem = _unusable_reason(Path(path), tuple(extra))

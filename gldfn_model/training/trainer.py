@@ -158,6 +158,22 @@ def _check_same_degradation(saved: dict[str, Any], options: TrainOptions, path: 
 
 
 ValidateFn = Callable[[GLDFN], float]
+# What a run writes into its folder, besides iter_N.pt snapshots.
+RUN_FILES = ("last.pt", "last.prev.pt", "best.pt", "train_log.jsonl")
+
+
+def _check_run_folder(options: TrainOptions, resume: bool) -> None:
+    """The run folder is no folder the run reads, and holds no other run unless resumed."""
+    out = Path(options.out)
+    reads = [("training data", folder) for folder in options.data] + [("--val", options.val)] * bool(options.val)
+    for label, folder in reads:
+        if out.is_dir() and Path(folder).is_dir() and os.path.samefile(out, folder):
+            raise TrainingRunError(f"-o {out} is the {label} folder {folder}; write the run into a folder of its own")
+    found = [out / name for name in RUN_FILES if (out / name).exists()] + sorted(out.glob("iter_*.pt"))
+    if not resume and found:
+        resumable = any(path.suffix == ".pt" for path in found)
+        how = "pass --resume to continue it or" if resumable else "it saved no checkpoint to resume from: remove it, or"
+        raise TrainingRunError(f"{out} already holds a run ({found[0]}); {how} choose another --out")
 
 
 def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | None = None,
@@ -168,14 +184,12 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     set_torch_threads(options.threads)
     out = Path(options.out)
     last_path = out / "last.pt"
+    _check_run_folder(options, resume)
     if rank == 0:
         make_output_folder(out)
     saved = [path for path in (last_path, previous_checkpoint_path(last_path)) if path.is_file()]
     if resume and not saved:
         raise TrainingRunError(f"--resume: no checkpoint {last_path} to resume from")
-    if not resume and saved:
-        raise TrainingRunError(f"{out} already holds a run ({saved[0]}); pass --resume to continue it or choose "
-                               "another --out")
 
     config = get_config(options.config, options.scale)
     torch.manual_seed(options.seed)
@@ -221,6 +235,13 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     anneal = max(1, int(options.iters * options.anneal_fraction))
     started = time.time()
+    written: set[Path] = set()
+
+    def keep(path: Path, keep_previous: bool = False, **extra: Any) -> None:
+        """Save a checkpoint; a new run replaces only files it wrote itself, never one that appeared meanwhile."""
+        own = resume or path in written
+        save_checkpoint(path, model, options.config, keep_previous=keep_previous and own, overwrite=own, **extra)
+        written.add(path)
 
     def save(iteration: int) -> None:
         rng_states: Any = {**batches.generator_state(), "torch": torch.get_rng_state(), "python": random.getstate()}
@@ -230,9 +251,8 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
             rng_states = gathered
         if rank != 0:
             return
-        save_checkpoint(last_path, model, options.config, keep_previous=True, optimizer=optimizer.state_dict(),
-                        iteration=iteration, best_psnr=best_psnr, rng=rng_states, options=asdict(options),
-                        report=lambda reason: print(f"warning: {reason}", flush=True))
+        keep(last_path, keep_previous=True, optimizer=optimizer.state_dict(), iteration=iteration, best_psnr=best_psnr,
+             rng=rng_states, options=asdict(options), report=lambda reason: print(f"warning: {reason}", flush=True))
 
     with batches:
         for iteration in range(start, options.iters):
@@ -256,7 +276,7 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
                     record["val_psnr"] = validate(model)
                 if record["val_psnr"] > best_psnr:
                     best_psnr = record["val_psnr"]
-                    save_checkpoint(out / "best.pt", model, options.config, iteration=done, best_psnr=best_psnr)
+                    keep(out / "best.pt", iteration=done, best_psnr=best_psnr)
             if rank == 0 and (done % options.log_every == 0 or "val_psnr" in record or done == options.iters):
                 _append_log(out / "train_log.jsonl", record)
             if progress is not None and rank == 0:
@@ -264,7 +284,7 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
             if done % options.ckpt_every == 0 or done == options.iters:
                 save(done)
             if rank == 0 and done % options.snapshot_every == 0:
-                save_checkpoint(out / f"iter_{done:07d}.pt", model, options.config, iteration=done)
+                keep(out / f"iter_{done:07d}.pt", iteration=done)
     if world > 1:
         dist.barrier()
     return last_path

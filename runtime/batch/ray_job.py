@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from gldfn_model.common.atomic import make_output_folder
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.common.optional import import_optional
+from gldfn_model.common.temps import new_work_folder
 from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from gldfn_runtime.upscale.output_plan import (
     OutputPlanError,
@@ -59,13 +59,15 @@ class Naming:
 
 @dataclass(frozen=True)
 class RayPlan:
-    """What to upscale: (source, output) pairs, sources as paths or URIs; ``skipped``: outputs kept."""
+    """What to upscale: (source, output) pairs, sources as paths or URIs; ``skipped``: outputs kept; ``overwrite``:
+    whether an output may replace a file (else one that appeared after planning is kept and that output fails)."""
 
     folder: Path
     jobs: list[tuple[str, Path]]
     skipped: list[Path]
     naming: Naming
     filesystem: Any = None  # the pyarrow file system of URI sources; None for local paths
+    overwrite: bool = False
 
 
 @dataclass
@@ -96,7 +98,8 @@ def plan_ray_job(source: str, out: str | os.PathLike[str], *, suffix: str = "", 
             raise RayJobError(f"--ray upscales a folder; {source} is not one (upscale single files without --ray)")
         plan = plan_outputs([Path(source)], out, suffix=suffix, image_format=image_format, overwrite=overwrite,
                             skip_existing=skip_existing)
-        return RayPlan(plan.folder, [(str(s), t) for s, t in plan.jobs], plan.skipped, Naming(str(plan.folder), suffix, image_format))
+        return RayPlan(plan.folder, [(str(s), t) for s, t in plan.jobs], plan.skipped, Naming(str(plan.folder), suffix, image_format),
+                       overwrite=overwrite)
     if overwrite and skip_existing:
         raise OutputPlanError("--overwrite and --skip-existing exclude each other: choose one")
     pyarrow_fs = import_optional("pyarrow.fs", "--ray with a URI", RAY_EXTRA)
@@ -113,7 +116,7 @@ def plan_ray_job(source: str, out: str | os.PathLike[str], *, suffix: str = "", 
     check_distinct(files, targets)
     kept = check_existing([t for t in targets if t.is_file()], overwrite, skip_existing)
     return RayPlan(folder, [(f, t) for f, t in zip(files, targets) if t not in kept], [t for t in targets if t in kept],
-                   Naming(str(folder), suffix, image_format), filesystem)
+                   Naming(str(folder), suffix, image_format), filesystem, overwrite)
 
 
 def actor_cpus(cluster_cpus: float, actors: int) -> float:
@@ -131,13 +134,13 @@ class UpscaleFiles:
     (a file is written to a temporary name and renamed, so an interrupted job leaves no partial output)."""
 
     def __init__(self, factory: UpscalerFactory, threads: int, naming: Naming, max_pixels: int | None,
-                 quality: int | None = None) -> None:
+                 quality: int | None = None, overwrite: bool = False) -> None:
         import ray
 
         self.upscaler = factory(threads=threads)
-        self.naming, self.max_pixels, self.quality = naming, max_pixels, quality
+        self.naming, self.max_pixels, self.quality, self.overwrite = naming, max_pixels, quality, overwrite
         self.gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
-        self.scratch = Path(tempfile.mkdtemp(prefix="gldfn-ray-"))
+        self.scratch = new_work_folder("ray")  # a killed actor's is removed by the next run on that node
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         from gldfn_runtime.upscale.upscaler import describe_failure, upscale_file
@@ -149,7 +152,8 @@ class UpscaleFiles:
             error = note = ""
             try:
                 local.write_bytes(bytes(data))
-                note = (upscale_file(self.upscaler, local, target, self.max_pixels, None, self.quality) or "").replace(str(local), source)
+                note = (upscale_file(self.upscaler, local, target, self.max_pixels, None, self.quality,
+                                     overwrite=self.overwrite) or "").replace(str(local), source)
             except Exception as failure:  # noqa: BLE001 - one file's failure is reported, the batch goes on
                 error = describe_failure(local, failure, target).replace(str(local), source)
             finally:
@@ -204,7 +208,8 @@ def run_ray_job(plan: RayPlan, factory: UpscalerFactory, *, address: str | None 
         results = dataset.map_batches(
             UpscaleFiles, batch_size=1, batch_format="numpy",
             fn_constructor_kwargs={"factory": factory, "threads": threads or actor_threads(cpus, actors),
-                                   "naming": plan.naming, "max_pixels": max_pixels, "quality": quality},
+                                   "naming": plan.naming, "max_pixels": max_pixels, "quality": quality,
+                                   "overwrite": plan.overwrite},
             compute=data.ActorPoolStrategy(size=actors), num_cpus=actor_cpus(cpus, actors), num_gpus=gpus_per_actor)
         for row in _rows(results):
             if row["error"]:

@@ -299,8 +299,10 @@ def format_markdown(results: Sequence[LatencyResult], config_name: str | None = 
     return "\n".join(lines)
 
 
-def plot_latency(results: Sequence[LatencyResult], path: str | Path, title: str = "GLDFN latency") -> None:
-    """Mean latency (with the p90 as an error bar) against LR megapixels, one line per backend; PNG written atomically."""
+def plot_latency(results: Sequence[LatencyResult], path: str | Path, title: str = "GLDFN latency", *,
+                 overwrite: bool = False) -> None:
+    """Mean latency (with the p90 as an error bar) against LR megapixels, one line per backend; PNG written atomically
+    (an existing file is replaced only with ``overwrite``)."""
     from gldfn_model.common.atomic import atomic_output
     from gldfn_model.common.optional import import_pyplot
 
@@ -321,15 +323,16 @@ def plot_latency(results: Sequence[LatencyResult], path: str | Path, title: str 
     axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         figure.savefig(tmp, format="png")
     plt.close(figure)
 
 
-def plot_latency_vs_macs(results: Sequence[LatencyResult], path: str | Path, title: str = "Table IV networks") -> None:
+def plot_latency_vs_macs(results: Sequence[LatencyResult], path: str | Path, title: str = "Table IV networks", *,
+                         overwrite: bool = False) -> None:
     """Mean latency against each network's GMACs (our count), one colour per backend/device/precision and one marker
     per network; at Table IV's LR size a hollow marker sits at the paper's GMACs on the same latency, joined to ours
-    by a dotted line. PNG, written atomically."""
+    by a dotted line. PNG, written atomically (an existing file is replaced only with ``overwrite``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -367,6 +370,6 @@ def plot_latency_vs_macs(results: Sequence[LatencyResult], path: str | Path, tit
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=7)
     figure.tight_layout()
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         figure.savefig(tmp, format="png")
     plt.close(figure)

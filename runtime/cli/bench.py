@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from gldfn_model.cli.options import (
     ITERS,
     JSON,
     MARKDOWN,
+    OVERWRITE,
     PLOT,
     PROVIDERS,
     RANDOM_WEIGHTS,
@@ -33,6 +33,8 @@ from gldfn_model.cli.options import (
     scale_option,
     value_of,
 )
+from gldfn_model.common.atomic import check_output
+from gldfn_model.common.temps import work_folder
 
 BACKENDS = ("torch", "onnxruntime")
 PRECISIONS = ("fp32", "tf32", "fp16")
@@ -130,6 +132,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON,
         markdown: bool = MARKDOWN,
         plot: Path | None = PLOT,
+        overwrite: bool = OVERWRITE,
     ) -> None:
         """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs, achieved TFLOP/s and ms per GMAC,
         beside the paper's Table IV; several networks are timed interleaved. For TensorRT engines use
@@ -152,7 +155,9 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             from gldfn_model.common.optional import import_pyplot
 
-            import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
+            # Before measuring: a missing matplotlib or a file in the way should not cost a whole benchmark.
+            check_output(plot, overwrite=overwrite, option="--plot", inputs={"--checkpoint": checkpoint, "--onnx": onnx})
+            import_pyplot()
         networks, shipped = split_shipped_model(model)
         try:
             models = parse_models(",".join(networks))
@@ -173,8 +178,8 @@ def register(app: typer.Typer) -> None:
         iters, warmup = bench_counts(iters, warmup, on_gpu)
         start = time.perf_counter()
         say = lambda message: typer.echo(message, err=True)  # noqa: E731
-        with tempfile.TemporaryDirectory(prefix="gldfn-bench-") as folder:
-            setup = build_contestants(request, Path(folder), log=say)
+        with work_folder("bench") as folder:
+            setup = build_contestants(request, folder, log=say)
             for note in setup.notes:
                 say(f"note: {note}")
             per_size = []
@@ -189,9 +194,9 @@ def register(app: typer.Typer) -> None:
         config_name = setup.gldfn_config or "model"
         if plot is not None:
             if len(models) > 1:
-                plot_latency_vs_macs(results, plot, title=f"Table IV networks x{scale}, batch {batch}")
+                plot_latency_vs_macs(results, plot, title=f"Table IV networks x{scale}, batch {batch}", overwrite=overwrite)
             else:
-                plot_latency(results, plot, title=f"GLDFN {config_name} x{scale}, batch {batch}")
+                plot_latency(results, plot, title=f"GLDFN {config_name} x{scale}, batch {batch}", overwrite=overwrite)
             say(f"plot written to {plot}")
         if as_json:
             typer.echo(json.dumps({

@@ -27,6 +27,7 @@ from gldfn_model.cli.options import (
     scale_option,
     value_of,
 )
+from gldfn_model.common.atomic import check_output
 from gldfn_model.common.cli_aliases import hidden_aliases
 from gldfn_model.common.sizes import parse_size
 from gldfn_runtime.cli.outputs import (
@@ -152,6 +153,7 @@ def register(app: typer.Typer) -> None:
         output: Path | None = typer.Option(None, "-o", "--output", help="engine file (default: MODEL.<backend>-<precision>.engine)"),
         cache_dir: Path | None = typer.Option(None, help="engine cache (default: $GLDFN_TRT_CACHE_DIR or ~/.cache/gldfn-trt/engines)"),
         force: bool = typer.Option(False, "--force", help="rebuild even when the cache holds a matching engine"),
+        overwrite: bool = OVERWRITE,
     ) -> None:
         """Build an engine (or reuse the cached one) and write it with its JSON sidecar."""
         (model,) = merge_inputs(positional, model_options, what="model", at_most=1)
@@ -162,7 +164,7 @@ def register(app: typer.Typer) -> None:
             max_size=parse_size(max_size), plugin=plugin, use_plugin=not no_plugin, embed_plugin=embed_plugin,
             compute_capabilities=tuple(compute_capability or ()), backend=backend.value,
         )
-        result = build_engine(model, output, options, force=force, cache_dir=cache_dir)
+        result = build_engine(model, output, options, force=force, cache_dir=cache_dir, overwrite=overwrite)
         sidecar = result.sidecar
         how = "reused from the cache" if result.cache_hit else f"built in {sidecar.build_seconds:.1f} s"
         targets = sidecar.target.get("compute_capabilities") or [f"{sidecar.target['gpu']} ({sidecar.target['compute_capability']})"]
@@ -232,6 +234,7 @@ def register(app: typer.Typer) -> None:
         precision: Precision | None = PRECISION_FOR_ONNX,
         cache_dir: Path | None = CACHE_DIR,
         device: int = DEVICE,
+        overwrite: bool = OVERWRITE,
     ) -> None:
         """CUDA-event latency of an engine, or of an ONNX file's cached engine (its profile made from --sizes), with
         the shared harness (needs a GPU; without one use `gldfn bench`): the engine alone on device-resident data
@@ -252,7 +255,9 @@ def register(app: typer.Typer) -> None:
         from gldfn_runtime.engine.build import profile_for_sizes
         from gldfn_runtime.runners.open import is_onnx_path
         if plot is not None:
-            import_pyplot()  # before measuring: a missing matplotlib should not cost a whole benchmark
+            # Before measuring: a missing matplotlib or a file in the way should not cost a whole benchmark.
+            check_output(plot, overwrite=overwrite, option="--plot", inputs={"MODEL": model})
+            import_pyplot()
         lr_sizes = parse_sizes(sizes)
         iters, warmup = bench_counts(iters, warmup, on_gpu=True)
         profile = profile_for_sizes(lr_sizes, opt=lr_sizes[0]) if is_onnx_path(model) else None
@@ -279,7 +284,7 @@ def register(app: typer.Typer) -> None:
                        "engine alone, with host copies)...", err=True)
             results += measure_interleaved(contestants, size, iters=iters, warmup=warmup, batch=runner.batch)
         if plot is not None:
-            plot_latency(results, plot, title=f"GLDFN {config_name} x{runner.scale} TensorRT")
+            plot_latency(results, plot, title=f"GLDFN {config_name} x{runner.scale} TensorRT", overwrite=overwrite)
         if as_json:
             typer.echo(json.dumps({"config": config_name, "engine": str(runner.path), "results": [r.to_dict() for r in results],
                                    "table_iv": table_iv_rows(results, config_name)}, indent=2))

@@ -8,6 +8,7 @@ import typer
 
 from gldfn_model.cli.options import version_option
 from gldfn_model.common.cli_errors import GldfnTyper
+from gldfn_runtime.cli import cache as cli_cache
 from gldfn_runtime.cli import engine as cli_engine
 from gldfn_runtime.cli import serve as cli_serve
 from gldfn_runtime.plugin.build import MIN_TENSORRT_MAJOR, build_plugin_library
@@ -30,6 +31,7 @@ app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN on Tens
 plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True,
                         help="The TensorRT plugin library and the ONNX Runtime custom-op library.")
 app.add_typer(plugin_app, name="plugin")
+app.add_typer(cli_cache.app, name="cache")
 cli_engine.register(app)
 cli_serve.register(app)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from gldfn_model.cli.model_scale import scale_of_model
+from gldfn_model.cli.options import OVERWRITE as OVERWRITE  # re-exported for the image commands
 from gldfn_model.cli.options import agree_scale, output_option
 from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from gldfn_runtime.upscale.tiling import DEFAULT_OVERLAP
@@ -30,7 +31,6 @@ OUTPUT_HELP = "output file (for one input file and a name like big.png) or folde
 OUTPUT = output_option(OUTPUT_HELP)
 SUFFIX = typer.Option("", "--suffix", help="added to each name written into a folder (_x4: photo.png -> photo_x4.png)")
 FORMAT = typer.Option(None, "-f", "--format", help="output format (default: each input's own)")
-OVERWRITE = typer.Option(False, "--overwrite", help="replace files that exist, inputs included")
 SKIP_EXISTING = typer.Option(False, "--skip-existing", help="keep outputs that exist and upscale only the other inputs")
 MAX_PIXELS = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1,
                           help="refuse inputs with more pixels (read from the header, before decoding); replaces "
@@ -89,7 +89,8 @@ def write_planned(upscaler: Upscaler, plan: OutputPlan, label: str, max_pixels: 
 
     sources, targets = [job[0] for job in plan.jobs], [job[1] for job in plan.jobs]
     limit = {} if max_pixels is None else {"max_pixels": max_pixels}
-    failures = upscale_files(upscaler, sources, targets, plan.folder, label, quality=quality, **limit) if plan.jobs else 0
+    failures = upscale_files(upscaler, sources, targets, plan.folder, label, quality=quality, overwrite=plan.overwrite,
+                             **limit) if plan.jobs else 0
     where = targets[0] if len(targets) == 1 else plan.folder
     kept = f"{len(plan.skipped)} already there, kept (--skip-existing)" if plan.skipped else ""
     if not plan.jobs:

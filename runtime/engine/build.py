@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -22,15 +21,17 @@ from typing import Any
 
 import onnx
 
+from gldfn_model.common.atomic import check_output
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.common.hashing import file_sha256
+from gldfn_model.common.temps import work_folder
 from gldfn_model.network.complexity import count_complexity
 from gldfn_model.network.config import NAMED_CONFIGS, get_config
 from gldfn_model.ops import onnx_format
 from gldfn_model.ops.contract import load_contract
 from gldfn_model.ops.onnx_fp16 import Fp16ConversionError, convert_to_fp16
 from gldfn_runtime.engine.cache import EngineCache, cache_key, copy_engine, matching_engine
-from gldfn_runtime.engine.sidecar import EngineSidecar, Size, format_size, rebuild_command, write_sidecar
+from gldfn_runtime.engine.sidecar import EngineSidecar, Size, format_size, rebuild_command, sidecar_path, write_sidecar
 from gldfn_runtime.engine.timing_cache import persistent_timing_cache, timing_cache_path
 from gldfn_runtime.plugin.library import PluginLibraryError, load_plugin_library
 from gldfn_runtime.plugin.resolve import report_to_stderr, resolve_plugin_library
@@ -273,8 +274,8 @@ def _network_file(request: _Request) -> Iterator[Path]:
         converted = convert_to_fp16(onnx.load(str(path)), source=str(path))
     except Fp16ConversionError as error:
         raise EngineBuildError(str(error)) from None
-    with tempfile.TemporaryDirectory(prefix="gldfn-fp16-") as folder:
-        converted_path = Path(folder) / f"{path.stem}.fp16.onnx"
+    with work_folder("fp16") as folder:
+        converted_path = folder / f"{path.stem}.fp16.onnx"
         onnx.save(converted, str(converted_path))
         yield converted_path
 
@@ -469,10 +470,13 @@ def build_engine(
     *,
     force: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> BuildResult:
     """Build (or reuse from the cache) the engine for ``onnx_path`` and write it with its sidecar to ``output``
     (default: beside the ONNX file, ``MODEL.<flavour>-<precision>.engine``). A reused engine's sidecar names
-    ``onnx_path`` and this command, whichever file and command first built it."""
+    ``onnx_path`` and this command, whichever file and command first built it. An engine there that matches the
+    request is kept (``force``: rebuilt and replaced); any other file there, or at its sidecar's name, is refused
+    before building, and never replaced, unless ``overwrite``."""
     if output is not None and Path(output).is_dir():
         raise EngineBuildError(f"-o {output} is a folder; name the engine file to write, e.g. -o {Path(output) / 'model.engine'}")
     keyed = _keyed_request(onnx_path, options)
@@ -483,20 +487,23 @@ def build_engine(
                                f"{default_engine_path(request.info.path, request.precision, request.flavour).name})")
     command = _rebuild_command(keyed, engine_path)
     cache = EngineCache(cache_dir)
+    existing = matching_engine(engine_path, keyed.key)
+    if existing is not None and not force:
+        sidecar = _for_request(existing, request.info, command)
+        if sidecar != existing:
+            write_sidecar(engine_path, sidecar, overwrite=True)  # this engine's own sidecar, naming this request
+        return BuildResult(engine_path, sidecar, True, cache.engine_path(keyed.key))
+    replace_files = overwrite or existing is not None  # with --force, the engine this request built before
+    for path, option in ((engine_path, "-o"), (sidecar_path(engine_path), "the engine's sidecar")):
+        check_output(path, overwrite=replace_files, inputs={"MODEL": request.info.path}, option=option)
     if not force:
-        existing = matching_engine(engine_path, keyed.key)
-        if existing is not None:
-            sidecar = _for_request(existing, request.info, command)
-            if sidecar != existing:
-                write_sidecar(engine_path, sidecar)
-            return BuildResult(engine_path, sidecar, True, cache.engine_path(keyed.key))
         cached = cache.lookup(keyed.key)
         if cached is not None:
             sidecar = _for_request(cached, request.info, command)
-            copy_engine(cache.engine_path(keyed.key), engine_path, sidecar)
+            copy_engine(cache.engine_path(keyed.key), engine_path, sidecar, overwrite=replace_files)
             return BuildResult(engine_path, sidecar, True, cache.engine_path(keyed.key))
     stored, sidecar, messages = _build_into_cache(keyed, cache, command)
-    copy_engine(stored, engine_path, sidecar)
+    copy_engine(stored, engine_path, sidecar, overwrite=replace_files)
     return BuildResult(engine_path, sidecar, False, stored, messages)
 
 
@@ -518,7 +525,7 @@ def cached_engine(
     if cached is not None:
         sidecar = _for_request(cached, keyed.request.info, command)
         if sidecar != cached:
-            write_sidecar(path, sidecar)
+            write_sidecar(path, sidecar, overwrite=True)  # the cache entry's own sidecar
         return BuildResult(path, sidecar, True, path)
     stored, sidecar, messages = _build_into_cache(keyed, cache, command)
     return BuildResult(stored, sidecar, False, stored, messages)

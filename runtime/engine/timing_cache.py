@@ -68,7 +68,7 @@ def save_timing_cache(config: Any, path: Path) -> None:
     merged = current if current.combine(ours, False) else ours
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path) as tmp:
+        with atomic_output(path, overwrite=True) as tmp:  # the merged cache replaces the one read
             tmp.write_bytes(bytes(merged.serialize()))
     except OSError:
         pass  # the engine is built and stored; without the file the next build times its tactics again

@@ -232,7 +232,7 @@ def locked_cmake_build(
         if linked is not None:
             if not linked.is_file():
                 raise PluginLibraryError(f"the build finished but {linked} is missing")
-            with atomic_output(built) as partial:
+            with atomic_output(built, overwrite=True) as partial:  # a build folder's product, rebuilt in place
                 shutil.copy2(linked, partial)
 
 

@@ -8,6 +8,7 @@ before anything is built: without one the error names the CPU commands instead.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def engine_for_onnx(
     gpu, reason = current_gpu(device)
     if gpu is None:
         raise NoGpuError(f"cannot run {onnx_path} with TensorRT: {reason}. TensorRT needs an NVIDIA GPU; "
-                         + CPU_ALTERNATIVES.format(onnx=onnx_path))
+                         + CPU_ALTERNATIVES.format(onnx=shlex.quote(str(onnx_path))))
     try:
         flavour = select_flavour(backend)
     except BackendError as error:

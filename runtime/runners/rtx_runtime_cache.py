@@ -54,7 +54,7 @@ class RuntimeCacheFile:
             return False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_output(self.path) as tmp:
+            with atomic_output(self.path, overwrite=True) as tmp:  # this cache's own file, updated
                 tmp.write_bytes(blob)
         except OSError:
             return False  # the kernels are compiled again next time

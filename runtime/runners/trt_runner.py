@@ -14,6 +14,7 @@ alone (``bytes_per_lr_pixel``).
 from __future__ import annotations
 
 import os
+import shlex
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,8 @@ from gldfn_runtime.engine.sidecar import (
     check_engine_file,
     has_sidecar,
     read_sidecar,
+    rebuild_advice,
+    showable_path,
     sidecar_path,
     verify_engine_file,
 )
@@ -49,6 +52,13 @@ CPU_ALTERNATIVES = (
     "without a GPU, upscale with `gldfn upscale INPUT... -o OUTDIR --onnx {onnx}` "
     "and measure with `gldfn bench --onnx {onnx}`"
 )
+
+
+def cpu_alternatives(sidecar: EngineSidecar) -> str:
+    """CPU_ALTERNATIVES for the engine's ONNX file: its path from the sidecar only when fit to show, quoted for
+    the shell (else MODEL.onnx)."""
+    onnx = showable_path(sidecar.onnx.get("path") if isinstance(sidecar.onnx, dict) else None)
+    return CPU_ALTERNATIVES.format(onnx=shlex.quote(onnx) if onnx else "MODEL.onnx")
 
 
 class NoGpuError(RunnerError):
@@ -74,7 +84,7 @@ def no_gpu_message(engine: Path, reason: str, sidecar: EngineSidecar | None) -> 
         return (f"cannot run engine {engine}: {reason}. TensorRT engines need an NVIDIA GPU (and one without a sidecar "
                 "is read from the engine itself, on the GPU); " + CPU_ALTERNATIVES.format(onnx="MODEL.onnx"))
     return (f"cannot run engine {engine}: {reason}. TensorRT engines need an NVIDIA GPU; "
-            + CPU_ALTERNATIVES.format(onnx=sidecar.onnx["path"]))
+            + cpu_alternatives(sidecar))
 
 
 def unchecked_plugin(path: str | os.PathLike[str] | None) -> Path | None:
@@ -191,7 +201,7 @@ class TensorRTRunner:
     def _rebuild_hint(self) -> str:
         if self.sidecar is None:
             return "Build it with `gldfn-trt build MODEL.onnx`, which also writes the sidecar that says what it needs"
-        return f"Rebuild it: {self.sidecar.rebuild_command}"
+        return f"Rebuild it: {rebuild_advice(self.sidecar, self.path)}"
 
     def _load_engine(self, plugin: str | os.PathLike[str] | None) -> Any:
         """Deserialize the engine; an execution context of it."""

@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gldfn_model.common import atomic
 from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.temps import TEMP_SUFFIX, sweep_once, temp_file_prefix
 from gldfn_runtime.engine.build import DEFAULT_PROFILE, BuildOptions, EngineBuildError, OnnxModelInfo, read_onnx_info
 from gldfn_runtime.engine.sidecar import EngineSidecar, Size, read_sidecar, sidecar_path, verify_engine_file
 from gldfn_runtime.runners import triton_contract as contract
@@ -325,13 +327,16 @@ def write_repository(model: str | os.PathLike[str], out: str | os.PathLike[str],
         raise RepositoryError(f"--instances must be at least 1, got {options.instances}")
     if not model.is_file():
         raise RepositoryError(f"{model}: no such file (export one with gldfn-export)")
+    if out.exists() and os.path.samefile(out, model):
+        raise RepositoryError(f"-o {out} is the MODEL file this command reads; write the repository to a new folder")
     if out.exists() or out.is_symlink():
-        raise RepositoryError(f"{out} exists; write the repository to a new folder (or remove that one)")
+        raise RepositoryError(f"{out} exists already: write the repository to a new folder (or remove that one)")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise RepositoryError(f"cannot write {out}: folder {parent} does not exist (create it first)")
     notes: list[str] = []
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    sweep_once(parent)  # the staging folders of killed runs
+    staging = Path(tempfile.mkdtemp(prefix=temp_file_prefix(out), suffix=TEMP_SUFFIX, dir=parent))
     try:
         if options.target == "cpu":
             core = _write_cpu_core(model, staging, options)
@@ -346,7 +351,7 @@ def write_repository(model: str | os.PathLike[str], out: str | os.PathLike[str],
         image_model = _write_image_model(staging, core, options)
         _write_script(staging / "serve.sh", comment, command)
         os.chmod(staging, 0o777 & ~_umask())
-        os.rename(staging, out)
+        atomic.publish(staging, out)  # never onto a folder or file that appeared meanwhile
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

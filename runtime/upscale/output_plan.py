@@ -27,11 +27,13 @@ class OutputPlanError(GldfnError, ValueError):
 @dataclass(frozen=True)
 class OutputPlan:
     """``jobs``: (input, output) pairs to write; ``skipped``: outputs that exist and are kept (``skip_existing``);
-    ``folder``: where the outputs go (created before writing)."""
+    ``folder``: where the outputs go (created before writing); ``overwrite``: whether an output may replace a file
+    (else one that appeared after planning is kept and that output fails)."""
 
     folder: Path
     jobs: list[tuple[Path, Path]]
     skipped: list[Path]
+    overwrite: bool = False
 
 
 def collect_inputs(inputs: Sequence[Path]) -> list[Path]:
@@ -156,4 +158,5 @@ def plan_outputs(
         folder=folder,
         jobs=[(source, target) for source, target in zip(files, targets) if target not in kept],
         skipped=[target for target in targets if target in kept],
+        overwrite=overwrite,
     )

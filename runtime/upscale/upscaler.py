@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from gldfn_model.common.atomic import make_output_folder
+from gldfn_model.common.atomic import output_folder
 from gldfn_model.common.errors import GldfnError
 from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, ImageCanvas, fit_output, read_image_with_metadata
 from gldfn_model.data.imresize import imresize
@@ -331,8 +331,9 @@ def canvas_bytes(height: int, width: int, channels: int, dtype: np.dtype) -> int
 
 
 def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 on_tile: TileCallback | None = None, quality: int | None = None) -> str | None:
-    """Read, upscale, write atomically with the input's ICC profile and EXIF (the pixels upright, orientation 1).
+                 on_tile: TileCallback | None = None, quality: int | None = None, *, overwrite: bool = False) -> str | None:
+    """Read, upscale, write atomically with the input's ICC profile and EXIF (the pixels upright, orientation 1); a
+    file at ``target`` is replaced only with ``overwrite``, even one that appears while the image is computed.
     Returns a note when the output format forced a change (16 bits outside PNG/TIFF, alpha in a JPEG, metadata in
     a BMP), else None. ``quality``: JPEG/WebP (default 95). The output path, the format's size limit and the memory
     the output needs are checked before any computing; the output is assembled block by block in an
@@ -362,7 +363,7 @@ def upscale_file(upscaler: Upscaler, source: Path, target: Path, max_pixels: int
 
     upscaler.upscale_into(image, write, on_tile)
     del image
-    canvas.save(target, fit.metadata, quality)
+    canvas.save(target, fit.metadata, quality, overwrite=overwrite)
     return f"{target}: " + "; ".join(fit.notes) if fit.notes else None
 
 
@@ -390,18 +391,19 @@ def describe_failure(source: Path, error: Exception, target: Path | None = None)
 
 
 def upscale_files(upscaler: Upscaler, files: list[Path], targets: list[Path], out_dir: Path, label: str,
-                  max_pixels: int | None = DEFAULT_MAX_PIXELS, quality: int | None = None) -> int:
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS, quality: int | None = None, *,
+                  overwrite: bool = False) -> int:
     """Upscale each file to its target with progress on stderr (bars on a terminal, else a line per file and per
     tile: gldfn_runtime.upscale.progress). A file that fails for any reason (decoding, size limit, memory, disk,
-    permissions) is reported in one line naming it and the reason, and the batch goes on. ``max_pixels`` and
-    ``quality`` as for :func:`upscale_file`. Returns the number of files that failed."""
-    make_output_folder(out_dir)
+    permissions, a file that appeared at its target meanwhile unless ``overwrite``) is reported in one line naming
+    it and the reason, and the batch goes on. ``max_pixels`` and ``quality`` as for :func:`upscale_file`. Returns
+    the number of files that failed; ``out_dir``, created when missing, is removed again if left empty."""
     failures = 0
-    with batch_progress(label, len(files)) as progress:
+    with output_folder(out_dir), batch_progress(label, len(files)) as progress:
         for source, target in zip(files, targets):
             progress.start_file(source.name)
             try:
-                note = upscale_file(upscaler, source, target, max_pixels, progress.tile, quality)
+                note = upscale_file(upscaler, source, target, max_pixels, progress.tile, quality, overwrite=overwrite)
                 if note:
                     progress.message(f"note: {note}")
             except Exception as error:  # noqa: BLE001 - a batch survives any one file; the reason is printed
