@@ -306,3 +306,21 @@ def test_a_run_where_every_file_fails_leaves_no_folder(tmp_path):
     result = CliRunner().invoke(gldfn_app, ["upscale", str(broken), "-o", f"{out}{os.sep}", "--backend", "bicubic"])
     assert result.exit_code == 1 and "0 of 1 images written" in result.output, result.output
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("case", ["train-no-images", "train-image-smaller-than-the-crop", "degrade-all-broken"])
+def test_a_refused_run_leaves_no_empty_output_folder(case, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    if case == "train-image-smaller-than-the-crop":
+        write_image(data / "hr.png", np.full((64, 64, 3), 128, np.uint8))
+    if case == "degrade-all-broken":
+        (data / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    out = tmp_path / "new" / "out"
+    if case.startswith("train"):
+        args = ["train", "--data", str(data), "--out", str(out), "--iters", "2", "--threads", "1", "--patch", "48"]
+    else:
+        args = ["degrade", str(data), "-o", str(out)]
+    result = CliRunner().invoke(gldfn_app, args)
+    assert result.exit_code == 1, result.output
+    assert not out.exists() and not (tmp_path / "new").exists(), result.output

@@ -185,8 +185,6 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
     out = Path(options.out)
     last_path = out / "last.pt"
     _check_run_folder(options, resume)
-    if rank == 0:
-        make_output_folder(out)
     saved = [path for path in (last_path, previous_checkpoint_path(last_path)) if path.is_file()]
     if resume and not saved:
         raise TrainingRunError(f"--resume: no checkpoint {last_path} to resume from")
@@ -254,6 +252,8 @@ def train(options: TrainOptions, resume: bool = False, validate: ValidateFn | No
         keep(last_path, keep_previous=True, optimizer=optimizer.state_dict(), iteration=iteration, best_psnr=best_psnr,
              rng=rng_states, options=asdict(options), report=lambda reason: print(f"warning: {reason}", flush=True))
 
+    if rank == 0:  # only now, after every check of the options and data: a refused run leaves no empty folder
+        make_output_folder(out)
     with batches:
         for iteration in range(start, options.iters):
             model.train()
