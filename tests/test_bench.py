@@ -198,7 +198,7 @@ def test_cli_times_several_networks_interleaved(tmp_path):
         (["--model", "gldfn,dlcs"], "(did you mean 'dcls'?)"),
         (["--device", "gpu1"], "cpu, or the index N of a CUDA GPU"),
         (["--precision", "fp16"], "runs torch on a GPU only"),
-        (["--precision", "bf16"], "choose from fp32, fp16"),
+        (["--precision", "bf16"], "choose from fp32, tf32, fp16"),
     ],
 )
 def test_cli_model_options_explain_themselves(args, message):
