@@ -153,6 +153,12 @@ def variant_a_runner(tmp_path_factory) -> OnnxRuntimeRunner:
     return OnnxRuntimeRunner(path)
 
 
+def test_onnxruntime_keeps_one_arena_for_all_tiles(variant_a_runner):
+    """Tiles of one shape reuse ONNX Runtime's arena: its memory pattern would keep a second, planned block beside it
+    after the first run (resident memory doubled, against the tiler's budget; docs/tiling.md)."""
+    assert variant_a_runner.session.get_session_options().enable_mem_pattern is False
+
+
 def test_local_network_in_onnxruntime_tiled_equals_whole_away_from_seams(variant_a_runner):
     runner = variant_a_runner
     radius = receptive_radius(runner)
