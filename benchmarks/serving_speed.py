@@ -164,7 +164,7 @@ def measure_ray(model: Path, args: argparse.Namespace, folder: Path) -> None:
     import ray
     from PIL import Image
 
-    from gldfn_runtime.batch.ray_job import plan_ray_job, run_ray_job
+    from gldfn_runtime.batch.ray_job import prepare_ray_batch, run_ray_job
     from gldfn_runtime.cli.upscale import Backend, build_upscaler
 
     images = folder / "images"
@@ -181,9 +181,9 @@ def measure_ray(model: Path, args: argparse.Namespace, folder: Path) -> None:
             for actors in (1, 2):
                 out = folder / f"ray-out-{actors}"
                 shutil.rmtree(out, ignore_errors=True)
-                plan = plan_ray_job(str(images), out)
+                batch = prepare_ray_batch(str(images), out)
                 began = time.perf_counter()
-                result = run_ray_job(plan, factory, actors=actors)
+                result = run_ray_job(batch, factory, actors=actors)
                 seconds = time.perf_counter() - began
                 assert result.written == args.images and not result.failures, result.failures
                 if round_index:

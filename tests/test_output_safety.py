@@ -4,7 +4,7 @@ concurrent run) is reported, never replaced. The same table runs each command th
 
 (a) an existing output without --overwrite: exit 1, one ``error:`` line, the file unchanged;
 (b) an input given as the output: refused, the input unchanged;
-(c) a file appearing between the planning and the final rename: exit 1, the line names it, it is kept; the
+(c) a file appearing between the checks and the final rename: exit 1, the line names it, it is kept; the
     temporaries a killed run left in the output folder are removed on the way, a live run's are not.
 
 (c) makes the file appear by wrapping ``gldfn_model.common.atomic.publish``, the one rename every write goes through:
@@ -224,7 +224,7 @@ def test_c_a_file_that_appears_meanwhile_is_kept_and_reported(command, inputs, t
     _require(command)
     reason = command.runs()
     if reason is not None:
-        pytest.skip(f"{command.name}: {reason} (its planning checks are in (a) and (b))")
+        pytest.skip(f"{command.name}: {reason} (its up-front checks are in (a) and (b))")
     if command.name == "gldfn-trt build":
         inputs = request.getfixturevalue("with_plugin")
     out = tmp_path / command.out
@@ -273,7 +273,7 @@ def test_build_into_an_existing_folder_is_one_error_line(inputs, tmp_path):
 
 
 def _written(output: str) -> int:
-    """How many files a `gldfn upscale` run says it wrote (0 when it refused at planning)."""
+    """How many files a `gldfn upscale` run says it wrote (0 when it refused up front)."""
     match = re.search(r"^(\d+) of (\d+) images written", output, re.M)
     if match is None:
         assert "exist already" in output, output

@@ -110,12 +110,12 @@ def test_a_folder_named_by_a_uri(cluster, photos, onnx_model, expected, tmp_path
 
 @pytest.mark.slow  # a Ray cluster: run by .ci/run with -m slow
 def test_actors_get_the_gpus_they_ask_for_and_no_more_than_the_cluster_has(cluster, photos, onnx_model, tmp_path):
-    from gldfn_runtime.batch.ray_job import plan_ray_job, run_ray_job
+    from gldfn_runtime.batch.ray_job import prepare_ray_batch, run_ray_job
     from gldfn_runtime.cli.upscale import Backend, build_upscaler
 
-    plan = plan_ray_job(str(photos), tmp_path / "out")
+    batch = prepare_ray_batch(str(photos), tmp_path / "out")
     factory = functools.partial(build_upscaler, Backend.onnxruntime, None, onnx=onnx_model)  # importable on the actors
-    result = run_ray_job(plan, factory, actors=1, gpus_per_actor=1)
+    result = run_ray_job(batch, factory, actors=1, gpus_per_actor=1)
     assert result.written == 3 and result.gpu_ids == {"0"}  # Ray handed the actor the (fake) GPU 0
     refused = upscale(str(photos), "-o", str(tmp_path / "other"), "--onnx", str(onnx_model), "--ray", "--actors", "2",
                       "--gpus-per-actor", "1")

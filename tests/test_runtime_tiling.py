@@ -21,8 +21,8 @@ from gldfn_runtime.upscale.tiling import (
     auto_tile,
     effective_tile,
     pad_to_min,
-    plan_tiles,
     tile_coverage,
+    tile_grid,
     tile_weights,
     upscale_blocks,
     upscale_tiled,
@@ -39,7 +39,7 @@ def lr_batch(height: int, width: int, seed: int = 0) -> np.ndarray:
 def seam_mask(height: int, width: int, tile: int, overlap: int, radius: int, scale: int) -> np.ndarray:
     """HR pixels within ``radius`` LR pixels of a tile's inner (cut) edge: where tiles can differ from the whole."""
     mask = np.zeros((height * scale, width * scale), dtype=bool)
-    for t in plan_tiles(height, width, (tile, tile), overlap):
+    for t in tile_grid(height, width, (tile, tile), overlap):
         reach = radius * scale
         if t.inner_top:
             mask[t.top * scale : t.top * scale + reach, t.left * scale : t.right * scale] = True
@@ -68,7 +68,7 @@ def receptive_radius(runner, size: int = 64) -> int:
 @pytest.mark.parametrize("height,width,tile,overlap", [(50, 70, 24, 6), (24, 24, 24, 4), (31, 100, 16, 0), (9, 200, 64, 12),
                                                        (1500, 2000, 368, 16), (97, 353, 48, 16)])
 def test_plan_covers_the_image_evenly_with_the_requested_overlap(height, width, tile, overlap):
-    tiles = plan_tiles(height, width, (tile, tile), overlap)
+    tiles = tile_grid(height, width, (tile, tile), overlap)
     cover = np.zeros((height, width), dtype=int)
     sizes = {(t.bottom - t.top, t.right - t.left) for t in tiles}
     assert len(sizes) == 1  # one shape: one engine shape
@@ -96,7 +96,7 @@ def test_even_tiles_recompute_less_than_tiles_flush_with_the_edge():
     counts = [-(-(length - overlap) // (tile - overlap)) for length in (height, width)]
     flush = counts[0] * tile * counts[1] * tile / (height * width)
     even = tile_coverage(height, width, (tile, tile), overlap)
-    assert len(plan_tiles(height, width, (tile, tile), overlap)) == counts[0] * counts[1]
+    assert len(tile_grid(height, width, (tile, tile), overlap)) == counts[0] * counts[1]
     assert even < 1.1 < 1.3 < flush
     print(f"{width}x{height}, {counts[0] * counts[1]} tiles of at most {tile}: flush {flush:.3f}x, even {even:.3f}x")
 
@@ -104,7 +104,7 @@ def test_even_tiles_recompute_less_than_tiles_flush_with_the_edge():
 def test_blending_weights_are_positive_everywhere_and_one_inside():
     height, width, tile, overlap = 50, 70, 24, 8
     total = np.zeros((height * SCALE, width * SCALE))
-    for t in plan_tiles(height, width, (tile, tile), overlap):
+    for t in tile_grid(height, width, (tile, tile), overlap):
         weights = tile_weights(t, SCALE, overlap)
         assert weights.shape == ((t.bottom - t.top) * SCALE, (t.right - t.left) * SCALE)
         assert weights.max() == 1.0 and weights.min() >= 0.0
@@ -114,7 +114,7 @@ def test_blending_weights_are_positive_everywhere_and_one_inside():
 
 def test_overlap_not_smaller_than_the_tile_is_refused():
     with pytest.raises(TilingError, match="overlap 16 must be smaller"):
-        plan_tiles(64, 64, (16, 16), 16)
+        tile_grid(64, 64, (16, 16), 16)
 
 
 def test_reflect_padding_reaches_the_minimum_and_keeps_the_image():
@@ -219,7 +219,7 @@ def whole_output_blend(runner, lr: np.ndarray, tile: int, overlap: int) -> np.nd
     scale = runner.scale
     total = np.zeros(lr.shape[2:], dtype=np.float64).repeat(scale, 0).repeat(scale, 1)
     output = np.zeros((*lr.shape[:2], *total.shape))
-    for t in plan_tiles(lr.shape[2], lr.shape[3], (tile, tile), overlap):
+    for t in tile_grid(lr.shape[2], lr.shape[3], (tile, tile), overlap):
         weights = tile_weights(t, scale, overlap)
         region = (slice(t.top * scale, t.bottom * scale), slice(t.left * scale, t.right * scale))
         tile_output = runner.infer(lr[:, :, t.top : t.bottom, t.left : t.right])

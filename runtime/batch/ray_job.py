@@ -2,7 +2,7 @@
 
 - **Inputs.** Ray Data reads the files (``read_binary_files``): a local folder (or files), or a folder named by any
   ``pyarrow.fs`` URI (``s3://bucket/photos``, ``gs://...``, ``file:///...``).
-- **Outputs.** Planned as ``gldfn upscale`` plans them (``output_plan``: never onto an input, existing files kept
+- **Outputs.** Chosen as ``gldfn upscale`` chooses them (``output_targets``: never onto an input, existing files kept
   with ``--skip-existing``, which makes a rerun finish an interrupted job) and written by each actor with
   ``upscale_file``, atomically. ``-o`` must be a folder every node of the cluster sees (a shared file system).
 - **Actors.** ``actors`` actors, each holding one ``Upscaler`` made by ``factory`` (it runs on the actor, so a
@@ -26,12 +26,12 @@ from gldfn_model.common.errors import GldfnError
 from gldfn_model.common.optional import import_optional
 from gldfn_model.common.temps import new_work_folder
 from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
-from gldfn_runtime.upscale.output_plan import (
-    OutputPlanError,
+from gldfn_runtime.upscale.output_targets import (
+    OutputTargetError,
     check_distinct,
     check_existing,
+    choose_outputs,
     output_name,
-    plan_outputs,
 )
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class RayJobError(GldfnError, ValueError):
 
 @dataclass(frozen=True)
 class Naming:
-    """Where an input goes: ``folder / output_name(name, suffix, image_format)``, as the plan named it."""
+    """Where an input goes: ``folder / output_name(name, suffix, image_format)``, as the batch named it."""
 
     folder: str
     suffix: str = ""
@@ -58,9 +58,9 @@ class Naming:
 
 
 @dataclass(frozen=True)
-class RayPlan:
+class RayBatch:
     """What to upscale: (source, output) pairs, sources as paths or URIs; ``skipped``: outputs kept; ``overwrite``:
-    whether an output may replace a file (else one that appeared after planning is kept and that output fails)."""
+    whether an output may replace a file (else one that appeared after the choice is kept and that output fails)."""
 
     folder: Path
     jobs: list[tuple[str, Path]]
@@ -87,21 +87,21 @@ def is_uri(source: str | os.PathLike[str]) -> bool:
     return "://" in str(source)
 
 
-def plan_ray_job(source: str, out: str | os.PathLike[str], *, suffix: str = "", image_format: str | None = None,
-                 overwrite: bool = False, skip_existing: bool = False) -> RayPlan:
-    """The outputs of a local folder (as ``plan_outputs`` plans them) or of a folder at a ``pyarrow.fs`` URI
+def prepare_ray_batch(source: str, out: str | os.PathLike[str], *, suffix: str = "", image_format: str | None = None,
+                 overwrite: bool = False, skip_existing: bool = False) -> RayBatch:
+    """The outputs of a local folder (as ``choose_outputs`` chooses them) or of a folder at a ``pyarrow.fs`` URI
     (named by the same rules into the folder ``out``)."""
     if is_uri(out):
         raise RayJobError(f"-o {out}: write to a folder every node sees (a shared file system), not a URI")
     if not is_uri(source):
         if not Path(source).is_dir():
             raise RayJobError(f"--ray upscales a folder; {source} is not one (upscale single files without --ray)")
-        plan = plan_outputs([Path(source)], out, suffix=suffix, image_format=image_format, overwrite=overwrite,
+        batch = choose_outputs([Path(source)], out, suffix=suffix, image_format=image_format, overwrite=overwrite,
                             skip_existing=skip_existing)
-        return RayPlan(plan.folder, [(str(s), t) for s, t in plan.jobs], plan.skipped, Naming(str(plan.folder), suffix, image_format),
+        return RayBatch(batch.folder, [(str(s), t) for s, t in batch.jobs], batch.skipped, Naming(str(batch.folder), suffix, image_format),
                        overwrite=overwrite)
     if overwrite and skip_existing:
-        raise OutputPlanError("--overwrite and --skip-existing exclude each other: choose one")
+        raise OutputTargetError("--overwrite and --skip-existing exclude each other: choose one")
     pyarrow_fs = import_optional("pyarrow.fs", "--ray with a URI", RAY_EXTRA)
     try:
         filesystem, base = pyarrow_fs.FileSystem.from_uri(source)
@@ -115,7 +115,7 @@ def plan_ray_job(source: str, out: str | os.PathLike[str], *, suffix: str = "", 
     targets = [folder / output_name(Path(f).name, suffix, image_format) for f in files]
     check_distinct(files, targets)
     kept = check_existing([t for t in targets if t.is_file()], overwrite, skip_existing)
-    return RayPlan(folder, [(f, t) for f, t in zip(files, targets) if t not in kept], [t for t in targets if t in kept],
+    return RayBatch(folder, [(f, t) for f, t in zip(files, targets) if t not in kept], [t for t in targets if t in kept],
                    Naming(str(folder), suffix, image_format), filesystem, overwrite)
 
 
@@ -180,10 +180,10 @@ def _cluster(ray: Any, address: str | None) -> bool:
     return True
 
 
-def run_ray_job(plan: RayPlan, factory: UpscalerFactory, *, address: str | None = None, actors: int = 1,
+def run_ray_job(batch: RayBatch, factory: UpscalerFactory, *, address: str | None = None, actors: int = 1,
                 gpus_per_actor: float = 0.0, threads: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                 quality: int | None = None, on_result: Callable[[str, str, str], None] | None = None) -> RayResult:
-    """Upscale every planned file on a pool of ``actors`` actors (JPEG/WebP at ``quality``, None: the default);
+    """Upscale every chosen file on a pool of ``actors`` actors (JPEG/WebP at ``quality``, None: the default);
     ``on_result(source, error, note)`` after each."""
     if actors < 1:
         raise RayJobError(f"--actors must be at least 1, got {actors}")
@@ -193,7 +193,7 @@ def run_ray_job(plan: RayPlan, factory: UpscalerFactory, *, address: str | None 
     import ray
 
     result = RayResult()
-    if not plan.jobs:
+    if not batch.jobs:
         return result
     started = _cluster(ray, address)
     try:
@@ -202,14 +202,14 @@ def run_ray_job(plan: RayPlan, factory: UpscalerFactory, *, address: str | None 
         if actors * gpus_per_actor > gpus:
             raise RayJobError(f"--actors {actors} x --gpus-per-actor {gpus_per_actor:g} needs {actors * gpus_per_actor:g} "
                               f"GPUs; the cluster has {gpus:g}: use fewer actors or fewer GPUs each")
-        make_output_folder(plan.folder)
-        dataset = data.read_binary_files([source for source, _ in plan.jobs], include_paths=True,
-                                         filesystem=plan.filesystem)
+        make_output_folder(batch.folder)
+        dataset = data.read_binary_files([source for source, _ in batch.jobs], include_paths=True,
+                                         filesystem=batch.filesystem)
         results = dataset.map_batches(
             UpscaleFiles, batch_size=1, batch_format="numpy",
             fn_constructor_kwargs={"factory": factory, "threads": threads or actor_threads(cpus, actors),
-                                   "naming": plan.naming, "max_pixels": max_pixels, "quality": quality,
-                                   "overwrite": plan.overwrite},
+                                   "naming": batch.naming, "max_pixels": max_pixels, "quality": quality,
+                                   "overwrite": batch.overwrite},
             compute=data.ActorPoolStrategy(size=actors), num_cpus=actor_cpus(cpus, actors), num_gpus=gpus_per_actor)
         for row in _rows(results):
             if row["error"]:

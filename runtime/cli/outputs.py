@@ -1,5 +1,5 @@
 """The options the runtime's image commands (``gldfn upscale``, ``gldfn-trt run``) share: where the images go
-(planned by ``output_plan``), tiling, the plugin library; and the run that writes the planned files and prints
+(chosen by ``output_targets``), tiling, the plugin library; and the run that writes the chosen files and prints
 the summary line. The options of every command line are in ``gldfn_model.cli.options``; docs/cli.md has both."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from gldfn_model.data.image_io import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from gldfn_runtime.upscale.tiling import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
-    from gldfn_runtime.upscale.output_plan import OutputPlan
+    from gldfn_runtime.upscale.output_targets import OutputTargets
     from gldfn_runtime.upscale.upscaler import Upscaler
 
 
@@ -80,24 +80,24 @@ def check_model_scale(scale: int | None, model: Path) -> None:
             agree_scale(scale, read_sidecar(model).scale, f"engine {model} (its sidecar)")
 
 
-def write_planned(upscaler: Upscaler, plan: OutputPlan, label: str, max_pixels: int | None = None,
+def write_targets(upscaler: Upscaler, outputs: OutputTargets, label: str, max_pixels: int | None = None,
                   quality: int | None = None) -> None:
-    """Upscale every planned input (each refused beyond ``max_pixels``, None: the readers' default; JPEG/WebP
+    """Upscale every chosen input (each refused beyond ``max_pixels``, None: the readers' default; JPEG/WebP
     written at ``quality``, None: the default), print how many were written (and kept) and how many failed; exit 1
     if any failed."""
     from gldfn_runtime.upscale.upscaler import upscale_files
 
-    sources, targets = [job[0] for job in plan.jobs], [job[1] for job in plan.jobs]
+    sources, targets = [job[0] for job in outputs.jobs], [job[1] for job in outputs.jobs]
     limit = {} if max_pixels is None else {"max_pixels": max_pixels}
-    failures = upscale_files(upscaler, sources, targets, plan.folder, label, quality=quality, overwrite=plan.overwrite,
-                             **limit) if plan.jobs else 0
-    where = targets[0] if len(targets) == 1 else plan.folder
-    kept = f"{len(plan.skipped)} already there, kept (--skip-existing)" if plan.skipped else ""
-    if not plan.jobs:
-        typer.echo(f"nothing to write in {plan.folder}: {kept}")
+    failures = upscale_files(upscaler, sources, targets, outputs.folder, label, quality=quality, overwrite=outputs.overwrite,
+                             **limit) if outputs.jobs else 0
+    where = targets[0] if len(targets) == 1 else outputs.folder
+    kept = f"{len(outputs.skipped)} already there, kept (--skip-existing)" if outputs.skipped else ""
+    if not outputs.jobs:
+        typer.echo(f"nothing to write in {outputs.folder}: {kept}")
         return
     failed = f"; {failures} failed (reasons above)" if failures else ""
-    typer.echo(f"{len(plan.jobs) - failures} of {len(plan.jobs)} images written to {where}" + (f"; {kept}" if kept else "")
+    typer.echo(f"{len(outputs.jobs) - failures} of {len(outputs.jobs)} images written to {where}" + (f"; {kept}" if kept else "")
                + failed)
     if failures:
         raise typer.Exit(1)

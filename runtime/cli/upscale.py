@@ -58,12 +58,12 @@ from gldfn_runtime.cli.outputs import (
     OutputFormat,
     Precision,
     check_model_scale,
-    write_planned,
+    write_targets,
 )
 from gldfn_runtime.upscale.tiling import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
-    from gldfn_runtime.batch.ray_job import RayPlan
+    from gldfn_runtime.batch.ray_job import RayBatch
     from gldfn_runtime.upscale.upscaler import Upscaler
 
 
@@ -160,12 +160,12 @@ def upscale_images(
     device: int | None = None, quality: int | None = None, triton: str | None = None, triton_model: str = "gldfn",
     ray: bool = False, ray_address: str | None = None, actors: int = 1, gpus_per_actor: float = 0.0,
 ) -> None:
-    """What ``gldfn upscale`` and ``gldfn-trt run`` do: choose the backend, plan the outputs (refusing to replace
+    """What ``gldfn upscale`` and ``gldfn-trt run`` do: choose the backend, choose the outputs (refusing to replace
     inputs or existing files before any model is loaded), build the upscaler, write every image and print the
     summary (exit 1 when a file failed). An ONNX file run with TensorRT gets an engine whose profile takes the
     images whole, up to ``LARGEST_IMAGE_PROFILE`` (``profile_for_images``). ``ray``: one folder (or URI) upscaled on
     a Ray cluster instead (:func:`upscale_on_ray`)."""
-    from gldfn_runtime.upscale.output_plan import plan_outputs
+    from gldfn_runtime.upscale.output_targets import choose_outputs
 
     chosen = choose_backend(backend, checkpoint=checkpoint, model=model, config=config, random_weights=random_weights,
                             onnx=onnx, engine=engine, plugin=plugin, device=device, triton=triton)
@@ -173,35 +173,35 @@ def upscale_images(
         if value is not None and chosen is not Backend.tensorrt:
             raise typer.BadParameter(f"is for an ONNX file run with TensorRT (--engine MODEL.onnx); {chosen.value} "
                                      "runs the model as it is", param_hint=f"'{option}'")
-    ray_plan = _plan_on_ray(images, output, suffix, image_format, overwrite, skip_existing) if ray else None
-    if ray_plan is None and ray:
+    ray_batch = _prepare_ray_batch(images, output, suffix, image_format, overwrite, skip_existing) if ray else None
+    if ray_batch is None and ray:
         return  # nothing to write: said so
-    plan = None if ray else plan_outputs(images, output, suffix=suffix, image_format=image_format,
+    outputs = None if ray else choose_outputs(images, output, suffix=suffix, image_format=image_format,
                                          overwrite=overwrite, skip_existing=skip_existing)
     if chosen is Backend.torch and checkpoint is None and model is None and not random_weights:
         model = default_model_name(scale, config)
         if model is not None:
             typer.echo(f"model: {model}, the default for photos (--model NAME picks another: `gldfn models`)", err=True)
-    if ray_plan is not None:
+    if ray_batch is not None:
         factory = functools.partial(
             build_upscaler, chosen, scale, checkpoint=checkpoint, model=model, config=config,
             random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin, providers=providers, tile=tile,
             overlap=overlap, precision=precision, cache_dir=cache_dir, device=device or 0, triton=triton,
             triton_model=triton_model)
-        upscale_on_ray(ray_plan, factory, chosen, address=ray_address, actors=actors, gpus_per_actor=gpus_per_actor,
+        upscale_on_ray(ray_batch, factory, chosen, address=ray_address, actors=actors, gpus_per_actor=gpus_per_actor,
                        threads=threads, max_pixels=max_pixels, quality=quality)
         return
     profile = None
     if chosen is Backend.tensorrt:
         from gldfn_runtime.runners.open import is_onnx_path, profile_for_images
 
-        profile = profile_for_images([source for source, _ in plan.jobs]) if is_onnx_path(engine) else None
+        profile = profile_for_images([source for source, _ in outputs.jobs]) if is_onnx_path(engine) else None
     upscaler = build_upscaler(chosen, scale, checkpoint=checkpoint, model=model, config=config,
                               random_weights=random_weights, onnx=onnx, engine=engine, plugin=plugin,
                               providers=providers, threads=threads, tile=tile, overlap=overlap, precision=precision,
                               cache_dir=cache_dir, device=device or 0, profile=profile, triton=triton,
                               triton_model=triton_model)
-    write_planned(upscaler, plan, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels, quality)
+    write_targets(upscaler, outputs, f"upscaling x{upscaler.scale} ({chosen.value})", max_pixels, quality)
 
 
 # pathlib turns the "//" of a URI into "/": s3://bucket/photos arrives as s3:/bucket/photos.
@@ -218,24 +218,24 @@ def restore_uri(path: Path) -> str:
     return f"{match[1]}:///{rest}" if match[1].lower() == "file" else f"{match[1]}://{rest}"
 
 
-def _plan_on_ray(images: list[Path], output: str, suffix: str, image_format: str | None, overwrite: bool,
-                 skip_existing: bool) -> RayPlan | None:
-    """``--ray``: the outputs of one folder (or URI); None, having said so, when every output exists already."""
-    from gldfn_runtime.batch.ray_job import plan_ray_job
+def _prepare_ray_batch(images: list[Path], output: str, suffix: str, image_format: str | None, overwrite: bool,
+                 skip_existing: bool) -> RayBatch | None:
+    """``--ray``: the batch of one folder (or URI); None, having said so, when every output exists already."""
+    from gldfn_runtime.batch.ray_job import prepare_ray_batch
 
     if len(images) != 1:
         raise typer.BadParameter(f"--ray takes one folder (or URI), got {len(images)} inputs", param_hint="'--ray'")
-    plan = plan_ray_job(restore_uri(images[0]), output, suffix=suffix, image_format=image_format, overwrite=overwrite,
+    batch = prepare_ray_batch(restore_uri(images[0]), output, suffix=suffix, image_format=image_format, overwrite=overwrite,
                         skip_existing=skip_existing)
-    if not plan.jobs:
-        typer.echo(f"nothing to write in {plan.folder}: {len(plan.skipped)} already there, kept (--skip-existing)")
+    if not batch.jobs:
+        typer.echo(f"nothing to write in {batch.folder}: {len(batch.skipped)} already there, kept (--skip-existing)")
         return None
-    return plan
+    return batch
 
 
-def upscale_on_ray(plan: RayPlan, factory: functools.partial, backend: Backend, *, address: str | None, actors: int,
+def upscale_on_ray(batch: RayBatch, factory: functools.partial, backend: Backend, *, address: str | None, actors: int,
                    gpus_per_actor: float, threads: int | None, max_pixels: int | None, quality: int | None) -> None:
-    """Upscale a planned folder with gldfn_runtime.batch.ray_job, one line per failed file, and the summary as
+    """Upscale a prepared folder with gldfn_runtime.batch.ray_job, one line per failed file, and the summary as
     without ``--ray``; exit 1 when a file failed."""
     from gldfn_runtime.batch.ray_job import run_ray_job
 
@@ -246,11 +246,11 @@ def upscale_on_ray(plan: RayPlan, factory: functools.partial, backend: Backend, 
         for line in ([f"error: {error}"] if error else []) + ([f"note: {note}"] if note else []):
             typer.echo(line, err=True)
 
-    result = run_ray_job(plan, factory, address=address, actors=actors, gpus_per_actor=gpus_per_actor, threads=threads,
+    result = run_ray_job(batch, factory, address=address, actors=actors, gpus_per_actor=gpus_per_actor, threads=threads,
                          max_pixels=max_pixels, quality=quality, on_result=report)
-    kept = f"; {len(plan.skipped)} already there, kept (--skip-existing)" if plan.skipped else ""
+    kept = f"; {len(batch.skipped)} already there, kept (--skip-existing)" if batch.skipped else ""
     failed = f"; {len(result.failures)} failed (reasons above)" if result.failures else ""
-    typer.echo(f"{result.written} of {len(plan.jobs)} images written to {plan.folder} on Ray ({actors} actor(s))"
+    typer.echo(f"{result.written} of {len(batch.jobs)} images written to {batch.folder} on Ray ({actors} actor(s))"
                + kept + failed)
     if result.failures:
         raise typer.Exit(1)

@@ -63,7 +63,7 @@ class Tile:
     inner_right: bool
 
 
-def axis_plan(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+def axis_tiles(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
     """(tile length, tile starts) along one axis of ``length``: as many tiles as a stride of ``tile - overlap``
     needs, shrunk to the shortest length that still covers the axis with ``overlap`` between neighbours, and spread
     evenly from edge to edge. Every tile has the same length (one shape for an engine); neighbours share at least
@@ -77,11 +77,11 @@ def axis_plan(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
     return size, [round(index * (length - size) / (count - 1)) for index in range(count)]
 
 
-def plan_tiles(height: int, width: int, tile: Size, overlap: int) -> list[Tile]:
+def tile_grid(height: int, width: int, tile: Size, overlap: int) -> list[Tile]:
     """Overlapping tiles of at most ``tile`` (h, w) covering a ``height x width`` image evenly, row-major
-    (:func:`axis_plan` along each axis)."""
+    (:func:`axis_tiles` along each axis)."""
     tile_h, tile_w = min(tile[0], height), min(tile[1], width)
-    (tile_h, rows), (tile_w, cols) = axis_plan(height, tile_h, overlap), axis_plan(width, tile_w, overlap)
+    (tile_h, rows), (tile_w, cols) = axis_tiles(height, tile_h, overlap), axis_tiles(width, tile_w, overlap)
     return [
         Tile(top, left, top + tile_h, left + tile_w, top > 0, left > 0, top + tile_h < height, left + tile_w < width)
         for top in rows
@@ -89,14 +89,14 @@ def plan_tiles(height: int, width: int, tile: Size, overlap: int) -> list[Tile]:
     ]
 
 
-def planned_tile(height: int, width: int, tile: Size, overlap: int) -> Size:
-    """The (h, w) every tile of :func:`plan_tiles` has: at most ``tile``, shrunk to spread the tiles evenly."""
-    return axis_plan(height, min(tile[0], height), overlap)[0], axis_plan(width, min(tile[1], width), overlap)[0]
+def even_tile_size(height: int, width: int, tile: Size, overlap: int) -> Size:
+    """The (h, w) every tile of :func:`tile_grid` has: at most ``tile``, shrunk to spread the tiles evenly."""
+    return axis_tiles(height, min(tile[0], height), overlap)[0], axis_tiles(width, min(tile[1], width), overlap)[0]
 
 
 def tile_coverage(height: int, width: int, tile: Size, overlap: int) -> float:
     """LR pixels the tiles hold, over the image's: the work spent on an image relative to one whole pass."""
-    return sum((t.bottom - t.top) * (t.right - t.left) for t in plan_tiles(height, width, tile, overlap)) / (height * width)
+    return sum((t.bottom - t.top) * (t.right - t.left) for t in tile_grid(height, width, tile, overlap)) / (height * width)
 
 
 def trim_margin(overlap: int) -> int:
@@ -191,10 +191,10 @@ def bytes_per_lr_pixel(runner: Runner) -> int:
 def working_memory(runner: Runner, tile: Size, height: int, width: int, channels: int = 3, batch: int = 1,
                    overlap: int = DEFAULT_OVERLAP) -> int:
     """Estimated bytes to upscale an ``height x width`` image with tiles of at most ``tile`` (the even tiles
-    :func:`plan_tiles` makes of it): one tile's inference, its output included, and, when tiled, the band
+    :func:`tile_grid` makes of it): one tile's inference, its output included, and, when tiled, the band
     accumulator, which spans the image's shorter side, plus a quarter of it for a finished block's conversion to
     8 bits. The input image and the output image are the caller's."""
-    tile_h, tile_w = planned_tile(height, width, tile, overlap)
+    tile_h, tile_w = even_tile_size(height, width, tile, overlap)
     scale = runner.scale
     inference = bytes_per_lr_pixel(runner) * batch * tile_h * tile_w
     if tile_h >= height and tile_w >= width:
@@ -208,7 +208,7 @@ def auto_tile(runner: Runner, height: int, width: int, channels: int = 3, batch:
               budget: int = DEFAULT_MEMORY_BUDGET, overlap: int = DEFAULT_OVERLAP) -> Size | None:
     """None (one whole-image pass) when that fits ``budget``, else the largest square tile, a multiple of
     16 LR pixels and at least ``MIN_AUTO_TILE``, whose working memory fits; capped by the runner's max size.
-    The tiles actually run are that size or smaller (:func:`planned_tile`)."""
+    The tiles actually run are that size or smaller (:func:`even_tile_size`)."""
     limit = runner.max_size
     fits_limit = limit is None or (height <= limit[0] and width <= limit[1])
     if fits_limit and working_memory(runner, (height, width), height, width, channels, batch, overlap) <= budget:
@@ -300,7 +300,7 @@ def _row_bands(runner: Runner, shape: tuple[int, int, int, int], read_patch: Pat
     """Tiles band by band into one band-sized float accumulator; yields the rows no later band touches."""
     batch, channels, height, width = shape
     scale = runner.scale
-    tiles = plan_tiles(height, width, tile, overlap)
+    tiles = tile_grid(height, width, tile, overlap)
     windows = normalised_windows(tiles, height, width, scale, overlap)
     band_rows = (tiles[0].bottom - tiles[0].top) * scale
     band = np.zeros((batch, channels, band_rows, width * scale), dtype=np.float32)

@@ -20,15 +20,15 @@ _SAME_FORMAT = {".jpeg": ".jpg", ".tiff": ".tif"}
 _LISTED = 3
 
 
-class OutputPlanError(GldfnError, ValueError):
+class OutputTargetError(GldfnError, ValueError):
     """The outputs cannot be written as asked (they would replace inputs or existing files, or -o is ambiguous)."""
 
 
 @dataclass(frozen=True)
-class OutputPlan:
+class OutputTargets:
     """``jobs``: (input, output) pairs to write; ``skipped``: outputs that exist and are kept (``skip_existing``);
     ``folder``: where the outputs go (created before writing); ``overwrite``: whether an output may replace a file
-    (else one that appeared after planning is kept and that output fails)."""
+    (else one that appeared after the choice is kept and that output fails)."""
 
     folder: Path
     jobs: list[tuple[Path, Path]]
@@ -59,7 +59,7 @@ def _listing(paths: Sequence[Path]) -> str:
 def _names_a_file(
     inputs: Sequence[Path], files: list[Path], out: str | os.PathLike[str], image_format: str | None
 ) -> bool:
-    """Whether ``out`` is the output file itself (see the module's docstring); OutputPlanError where it is unclear.
+    """Whether ``out`` is the output file itself (see the module's docstring); OutputTargetError where it is unclear.
     ``out`` as typed: a trailing separator, which Path drops, marks a folder."""
     if Path(out).is_dir() or os.fspath(out).endswith(("/", os.sep)):
         return False
@@ -68,16 +68,16 @@ def _names_a_file(
     suffix = out.suffix.lower()
     if not single:
         if suffix in IMAGE_SUFFIXES or out.exists():
-            raise OutputPlanError(f"-o {out} names a file, but several inputs or a folder were given "
+            raise OutputTargetError(f"-o {out} names a file, but several inputs or a folder were given "
                                   f"({len(files)} image(s)): -o must be a folder")
         return False
     if not suffix:
         return False
     if suffix not in IMAGE_SUFFIXES:
-        raise OutputPlanError(f"-o {out}: {suffix} is not an image suffix ({', '.join(IMAGE_SUFFIXES)}); "
+        raise OutputTargetError(f"-o {out}: {suffix} is not an image suffix ({', '.join(IMAGE_SUFFIXES)}); "
                               f"end the path with {os.sep} to make it a folder")
     if image_format is not None and _SAME_FORMAT.get(suffix, suffix) != OUTPUT_FORMATS[image_format]:
-        raise OutputPlanError(f"-o {out} is not a .{image_format} file; drop -f {image_format} or change the name")
+        raise OutputTargetError(f"-o {out} is not a .{image_format} file; drop -f {image_format} or change the name")
     return True
 
 
@@ -89,26 +89,26 @@ def output_name(name: str, suffix: str = "", image_format: str | None = None) ->
 
 
 def check_distinct(sources: Sequence[object], targets: Sequence[Path]) -> None:
-    """OutputPlanError when two sources would be written to one target."""
+    """OutputTargetError when two sources would be written to one target."""
     seen: dict[Path, object] = {}
     for source, target in zip(sources, targets):
         if target in seen:
-            raise OutputPlanError(f"{seen[target]} and {source} would both be written to {target}; "
+            raise OutputTargetError(f"{seen[target]} and {source} would both be written to {target}; "
                                   "upscale them into different folders")
         seen[target] = source
 
 
 def check_existing(existing: Sequence[Path], overwrite: bool, skip_existing: bool) -> set[Path]:
-    """The existing outputs to keep (``skip_existing``); OutputPlanError when some exist and neither
+    """The existing outputs to keep (``skip_existing``); OutputTargetError when some exist and neither
     ``overwrite`` nor ``skip_existing`` is given."""
     if existing and not (overwrite or skip_existing):
-        raise OutputPlanError(
+        raise OutputTargetError(
             f"{len(existing)} output(s) exist already ({_listing(existing)}): pass --skip-existing to keep them and "
             "write the rest, or --overwrite to replace them")
     return set(existing) if skip_existing else set()
 
 
-def plan_outputs(
+def choose_outputs(
     inputs: Sequence[Path],
     out: str | os.PathLike[str],
     *,
@@ -116,21 +116,21 @@ def plan_outputs(
     image_format: str | None = None,
     overwrite: bool = False,
     skip_existing: bool = False,
-) -> OutputPlan:
+) -> OutputTargets:
     """The output of each input image: ``out`` itself for one input file and a file name, else
     ``out / (stem + suffix + extension)`` (the extension of ``image_format``, default the input's own).
-    OutputPlanError when an output would replace an input (unless ``overwrite``) or an existing file (unless
+    OutputTargetError when an output would replace an input (unless ``overwrite``) or an existing file (unless
     ``overwrite``, or ``skip_existing`` to keep it and skip that input), or when two inputs share an output."""
     if overwrite and skip_existing:
-        raise OutputPlanError("--overwrite and --skip-existing exclude each other: choose one")
+        raise OutputTargetError("--overwrite and --skip-existing exclude each other: choose one")
     if image_format is not None and image_format not in OUTPUT_FORMATS:
-        raise OutputPlanError(f"unknown output format {image_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+        raise OutputTargetError(f"unknown output format {image_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     files = collect_inputs(inputs)
     named_file = _names_a_file(inputs, files, out, image_format)
     out = Path(out)
     if named_file:
         if suffix:
-            raise OutputPlanError(f"--suffix renames files written into a folder; -o {out} names the output itself")
+            raise OutputTargetError(f"--suffix renames files written into a folder; -o {out} names the output itself")
         folder, targets = out.parent, [out]
     else:
         folder = out
@@ -149,12 +149,12 @@ def plan_outputs(
         else:
             existing.append(target)
     if onto_inputs and not overwrite:
-        raise OutputPlanError(
+        raise OutputTargetError(
             f"{len(onto_inputs)} output(s) would replace input images ({_listing(onto_inputs)}): write them into "
             "another folder with -o, rename them with --suffix (e.g. --suffix _x4), or pass --overwrite to replace "
             "the originals")
     kept = check_existing(existing, overwrite, skip_existing)
-    return OutputPlan(
+    return OutputTargets(
         folder=folder,
         jobs=[(source, target) for source, target in zip(files, targets) if target not in kept],
         skipped=[target for target in targets if target in kept],
