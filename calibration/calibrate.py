@@ -21,6 +21,7 @@ from gldfn_calibration.layer_selection import DEFAULT_EXCLUDE, LayerSelection, s
 from gldfn_calibration.methods import Method
 from gldfn_calibration.quantize import QuantizationSettings, calibrate_ranges, check_runs, quantize_to_file
 from gldfn_calibration.sensitivity import LayerSensitivity, layer_sensitivity
+from gldfn_calibration.targets import WEIGHTS, Int8Target
 from gldfn_model.common.atomic import OutputExistsError, atomic_outputs, check_output
 from gldfn_model.common.temps import work_folder
 from gldfn_model.data.image_io import ImageReadError, list_images
@@ -48,6 +49,7 @@ class CalibrationOptions:
     engine_check: bool = True
     plugin_library: Path | None = None
     threads: int | None = None  # ONNX Runtime's intra-op threads (gldfn_model.common.threads)
+    target: Int8Target = Int8Target.tensorrt  # the Q/DQ layout (gldfn_calibration.targets)
 
 
 @dataclass
@@ -62,6 +64,7 @@ class CalibrationResult:
     engine: EngineCheck | None = None
     engine_skipped: str | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    target: Int8Target = Int8Target.tensorrt
 
 
 @dataclass(frozen=True)
@@ -135,17 +138,20 @@ def calibrate_gldfn(
         same_images = options.eval_images is not None and Path(options.images).resolve() == Path(options.eval_images).resolve()
         if same_images:
             say("note: the calibration images are the evaluation images, so the figures below are optimistic")
-        settings = QuantizationSettings(options.method, calibration.description, options.exclude)
+        settings = QuantizationSettings(options.method, calibration.description, options.exclude, options.target)
         cache = work / "ranges.json"
         reader = PatchReader(calibration.patches, export.input_name, export.batch)
-        calibrate_ranges(export, reader, options.method, cache, work)
+        calibrate_ranges(export, reader, options.method, cache, work, options.target)
         quantize_to_file(export, selection, model_tmp, settings, cache)
         check_runs(model_tmp, next(iter(reader.feeds()))[export.input_name], export.scale, options.threads)
         result = CalibrationResult(
             Path(output), Path(report_path) if report_path is not None else None, selection, calibration.description,
-            {"fp32_onnx": export.path.stat().st_size, "int8_onnx": model_tmp.stat().st_size},
+            {"fp32_onnx": export.path.stat().st_size, "int8_onnx": model_tmp.stat().st_size}, target=options.target,
         )
-        if options.engine_check:
+        if options.engine_check and options.target is not Int8Target.tensorrt:
+            result.engine_skipped = (f"the {options.target.value} layout ({options.target.activations} activations, "
+                                     f"{options.target.bias} bias) is not one TensorRT builds; use --target tensorrt for engines")
+        elif options.engine_check:
             _engine_check(result, model_tmp, options.plugin_library, say)
         if split.evaluation:
             _evaluate(result, export, selection, settings, cache, work, options, split, model_tmp, say)
@@ -193,8 +199,8 @@ def _report(result: CalibrationResult, source: Path, options: CalibrationOptions
         "fp32_model": str(source),
         "int8_model": str(result.output),
         "quantization": {
-            "format": "QDQ", "activations": "int8 symmetric, per tensor", "weights": "int8 symmetric, per output channel",
-            "bias": "float", "method": options.method.value, "exclude": list(options.exclude),
+            "format": "QDQ", "target": options.target.value, "activations": options.target.activations,
+            "weights": WEIGHTS, "bias": options.target.bias, "method": options.method.value, "exclude": list(options.exclude),
             "quantized_layers": [layer.name for layer in result.selection.quantized],
             "float_layers": result.selection.excluded_layers,
             "float_nodes_by_reason": result.selection.float_node_counts(),

@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from gldfn_calibration.methods import Method
+from gldfn_calibration.targets import Int8Target
 from gldfn_model.cli.options import (
     OVERWRITE,
     SEED,
@@ -34,6 +35,7 @@ def calibrate(
     samples: int = typer.Option(64, "--samples", help="Number of calibration patches."),
     patch: int = typer.Option(128, "--patch", help="LR patch size in pixels (HR images need patch x scale)."),
     method: Method = typer.Option(Method.percentile, "--method", help="How activation ranges are chosen from the calibration data."),
+    target: Int8Target = typer.Option(Int8Target.tensorrt, "--target", help="Q/DQ layout: tensorrt (symmetric int8 activations, what TensorRT engines are built from) or onnxruntime (uint8 activations and int32 bias, which ONNX Runtime's CPU kernels fuse into QLinearConv; TensorRT cannot build it)."),
     exclude: str | None = typer.Option(None, "--exclude", help="Comma-separated layers kept in float: first, last, or layer-name patterns (e.g. 'groups.0.*'); 'none' quantizes them all. [default: first,last]"),
     lr: bool = typer.Option(False, "--lr", help="--images holds LR images: cut patches as they are, no degradation."),
     report: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
@@ -47,7 +49,7 @@ def calibrate(
     version: bool = version_option("gldfn-calibrate"),
     overwrite: bool = OVERWRITE,
 ) -> None:
-    """Quantize a GLDFN export to INT8 (explicit Q/DQ, what TensorRT builds from) and report the PSNR it costs."""
+    """Quantize a GLDFN export to INT8 (explicit Q/DQ, for TensorRT or ONNX Runtime) and report the PSNR it costs."""
     # Imported here so --help answers without loading torch and ONNX Runtime.
     from gldfn_calibration.calibrate import CalibrationOptions, calibrate_gldfn
     from gldfn_calibration.engine_check import find_plugin
@@ -64,6 +66,7 @@ def calibrate(
         images=images, scale=scale, setting=setting.value, samples=samples, patch=patch, method=method,
         exclude=tuple(parse_exclude(exclude)), lr_images=lr, seed=seed, eval_images=eval_images, hold_out=evaluate,
         sensitivity=sensitivity, engine_check=engine_check, plugin_library=plugin or find_plugin(), threads=threads,
+        target=target,
     )
     result = calibrate_gldfn(model, output, options, report, progress=typer.echo, overwrite=overwrite)
     typer.echo(format_summary(result))

@@ -208,7 +208,11 @@ def test_tensorrt_rtx_parses_and_builds_int8_on_cpu(calibrated):
     assert result.returncode == 0, result.stderr
     check = json.loads(result.stdout.splitlines()[-1])
     assert check["plan_bytes"] > 0 and check["plugin_library"] is None
-    assert check["layer_types"]["QUANTIZE"] >= 20 and check["layer_types"]["DEQUANTIZE"] >= 40
+    _, model, _ = calibrated
+    counts = {op: sum(n.op_type == op for n in model.graph.node) for op in ("QuantizeLinear", "DequantizeLinear")}
+    # One Q per quantized input tensor (convolutions reading the same tensor share it), a DQ per weight too.
+    assert check["layer_types"]["QUANTIZE"] == counts["QuantizeLinear"] >= 18
+    assert check["layer_types"]["DEQUANTIZE"] == counts["DequantizeLinear"] == counts["QuantizeLinear"] + 20
     assert not {"PLUGIN", "PLUGIN_V2", "PLUGIN_V3"} & set(check["layer_types"])
 
 
@@ -433,3 +437,98 @@ def test_cli_evaluation_choices_that_cannot_work_are_refused(fp32_export, six_hr
                                       *[a.format(images=six_hr_images) for a in args]])
     assert result.exit_code == 1 and message in result.output, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- the two targets: TensorRT's layout and ONNX Runtime's
+
+@pytest.fixture(scope="module")
+def calibrated_for_onnxruntime(fp32_export, tmp_path_factory):
+    """Through the command, as a user asks for it; minmax, every quantizable layer, no evaluation."""
+    out = tmp_path_factory.mktemp("int8_ort")
+    result = CliRunner().invoke(app, [
+        str(fp32_export), "--images", str(_dataset("BSD200")), "--samples", "4", "--patch", "32", "--method", "minmax",
+        "--exclude", "none", "--target", "onnxruntime", "--no-eval", "-o", str(out / "ort.int8.onnx"),
+        "--report", str(out / "report.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    return result.output, onnx.load(out / "ort.int8.onnx"), out
+
+
+def _dead_qdq(model: onnx.ModelProto) -> int:
+    """Q -> DQ pairs whose DQ output nobody reads, and Q nodes nobody reads."""
+    read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    return sum(node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.output[0] not in read
+               for node in model.graph.node)
+
+
+def _optimized_op_counts(path: Path, tmp_path: Path) -> dict[str, int]:
+    """The op types of the graph ONNX Runtime runs after its QDQ fusions (its optimized-model dump)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    counts: dict[str, int] = {}
+    for node in onnx.load(tmp_path / "optimized.onnx").graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def test_onnxruntime_target_layout(calibrated_for_onnxruntime, fp32_export):
+    output, model, out = calibrated_for_onnxruntime
+    assert "target    onnxruntime: uint8 asymmetric" in output
+    assert metadata.read_metadata(model)["gldfn.int8.target"] == "onnxruntime"
+    report = json.loads((out / "report.json").read_text())["quantization"]
+    assert report["target"] == "onnxruntime" and report["activations"].startswith("uint8") and report["bias"].startswith("int32")
+    producer = {o: n for n in model.graph.node for o in n.output}
+    readers = _consumers(model)
+    initializers = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    selection = select_layers(onnx.load(fp32_export), [])
+    nodes = {n.name: n for n in model.graph.node}
+    for layer in selection.quantized:
+        conv = nodes[layer.node]
+        activation_dq, weight_dq, bias_dq = (producer[name] for name in conv.input)
+        assert initializers[activation_dq.input[2]].dtype == np.uint8, layer.name
+        assert initializers[weight_dq.input[0]].dtype == np.int8 and not initializers[weight_dq.input[2]].any()
+        assert initializers[bias_dq.input[0]].dtype == np.int32, layer.name
+        assert [r.op_type for r in readers[conv.output[0]]] == ["QuantizeLinear"], layer.name
+
+
+def test_onnxruntime_fuses_every_quantized_conv_of_its_target_only(calibrated_for_onnxruntime, calibrated, tmp_path):
+    _, model, out = calibrated_for_onnxruntime
+    quantized = int(metadata.read_metadata(model)["gldfn.int8.quantized_layers"])
+    assert quantized == 20
+    assert _optimized_op_counts(out / "ort.int8.onnx", tmp_path).get("QLinearConv") == quantized
+    # TensorRT's layout (float bias, float readers of the convolutions' outputs) leaves ONNX Runtime nothing to fuse.
+    _, _, trt_out = calibrated
+    assert _optimized_op_counts(trt_out / "tiny.int8.onnx", tmp_path).get("QLinearConv") is None
+
+
+def test_no_dead_qdq_pairs_for_either_target(calibrated_for_onnxruntime, calibrated):
+    for _, model, _ in (calibrated_for_onnxruntime, calibrated):
+        assert _dead_qdq(model) == 0
+        assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 0
+
+
+def test_remove_dead_qdq_removes_a_pair_nobody_reads(calibrated):
+    from gldfn_calibration.quantize import remove_dead_qdq
+
+    _, model, _ = calibrated
+    changed = onnx.ModelProto()
+    changed.CopyFrom(model)
+    q = next(n for n in changed.graph.node if n.op_type == "QuantizeLinear")
+    changed.graph.node.append(onnx.helper.make_node("DequantizeLinear", [q.output[0], q.input[1], q.input[2]], ["unread"]))
+    assert _dead_qdq(changed) == 1
+    assert remove_dead_qdq(changed) == 1 and _dead_qdq(changed) == 0
+    assert len(changed.graph.node) == len(model.graph.node)
+
+
+def test_tensorrt_target_is_stated_and_onnxruntime_files_are_refused_by_engine_builds(calibrated, calibrated_for_onnxruntime):
+    from gldfn_runtime.engine.build import BuildOptions, EngineBuildError, build_plan
+
+    _, trt_model, _ = calibrated
+    assert metadata.read_metadata(trt_model)["gldfn.int8.target"] == "tensorrt"
+    _, _, out = calibrated_for_onnxruntime
+    report = json.loads((out / "report.json").read_text())
+    assert "--target tensorrt" in report["tensorrt"]["skipped"]
+    with pytest.raises(EngineBuildError, match=r"quantized for onnxruntime .*gldfn-calibrate --target tensorrt"):
+        build_plan(out / "ort.int8.onnx", BuildOptions(use_plugin=False))

@@ -31,6 +31,8 @@ INT8_CALIBRATION_DATA = "gldfn.int8.calibration_data"
 INT8_EXCLUDED_LAYERS = "gldfn.int8.excluded_layers"
 INT8_QUANTIZED_LAYERS = "gldfn.int8.quantized_layers"
 INT8_SOURCE_SHA256 = "gldfn.int8.source_sha256"
+# "tensorrt" or "onnxruntime" (gldfn_calibration.targets): the Q/DQ layout the file was made for.
+INT8_TARGET = "gldfn.int8.target"
 
 
 def read_metadata(model: onnx.ModelProto) -> dict[str, str]:

@@ -383,12 +383,23 @@ def _target(flavour: Flavour, options: BuildOptions) -> dict[str, Any]:
     return {"gpu": gpu.name, "compute_capability": gpu.compute_capability}
 
 
+def check_int8_target(info: OnnxModelInfo) -> None:
+    """Refuse an INT8 file that gldfn-calibrate laid out for another runtime: the ``onnxruntime`` layout has UINT8
+    activations and INT32 bias DequantizeLinear nodes, which TensorRT's parser rejects node by node."""
+    target = info.metadata.get(onnx_format.INT8_TARGET, "tensorrt")
+    if target != "tensorrt":
+        raise EngineBuildError(
+            f"{info.path} is an INT8 file quantized for {target} ({onnx_format.INT8_TARGET}), whose Q/DQ layout "
+            "TensorRT cannot build; quantize the FP32 export again with `gldfn-calibrate --target tensorrt`")
+
+
 def _resolve(onnx_path: str | os.PathLike[str], options: BuildOptions) -> _Request:
     info = read_onnx_info(onnx_path)
     if info.scale is None:  # every runner of an engine needs it: refuse here rather than build what cannot run
         raise EngineBuildError(
             f"{info.path} has no {onnx_format.SCALE} metadata, so it is not a model gldfn-export or gldfn-calibrate "
             "wrote and its upscaling factor is unknown; export the model with gldfn-export")
+    check_int8_target(info)
     options.check_profile()
     try:
         flavour = select_flavour(options.backend)
