@@ -10,9 +10,14 @@ minimum and the median of the rounds and the body / custom-op ratios:
 
 The machine's other work (a training job holds one core of two here) slows some rounds: compare ratios, and the
 minimum rather than the median. More ONNX files (an INT8 file from ``gldfn-calibrate``, an FP16 export) join
-sections 2 and 3 with ``--model LABEL=FILE``: each is timed with the body and with the custom op alike.
+sections 2 and 3 with ``--model LABEL=FILE``: each is timed with the body and with the custom op alike, and its
+speed-up over the FP32 file is printed. ``--int8-images DIR`` calibrates the shipped model on DIR for both INT8
+targets (``gldfn-calibrate --target onnxruntime`` and ``--target tensorrt``, default settings, no evaluation) and
+adds the two files. ``--profile N`` ends with ONNX Runtime's profile of section 2's models (custom op, fewest threads):
+each node's fastest of N runs, summed by op type, which shows where the time goes when the figures disappoint.
 
     python benchmarks/ort_speed.py [--threads 1 2] [--rounds 20] [--photo 480x640] [--model int8=tiny_int8.onnx]
+                                   [--int8-images ../shared/datasets/BSD200]
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from gldfn_calibration.calibrate import CalibrationOptions, calibrate_gldfn
+from gldfn_calibration.targets import Int8Target
 from gldfn_export.exporter import export_gldfn
 from gldfn_export.ldf_function import ldf_node_model
 from gldfn_model.inference.onnxruntime_runner import OnnxRuntimeRunner, session_options
@@ -150,6 +157,69 @@ def print_section(title: str, rows: list[Row], throughput: bool) -> None:
                   f"{pair[low].median_ms / pair[high].median_ms:7.2f}x  ({high} threads' speed-up)")
 
 
+def print_speedups(rows: list[Row], reference: str) -> None:
+    """Each model's speed-up over ``reference`` (the FP32 file) with the same variant and threads, min and median."""
+    found = {(row.model, row.variant, row.threads): row.result for row in rows}
+    for (model, variant, threads), result in found.items():
+        base = found.get((reference, variant, threads))
+        if model != reference and base is not None:
+            print(f"  {model:<40} {threads:>7}  {variant:<10} {base.min_ms / result.min_ms:7.2f}x "
+                  f"{base.median_ms / result.median_ms:7.2f}x  (speed-up over {reference})")
+
+
+def calibrate_int8(fp32: Path, images: Path, folder: Path, threads: int) -> dict[str, Path]:
+    """The shipped model quantized for each INT8 target with gldfn-calibrate's defaults (64 random 64x64 patches)."""
+    made = {}
+    for target in Int8Target:
+        path = folder / f"{SHIPPED_MODEL}-int8-{target.value}.onnx"
+        options = CalibrationOptions(images=images, patch=64, engine_check=False, threads=threads, target=target)
+        calibrate_gldfn(fp32, path, options)
+        made[f"{SHIPPED_MODEL} int8 {target.value}"] = path
+    return made
+
+
+def profile_op_types(path: Path, threads: int, runs: int) -> tuple[dict[str, tuple[float, int]], float]:
+    """ONNX Runtime's profile of ``runs`` runs at 180x270 with the custom op: op type -> (the sum over its nodes of each
+    node's fastest run in ms, node count), and the fastest whole run in ms. Per-node minimums keep the other work
+    on the machine out of the breakdown."""
+    options, _ = session_options(threads, True)
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as folder:
+        options.profile_file_prefix = str(Path(folder) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        lr = np.random.default_rng(0).random((1, 3, *LR_SIZE), dtype=np.float32)
+        name = session.get_inputs()[0].name
+        for _ in range(runs + 1):  # the first run prepares kernels: not counted
+            session.run(None, {name: lr})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    model_runs = [e for e in events if e.get("name") == "model_run"][1:]
+    fastest: dict[str, float] = {}
+    op_type: dict[str, str] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time") and event["ts"] >= model_runs[0]["ts"]:
+            fastest[event["name"]] = min(fastest.get(event["name"], float("inf")), event["dur"] / 1e3)
+            op_type[event["name"]] = event["args"]["op_name"]
+    totals: dict[str, tuple[float, int]] = {}
+    for node, ms in fastest.items():
+        total, count = totals.get(op_type[node], (0.0, 0))
+        totals[op_type[node]] = (total + ms, count + 1)
+    return totals, min(e["dur"] for e in model_runs) / 1e3
+
+
+def print_profiles(models: dict[str, Path], threads: int, runs: int) -> None:
+    profiles = {label: profile_op_types(path, threads, runs) for label, path in models.items()}
+    print(f"\n4. ONNX Runtime profile at {LR_SIZE[0]}x{LR_SIZE[1]}, custom op, {threads} thread(s): each node's fastest of "
+          f"{runs} runs, summed by op type (ms, nodes)")
+    print(f"  {'op type':<26}" + "".join(f"{label:>28}" for label in profiles))
+    kinds = sorted({k for totals, _ in profiles.values() for k in totals},
+                   key=lambda k: -max(totals.get(k, (0.0, 0))[0] for totals, _ in profiles.values()))
+    for kind in kinds:
+        cells = (totals.get(kind, (0.0, 0)) for totals, _ in profiles.values())
+        print(f"  {kind:<26}" + "".join(f"{ms:18.1f} ms ({count:3d})" for ms, count in cells))
+    print(f"  {'sum of the nodes':<26}" + "".join(f"{sum(ms for ms, _ in t.values()):18.1f} ms      " for t, _ in profiles.values()))
+    print(f"  {'fastest whole run':<26}" + "".join(f"{run:18.1f} ms      " for _, run in profiles.values()))
+
+
 def _mps(result: LatencyResult, ms: float) -> float:
     height, width = result.lr_size
     return height * width * result.scale ** 2 / (ms / 1e3) / 1e6
@@ -163,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photo-rounds", type=int, default=3, help="timed rounds of section 3 (default 3; 0 skips it)")
     parser.add_argument("--model", action="append", default=[], metavar="LABEL=FILE",
                         help="another ONNX file for sections 2 and 3 (e.g. int8=tiny_int8.onnx); repeatable")
+    parser.add_argument("--int8-images", type=Path, metavar="DIR",
+                        help="calibrate the shipped model on these HR images for both INT8 targets and add the files")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="end with ONNX Runtime's profile of section 2's models over N runs (default 0: none)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -187,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: --model {entry}: expected LABEL=FILE with an existing ONNX file", file=sys.stderr)
                 return 2
             models[label] = Path(path)
+        if args.int8_images is not None:
+            models.update(calibrate_int8(shipped, args.int8_images, Path(folder), min(args.threads)))
 
         channels = source.model.config.channels
         op_rows = measure("op", op_contestants(shipped, channels, args.threads), LR_SIZE, args.rounds, 3)
@@ -195,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         model_rows = measure("model", runner_contestants(models, args.threads, tiled=False), LR_SIZE, args.rounds, 2)
         print_section(f"2. Whole model at {LR_SIZE[0]}x{LR_SIZE[1]} LR, {args.rounds} rounds", model_rows,
                       throughput=False)
+        print_speedups(model_rows, f"{SHIPPED_MODEL} fp32")
 
         photo_rows = []
         if args.photo_rounds > 0:
@@ -203,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             height, width = args.photo
             print_section(f"3. Photo {height}x{width} LR -> x4 through the Upscaler's default tiles, "
                           f"{args.photo_rounds} rounds", photo_rows, throughput=True)
+            print_speedups(photo_rows, f"{SHIPPED_MODEL} fp32")
+        if args.profile > 0:
+            print_profiles(models, min(args.threads), args.profile)
 
     if args.json is not None:
         data = [{"section": row.section, "model": row.model, "variant": row.variant, "threads": row.threads,

@@ -149,8 +149,8 @@ def calibrate_gldfn(
             {"fp32_onnx": export.path.stat().st_size, "int8_onnx": model_tmp.stat().st_size}, target=options.target,
         )
         if options.engine_check and options.target is not Int8Target.tensorrt:
-            result.engine_skipped = (f"the {options.target.value} layout ({options.target.activations} activations, "
-                                     f"{options.target.bias} bias) is not one TensorRT builds; use --target tensorrt for engines")
+            result.engine_skipped = (f"the {options.target.value} layout (activations {options.target.activations}; bias "
+                                     f"{options.target.bias}) is not one TensorRT builds; use --target tensorrt for engines")
         elif options.engine_check:
             _engine_check(result, model_tmp, options.plugin_library, say)
         if split.evaluation:

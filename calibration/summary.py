@@ -14,7 +14,7 @@ def format_summary(result: CalibrationResult) -> str:
     selection = result.selection
     lines = [
         f"INT8 model  {result.output} ({_mib(result.file_bytes['int8_onnx'])}; FP32 {_mib(result.file_bytes['fp32_onnx'])})",
-        f"  target    {result.target.value}: {result.target.activations} activations, {result.target.bias} bias",
+        f"  target    {result.target.value}: activations {result.target.activations}; bias {result.target.bias}",
         f"  layers    {len(selection.quantized)} convolutions in INT8, {len(selection.excluded_layers)} kept in float:",
     ]
     reasons: dict[str, int] = {}

@@ -475,7 +475,7 @@ def _optimized_op_counts(path: Path, tmp_path: Path) -> dict[str, int]:
 
 def test_onnxruntime_target_layout(calibrated_for_onnxruntime, fp32_export):
     output, model, out = calibrated_for_onnxruntime
-    assert "target    onnxruntime: uint8 asymmetric" in output
+    assert "target    onnxruntime: activations uint8 asymmetric, per tensor; bias int32" in output
     assert metadata.read_metadata(model)["gldfn.int8.target"] == "onnxruntime"
     report = json.loads((out / "report.json").read_text())["quantization"]
     assert report["target"] == "onnxruntime" and report["activations"].startswith("uint8") and report["bias"].startswith("int32")
