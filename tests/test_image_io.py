@@ -84,6 +84,8 @@ def test_bad_files_name_the_file(tmp_path):
         read_image(tmp_path / "text.png")
     with pytest.raises(ImageReadError, match="no such file"):
         read_image(tmp_path / "missing.png")
+    with pytest.raises(ImageReadError, match=r"is a folder, not an image file: name its images"):
+        read_image(tmp_path)
     with pytest.raises(ValueError, match="unknown image suffix"):
         write_image(tmp_path / "out.xyz", np.zeros((2, 2), np.uint8))
 

@@ -83,6 +83,8 @@ def read_image_with_metadata(path: str | os.PathLike[str], max_pixels: int | Non
                              ) -> tuple[np.ndarray, ImageMetadata]:
     """The image as a viewer shows it (see :func:`read_image`) and the ICC profile and EXIF block to write with it."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageReadError(f"{path} is a folder, not an image file: name its images (e.g. {path / '*.png'})")
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     if path.stat().st_size == 0:
