@@ -27,6 +27,12 @@ class BuildType(str, Enum):
     min_size_rel = "MinSizeRel"
 
 
+# The CMake options both library builds take.
+CUDA_ARCHS_OPTION = typer.Option(None, "--cuda-archs", help="CMAKE_CUDA_ARCHITECTURES, e.g. '90-real' (default: every "
+                                 "SM from 75 the found nvcc supports, + PTX).")
+BUILD_TYPE_OPTION = typer.Option(BuildType.release, "--build-type", help="CMAKE_BUILD_TYPE.")
+JOBS_OPTION = typer.Option(None, "--jobs", help="Parallel build jobs (default: all cores).")
+
 app = GldfnTyper(add_completion=False, no_args_is_help=True, help="GLDFN on TensorRT / TensorRT-RTX.")
 plugin_app = GldfnTyper(add_completion=False, no_args_is_help=True,
                         help="The TensorRT plugin library and the ONNX Runtime custom-op library.")
@@ -53,12 +59,11 @@ def plugin_build(
     tensorrt_major: int | None = typer.Option(
         None, min=MIN_TENSORRT_MAJOR, help="Build for this TensorRT major, 10 or 11 (default: the installed "
         "TensorRT's; TensorRT-RTX counts as 11), with headers of that major."),
-    cuda_archs: str | None = typer.Option(None, help="CMAKE_CUDA_ARCHITECTURES, e.g. '90-real' (default: every SM "
-                                                        "from 75 the found nvcc supports, + PTX)."),
+    cuda_archs: str | None = CUDA_ARCHS_OPTION,
     tensorrt_root: Path | None = typer.Option(None, help="Folder holding (include/)NvInferRuntime.h of TensorRT "
                                                             ">= 10; its major is built for."),
-    build_type: BuildType = typer.Option(BuildType.release, help="CMAKE_BUILD_TYPE."),
-    jobs: int | None = typer.Option(None, help="Parallel build jobs (default: all cores)."),
+    build_type: BuildType = BUILD_TYPE_OPTION,
+    jobs: int | None = JOBS_OPTION,
 ) -> None:
     """Build the plugin library with CMake (libgldfn_trt_plugins.so; .trt10.so for TensorRT 10); print its path."""
     library = build_plugin_library(
@@ -87,13 +92,12 @@ def plugin_build_ort(
                                                         "Runtime sessions find the library)."),
     cuda: bool | None = typer.Option(None, "--cuda/--no-cuda", help="Also build the CUDA execution provider's "
                                      "kernel (default: when nvcc is found)."),
-    cuda_archs: str | None = typer.Option(None, help="CMAKE_CUDA_ARCHITECTURES, e.g. '90-real' (default: every SM "
-                                                        "from 75 the found nvcc supports, + PTX)."),
+    cuda_archs: str | None = CUDA_ARCHS_OPTION,
     onnxruntime_root: Path | None = typer.Option(None, help="Folder holding (include/)onnxruntime_c_api.h, ONNX "
                                                             "Runtime >= 1.17 (default: $ONNXRUNTIME_ROOT, then the "
                                                             "standard include folders)."),
-    build_type: BuildType = typer.Option(BuildType.release, help="CMAKE_BUILD_TYPE."),
-    jobs: int | None = typer.Option(None, help="Parallel build jobs (default: all cores)."),
+    build_type: BuildType = BUILD_TYPE_OPTION,
+    jobs: int | None = JOBS_OPTION,
 ) -> None:
     """Build the ONNX Runtime custom-op library with CMake (libgldfn_ort_ops.so); print its path."""
     library = build_ort_ops_library(
