@@ -191,9 +191,36 @@ def test_cli_times_several_networks_interleaved(tmp_path):
         assert image.format == "PNG"
 
 
+def test_cli_times_shipped_models_interleaved():
+    result = CliRunner().invoke(app, [
+        "bench", "--model", "tiny-x4,tiny-x4-robust", "--sizes", "16x16", "--iters", "2", "--warmup", "0",
+        "--threads", "1", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{"):])
+    assert [r["model"] for r in data["results"]] == ["tiny-x4", "tiny-x4-robust"] and data["config"] == "tiny"
+    assert "2 contestants interleaved" in result.stderr
+
+
+def test_each_shipped_contestant_runs_its_own_weights(tmp_path):
+    from gldfn_model.network.checkpoint import load_checkpoint
+    from gldfn_model.network.registry import find_model
+    from gldfn_runtime.bench.contestants import BenchRequest, build_contestants
+
+    names = ("tiny-x4", "tiny-x4-robust")
+    request = BenchRequest(models=names, shipped_models=names, threads=1)
+    contestants = build_contestants(request, tmp_path).contestants
+    lr = np.random.default_rng(0).random((1, 3, 12, 12), dtype=np.float32)
+    for name, contestant in zip(names, contestants):
+        expected = load_checkpoint(find_model(name).checked_path()).build_model()(torch.from_numpy(lr))
+        np.testing.assert_allclose(contestant.prepare(lr)(), expected.detach().numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
+        (["--model", "tiny-x2,tiny-x4"], "tiny-x2 (x2), tiny-x4 (x4): time shipped models of one scale together"),
+        (["--model", ","], "names no model"),
         (["--model", "gldfn,ikc"], "'ikc' is neither a network (gldfn, dcls, danv1, danv2) nor a shipped model"),
         (["--model", "gldfn,dlcs"], "(did you mean 'dcls'?)"),
         (["--device", "gpu1"], "cpu, or the index N of a CUDA GPU"),

@@ -50,7 +50,11 @@ class BenchRequest:
     providers: str = "cpu"
     threads: int | None = None
     seed: int = 0
-    shipped_model: str | None = None  # a `gldfn models` name: GLDFN with those weights
+    shipped_models: tuple[str, ...] = ()  # the names in ``models`` that are `gldfn models` entries: GLDFN with their weights
+
+    def is_gldfn(self, name: str) -> bool:
+        """GLDFN itself, or a shipped model (GLDFN with its weights); the rest are Table IV peers."""
+        return name == "gldfn" or name in self.shipped_models
 
     def check(self) -> None:
         if self.device not in DEVICES:
@@ -64,10 +68,10 @@ class BenchRequest:
         if self.device == "cuda" and self.gpu >= torch.cuda.device_count():
             raise BenchSetupError(f"--device {self.gpu}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s), "
                                   f"numbered from 0")
-        if self.onnx is not None and self.models != ("gldfn",):
+        if self.onnx is not None and (len(self.models) != 1 or not self.is_gldfn(self.models[0])):
             raise BenchSetupError("--onnx times one GLDFN file; leave out --model, or leave out --onnx to export "
                                   "each network")
-        peers = [m for m in self.models if m != "gldfn"]
+        peers = [m for m in self.models if not self.is_gldfn(m)]
         if peers and self.scale != 4:
             raise BenchSetupError(f"Table IV compares x4 networks; the peers are benchmarked at x4 only, "
                                   f"not x{self.scale}")
@@ -153,18 +157,19 @@ def torch_device_contestant(model: nn.Module, name: str, device: torch.device, p
     return Contestant("torch", model.config.scale, prepare, timer, work, name, device.type, precision)
 
 
-def _gldfn_model(request: BenchRequest, config_name: str | None) -> tuple[nn.Module, str]:
+def _gldfn_model(request: BenchRequest, config_name: str | None, shipped: str | None) -> tuple[nn.Module, str]:
     from gldfn_model.network.model_source import resolve_model
 
     source = resolve_model(request.scale, config_name, request.checkpoint, request.random_weights, request.seed,
-                           model=request.shipped_model)
+                           model=shipped)
     return source.model, source.config_name
 
 
-def _export(model: nn.Module, name: str, config_name: str | None, folder: Path, log: Callable[[str], None]) -> Path:
+def _export(model: nn.Module, name: str, gldfn: bool, config_name: str | None, folder: Path,
+            log: Callable[[str], None]) -> Path:
     path = folder / f"{name}.onnx"
     log(f"exporting {name} to ONNX...")
-    if name == "gldfn":
+    if gldfn:
         find_exporter("onnx")(model, path, verify=False, config_name=config_name or "custom")
     else:
         find_exporter("onnx-peer")(model, path, name)
@@ -204,26 +209,29 @@ def build_contestants(request: BenchRequest, folder: Path, log: Callable[[str], 
     from gldfn_model.peers import build_network
 
     request.check()
-    peers = [m for m in request.models if m != "gldfn"]
+    peers = [m for m in request.models if not request.is_gldfn(m)]
     if peers and request.checkpoint is None:
         request = replace(request, random_weights=True)
-    config_name = request.gldfn_config or (None if request.shipped_model or request.checkpoint else "paper" if peers else "tiny")
+    config_name = request.gldfn_config or (None if request.shipped_models or request.checkpoint
+                                           else "paper" if peers else "tiny")
     setup = BenchSetup([], None)
+    gldfn_configs: list[str] = []
     if peers:
         setup.notes.append("random weights for every network (the peers have none here): "
                            "latency does not depend on them")
     for name in request.models:
-        model, work = None, None
-        if name != "gldfn":
+        model, work, gldfn = None, None, request.is_gldfn(name)
+        if not gldfn:
             torch.manual_seed(request.seed)
             model = build_network(name, request.scale).eval()
         elif request.onnx is None or "torch" in request.backends:
-            model, setup.gldfn_config = _gldfn_model(request, config_name)
+            model, gldfn_config = _gldfn_model(request, config_name, name if name in request.shipped_models else None)
+            gldfn_configs.append(gldfn_config)
         if model is not None:
             work = work_of(model)
         for backend in request.backends:
             if backend == "torch" and request.device == "cuda":
-                if name == "gldfn":
+                if gldfn:
                     setup.notes.append(_ldf_kernel_note())
                 for precision in request.precisions:
                     device_model = copy.deepcopy(model)
@@ -234,11 +242,13 @@ def build_contestants(request: BenchRequest, folder: Path, log: Callable[[str], 
                 setup.contestants.append(
                     runner_contestant(runner, work=work, model=name, device="cpu", precision="fp32"))
             else:
-                path = request.onnx if request.onnx is not None else _export(model, name, config_name, folder, log)
+                path = request.onnx if request.onnx is not None else _export(model, name, gldfn, config_name, folder,
+                                                                             log)
                 runner = _onnx_runner(request, path)
-                if name == "gldfn" and setup.gldfn_config is None:
-                    setup.gldfn_config = runner.config_name
+                if gldfn and not gldfn_configs:
+                    gldfn_configs.append(runner.config_name)
                 file_work = work if request.onnx is None else _onnx_work(runner)
                 setup.contestants.append(
                     runner_contestant(runner, work=file_work, model=name, device=request.providers, precision="fp32"))
+    setup.gldfn_config = ", ".join(dict.fromkeys(c for c in gldfn_configs if c)) or None
     return setup

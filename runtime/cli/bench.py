@@ -73,22 +73,28 @@ def choose_backends(text: str, onnx: Path | None) -> list[str]:
     return [implied_choice("--backend", backends[0], implied, "torch")]
 
 
-def split_shipped_model(text: str) -> tuple[list[str], str | None]:
-    """The --model list with a shipped model's name (at most one) replaced by ``gldfn``, and that name."""
+def split_shipped_models(text: str) -> tuple[list[str], list[str]]:
+    """The --model list (networks and shipped models, in the order given) and the shipped models' names among it,
+    which must share one scale: each is GLDFN with its weights, timed interleaved with the rest."""
     from gldfn_model.common.suggest import did_you_mean
     from gldfn_model.network.registry import shipped_models
     from gldfn_model.peers import MODEL_NAMES
 
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    known = {m.name for m in shipped_models()}
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    known = {m.name: m for m in shipped_models()}
+    if not names:
+        raise typer.BadParameter(f"{text!r} names no model: choose from {', '.join(MODEL_NAMES)} or a shipped model "
+                                 f"({', '.join(sorted(known))}), comma-separated for several")
     for name in names:
         if name not in known and name.lower() not in MODEL_NAMES:
             raise typer.BadParameter(f"{name!r} is neither a network ({', '.join(MODEL_NAMES)}) nor a shipped model "
                                      f"({', '.join(sorted(known))}){did_you_mean(name, [*MODEL_NAMES, *known])}")
     shipped = [n for n in names if n in known]
-    if len(shipped) > 1:
-        raise typer.BadParameter(f"{', '.join(shipped)}: time one shipped model at a time")
-    return [("gldfn" if n in known else n) for n in names], (shipped[0] if shipped else None)
+    scales = {known[n].scale for n in shipped}
+    if len(scales) > 1:
+        listed = ", ".join(f"{n} (x{known[n].scale})" for n in shipped)
+        raise typer.BadParameter(f"{listed}: time shipped models of one scale together")
+    return [n if n in known else n.lower() for n in names], shipped
 
 
 def measured(count: int) -> str:
@@ -107,7 +113,7 @@ def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
         model: str = typer.Option("gldfn", help="networks, comma-separated: gldfn, dcls, danv1, danv2 (interleaved); "
-                                  f"a shipped model ({', '.join(ShippedModelName.__members__)}) times GLDFN with its "
+                                  f"shipped models ({', '.join(ShippedModelName.__members__)}) time GLDFN with their "
                                   "weights"),
         backend: str = typer.Option(AUTO, "--backend", help="torch, onnxruntime, or both: torch,onnxruntime; auto: "
                                     "onnxruntime for an --onnx file, else torch"),
@@ -137,7 +143,6 @@ def register(app: typer.Typer) -> None:
         """Latency (mean, median, p90, p99), images/s, output megapixels/s, MACs, achieved TFLOP/s and ms per GMAC,
         beside the paper's Table IV; several networks are timed interleaved. For TensorRT engines use
         `gldfn-trt bench`."""
-        from gldfn_model.peers import PeerError, parse_models
         from gldfn_runtime.bench.contestants import BenchRequest, build_contestants
         from gldfn_runtime.bench.harness import (
             check_sizes_fit_memory,
@@ -158,19 +163,15 @@ def register(app: typer.Typer) -> None:
             # Before measuring: a missing matplotlib or a file in the way should not cost a whole benchmark.
             check_output(plot, overwrite=overwrite, option="--plot", inputs={"--checkpoint": checkpoint, "--onnx": onnx})
             import_pyplot()
-        networks, shipped = split_shipped_model(model)
-        try:
-            models = parse_models(",".join(networks))
-        except PeerError as exc:
-            raise typer.BadParameter(str(exc)) from None
+        models, shipped = split_shipped_models(model)
         backends = choose_backends(backend, onnx)
-        scale = scale_of_model(scale, model=shipped, checkpoint=checkpoint, onnx=onnx)
+        scale = scale_of_model(scale, model=shipped[0] if shipped else None, checkpoint=checkpoint, onnx=onnx)
         where, gpu = parse_device(device)
         request = BenchRequest(
             models=tuple(models), backends=tuple(backends), device=where, gpu=gpu,
             precisions=tuple(parse_precisions(precision)), scale=scale, gldfn_config=value_of(config),
             checkpoint=checkpoint, random_weights=random_weights, onnx=onnx, providers=providers, threads=threads,
-            shipped_model=shipped,
+            shipped_models=tuple(shipped),
         )
         lr_sizes = parse_sizes(sizes)
         check_sizes_fit_memory(lr_sizes, batch, scale)
