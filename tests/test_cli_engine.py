@@ -225,6 +225,11 @@ def test_compare_on_given_images(tiny_onnx, tmp_path):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)["rows"]
     assert row["input_name"] == "card.png" and row["shape"] == [1, 3, 32, 32] and row["psnr_db"] > 40
+    second = tmp_path / "b.png"
+    Image.open(image).convert("RGB").save(second)
+    folder = invoke("compare", tiny_onnx["fp32"], tiny_onnx["fp16"], "--images", tmp_path, "--size", "32x32", "--json")
+    assert folder.exit_code == 0, folder.output
+    assert [r["input_name"] for r in json.loads(folder.output)["rows"]] == ["b.png", "card.png"]  # a folder's images
 
 
 def test_compare_bad_inputs_fail_clearly(tiny_onnx, tmp_path):

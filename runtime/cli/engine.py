@@ -295,7 +295,8 @@ def register(app: typer.Typer) -> None:
     def compare_command(
         reference: Path = typer.Argument(..., help="an engine or an ONNX file"),
         candidate: Path = typer.Argument(..., help="an ONNX file (or an engine); two ONNX files run in ONNX Runtime"),
-        images: list[Path] | None = typer.Option(None, "--images", help="images to compare on (repeatable; default: a real image and seeded noise)"),
+        images: list[Path] | None = typer.Option(None, "--images", help="images, or folders of images, to compare on "
+                                                 "(repeatable; default: a real image and seeded noise)"),
         size: str = typer.Option("64x64", help="centre crop HxW of each image (LR pixels)"),
         atol: float | None = typer.Option(None, "--atol", min=0, show_default=False,
                                           help="gate: every value within atol + rtol x |reference| (numpy.isclose)"),
@@ -311,8 +312,10 @@ def register(app: typer.Typer) -> None:
         """Run both models on the same inputs: max/mean absolute difference and PSNR. With --atol/--rtol/--min-psnr
         a gate for CI: exit status 1 when the candidate misses it."""
         from gldfn_runtime.runners.compare import Tolerance, compare_models
+        from gldfn_runtime.upscale.output_targets import collect_inputs
 
         tolerance = Tolerance(atol=atol, rtol=rtol, min_psnr_db=min_psnr)
+        images = collect_inputs(images) if images else None
         report = compare_models(reference, candidate, images=images, size=parse_size(size), plugin=plugin,
                                 tolerance=tolerance, device=device, threads=threads)
         if as_json:
