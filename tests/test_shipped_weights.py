@@ -1,5 +1,6 @@
 """The shipped weights against the issues' targets (dcls convention): the Setting-1 models on Set5 Gaussian8 >= 35.0
-/ 31.5 / 29.0 dB at x2 / x3 / x4 and better than bicubic on every test image; the robust x4 on its suite rows."""
+/ 31.5 / 29.0 dB at x2 / x3 / x4 and better than bicubic on every test image; the robust x4 models on their suite
+rows."""
 import pytest
 from conftest import require_dataset
 
@@ -53,16 +54,17 @@ def test_beats_bicubic_on_every_image(set_name):
     assert not not_better
 
 
-def robust_suite_row(row: str):
-    """tiny-x4-robust on one evaluation-suite row of Set5 (dcls), with bicubic on the same degraded images."""
+def suite_row(row: str, name: str = "tiny-x4-robust"):
+    """A shipped model on one evaluation-suite row of Set5 (dcls), with bicubic on the same degraded images."""
     from gldfn_model.evaluation.evaluate import model_restore
     from gldfn_model.evaluation.suite import evaluate_suite, find_rows
     from gldfn_model.network.registry import find_model
 
     folder = require_dataset("Set5")
-    shipped = find_model("tiny-x4-robust")
-    model = load_checkpoint(shipped.checked_path(), expect_scale=4, expect_config="tiny").build_model()
-    (result,) = evaluate_suite({"Set5": folder}, 4, model_restore(model), find_rows([row]))
+    shipped = find_model(name)
+    model = load_checkpoint(shipped.checked_path(), expect_scale=shipped.scale,
+                            expect_config=shipped.config).build_model()
+    (result,) = evaluate_suite({"Set5": folder}, shipped.scale, model_restore(model), find_rows([row]))
     return shipped, result
 
 
@@ -79,7 +81,7 @@ ROBUST_ROWS = [
 
 @pytest.mark.parametrize("row, target", ROBUST_ROWS)
 def test_robust_x4_against_its_card_bicubic_and_tiny_x4(row, target):
-    shipped, result = robust_suite_row(row)
+    shipped, result = suite_row(row)
     psnr = result.scores["model/dcls"][0]
     assert psnr == pytest.approx(shipped.set5[row]["psnr"], abs=0.006)  # as the card and `gldfn models` say
     if target is not None:
@@ -88,3 +90,17 @@ def test_robust_x4_against_its_card_bicubic_and_tiny_x4(row, target):
     setting_1 = default_model(4).set5[row]["psnr"]
     if row != "gaussian8":
         assert psnr > setting_1 + 0.5  # what it is for: noise and spatially varying blur
+
+
+# Issue 23: small-x4-robust was to beat tiny-x4-robust by >= 0.3 dB on every Set5 row (Gaussian8 29.6, +n15 26.6,
+# +n30 25.1, sv-high 28.3). It beats it on every row, by 0.08-0.23 dB, and misses those targets (docs/model_card.md:
+# the learning curve and what would close the gap); what is asserted is what the card and `gldfn models` claim.
+@pytest.mark.parametrize("row", ["gaussian8", "gaussian8+n15", "gaussian8+n30", "aniso", "sv-low", "sv-high"])
+def test_small_robust_x4_against_its_card_and_tiny_x4_robust(row):
+    from gldfn_model.network.registry import find_model
+
+    shipped, result = suite_row(row, "small-x4-robust")
+    psnr = result.scores["model/dcls"][0]
+    assert psnr == pytest.approx(shipped.set5[row]["psnr"], abs=0.006)
+    assert psnr > result.scores["bicubic/dcls"][0] + 1.0
+    assert psnr > find_model("tiny-x4-robust").set5[row]["psnr"] + 0.05
