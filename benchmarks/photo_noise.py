@@ -19,9 +19,9 @@ from scipy import ndimage
 from gldfn_model.data.datasets import DATASETS_HELP, DatasetError, datasets_dir, image_set
 from gldfn_model.data.image_io import list_images, read_rgb
 from gldfn_model.data.imresize import imresize
+from gldfn_model.network.registry import shipped_models
 
 SCALE = 4
-MODELS = ("tiny-x4", "tiny-x4-robust")
 FLAT_FRACTION = 0.10  # the flattest tenth of the LR pixels
 WINDOW = 5  # LR pixels: the local standard deviation's window
 HIGH_PASS_SIGMA = 1.5  # HR pixels: what the Gaussian blur removes is the high-pass
@@ -59,8 +59,9 @@ def main() -> None:
         parser.error(str(error))
     from gldfn_runtime.upscale.upscaler import Upscaler
 
-    upscalers = {name: Upscaler.from_checkpoint(scale=SCALE, model=name, threads=args.threads) for name in MODELS}
-    figures: dict[str, list[float]] = {"bicubic": [], **{name: [] for name in MODELS}}
+    models = [m.name for m in shipped_models() if m.scale == SCALE]  # every shipped x4 model
+    upscalers = {name: Upscaler.from_checkpoint(scale=SCALE, model=name, threads=args.threads) for name in models}
+    figures: dict[str, list[float]] = {"bicubic": [], **{name: [] for name in models}}
     started = time.perf_counter()
     for path in photos:
         lr = read_rgb(path)

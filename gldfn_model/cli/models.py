@@ -42,8 +42,8 @@ def model_dict(model: ShippedModel) -> dict[str, Any]:
     from gldfn_model.network.config import get_config
 
     return {"name": model.name, "scale": model.scale, "config": model.config, "training": model.training,
-            "default": default_model(model.scale, model.config) == model,
-            "upscale_default": photo_model(model.scale, model.config) == model, "use_for": model.use_for,
+            "default": default_model(model.scale) == model,
+            "upscale_default": photo_model(model.scale) == model, "use_for": model.use_for,
             "params": count_complexity(get_config(model.config, model.scale), 1, 1).params,
             "size_bytes": model.path.stat().st_size if model.path.is_file() else None, "file": str(model.path),
             "sha256": model.sha256, "set5_dcls": model.set5}
@@ -66,13 +66,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(rows, indent=1))
             return
         header = "Set5 dB (dcls): " + " / ".join(title for _, title in SET5_COLUMNS)
-        typer.echo(f"{'name':16s} {'scale':>5s}  {'config':6s} {'params':>9s} {'size':>8s}  {'trained on':44s} "
+        names = [row["name"] + (" " if row["default"] or row["upscale_default"] else "")
+                 + ("*" if row["default"] else "") + ("+" if row["upscale_default"] else "") for row in rows]
+        width = max([16, *map(len, names)])
+        typer.echo(f"{'name':{width}s} {'scale':>5s}  {'config':6s} {'params':>9s} {'size':>8s}  {'trained on':44s} "
                    f"{header}")
-        for row, model in zip(rows, shipped_models()):
-            marks = ("*" if row["default"] else "") + ("+" if row["upscale_default"] else "")
-            name = row["name"] + (f" {marks}" if marks else "")
+        for name, row, model in zip(names, rows, shipped_models()):
             size = f"{row['size_bytes'] / 2**20:.1f} MiB" if row["size_bytes"] is not None else "missing"
-            typer.echo(f"{name:16s} {'x' + str(row['scale']):>5s}  {row['config']:6s} {row['params'] / 1e3:8.1f}k "
+            typer.echo(f"{name:{width}s} {'x' + str(row['scale']):>5s}  {row['config']:6s} {row['params'] / 1e3:8.1f}k "
                        f"{size:>8s}  {model.describe_training():44s} {_figures(model.set5)}")
         typer.echo("* the default of its scale (Setting 1: gldfn eval, gldfn-export); + the default of gldfn upscale "
                    "(photos, docs/model_card.md). Use for:")
