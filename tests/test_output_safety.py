@@ -324,3 +324,25 @@ def test_a_refused_run_leaves_no_empty_output_folder(case, tmp_path):
     result = CliRunner().invoke(gldfn_app, args)
     assert result.exit_code == 1, result.output
     assert not out.exists() and not (tmp_path / "new").exists(), result.output
+
+
+@pytest.mark.parametrize("suffix", ["/../../x", f"{os.sep}sub", "_x4\n", "a\0b"])
+def test_a_suffix_that_leaves_the_output_folder_is_refused_before_any_work(suffix, tmp_path):
+    """--suffix "/../../x" once wrote outside -o (issue 19): a suffix is part of a file name, never a path."""
+    images = tmp_path / "in"
+    images.mkdir()
+    write_image(images / "a.png", np.full((8, 8, 3), 90, np.uint8))
+    (tmp_path / "out" / "a").mkdir(parents=True)  # what "a/../../x" would need to escape
+    result = CliRunner().invoke(gldfn_app, ["upscale", str(images), "-o", str(tmp_path / "out"), "--suffix", suffix,
+                                            "--backend", "bicubic"])
+    assert result.exit_code == 1 and "--suffix" in result.output and "cannot hold folder separators" in result.output
+    assert "upscaling" not in result.output  # refused before anything ran
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["in", "in/a.png", "out", "out/a"]
+
+
+def test_every_output_name_refuses_a_path_in_the_suffix():  # the --ray URI path names files with it directly
+    from gldfn_runtime.upscale.output_targets import OutputTargetError, output_name
+
+    with pytest.raises(OutputTargetError, match="cannot hold folder separators"):
+        output_name("a.png", "/../x")
+    assert output_name("a.png", "_x4", "webp") == "a_x4.webp"

@@ -81,9 +81,20 @@ def _names_a_file(
     return True
 
 
+def check_suffix(suffix: str) -> None:
+    """OutputTargetError for a --suffix that could lead a name out of its folder or is not a plain name part."""
+    separators = {"/", os.sep, *([os.altsep] if os.altsep else [])}
+    bad = sorted(c for c in set(suffix) if c in separators or c == "\0" or not c.isprintable())
+    if bad:
+        raise OutputTargetError(f"--suffix {suffix!r} holds {', '.join(repr(c) for c in bad)}: it is added to file "
+                                "names inside the output folder, so it cannot hold folder separators or control "
+                                "characters (e.g. --suffix _x4)")
+
+
 def output_name(name: str, suffix: str = "", image_format: str | None = None) -> str:
     """The file name an input called ``name`` is written to in an output folder: its stem, ``suffix``, and the
     extension of ``image_format`` (default: its own)."""
+    check_suffix(suffix)
     path = Path(name)
     return f"{path.stem}{suffix}{OUTPUT_FORMATS[image_format] if image_format else path.suffix}"
 
