@@ -80,13 +80,14 @@ def split_shipped_models(text: str) -> tuple[list[str], list[str]]:
     from gldfn_model.network.registry import shipped_models
     from gldfn_model.peers import MODEL_NAMES
 
-    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     known = {m.name: m for m in shipped_models()}
+    given = [n.strip() for n in text.split(",") if n.strip()]
+    names = list(dict.fromkeys(n if n in known else n.lower() for n in given))  # network names in any case
     if not names:
         raise typer.BadParameter(f"{text!r} names no model: choose from {', '.join(MODEL_NAMES)} or a shipped model "
                                  f"({', '.join(sorted(known))}), comma-separated for several")
     for name in names:
-        if name not in known and name.lower() not in MODEL_NAMES:
+        if name not in known and name not in MODEL_NAMES:
             raise typer.BadParameter(f"{name!r} is neither a network ({', '.join(MODEL_NAMES)}) nor a shipped model "
                                      f"({', '.join(sorted(known))}){did_you_mean(name, [*MODEL_NAMES, *known])}")
     shipped = [n for n in names if n in known]
@@ -94,7 +95,7 @@ def split_shipped_models(text: str) -> tuple[list[str], list[str]]:
     if len(scales) > 1:
         listed = ", ".join(f"{n} (x{known[n].scale})" for n in shipped)
         raise typer.BadParameter(f"{listed}: time shipped models of one scale together")
-    return [n if n in known else n.lower() for n in names], shipped
+    return names, shipped
 
 
 def measured(count: int) -> str:
