@@ -66,8 +66,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(rows, indent=1))
             return
         header = "Set5 dB (dcls): " + " / ".join(title for _, title in SET5_COLUMNS)
-        names = [row["name"] + (" " if row["default"] or row["upscale_default"] else "")
-                 + ("*" if row["default"] else "") + ("+" if row["upscale_default"] else "") for row in rows]
+        names = [f"{row['name']} {'*' * row['default']}{'+' * row['upscale_default']}".rstrip() for row in rows]
         width = max([16, *map(len, names)])
         typer.echo(f"{'name':{width}s} {'scale':>5s}  {'config':6s} {'params':>9s} {'size':>8s}  {'trained on':44s} "
                    f"{header}")

@@ -6,13 +6,13 @@ the optimizer, generator states or local paths that only a resume needs.
 prints the new file's SHA-256 (the value ``models.json`` records)."""
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from gldfn_model.common.atomic import check_output
-from gldfn_model.common.errors import GldfnError
+from gldfn_model.common.cli_errors import GldfnTyper
 from gldfn_model.common.hashing import file_sha256
 from gldfn_model.network.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -50,19 +50,19 @@ def release_weights(checkpoint: str | Path, destination: str | Path, command: st
     return file_sha256(destination)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="the run's checkpoint (RUN/last.pt)")
-    parser.add_argument("destination", help="the weights file to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace the destination if it exists")
-    parser.add_argument("--command", required=True, help="the training command(s) and resumes, as the card gives them")
-    args = parser.parse_args(argv)
-    try:
-        print(release_weights(args.checkpoint, args.destination, args.command, args.overwrite))
-    except GldfnError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+app = GldfnTyper(add_completion=False)
+
+
+@app.command()
+def main(
+    checkpoint: Path = typer.Argument(..., help="the run's checkpoint (RUN/last.pt)"),
+    destination: Path = typer.Argument(..., help="the weights file to write"),
+    command: str = typer.Option(..., "--command", help="the training command(s) and resumes, as the card gives them"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the destination if it exists"),
+) -> None:
+    """Shippable weights from a training run's checkpoint; prints their SHA-256."""
+    typer.echo(release_weights(checkpoint, destination, command, overwrite))
 
 
 if __name__ == "__main__":
-    main()
+    app()

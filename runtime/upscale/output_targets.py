@@ -84,7 +84,7 @@ def _names_a_file(
 def check_suffix(suffix: str) -> None:
     """OutputTargetError for a --suffix that could lead a name out of its folder or is not a plain name part."""
     separators = {"/", os.sep, *([os.altsep] if os.altsep else [])}
-    bad = sorted(c for c in set(suffix) if c in separators or c == "\0" or not c.isprintable())
+    bad = sorted(c for c in set(suffix) if c in separators or not c.isprintable())  # NUL is not printable
     if bad:
         raise OutputTargetError(f"--suffix {suffix!r} holds {', '.join(repr(c) for c in bad)}: it is added to file "
                                 "names inside the output folder, so it cannot hold folder separators or control "
